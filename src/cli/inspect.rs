@@ -1,0 +1,283 @@
+//! Subcommands that check or read: validate, mapping test, source test, contracts, jobs, logs, objects.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use syncline::config::Pipeline;
+use syncline::mapping::Mapping;
+use syncline::sources::api::ApiSource;
+use syncline::sources::Source;
+use syncline::store::{millis_text, StateDir};
+
+use super::{load, thousands, USAGE};
+
+pub fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for file in files {
+        match Pipeline::load(file) {
+            Ok(p) => println!(
+                "{}: OK ({} sources, {} mappings, {} registers, {} synchronizations)",
+                file.display(),
+                p.sources.len(),
+                p.mappings.len(),
+                p.registers.len(),
+                p.synchronizations.len()
+            ),
+            Err(errors) => {
+                ok = false;
+                eprintln!("{errors}");
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(USAGE) })
+}
+
+#[derive(Subcommand)]
+pub enum MappingCommand {
+    /// Map a sample record and print the result, or the template error with its field.
+    Test {
+        file: PathBuf,
+        mapping: String,
+        /// A JSON file holding one source record.
+        #[arg(long)]
+        input: PathBuf,
+    },
+}
+
+pub fn mapping(command: MappingCommand) -> anyhow::Result<ExitCode> {
+    let MappingCommand::Test { file, mapping, input } = command;
+    let pipeline = match load(&file) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let Some(def) = pipeline.mappings.get(&mapping) else {
+        eprintln!("error: no mapping `{mapping}` in {} (there: {:?})", file.display(), pipeline.mappings.keys().collect::<Vec<_>>());
+        return Ok(ExitCode::from(USAGE));
+    };
+    let text = std::fs::read_to_string(&input).with_context(|| format!("cannot read {}", input.display()))?;
+    let record: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", input.display()))?;
+    let compiled = Mapping::compile(&mapping, def)?;
+    match compiled.apply(&record) {
+        Ok(object) => {
+            println!("{}", serde_json::to_string_pretty(&object)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("error: mapping `{mapping}`: {error}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum SourceCommand {
+    /// Check that a source answers: OK, or the protocol-level error, in one line.
+    Test { file: PathBuf, source: String },
+}
+
+pub async fn source(command: SourceCommand) -> anyhow::Result<ExitCode> {
+    let SourceCommand::Test { file, source } = command;
+    let pipeline = match load(&file) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let Some(def) = pipeline.sources.get(&source) else {
+        eprintln!("error: no source `{source}` in {} (there: {:?})", file.display(), pipeline.sources.keys().collect::<Vec<_>>());
+        return Ok(ExitCode::from(USAGE));
+    };
+    // Test against the endpoint a synchronization reads, when one does: a bare base URL may 404.
+    let endpoint = pipeline.synchronizations.values().find(|s| s.source == source).and_then(|s| s.source_config.endpoint.clone());
+    let outcome = match ApiSource::probe(def, endpoint.as_deref()) {
+        Ok(probe) => probe.check().await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(line) => {
+            println!("{source}: {line}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            println!("{source}: FAILED [{}] {error}", error.category());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ContractsArgs {
+    #[command(subcommand)]
+    command: Option<ContractsCommand>,
+    /// The synchronization whose contracts to list.
+    sync: Option<String>,
+    /// Show at most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ContractsCommand {
+    /// Remove one contract: the next run creates that object again (with the same target id).
+    Rm { sync: String, origin_id: String },
+}
+
+pub async fn contracts(state: &Path, args: ContractsArgs) -> anyhow::Result<ExitCode> {
+    let state = StateDir::open(state)?;
+    if let Some(ContractsCommand::Rm { sync, origin_id }) = args.command {
+        let mut table = state.load_contracts(&sync).await?;
+        let Some(row) = table.find(&origin_id) else {
+            eprintln!("error: `{sync}` has no contract for origin id `{origin_id}`");
+            return Ok(ExitCode::from(1));
+        };
+        table.remove(row);
+        state.save_contracts(&sync, &table).await?;
+        println!("removed the contract of `{origin_id}` from `{sync}`; the next run creates its object again");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(sync) = args.sync else {
+        eprintln!("error: name a synchronization: syncline contracts SYNC");
+        return Ok(ExitCode::from(USAGE));
+    };
+    let table = state.load_contracts(&sync).await?;
+    let contracts = table.contracts();
+    if args.json {
+        for c in contracts.iter().take(args.limit) {
+            println!("{}", serde_json::to_string(c)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} contract(s) of `{sync}`", thousands(contracts.len() as u64));
+    println!("{:<20} {:<36} {:<16} {:<24} {:<24}", "ORIGIN ID", "TARGET ID", "HASH", "LAST SEEN", "LAST CHANGED");
+    for c in contracts.iter().take(args.limit) {
+        println!(
+            "{:<20} {:<36} {:<16} {:<24} {:<24}",
+            c.origin_id,
+            c.target_id,
+            &c.origin_hash[..16],
+            millis_text(c.last_seen),
+            millis_text(c.last_changed)
+        );
+    }
+    if contracts.len() > args.limit {
+        println!("… {} more (--limit)", contracts.len() - args.limit);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct JobsArgs {
+    /// Only jobs of this synchronization.
+    #[arg(long)]
+    sync: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn jobs(state: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
+    let jobs = StateDir::open(state)?.jobs()?.list(args.sync.as_deref(), args.limit)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&jobs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<36} {:<20} {:<10} {:<24} {:>9} {}", "JOB", "SYNCHRONIZATION", "STATUS", "STARTED", "SECONDS", "FOUND/CREATED/UPDATED/UNCHANGED/DELETED/FAILED");
+    for job in jobs {
+        let c = job.counts;
+        println!(
+            "{:<36} {:<20} {:<10} {:<24} {:>9.2} {}/{}/{}/{}/{}/{}",
+            job.id,
+            job.synchronization,
+            job.status.as_str(),
+            job.started_at.unwrap_or_default(),
+            job.duration_seconds.unwrap_or(0.0),
+            c.found,
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.deleted,
+            c.failed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logs(state: &Path, id: &str) -> anyhow::Result<ExitCode> {
+    let store = StateDir::open(state)?.jobs()?;
+    let job = match store.get(id) {
+        Ok(job) => job,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!("job {} of `{}`: {}", job.id, job.synchronization, job.status.as_str());
+    for line in store.logs(&job.id)? {
+        println!("{} {:<5} {}", line.at, line.level, line.message);
+    }
+    let errors = store.errors(&job.id, 1000)?;
+    if !errors.is_empty() {
+        println!("failed records:");
+        for error in errors {
+            println!("  {}: {}", if error.origin_id.is_empty() { "?" } else { &error.origin_id }, error.message);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum ObjectsCommand {
+    /// Objects of a schema: `syncline objects list dcat/dataset`.
+    List {
+        /// `<register>/<schema>`.
+        schema: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One object with its provenance and audit trail.
+    Show { id: String },
+}
+
+pub fn objects(state: &Path, command: ObjectsCommand) -> anyhow::Result<ExitCode> {
+    let store = StateDir::open(state)?.register()?;
+    match command {
+        ObjectsCommand::List { schema, limit, offset, json } => {
+            let Some((register, schema)) = schema.split_once('/') else {
+                eprintln!("error: write the schema as <register>/<schema>, e.g. dcat/dataset");
+                return Ok(ExitCode::from(USAGE));
+            };
+            let objects = store.list(register, schema, limit, offset)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&objects)?);
+            } else {
+                println!("{} object(s) in {register}/{schema}", thousands(store.count(register, schema)?));
+                for o in objects {
+                    println!("{}  origin {:<10} {}", o.id, o.origin_id.unwrap_or_default(), serde_json::to_string(&o.object)?);
+                }
+            }
+        }
+        ObjectsCommand::Show { id } => {
+            let (object, trail) = match store.show(&id) {
+                Ok(found) => found,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&object)?);
+            println!("audit trail:");
+            for entry in trail {
+                println!("  {} {:<11} job {} ({})", entry.at, entry.action, entry.job.unwrap_or_default(), entry.synchronization.unwrap_or_default());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

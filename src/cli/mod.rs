@@ -1,0 +1,34 @@
+//! Subcommands of the binary; the library does the work, these parse, print and choose exit codes.
+
+pub mod demo;
+pub mod inspect;
+pub mod run;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use syncline::config::Pipeline;
+
+/// Exit code of a bad pipeline file or bad usage.
+pub const USAGE: u8 = 2;
+
+/// Loads a pipeline file, printing every problem; `Err` holds the exit code.
+pub fn load(file: &Path) -> Result<Pipeline, ExitCode> {
+    Pipeline::load(file).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(USAGE)
+    })
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! `syncline run`: synchronizations in the foreground, with a progress bar on a terminal and plain
+//! progress lines otherwise, and one summary line per synchronization.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use syncline::pipeline::{self, Progress, RunOptions, RunReport};
+use syncline::store::{JobStatus, StateDir};
+use tokio_util::sync::CancellationToken;
+
+use super::{load, thousands, USAGE};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Pipeline file (YAML or JSON).
+    file: PathBuf,
+    /// Synchronizations to run (default: all in the file).
+    syncs: Vec<String>,
+    /// Ignore saved hashes: write every record again.
+    #[arg(long)]
+    force_full_sync: bool,
+    /// Map and validate everything, write nothing, report what would change.
+    #[arg(long)]
+    dry_run: bool,
+    /// Allow deleting more than the synchronization's maxDeleteShare.
+    #[arg(long)]
+    allow_mass_delete: bool,
+    /// Print each finished job as a JSON line instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = match load(&args.file) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let names: Vec<String> = if args.syncs.is_empty() { pipeline.synchronizations.keys().cloned().collect() } else { args.syncs.clone() };
+    if let Some(unknown) = names.iter().find(|n| !pipeline.synchronizations.contains_key(*n)) {
+        let known: Vec<&String> = pipeline.synchronizations.keys().collect();
+        eprintln!("error: no synchronization `{unknown}` in {} (there: {known:?})", args.file.display());
+        return Ok(ExitCode::from(USAGE));
+    }
+    let state = StateDir::open(state)?;
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ncancelling: finishing the writes in flight…");
+            on_signal.cancel();
+        }
+    });
+    let mut failed = false;
+    for name in names {
+        let options = RunOptions {
+            force_full_sync: args.force_full_sync,
+            dry_run: args.dry_run,
+            allow_mass_delete: args.allow_mass_delete,
+            cancel: cancel.clone(),
+        };
+        let report = run_one(&pipeline, &name, &state, options, !args.json).await?;
+        failed |= report.job.status != JobStatus::Completed;
+        if args.json {
+            println!("{}", serde_json::to_string(&report.job)?);
+        } else {
+            print_report(&state, &report);
+        }
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Runs one synchronization while showing its progress.
+pub async fn run_one(
+    pipeline: &syncline::config::Pipeline,
+    name: &str,
+    state: &StateDir,
+    options: RunOptions,
+    show_progress: bool,
+) -> anyhow::Result<RunReport> {
+    let progress = Arc::new(Progress::default());
+    let ticker = show_progress.then(|| tokio::spawn(show(name.to_string(), Arc::clone(&progress))));
+    let report = pipeline::run(pipeline, name, state, options, progress).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        let _ = ticker.await;
+    }
+    Ok(report?)
+}
+
+/// A spinner with counts and rate on a terminal; a plain line every 5 seconds otherwise.
+async fn show(name: String, progress: Arc<Progress>) {
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let bar = terminal.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar
+    });
+    struct Clear(Option<indicatif::ProgressBar>);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            if let Some(bar) = &self.0 {
+                bar.finish_and_clear();
+            }
+        }
+    }
+    let guard = Clear(bar);
+    let period = if terminal { Duration::from_millis(120) } else { Duration::from_secs(5) };
+    let mut ticks = tokio::time::interval(period);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let c = progress.get();
+        let rate = c.found as f64 / started.elapsed().as_secs_f64().max(0.001);
+        let line = format!(
+            "{name}: {} records ({} records/s), created {}, updated {}, unchanged {}, failed {}",
+            thousands(c.found),
+            thousands(rate as u64),
+            thousands(c.created),
+            thousands(c.updated),
+            thousands(c.unchanged),
+            thousands(c.failed)
+        );
+        match &guard.0 {
+            Some(bar) => {
+                bar.set_message(line);
+                bar.tick();
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+/// One summary line, then warnings, the error and the first failed records.
+pub fn print_report(state: &StateDir, report: &RunReport) {
+    let job = &report.job;
+    let c = &job.counts;
+    let seconds = job.duration_seconds.unwrap_or(0.0);
+    let rate = c.found as f64 / seconds.max(0.000_001);
+    let dry = if job.dry_run { " (dry run: nothing written)" } else { "" };
+    println!(
+        "{}: {} found {}, created {}, updated {}, unchanged {}, skipped {}, deleted {}, failed {} in {:.2}s ({} records/s){dry}",
+        job.synchronization,
+        job.status.as_str(),
+        thousands(c.found),
+        thousands(c.created),
+        thousands(c.updated),
+        thousands(c.unchanged),
+        thousands(c.skipped),
+        thousands(c.deleted),
+        thousands(c.failed),
+        seconds,
+        thousands(rate as u64),
+    );
+    for warning in &report.warnings {
+        eprintln!("  warning: {warning}");
+    }
+    if let Some(error) = &job.error {
+        eprintln!("  error [{}]: {error}", job.error_category.as_deref().unwrap_or("internal"));
+    }
+    if c.failed > 0
+        && let Ok(jobs) = state.jobs()
+        && let Ok(errors) = jobs.errors(&job.id, 5)
+    {
+        for error in &errors {
+            let id = if error.origin_id.is_empty() { String::new() } else { format!("{}: ", error.origin_id) };
+            eprintln!("  failed {id}{}", error.message);
+        }
+        if c.failed > errors.len() as u64 {
+            eprintln!("  … and {} more: syncline logs {}", c.failed - errors.len() as u64, job.id);
+        }
+    }
+}

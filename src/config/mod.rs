@@ -1,0 +1,202 @@
+//! Pipeline files: parse (YAML or JSON), interpolate `${VAR}`, check every key, resolve references, and
+//! validate templates and JSON Schemas offline. Every error names file, line, column and key.
+
+pub mod de;
+mod document;
+mod interpolate;
+pub mod model;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use de::{Flag, Secret, Span, Text, TextMap};
+pub use document::{Document, Position};
+pub use model::*;
+
+/// One problem in a pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    pub position: Option<Position>,
+    /// Dot path of the key at fault (`synchronizations.pets.sourceConfig.idPosition`).
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn at(file: &str, position: Position, key: &str, message: String) -> Self {
+        ConfigError { file: file.to_string(), position: Some(position), key: key.to_string(), message }
+    }
+    pub fn file(file: &str, message: String) -> Self {
+        ConfigError { file: file.to_string(), position: None, key: String::new(), message }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(p) = self.position {
+            write!(f, ":{}:{}", p.line, p.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a file, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+}
+
+/// A synchronization with its references resolved and OpenConnector's spellings folded in.
+#[derive(Debug, Clone)]
+pub struct Synchronization {
+    pub name: String,
+    pub source: String,
+    pub mapping: String,
+    pub register: String,
+    pub schema: String,
+    pub source_config: SourceConfigDef,
+    pub id_position: String,
+    pub pagination: PaginationDef,
+    pub filter: Option<String>,
+    pub schedule: Option<String>,
+    pub delete_policy: DeletePolicy,
+    pub max_delete_share: f64,
+    pub definition: SynchronizationDef,
+}
+
+/// A loaded, validated pipeline file.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub file: PathBuf,
+    pub sources: BTreeMap<String, SourceDef>,
+    pub mappings: BTreeMap<String, MappingDef>,
+    /// Register → schema → JSON Schema (with `$ref` files loaded).
+    pub registers: BTreeMap<String, BTreeMap<String, Value>>,
+    pub synchronizations: BTreeMap<String, Synchronization>,
+}
+
+/// Reads the process environment for `${VAR}`.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Pipeline {
+    /// Loads and validates a pipeline file, reading `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
+        Self::load_with_env(path, &process_env)
+    }
+
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::file(&file, format!("cannot read: {e}")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_text(&file, &text, base, env)
+    }
+
+    /// Parses and validates `text` as the content of `file`; `$ref` schema files resolve against `base`.
+    pub fn from_text(file: &str, text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigErrors> {
+        let mut doc = Document::parse(file, text, env)?;
+        let mut value = std::mem::take(&mut doc.value);
+        let bookkeeping = take_bookkeeping(&doc, &mut value)?;
+        let mut parsed: PipelineFile = deserialize(&doc, &value)?;
+        for ((section, name), value) in bookkeeping {
+            let slot = match section {
+                "sources" => parsed.sources.get_mut(&name).map(|s| &mut s.bookkeeping),
+                "mappings" => parsed.mappings.get_mut(&name).map(|s| &mut s.bookkeeping),
+                "registers" => parsed.registers.get_mut(&name).map(|s| &mut s.bookkeeping),
+                _ => parsed.synchronizations.get_mut(&name).map(|s| &mut s.bookkeeping),
+            };
+            if let Some(slot) = slot {
+                *slot = value;
+            }
+        }
+        validate::resolve(&doc, parsed, base)
+    }
+}
+
+const SECTIONS: [&str; 4] = ["sources", "mappings", "registers", "synchronizations"];
+const BOOKKEEPING: [&str; 13] = [
+    "name", "description", "id", "uuid", "slug", "reference", "version", "created", "updated", "dateCreated",
+    "dateModified", "status", "configurations",
+];
+
+type BookkeepingByEntity = Vec<((&'static str, String), Bookkeeping)>;
+
+/// Takes OpenConnector's bookkeeping keys out of every entity, so the entity itself can be parsed
+/// strictly.
+fn take_bookkeeping(doc: &Document, root: &mut Value) -> Result<BookkeepingByEntity, ConfigErrors> {
+    let mut out = Vec::new();
+    for section in SECTIONS {
+        let Some(Value::Object(entities)) = root.get_mut(section) else { continue };
+        for (name, entity) in entities.iter_mut() {
+            let Value::Object(fields) = entity else { continue };
+            let mut taken = serde_json::Map::new();
+            for key in BOOKKEEPING {
+                if let Some(value) = fields.remove(key) {
+                    taken.insert(key.to_string(), value);
+                }
+            }
+            let path = format!("{section}.{name}");
+            let value: Bookkeeping = deserialize_at(doc, &path, &Value::Object(taken))?;
+            out.push(((section, name.clone()), value));
+        }
+    }
+    Ok(out)
+}
+
+/// Deserializes `value` (found at `doc`'s root) and turns serde's error into one with a position.
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(doc: &Document, value: &Value) -> Result<T, ConfigErrors> {
+    deserialize_at(doc, "", value)
+}
+
+/// Deserializes `value`, found at key path `base` of `doc`.
+pub(crate) fn deserialize_at<T: serde::de::DeserializeOwned>(doc: &Document, base: &str, value: &Value) -> Result<T, ConfigErrors> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let mut path = base.to_string();
+        for segment in error.path().iter() {
+            let part = match segment {
+                serde_path_to_error::Segment::Seq { index } => index.to_string(),
+                serde_path_to_error::Segment::Map { key } => key.clone(),
+                serde_path_to_error::Segment::Enum { variant } => variant.clone(),
+                serde_path_to_error::Segment::Unknown => continue,
+            };
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&part);
+        }
+        let message = error.inner().to_string();
+        // serde reports an unknown key at its parent; point at the key itself.
+        if let Some(rest) = message.strip_prefix("unknown field `")
+            && let Some(field) = rest.split('`').next()
+        {
+            path = if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
+        }
+        ConfigErrors(vec![doc.error(&path, message)])
+    })
+}

@@ -1,0 +1,491 @@
+//! The shapes a pipeline file is written in. Each field's `///` is its user documentation.
+//! OpenConnector's own field names (`sourceId`, `sourceTargetMapping`, `targetType`, `targetId`,
+//! `apikey`, …) are accepted next to syncline's, so payloads from the seeds load unchanged; fields that
+//! OpenConnector stores but that do not change a run (`uuid`, `version`, `created`, …) are accepted and
+//! ignored. Any other key is an error naming it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::de::{Flag, Secret, Span, Text, TextMap};
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Where data comes from, by name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceDef>,
+    /// How a source record becomes a target object, by name.
+    #[serde(default)]
+    pub mappings: BTreeMap<String, MappingDef>,
+    /// Registers and their schemas (JSON Schema), by name.
+    #[serde(default)]
+    pub registers: BTreeMap<String, RegisterDef>,
+    /// What runs: a source, a mapping and a target, by name.
+    #[serde(default)]
+    pub synchronizations: BTreeMap<String, SynchronizationDef>,
+}
+
+/// Fields OpenConnector keeps on every entity; accepted, not used by a run. They are taken out of an
+/// entity before it is parsed (serde cannot combine `flatten` with `deny_unknown_fields`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bookkeeping {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing)]
+    pub id: Option<Text>,
+    #[serde(skip_serializing)]
+    pub uuid: Option<String>,
+    #[serde(skip_serializing)]
+    pub slug: Option<String>,
+    #[serde(skip_serializing)]
+    pub reference: Option<String>,
+    #[serde(skip_serializing)]
+    pub version: Option<Text>,
+    #[serde(skip_serializing)]
+    pub created: Option<Value>,
+    #[serde(skip_serializing)]
+    pub updated: Option<Value>,
+    #[serde(skip_serializing)]
+    pub date_created: Option<Value>,
+    #[serde(skip_serializing)]
+    pub date_modified: Option<Value>,
+    #[serde(skip_serializing)]
+    pub status: Option<Value>,
+    #[serde(skip_serializing)]
+    pub configurations: Option<Value>,
+}
+
+/// The kinds of source syncline can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A REST/JSON API over HTTP(S).
+    #[default]
+    Api,
+}
+
+/// A source: where data comes from and how to talk to it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SourceDef {
+    /// `api` (the default).
+    #[serde(rename = "type", default)]
+    pub kind: SourceKind,
+    /// Base URL; a synchronization's `endpoint` is appended to it.
+    pub location: String,
+    /// `none`, `basic`, `bearer` or `apiKey`, or a map `{type, username, password, token, name, in}`.
+    #[serde(default)]
+    pub auth: AuthDef,
+    /// User name for `basic` auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password for `basic` auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// Token for `bearer` auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// Key for `apiKey` auth (OpenConnector spells it `apikey`).
+    #[serde(default, alias = "apikey", skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub headers: TextMap,
+    /// Extra query parameters sent with every request.
+    #[serde(default)]
+    pub query: TextMap,
+    /// Whole-request timeout (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Span>,
+    /// Connect timeout (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Span>,
+    /// Retries on connect errors, 429 and 5xx.
+    #[serde(default)]
+    pub retries: RetryDef,
+    /// At most this many requests per period, e.g. `10/s` or `{requests: 100, per: 1m}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitDef>,
+    /// TLS settings; certificates are verified unless `verify: false`.
+    #[serde(default)]
+    pub tls: TlsDef,
+    /// A disabled source is never called (OpenConnector's `isEnabled`).
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub is_enabled: Flag,
+    /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
+    #[serde(skip)]
+    pub bookkeeping: Bookkeeping,
+}
+
+fn enabled() -> Flag {
+    Flag(true)
+}
+
+fn is_enabled(flag: &Flag) -> bool {
+    flag.0
+}
+
+/// How requests authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum AuthKind {
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "basic")]
+    Basic,
+    #[serde(rename = "bearer")]
+    Bearer,
+    #[serde(rename = "apiKey", alias = "apikey", alias = "api_key")]
+    ApiKey,
+}
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyPlacement {
+    #[default]
+    Header,
+    Query,
+}
+
+/// Authentication: a kind, written alone (`auth: bearer`) or with its settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthSettings {
+    #[serde(rename = "type", default)]
+    pub kind: AuthKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// The API key itself.
+    #[serde(default, alias = "value", skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
+    /// Header or query parameter name for the API key (default `X-API-Key`, or `api_key` in a query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `header` (default) or `query`.
+    #[serde(default, rename = "in")]
+    pub placement: KeyPlacement,
+}
+
+/// `auth:` as written: a kind name or a map of settings.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+pub struct AuthDef(pub AuthSettings);
+
+impl<'de> Deserialize<'de> for AuthDef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AuthVisitor;
+        impl<'de> Visitor<'de> for AuthVisitor {
+            type Value = AuthDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("none, basic, bearer, apiKey, or a map with `type`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AuthDef, E> {
+                let kind = AuthKind::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+                Ok(AuthDef(AuthSettings { kind, ..AuthSettings::default() }))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<AuthDef, E> {
+                Ok(AuthDef::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AuthDef, A::Error> {
+                AuthSettings::deserialize(de::value::MapAccessDeserializer::new(map)).map(AuthDef)
+            }
+        }
+        deserializer.deserialize_any(AuthVisitor)
+    }
+}
+
+/// Retry policy for transient failures.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetryDef {
+    /// Attempts per request, the first included (default 5; 1 = no retry).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First backoff (default 200ms); doubles each attempt, with jitter.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: Span,
+    /// Longest backoff (default 30s).
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: Span,
+    /// The longest `Retry-After` honoured (default 5m); a longer one fails the request.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after: Span,
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+fn default_initial_backoff() -> Span {
+    Span(std::time::Duration::from_millis(200))
+}
+fn default_max_backoff() -> Span {
+    Span(std::time::Duration::from_secs(30))
+}
+fn default_max_retry_after() -> Span {
+    Span(std::time::Duration::from_secs(300))
+}
+
+impl Default for RetryDef {
+    fn default() -> Self {
+        RetryDef {
+            max_attempts: default_attempts(),
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+            max_retry_after: default_max_retry_after(),
+        }
+    }
+}
+
+/// A request budget: `requests` per `per`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RateLimitDef {
+    pub requests: u32,
+    pub per: Span,
+}
+
+impl<'de> Deserialize<'de> for RateLimitDef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            requests: u32,
+            per: Span,
+        }
+        struct RateVisitor;
+        impl<'de> Visitor<'de> for RateVisitor {
+            type Value = RateLimitDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a rate such as 10/s or 100/1m, or {requests, per}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RateLimitDef, E> {
+                let bad = || E::custom(format!("`{v}` is not a rate (write 10/s or 100/1m)"));
+                let (count, per) = v.split_once('/').ok_or_else(bad)?;
+                let requests: u32 = count.trim().parse().map_err(|_| bad())?;
+                let per = per.trim();
+                let per = if per.starts_with(|c: char| c.is_ascii_digit()) { per.to_string() } else { format!("1{per}") };
+                let per = Span::parse(&per).ok_or_else(bad)?;
+                if requests == 0 || per.is_zero() {
+                    return Err(bad());
+                }
+                Ok(RateLimitDef { requests, per: Span(per) })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RateLimitDef, A::Error> {
+                let full = Full::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if full.requests == 0 || full.per.0.is_zero() {
+                    return Err(de::Error::custom("a rate limit needs requests > 0 and per > 0"));
+                }
+                Ok(RateLimitDef { requests: full.requests, per: full.per })
+            }
+        }
+        deserializer.deserialize_any(RateVisitor)
+    }
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsDef {
+    /// Verify server certificates (default true). Turn off only for trusted networks.
+    #[serde(default = "enabled")]
+    pub verify: Flag,
+}
+
+impl Default for TlsDef {
+    fn default() -> Self {
+        TlsDef { verify: Flag(true) }
+    }
+}
+
+/// A mapping: one source record to one target object.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MappingDef {
+    /// Target field (a dot path) → template (`{{ name }}`), a dot path into the source, or a constant.
+    #[serde(default)]
+    pub mapping: Map<String, Value>,
+    /// Dot paths removed from the result.
+    #[serde(default)]
+    pub unset: Vec<String>,
+    /// Dot path → cast(s), `"int"`, `"string,nullStringToNull"` or a list.
+    #[serde(default)]
+    pub cast: Map<String, Value>,
+    /// Start from a copy of the source record instead of an empty object.
+    #[serde(default)]
+    pub pass_through: Flag,
+    /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
+    #[serde(skip)]
+    pub bookkeeping: Bookkeeping,
+}
+
+/// A register: a set of schemas objects are validated against.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterDef {
+    /// Schema name → JSON Schema, inline or `{$ref: "schemas/x.json"}` relative to the pipeline file.
+    #[serde(default)]
+    pub schemas: BTreeMap<String, Value>,
+    /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
+    #[serde(skip)]
+    pub bookkeeping: Bookkeeping,
+}
+
+/// What to do with objects whose source record is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeletePolicy {
+    /// Delete the object (default).
+    #[default]
+    Delete,
+    /// Keep the object, marked deleted.
+    SoftDelete,
+    /// Leave the object alone.
+    Keep,
+}
+
+/// Pagination styles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaginationKind {
+    /// One request.
+    #[default]
+    None,
+    /// `?page=1,2,3…`
+    Page,
+    /// `?offset=0&limit=100`, then 100, 200…
+    Offset,
+    /// A URL to the next page in the body (dot path, default `next`).
+    Next,
+    /// RFC 8288 `Link: <…>; rel="next"` response header.
+    Link,
+    /// A token in the body (dot path) sent back as a query parameter.
+    Cursor,
+}
+
+/// How to walk the pages of an endpoint.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PaginationDef {
+    #[serde(rename = "type", default)]
+    pub kind: PaginationKind,
+    /// Query parameter of the page number (`page`), offset (`offset`) or cursor (`cursor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// Query parameter of the page size (`page`: none by default; `offset`: `limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_param: Option<String>,
+    /// Page size sent in `sizeParam`; a page with fewer items is the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// First page number (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+    /// Dot path of the next link (`next`) or cursor (`cursor`) in the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Where a synchronization reads inside its source (OpenConnector's `sourceConfig`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SourceConfigDef {
+    /// Path appended to the source's location, query string allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Extra headers for this endpoint.
+    #[serde(default)]
+    pub headers: TextMap,
+    /// Extra query parameters for this endpoint.
+    #[serde(default)]
+    pub query: TextMap,
+    /// Dot path of each record's unique id (required: without it a re-run cannot tell update from create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_position: Option<String>,
+    /// `_root` (the body is the list), `_object` (the body is one record), or a dot path such as `data.items`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_position: Option<String>,
+    /// How to walk pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<PaginationDef>,
+    /// Stop after this many pages; a run cut short this way deletes nothing and warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pages: Option<u32>,
+    /// OpenConnector: page-number pagination on (`true`) or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_pagination: Option<Flag>,
+    /// OpenConnector: the page-number query parameter (default `page`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagination_query: Option<String>,
+}
+
+/// A synchronization's target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetDef {
+    /// `register` (the embedded register).
+    #[serde(rename = "type", default = "register_kind")]
+    pub kind: String,
+    pub register: String,
+    pub schema: String,
+}
+
+fn register_kind() -> String {
+    "register".to_string()
+}
+
+/// A synchronization: source + mapping + target.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SynchronizationDef {
+    /// The source's name (OpenConnector: `sourceId`).
+    #[serde(default, alias = "sourceId", skip_serializing_if = "Option::is_none")]
+    pub source: Option<Text>,
+    /// OpenConnector's `sourceType`; only `api` is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<String>,
+    #[serde(default)]
+    pub source_config: SourceConfigDef,
+    /// The mapping's name (OpenConnector: `sourceTargetMapping`).
+    #[serde(default, alias = "sourceTargetMapping", skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<Text>,
+    /// `{type: register, register: dcat, schema: dataset}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetDef>,
+    /// OpenConnector: `register/schema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_type: Option<String>,
+    /// OpenConnector: `"<register>/<schema>"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<Text>,
+    /// OpenConnector's target settings; accepted, not used by register targets.
+    #[serde(default, skip_serializing)]
+    pub target_config: Option<Value>,
+    /// A template expression; records where it is false are skipped (never deleted by it alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// `manual` (default), `every 5m`, `hourly`, `daily` or a cron expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// `delete` (default), `soft-delete` or `keep`.
+    #[serde(default)]
+    pub delete_policy: DeletePolicy,
+    /// Refuse a run that would delete more than this share of the objects (default 0.5); `1` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delete_share: Option<f64>,
+    /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
+    #[serde(skip)]
+    pub bookkeeping: Bookkeeping,
+}

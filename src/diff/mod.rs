@@ -1,0 +1,293 @@
+//! The hash-diff stage: each record's canonical hash (with the mapping's fingerprint) against the
+//! contract table decides created, updated, unchanged or failed; after a complete full run, contracts
+//! not seen are deleted by the synchronization's policy. Unchanged records stop here, unparsed.
+
+pub mod contracts;
+pub mod hash;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::config::DeletePolicy;
+use crate::path::DotPath;
+use crate::sinks::{Ack, Outcome};
+use crate::sources::{Chunk, RawRecord};
+use crate::store::jobs::{Counts, ObjectError};
+use contracts::{target_id, target_namespace, ContractTable};
+use hash::Hasher;
+
+/// Per-object errors kept for the job record; more are counted, not stored.
+const MAX_STORED_ERRORS: usize = 10_000;
+
+/// A record that must be mapped and written.
+#[derive(Debug)]
+pub struct Change {
+    pub row: u32,
+    pub origin_id: String,
+    pub target_id: Uuid,
+    pub hash: [u8; 32],
+    pub created: bool,
+    pub record: RawRecord,
+}
+
+/// Work for the mapping and sink stages.
+#[derive(Debug)]
+pub enum Work {
+    Upsert(Change),
+    Delete { row: u32, origin_id: String, target_id: Uuid, soft: bool },
+}
+
+/// The diff state of one run.
+pub struct Differ {
+    table: ContractTable,
+    hasher: Hasher,
+    fingerprint: [u8; 32],
+    id_path: Vec<String>,
+    id_dot: DotPath,
+    namespace: Uuid,
+    synchronization: String,
+    force: bool,
+    now: i64,
+    committed_before: usize,
+    pub counts: Counts,
+    pub errors: Vec<ObjectError>,
+}
+
+impl Differ {
+    pub fn new(table: ContractTable, synchronization: &str, id_position: &str, fingerprint: [u8; 32], force: bool) -> Differ {
+        let id_dot = DotPath::parse(id_position);
+        Differ {
+            committed_before: table.committed(),
+            table,
+            hasher: Hasher::default(),
+            fingerprint,
+            id_path: id_dot.segments().to_vec(),
+            id_dot,
+            namespace: target_namespace(),
+            synchronization: synchronization.to_string(),
+            force,
+            now: chrono::Utc::now().timestamp_millis(),
+            counts: Counts::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Adds contracts for objects the target holds without one (written by a run that was killed
+    /// before it saved its contracts). Their hash is unknown, so they update if seen and delete if not.
+    pub fn adopt(&mut self, existing: Vec<(String, Uuid)>) -> usize {
+        let mut adopted = 0;
+        for (origin_id, target) in existing {
+            if self.table.find(&origin_id).is_none() {
+                let row = self.table.insert(&origin_id, *target.as_bytes());
+                self.table.commit(row, [0; 32], self.now);
+                adopted += 1;
+            }
+        }
+        self.committed_before += adopted;
+        adopted
+    }
+
+    fn fail(&mut self, origin_id: String, message: String) {
+        self.counts.failed += 1;
+        if self.errors.len() < MAX_STORED_ERRORS {
+            self.errors.push(ObjectError { origin_id, message });
+        }
+    }
+
+    /// Diffs one chunk; returns the records that must be written.
+    pub fn diff_chunk(&mut self, chunk: Chunk) -> Vec<Work> {
+        let mut work = Vec::new();
+        for (index, record) in chunk.records.into_iter().enumerate() {
+            self.counts.found += 1;
+            let where_ = || format!("record {} of {}", index + 1, chunk.origin);
+            let (hash, id) = match &record {
+                RawRecord::Json(bytes) => match self.hasher.scan(bytes, &self.fingerprint, &self.id_path) {
+                    Ok(scanned) => (scanned.hash, scanned.origin_id),
+                    Err(error) => {
+                        self.fail(String::new(), format!("{}: {error}", where_()));
+                        continue;
+                    }
+                },
+                RawRecord::Value(value) => (self.hasher.hash_value(value, &self.fingerprint), value_id(&self.id_dot, value)),
+            };
+            let origin_id = match id {
+                Some(Ok(id)) => id,
+                Some(Err(problem)) => {
+                    self.fail(String::new(), format!("{}: {problem}", where_()));
+                    continue;
+                }
+                None => {
+                    let path = self.id_path.join(".");
+                    self.fail(String::new(), format!("{}: no value at idPosition `{path}`", where_()));
+                    continue;
+                }
+            };
+            let row = match self.table.find(&origin_id) {
+                Some(row) => row,
+                None => {
+                    let target = target_id(&self.namespace, &self.synchronization, &origin_id);
+                    self.table.insert(&origin_id, *target.as_bytes())
+                }
+            };
+            if self.table.mark_seen(row) {
+                self.fail(origin_id.clone(), format!("{}: origin id `{origin_id}` appears twice in the feed; the later record is ignored", where_()));
+                continue;
+            }
+            let committed = self.table.is_committed(row);
+            if committed && !self.force && self.table.hash(row) == &hash {
+                self.counts.unchanged += 1;
+                self.table.touch(row, self.now);
+                continue;
+            }
+            work.push(Work::Upsert(Change { row, target_id: self.table.target_id(row), origin_id, hash, created: !committed, record }));
+        }
+        work
+    }
+
+    /// Applies the outcomes the sink (or the mapping stage) reported.
+    pub fn apply(&mut self, acks: Vec<Ack>) {
+        for ack in acks {
+            match ack.outcome {
+                Outcome::Created => {
+                    self.counts.created += 1;
+                    self.table.commit(ack.row, ack.hash, self.now);
+                }
+                Outcome::Updated => {
+                    self.counts.updated += 1;
+                    self.table.commit(ack.row, ack.hash, self.now);
+                }
+                Outcome::Deleted => {
+                    self.counts.deleted += 1;
+                    self.table.remove(ack.row);
+                }
+                Outcome::Skipped => self.counts.skipped += 1,
+                Outcome::Failed(message) => self.fail(ack.origin_id, message),
+            }
+        }
+    }
+
+    /// The deletes a complete full run leads to, or the guard's refusal.
+    pub fn deletions(&self, policy: DeletePolicy, max_share: f64, allow_mass_delete: bool) -> Result<Vec<Work>, String> {
+        if policy == DeletePolicy::Keep {
+            return Ok(Vec::new());
+        }
+        let unseen = self.table.unseen();
+        if unseen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let share = unseen.len() as f64 / self.committed_before.max(1) as f64;
+        if share > max_share && !allow_mass_delete {
+            return Err(format!(
+                "refusing to delete {} of {} objects ({:.0}% > maxDeleteShare {:.0}%): the source may have returned too little; \
+                 run again with --allow-mass-delete if this is intended",
+                unseen.len(),
+                self.committed_before,
+                share * 100.0,
+                max_share * 100.0
+            ));
+        }
+        Ok(unseen
+            .into_iter()
+            .map(|row| Work::Delete {
+                row,
+                origin_id: self.table.origin_id(row).to_string(),
+                target_id: self.table.target_id(row),
+                soft: policy == DeletePolicy::SoftDelete,
+            })
+            .collect())
+    }
+
+    pub fn table(&self) -> &ContractTable {
+        &self.table
+    }
+}
+
+fn value_id(path: &DotPath, value: &Value) -> Option<Result<String, String>> {
+    match path.get(value)? {
+        Value::String(s) => Some(Ok(s.clone())),
+        Value::Number(n) => Some(Ok(n.to_string())),
+        Value::Bool(b) => Some(Ok(b.to_string())),
+        Value::Null => Some(Err("the id at idPosition is null".into())),
+        _ => Some(Err("idPosition points at an object or a list, not an id".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn chunk(records: &[&str]) -> Chunk {
+        Chunk { records: records.iter().map(|r| RawRecord::Json(Bytes::from(r.to_string()))).collect(), origin: "page 1".into() }
+    }
+
+    fn ack_all(differ: &mut Differ, work: Vec<Work>) {
+        let acks = work
+            .into_iter()
+            .map(|w| match w {
+                Work::Upsert(c) => Ack { row: c.row, origin_id: c.origin_id, hash: c.hash, outcome: if c.created { Outcome::Created } else { Outcome::Updated } },
+                Work::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted },
+            })
+            .collect();
+        differ.apply(acks);
+    }
+
+    fn run(table: ContractTable, records: &[&str]) -> Differ {
+        let mut d = Differ::new(table, "s", "id", [0; 32], false);
+        let work = d.diff_chunk(chunk(records));
+        ack_all(&mut d, work);
+        d
+    }
+
+    fn save(d: &Differ) -> ContractTable {
+        ContractTable::from_batches(&[d.table().to_record_batch().unwrap()]).unwrap()
+    }
+
+    #[test]
+    fn create_unchanged_update_delete() {
+        let first = run(ContractTable::new(), &[r#"{"id":1,"n":"a"}"#, r#"{"id":2,"n":"b"}"#, r#"{"id":3,"n":"c"}"#]);
+        assert_eq!((first.counts.found, first.counts.created), (3, 3));
+        let second = run(save(&first), &[r#"{"n":"a","id":1}"#, r#"{"id":2,"n":"B"}"#]);
+        assert_eq!((second.counts.unchanged, second.counts.updated), (1, 1));
+        let deletes = second.deletions(DeletePolicy::Delete, 0.5, false).unwrap();
+        assert_eq!(deletes.len(), 1);
+        assert!(matches!(&deletes[0], Work::Delete { origin_id, .. } if origin_id == "3"));
+    }
+
+    #[test]
+    fn failures_duplicates_and_guard() {
+        let d = run(ContractTable::new(), &[r#"{"id":1}"#, r#"{"id":1}"#, r#"{"x":1}"#, r#"{"id":{"a":1}}"#]);
+        assert_eq!((d.counts.created, d.counts.failed), (1, 3));
+        assert!(d.errors[0].message.contains("appears twice"));
+        assert!(d.errors[1].message.contains("no value at idPosition `id`"));
+        let empty = run(save(&d), &[]);
+        let refusal = empty.deletions(DeletePolicy::Delete, 0.5, false).unwrap_err();
+        assert!(refusal.contains("refusing to delete 1 of 1"), "{refusal}");
+        assert_eq!(empty.deletions(DeletePolicy::Delete, 0.5, true).unwrap().len(), 1);
+        assert!(empty.deletions(DeletePolicy::Keep, 0.5, false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn failed_write_keeps_the_old_hash() {
+        let first = run(ContractTable::new(), &[r#"{"id":1,"v":1}"#]);
+        let mut second = Differ::new(save(&first), "s", "id", [0; 32], false);
+        let work = second.diff_chunk(chunk(&[r#"{"id":1,"v":2}"#]));
+        let Work::Upsert(change) = &work[0] else { panic!() };
+        second.apply(vec![Ack { row: change.row, origin_id: "1".into(), hash: change.hash, outcome: Outcome::Failed("bad".into()) }]);
+        assert!(second.deletions(DeletePolicy::Delete, 0.5, false).unwrap().is_empty(), "a failed record is not deleted");
+        let third = run(save(&second), &[r#"{"id":1,"v":2}"#]);
+        assert_eq!(third.counts.updated, 1, "the failed change is retried");
+    }
+
+    #[test]
+    fn force_rewrites_and_adopted_objects_update_or_delete() {
+        let first = run(ContractTable::new(), &[r#"{"id":1}"#]);
+        let mut forced = Differ::new(save(&first), "s", "id", [0; 32], true);
+        assert_eq!(forced.diff_chunk(chunk(&[r#"{"id":1}"#])).len(), 1);
+        let mut d = Differ::new(ContractTable::new(), "s", "id", [0; 32], false);
+        assert_eq!(d.adopt(vec![("1".into(), Uuid::nil()), ("2".into(), Uuid::nil())]), 2);
+        let work = d.diff_chunk(chunk(&[r#"{"id":1}"#]));
+        assert!(matches!(&work[0], Work::Upsert(c) if !c.created));
+        assert_eq!(d.deletions(DeletePolicy::Delete, 0.5, false).unwrap().len(), 1);
+    }
+}

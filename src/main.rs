@@ -1,0 +1,85 @@
+//! The `syncline` command line. Exit codes: 0 done, 1 a job failed, 2 bad usage or configuration.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps a register in sync with an external source.
+#[derive(Parser)]
+#[command(name = "syncline", version, about)]
+struct Args {
+    /// State directory: contracts, jobs and the embedded register.
+    #[arg(long, global = true, env = "SYNCLINE_STATE", default_value = ".syncline")]
+    state: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run synchronizations of a pipeline file in the foreground.
+    Run(cli::run::RunArgs),
+    /// Check pipeline files offline.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Work with mappings.
+    #[command(subcommand)]
+    Mapping(cli::inspect::MappingCommand),
+    /// Work with sources.
+    #[command(subcommand)]
+    Source(cli::inspect::SourceCommand),
+    /// List the contracts of a synchronization, or remove one.
+    Contracts(cli::inspect::ContractsArgs),
+    /// List recent jobs.
+    Jobs(cli::inspect::JobsArgs),
+    /// Show a job's log lines and failed records.
+    Logs {
+        /// Job id (or a unique prefix).
+        job: String,
+    },
+    /// Read the embedded register.
+    #[command(subcommand)]
+    Objects(cli::inspect::ObjectsCommand),
+    /// Start the bundled pet-store API and run pipelines/petstore.yaml against it twice.
+    Demo(cli::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SYNCLINE_LOG").unwrap_or_else(|_| "error".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            Command::Run(run) => cli::run::run(&args.state, run).await,
+            Command::Validate { files } => cli::inspect::validate(&files),
+            Command::Mapping(command) => cli::inspect::mapping(command),
+            Command::Source(command) => cli::inspect::source(command).await,
+            Command::Contracts(contracts) => cli::inspect::contracts(&args.state, contracts).await,
+            Command::Jobs(jobs) => cli::inspect::jobs(&args.state, jobs),
+            Command::Logs { job } => cli::inspect::logs(&args.state, &job),
+            Command::Objects(command) => cli::inspect::objects(&args.state, command),
+            Command::Demo(demo) => cli::demo::demo(&args.state, demo).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

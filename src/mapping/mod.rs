@@ -1,0 +1,235 @@
+//! The mapping stage: one source record becomes one target object, with OpenConnector's semantics
+//! (`passThrough`, field values, `unset`, `cast`, a lone `#` key replacing the root). Templates compile
+//! once per run; plain lookups never reach the template engine.
+
+pub mod casts;
+mod template;
+pub mod twig;
+
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+use crate::config::MappingDef;
+use crate::path::DotPath;
+use casts::Cast;
+pub use template::{FieldSource, Templates};
+
+/// A mapping or filter that could not compile or render.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MappingError {
+    #[error("field `{field}`: {message}")]
+    Template { field: String, message: String },
+    #[error("cast of `{field}`: {message}")]
+    Cast { field: String, message: String },
+    #[error("filter: {message}")]
+    Filter { message: String },
+}
+
+impl MappingError {
+    /// The key path (below the mapping) that holds the fault, for positioned config errors.
+    pub fn key(&self) -> String {
+        match self {
+            MappingError::Template { field, .. } => format!("mapping.{field}"),
+            MappingError::Cast { field, .. } => format!("cast.{field}"),
+            MappingError::Filter { .. } => "filter".into(),
+        }
+    }
+}
+
+fn describe(error: &minijinja::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    text
+}
+
+struct Field {
+    key: String,
+    out: DotPath,
+    source: FieldSource,
+}
+
+/// A compiled mapping.
+pub struct Mapping {
+    name: String,
+    templates: Templates,
+    fields: Vec<Field>,
+    unset: Vec<DotPath>,
+    casts: Vec<(String, DotPath, Vec<Cast>)>,
+    pass_through: bool,
+    fingerprint: [u8; 32],
+}
+
+impl Mapping {
+    /// Compiles every field, cast and template of `def`.
+    pub fn compile(name: &str, def: &MappingDef) -> Result<Mapping, MappingError> {
+        let mut templates = Templates::new();
+        let mut fields = Vec::with_capacity(def.mapping.len());
+        for (key, value) in &def.mapping {
+            let source = templates
+                .compile_field(value)
+                .map_err(|e| MappingError::Template { field: key.clone(), message: describe(&e) })?;
+            fields.push(Field { key: key.clone(), out: DotPath::parse(key), source });
+        }
+        let mut casts = Vec::new();
+        for (key, value) in &def.cast {
+            let list = casts::parse_list(value).map_err(|message| MappingError::Cast { field: key.clone(), message })?;
+            casts.push((key.clone(), DotPath::parse(key), list));
+        }
+        let definition = serde_json::to_vec(&(&def.mapping, &def.unset, &def.cast, def.pass_through.0)).unwrap_or_default();
+        Ok(Mapping {
+            name: name.to_string(),
+            templates,
+            fields,
+            unset: def.unset.iter().map(|p| DotPath::parse(p)).collect(),
+            casts,
+            pass_through: def.pass_through.0,
+            fingerprint: *blake3::hash(&definition).as_bytes(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A hash of the mapping's definition: part of every record's hash, so a changed mapping updates
+    /// every object on the next run.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    /// Maps one record.
+    pub fn apply(&self, input: &Value) -> Result<Value, MappingError> {
+        let mut output = if self.pass_through && input.is_object() { input.clone() } else { Value::Object(Map::new()) };
+        let context = OnceLock::new();
+        for field in &self.fields {
+            let value = self
+                .templates
+                .evaluate(&field.source, input, &context)
+                .map_err(|e| MappingError::Template { field: field.key.clone(), message: describe(&e) })?;
+            field.out.set(&mut output, value);
+        }
+        for path in &self.unset {
+            path.remove(&mut output);
+        }
+        casts::apply_all(&mut output, &self.casts);
+        // A lone `#` key makes its value the whole object (OpenConnector).
+        if let Value::Object(map) = &mut output
+            && map.len() == 1
+            && let Some(root) = map.shift_remove("#")
+        {
+            output = match root {
+                Value::Null => Value::Object(Map::new()),
+                v @ (Value::Object(_) | Value::Array(_)) => v,
+                scalar => Value::Array(vec![scalar]),
+            };
+        }
+        Ok(output)
+    }
+}
+
+/// A synchronization's `filter`: a template expression that must be true for a record to be written.
+pub struct Filter {
+    templates: Templates,
+    template: String,
+    source: String,
+}
+
+impl Filter {
+    /// Compiles `{{ status == "available" }}` or the bare expression `status == "available"`.
+    pub fn compile(source: &str) -> Result<Filter, MappingError> {
+        let trimmed = source.trim();
+        let expression = trimmed
+            .strip_prefix("{{")
+            .and_then(|s| s.strip_suffix("}}"))
+            .filter(|inner| !inner.contains("{{") && !inner.contains("}}"))
+            .unwrap_or(trimmed);
+        let mut templates = Templates::new();
+        let template = templates
+            .add(&format!("{{% if {expression} %}}1{{% endif %}}"))
+            .map_err(|e| MappingError::Filter { message: describe(&e) })?;
+        Ok(Filter { templates, template, source: source.to_string() })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `record` passes.
+    pub fn accepts(&self, record: &Value) -> Result<bool, MappingError> {
+        let context = minijinja::Value::from(minijinja::value::Serde(record));
+        let rendered = self.templates.render(&self.template, &context).map_err(|e| MappingError::Filter { message: describe(&e) })?;
+        Ok(rendered == "1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapping(def: Value) -> Mapping {
+        let def: MappingDef = serde_json::from_value(def).unwrap();
+        Mapping::compile("m", &def).unwrap()
+    }
+
+    #[test]
+    fn seed_mapping_maps_a_pet() {
+        let m = mapping(json!({"mapping": {
+            "title": "{{ name }}", "category": "{{ category.name }}", "status": "Published",
+            "publicatiedatum": "{{ \"now\"|date(\"Y-m-d H:i:s\") }}"
+        }}));
+        let out = m.apply(&json!({"id": 7, "name": "Bella", "status": "available", "category": {"name": "Dogs"}})).unwrap();
+        assert_eq!(out["title"], "Bella");
+        assert_eq!(out["category"], "Dogs");
+        assert_eq!(out["status"], "Published");
+        assert_eq!(out["publicatiedatum"].as_str().unwrap().len(), 19);
+        let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["title", "category", "status", "publicatiedatum"], "mapping order is kept");
+    }
+
+    #[test]
+    fn pass_through_unset_cast_and_root() {
+        let m = mapping(json!({"passThrough": true, "mapping": {"meta.count": "{{ n }}"}, "unset": ["secret"], "cast": {"meta.count": "int"}}));
+        let out = m.apply(&json!({"n": "42", "secret": "x", "keep": 1})).unwrap();
+        assert_eq!(out, json!({"n": "42", "keep": 1, "meta": {"count": 42}}));
+        let root = mapping(json!({"mapping": {"#": "items"}}));
+        assert_eq!(root.apply(&json!({"items": [1, 2]})).unwrap(), json!([1, 2]));
+    }
+
+    #[test]
+    fn template_errors_name_the_field() {
+        let def: MappingDef = serde_json::from_value(json!({"mapping": {"ok": "{{ a }}", "bad": "{{ a | }}"}})).unwrap();
+        let err = Mapping::compile("m", &def).err().unwrap();
+        assert!(err.to_string().starts_with("field `bad`"), "{err}");
+        let def: MappingDef = serde_json::from_value(json!({"mapping": {"x": "{{ a|nosuchfilter }}"}})).unwrap();
+        let m = Mapping::compile("m", &def);
+        let failed = match m {
+            Err(e) => e.to_string(),
+            Ok(m) => m.apply(&json!({"a": 1})).unwrap_err().to_string(),
+        };
+        assert!(failed.contains("`x`") && failed.contains("nosuchfilter"), "{failed}");
+    }
+
+    #[test]
+    fn changed_mapping_changes_fingerprint() {
+        let a = mapping(json!({"mapping": {"t": "{{ name }}"}}));
+        let b = mapping(json!({"mapping": {"t": "{{ name|upper }}"}}));
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), mapping(json!({"mapping": {"t": "{{ name }}"}})).fingerprint());
+    }
+
+    #[test]
+    fn filters() {
+        let f = Filter::compile("{{ status == \"available\" }}").unwrap();
+        assert!(f.accepts(&json!({"status": "available"})).unwrap());
+        assert!(!f.accepts(&json!({"status": "sold"})).unwrap());
+        let f = Filter::compile("price > 10 and tags|length > 0").unwrap();
+        assert!(f.accepts(&json!({"price": 11, "tags": ["a"]})).unwrap());
+        assert!(Filter::compile("{{ status == }}").is_err());
+    }
+}

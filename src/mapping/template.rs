@@ -1,0 +1,193 @@
+//! How one mapping value is computed. Values are compiled once per run into the cheapest form that
+//! gives the same output as rendering them as Twig templates would: `{{ a.b }}` becomes a direct lookup
+//! (the template engine is only used for real templates), a bare dot path copies the input value with
+//! its type (OpenConnector's rule), objects and non-strings are literals.
+
+use std::sync::OnceLock;
+
+use minijinja::value::{Value as JinjaValue, ValueKind};
+use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior};
+use serde_json::Value;
+
+use super::casts::{html_decode, php_string};
+use super::twig;
+use crate::path::DotPath;
+
+/// How one target field gets its value.
+#[derive(Debug, Clone)]
+pub enum FieldSource {
+    /// `{{ a.b }}`: a direct lookup; values that are lists or objects fall back to the template.
+    Lookup { path: DotPath, template: String },
+    /// A plain string: the input value at that dot path if it exists (typed), else the string itself.
+    PathOrText { path: DotPath, text: String },
+    /// A real template, rendered; `context` says whether it reads the record at all.
+    Template { template: String, context: bool },
+    /// A list, an object, a number, a boolean or null: set as written.
+    Literal(Value),
+}
+
+/// A template environment with the Twig-compatible filters, in which templates are added by name.
+pub struct Templates {
+    env: Environment<'static>,
+    count: usize,
+}
+
+impl Templates {
+    pub fn new() -> Templates {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_formatter(twig_formatter);
+        twig::install(&mut env);
+        Templates { env, count: 0 }
+    }
+
+    /// Compiles `source` and returns the name it is kept under.
+    pub fn add(&mut self, source: &str) -> Result<String, Error> {
+        self.count += 1;
+        let name = format!("t{}", self.count);
+        self.env.add_template_owned(name.clone(), source.to_string())?;
+        Ok(name)
+    }
+
+    /// Whether the template reads any variable (a constant template needs no record context).
+    pub fn reads_variables(&self, name: &str) -> bool {
+        self.env.get_template(name).map(|t| !t.undeclared_variables(false).is_empty()).unwrap_or(true)
+    }
+
+    pub fn render(&self, name: &str, context: &JinjaValue) -> Result<String, Error> {
+        self.env.get_template(name)?.render(context)
+    }
+
+    /// Compiles one mapping value.
+    pub fn compile_field(&mut self, value: &Value) -> Result<FieldSource, Error> {
+        let Value::String(text) = value else { return Ok(FieldSource::Literal(value.clone())) };
+        if !(text.contains("{{") || text.contains("{%") || text.contains("{#")) {
+            return Ok(FieldSource::PathOrText { path: DotPath::parse(text), text: text.clone() });
+        }
+        let template = self.add(text)?;
+        if let Some(path) = plain_lookup(text) {
+            return Ok(FieldSource::Lookup { path: DotPath::parse(path), template });
+        }
+        let context = self.reads_variables(&template);
+        Ok(FieldSource::Template { template, context })
+    }
+
+    /// Computes a field for `input`; `context` is the record as a template value, made on first need.
+    pub fn evaluate(&self, source: &FieldSource, input: &Value, context: &OnceLock<JinjaValue>) -> Result<Value, Error> {
+        let render = |template: &str, needs_record: bool| -> Result<Value, Error> {
+            let rendered = if needs_record {
+                self.render(template, context.get_or_init(|| JinjaValue::from(minijinja::value::Serde(input))))?
+            } else {
+                self.render(template, &JinjaValue::UNDEFINED)?
+            };
+            Ok(Value::String(html_decode(&rendered)))
+        };
+        match source {
+            FieldSource::Literal(v) => Ok(v.clone()),
+            FieldSource::PathOrText { path, text } => Ok(path.get(input).cloned().unwrap_or_else(|| Value::String(text.clone()))),
+            FieldSource::Lookup { path, template } => match path.get(input) {
+                None => Ok(Value::String(String::new())),
+                Some(Value::String(s)) => Ok(Value::String(html_decode(s))),
+                Some(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => Ok(Value::String(php_string(v))),
+                Some(_) => render(template, true),
+            },
+            FieldSource::Template { template, context } => render(template, *context),
+        }
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+
+/// `{{ a.b.c }}` (only identifiers and list indexes, no filters): the path inside.
+fn plain_lookup(text: &str) -> Option<&str> {
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let mut segments = inner.split('.');
+    let first = segments.next()?;
+    let ident = |s: &str| !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let index = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let keywords = ["true", "false", "none", "null", "True", "False", "None", "loop", "self", "namespace"];
+    (ident(first) && !keywords.contains(&first) && segments.all(|s| ident(s) || index(s))).then_some(inner)
+}
+
+/// Prints values as Twig does: null prints nothing, true prints `1`, false nothing, floats as PHP.
+fn twig_formatter(out: &mut minijinja::Output, state: &mut minijinja::State, value: &JinjaValue) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::None | ValueKind::Undefined => Ok(()),
+        ValueKind::Bool => {
+            if value.is_true() {
+                out.write_str("1").map_err(Error::from)?;
+            }
+            Ok(())
+        }
+        ValueKind::Number if value.as_i64().is_none() => {
+            let number = f64::try_from(value.clone()).ok().and_then(serde_json::Number::from_f64);
+            match number {
+                Some(n) => out.write_str(&php_string(&Value::Number(n))).map_err(Error::from),
+                None => minijinja::escape_formatter(out, state, value),
+            }
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn eval(mapping_value: Value, input: Value) -> Value {
+        let mut t = Templates::new();
+        let source = t.compile_field(&mapping_value).unwrap();
+        t.evaluate(&source, &input, &OnceLock::new()).unwrap()
+    }
+
+    #[test]
+    fn lookups_render_like_the_template_engine() {
+        let input = json!({"a": {"s": "x&amp;y", "i": 7, "f": 1.5, "whole": 2.0, "t": true, "f0": false, "n": null, "list": [1, 2]}});
+        for key in ["s", "i", "f", "whole", "t", "f0", "n", "missing", "list"] {
+            let fast = eval(json!(format!("{{{{ a.{key} }}}}")), input.clone());
+            let slow = eval(json!(format!("{{{{ a.{key} }}}}{{# slow #}}")), input.clone());
+            assert_eq!(fast, slow, "field {key}");
+        }
+        assert_eq!(eval(json!("{{ a.i }}"), input.clone()), json!("7"));
+        assert_eq!(eval(json!("{{ a.t }}"), input.clone()), json!("1"));
+        assert_eq!(eval(json!("{{ a.whole }}"), input.clone()), json!("2"));
+        assert_eq!(eval(json!("{{ a.s }}"), input), json!("x&y"));
+    }
+
+    #[test]
+    fn bare_paths_copy_typed_values_and_text_stays_text() {
+        let input = json!({"category": {"name": "Dogs", "id": 3}});
+        assert_eq!(eval(json!("category.id"), input.clone()), json!(3));
+        assert_eq!(eval(json!("category"), input.clone()), json!({"name": "Dogs", "id": 3}));
+        assert_eq!(eval(json!("Published"), input.clone()), json!("Published"));
+        assert_eq!(eval(json!(["a", 1]), input), json!(["a", 1]));
+    }
+
+    #[test]
+    fn templates_and_twig_filters() {
+        let input = json!({"name": "Bella", "tags": [{"name": "cute"}], "title": "Hello World"});
+        assert_eq!(eval(json!("{{ name|upper }} ({{ tags.0.name }})"), input.clone()), json!("BELLA (cute)"));
+        assert_eq!(eval(json!("{{ title|slugify }}"), input.clone()), json!("hello-world"));
+        assert_eq!(eval(json!("{{ missing.deeper|default('none') }}"), input.clone()), json!("none"));
+        let date = eval(json!("{{ \"now\"|date(\"Y-m-d H:i:s\") }}"), input);
+        let text = date.as_str().unwrap();
+        assert_eq!(text.len(), 19, "{text}");
+        assert!(chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").is_ok(), "{text}");
+    }
+
+    #[test]
+    fn plain_lookup_detection() {
+        assert_eq!(plain_lookup("{{ a.b }}"), Some("a.b"));
+        assert_eq!(plain_lookup("{{a.0.c}}"), Some("a.0.c"));
+        assert_eq!(plain_lookup("{{ a|upper }}"), None);
+        assert_eq!(plain_lookup("{{ true }}"), None);
+        assert_eq!(plain_lookup("x {{ a }}"), None);
+    }
+}

@@ -1,0 +1,69 @@
+//! The filter and mapping stage: parses the records the diff let through, drops those the filter
+//! rejects, maps the rest, and hands writes to the sink. It runs on a blocking thread: mapping is the
+//! costliest per-record work of a first run.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::diff::Work;
+use crate::mapping::{Filter, Mapping};
+use crate::sinks::{Ack, AckSender, Op, Outcome};
+use crate::sources::RawRecord;
+
+/// Runs until `input` closes or the sink goes away.
+pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::Receiver<Vec<Work>>, output: mpsc::Sender<Vec<Op>>, acks: AckSender) {
+    while let Some(batch) = input.blocking_recv() {
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut settled = Vec::new();
+        for work in batch {
+            match work {
+                Work::Delete { row, origin_id, target_id, soft } => ops.push(Op::Delete { row, origin_id, target_id, soft }),
+                Work::Upsert(change) => {
+                    let parsed = match change.record {
+                        RawRecord::Json(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}")),
+                        RawRecord::Value(value) => Ok(value),
+                    };
+                    let fail = |message: String| Ack { row: change.row, origin_id: change.origin_id.clone(), hash: change.hash, outcome: Outcome::Failed(message) };
+                    let record = match parsed {
+                        Ok(record) => record,
+                        Err(message) => {
+                            settled.push(fail(message));
+                            continue;
+                        }
+                    };
+                    if let Some(filter) = &filter {
+                        match filter.accepts(&record) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                settled.push(Ack { outcome: Outcome::Skipped, ..fail(String::new()) });
+                                continue;
+                            }
+                            Err(error) => {
+                                settled.push(fail(error.to_string()));
+                                continue;
+                            }
+                        }
+                    }
+                    match mapping.apply(&record) {
+                        Ok(object) => ops.push(Op::Upsert {
+                            row: change.row,
+                            origin_id: change.origin_id,
+                            target_id: change.target_id,
+                            hash: change.hash,
+                            created: change.created,
+                            object,
+                        }),
+                        Err(error) => settled.push(fail(format!("mapping `{}`: {error}", mapping.name()))),
+                    }
+                }
+            }
+        }
+        if !settled.is_empty() && acks.send(settled).is_err() {
+            return;
+        }
+        if !ops.is_empty() && output.blocking_send(ops).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! A synchronization compiled into a streaming pipeline and run as a job:
+//!
+//! ```text
+//! source reader ─▶ diff (hash vs contracts) ─▶ filter + mapping ─▶ sink
+//!  (+ envelope)        ▲                                           │
+//!                      └──────────── outcomes after commit ◀───────┘
+//! ```
+//!
+//! Stages are tasks joined by bounded channels carrying batches, so a slow sink slows the reader and
+//! memory stays flat whatever the feed size. The diff stage owns the contract table; it commits a
+//! contract only when the sink reports the write committed, and deletes only after a complete fetch.
+
+mod map_stage;
+mod progress;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Pipeline, Synchronization};
+use crate::diff::{Differ, Work};
+use crate::errors::ErrorCategory;
+use crate::mapping::{Filter, Mapping};
+use crate::sinks::register::RegisterSink;
+use crate::sinks::{Ack, Sink};
+use crate::sources::{self, SourceError, SourceEvent};
+use crate::store::{now_text, JobRecord, JobStatus, StateDir, StoreError};
+pub use progress::Progress;
+
+/// Batches in flight between two stages.
+const CHANNEL_DEPTH: usize = 4;
+
+/// How to run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Ignore saved hashes and cursors: every record is written again.
+    pub force_full_sync: bool,
+    /// Map and validate, report what would change, write nothing.
+    pub dry_run: bool,
+    /// Let a run delete more than the synchronization's `maxDeleteShare`.
+    pub allow_mass_delete: bool,
+    pub cancel: CancellationToken,
+}
+
+/// A finished job and what the user should read about it.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub job: JobRecord,
+    pub warnings: Vec<String>,
+}
+
+/// What stopped a run.
+struct Failure {
+    category: ErrorCategory,
+    message: String,
+}
+
+impl Failure {
+    fn new(category: ErrorCategory, message: impl Into<String>) -> Failure {
+        Failure { category, message: message.into() }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
+        Failure::new(ErrorCategory::State, error.to_string())
+    }
+}
+
+impl From<SourceError> for Failure {
+    fn from(error: SourceError) -> Failure {
+        Failure::new(error.category(), error.to_string())
+    }
+}
+
+/// Runs `sync` of `pipeline` as a new job, in the foreground.
+pub async fn run(pipeline: &Pipeline, sync: &str, state: &StateDir, options: RunOptions, progress: Arc<Progress>) -> Result<RunReport, StoreError> {
+    let jobs = state.jobs()?;
+    // A job of this synchronization still marked running was cut off (the process died): say so, and
+    // adopt what it wrote.
+    let interrupted = jobs.active(sync)?.is_some();
+    if interrupted {
+        jobs.fail_orphans()?;
+    }
+    let job = jobs.create(sync, JobStatus::Running, options.force_full_sync, options.dry_run)?;
+    run_job(pipeline, job, state, options, progress, interrupted).await
+}
+
+/// Runs an already recorded job.
+pub async fn run_job(
+    pipeline: &Pipeline,
+    mut job: JobRecord,
+    state: &StateDir,
+    options: RunOptions,
+    progress: Arc<Progress>,
+    interrupted: bool,
+) -> Result<RunReport, StoreError> {
+    let jobs = state.jobs()?;
+    let started = Instant::now();
+    job.status = JobStatus::Running;
+    job.started_at = Some(now_text());
+    jobs.update(&job)?;
+    let mut run = Run { warnings: BTreeSet::new(), differ: None };
+    let outcome = run.execute(pipeline, &job, state, &options, &progress, interrupted).await;
+    if let Some(differ) = &run.differ {
+        job.counts = differ.counts;
+        jobs.object_errors(&job.id, &differ.errors)?;
+    }
+    progress.set(&job.counts);
+    for warning in &run.warnings {
+        jobs.log(&job.id, "warn", warning)?;
+    }
+    job.completed_at = Some(now_text());
+    job.duration_seconds = Some(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(()) => job.status = JobStatus::Completed,
+        Err(failure) => {
+            job.status = if failure.category == ErrorCategory::Cancelled { JobStatus::Cancelled } else { JobStatus::Failed };
+            jobs.log(&job.id, "error", &failure.message)?;
+            job.error = Some(failure.message);
+            job.error_category = Some(failure.category.as_str().to_string());
+        }
+    }
+    let c = &job.counts;
+    jobs.log(
+        &job.id,
+        "info",
+        &format!(
+            "{}: found {}, created {}, updated {}, unchanged {}, skipped {}, deleted {}, failed {}",
+            job.status.as_str(),
+            c.found,
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.skipped,
+            c.deleted,
+            c.failed
+        ),
+    )?;
+    jobs.update(&job)?;
+    Ok(RunReport { job, warnings: run.warnings.into_iter().collect() })
+}
+
+struct Run {
+    warnings: BTreeSet<String>,
+    differ: Option<Differ>,
+}
+
+impl Run {
+    async fn execute(
+        &mut self,
+        pipeline: &Pipeline,
+        job: &JobRecord,
+        state: &StateDir,
+        options: &RunOptions,
+        progress: &Progress,
+        interrupted: bool,
+    ) -> Result<(), Failure> {
+        let config = |message: String| Failure::new(ErrorCategory::Config, message);
+        let sync: &Synchronization =
+            pipeline.synchronizations.get(&job.synchronization).ok_or_else(|| config(format!("no synchronization named `{}`", job.synchronization)))?;
+        let mapping_def = pipeline.mappings.get(&sync.mapping).ok_or_else(|| config(format!("no mapping named `{}`", sync.mapping)))?;
+        let mapping = Arc::new(Mapping::compile(&sync.mapping, mapping_def).map_err(|e| config(format!("mapping `{}`: {e}", sync.mapping)))?);
+        let filter = match &sync.filter {
+            Some(text) => Some(Arc::new(Filter::compile(text).map_err(|e| config(e.to_string()))?)),
+            None => None,
+        };
+        let schema = pipeline
+            .registers
+            .get(&sync.register)
+            .and_then(|r| r.get(&sync.schema))
+            .ok_or_else(|| config(format!("no schema {}/{}", sync.register, sync.schema)))?;
+        let source = sources::build(pipeline, sync)?;
+        let sink = RegisterSink::new(state.clone(), &sync.register, &sync.schema, schema, &sync.name, &sync.source, &job.id, options.dry_run)
+            .map_err(|e| Failure::new(ErrorCategory::Config, e.to_string()))?;
+
+        // The fingerprint covers everything that shapes an object besides the record itself.
+        let mut fingerprint = blake3::Hasher::new();
+        fingerprint.update(&mapping.fingerprint());
+        fingerprint.update(sync.filter.as_deref().unwrap_or("").as_bytes());
+        let table = state.load_contracts(&sync.name).await?;
+        let mut differ = Differ::new(table, &sync.name, &sync.id_position, *fingerprint.finalize().as_bytes(), options.force_full_sync);
+        if interrupted {
+            let existing = sink.existing().map_err(|e| Failure::new(ErrorCategory::Target, e.to_string()))?;
+            let adopted = differ.adopt(existing);
+            if adopted > 0 {
+                self.warnings.insert(format!("adopted {adopted} object(s) written by an interrupted run"));
+            }
+        }
+        self.differ = Some(differ);
+        let result = self.pump(sync, source, Box::new(sink), mapping, filter, options, progress).await;
+        let differ = self.differ.as_ref().expect("set above");
+        progress.set(&differ.counts);
+        if !options.dry_run {
+            // Saved even after a failure: contracts then describe exactly what was written.
+            state.save_contracts(&sync.name, differ.table()).await?;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pump(
+        &mut self,
+        sync: &Synchronization,
+        source: Box<dyn sources::Source>,
+        sink: Box<dyn Sink>,
+        mapping: Arc<Mapping>,
+        filter: Option<Arc<Filter>>,
+        options: &RunOptions,
+        progress: &Progress,
+    ) -> Result<(), Failure> {
+        let (event_tx, mut events) = mpsc::channel::<Result<SourceEvent, SourceError>>(CHANNEL_DEPTH);
+        let (work_tx, work_rx) = mpsc::channel::<Vec<Work>>(CHANNEL_DEPTH);
+        let (op_tx, op_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (ack_tx, mut acks) = mpsc::unbounded_channel::<Vec<Ack>>();
+
+        let cancel = options.cancel.clone();
+        let mut stream = source.open();
+        let reader = tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    next = stream.next() => next,
+                };
+                let Some(event) = next else { break };
+                let failed = event.is_err();
+                if event_tx.send(event).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let map_acks = ack_tx.clone();
+        let mapper = tokio::task::spawn_blocking(move || map_stage::run(mapping, filter, work_rx, op_tx, map_acks));
+        let writer = tokio::spawn(sink.write_all(op_rx, ack_tx));
+
+        let differ = self.differ.as_mut().expect("set before pumping");
+        let mut failure: Option<Failure> = None;
+        let mut truncated = false;
+        let mut work_tx = Some(work_tx);
+        loop {
+            tokio::select! {
+                biased;
+                Some(batch) = acks.recv() => differ.apply(batch),
+                _ = options.cancel.cancelled(), if failure.is_none() => {
+                    failure = Some(Failure::new(ErrorCategory::Cancelled, "the run was cancelled"));
+                    break;
+                }
+                event = events.recv() => match event {
+                    None => break,
+                    Some(Err(error)) => {
+                        failure = Some(error.into());
+                        break;
+                    }
+                    Some(Ok(SourceEvent::Warning(warning))) => {
+                        self.warnings.insert(warning);
+                    }
+                    Some(Ok(SourceEvent::Truncated(reason))) => {
+                        truncated = true;
+                        self.warnings.insert(reason);
+                    }
+                    Some(Ok(SourceEvent::Chunk(chunk))) => {
+                        let work = differ.diff_chunk(chunk);
+                        progress.set(&differ.counts);
+                        if !work.is_empty() {
+                            let Some(tx) = &work_tx else { break };
+                            if !send_draining(tx, work, &mut acks, differ).await {
+                                work_tx = None;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        drop(events);
+        let _ = reader.await;
+
+        if failure.is_none() && work_tx.is_some() {
+            if truncated {
+                self.warnings.insert("the fetch was incomplete, so no objects were deleted".into());
+            } else {
+                match differ.deletions(sync.delete_policy, sync.max_delete_share, options.allow_mass_delete) {
+                    Ok(deletes) => {
+                        let mut deletes = deletes.into_iter();
+                        loop {
+                            let batch: Vec<Work> = deletes.by_ref().take(1024).collect();
+                            let Some(tx) = work_tx.as_ref().filter(|_| !batch.is_empty()) else { break };
+                            if !send_draining(tx, batch, &mut acks, differ).await {
+                                break;
+                            }
+                        }
+                    }
+                    Err(refusal) => failure = Some(Failure::new(ErrorCategory::DeleteGuard, refusal)),
+                }
+            }
+        }
+        drop(work_tx);
+        // Drain every outcome: the mapping stage and the sink hold the last senders.
+        while let Some(batch) = acks.recv().await {
+            differ.apply(batch);
+            progress.set(&differ.counts);
+        }
+        let _ = mapper.await;
+        match writer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failure = failure.or(Some(Failure::new(ErrorCategory::Target, error.to_string()))),
+            Err(error) => failure = failure.or(Some(Failure::new(ErrorCategory::Internal, error.to_string()))),
+        }
+        if differ.counts.found == 0 && failure.is_none() {
+            self.warnings.insert(format!(
+                "the source returned no records: check the endpoint and resultsPosition (`{}`)",
+                sync.source_config.results_position.as_deref().unwrap_or("not set")
+            ));
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Sends `work` downstream, applying outcomes while it waits for room (the sink reports on an
+/// unbounded channel, so this never deadlocks). Returns false when the mapping stage is gone.
+async fn send_draining(tx: &mpsc::Sender<Vec<Work>>, work: Vec<Work>, acks: &mut mpsc::UnboundedReceiver<Vec<Ack>>, differ: &mut Differ) -> bool {
+    let mut send = std::pin::pin!(tx.send(work));
+    loop {
+        tokio::select! {
+            sent = &mut send => return sent.is_ok(),
+            Some(batch) = acks.recv() => differ.apply(batch),
+        }
+    }
+}

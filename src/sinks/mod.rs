@@ -1,0 +1,69 @@
+//! Sinks: where objects go. Each kind lives in its own module and implements [`Sink`].
+//!
+//! A sink receives batches of writes, applies each batch atomically (one transaction), and only then
+//! reports every write's outcome. The diff stage commits a contract only on such a report, so the
+//! contracts never claim more than the target holds.
+
+pub mod register;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::store::StoreError;
+
+/// One write.
+#[derive(Debug)]
+pub enum Op {
+    Upsert { row: u32, origin_id: String, target_id: Uuid, hash: [u8; 32], created: bool, object: Value },
+    Delete { row: u32, origin_id: String, target_id: Uuid, soft: bool },
+}
+
+/// What became of one record or delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Deleted,
+    /// The synchronization's filter left the record out.
+    Skipped,
+    Failed(String),
+}
+
+/// A record's outcome, reported to the diff stage.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub row: u32,
+    pub origin_id: String,
+    pub hash: [u8; 32],
+    pub outcome: Outcome,
+}
+
+pub type AckSender = mpsc::UnboundedSender<Vec<Ack>>;
+
+/// A target that could not be written as a whole (a single bad record is an [`Outcome::Failed`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("target: {0}")]
+    Store(#[from] StoreError),
+    #[error("schema {register}/{schema}: {message}")]
+    Schema { register: String, schema: String, message: String },
+    #[error("target writer stopped: {0}")]
+    Stopped(String),
+}
+
+/// The boundary every target kind implements.
+pub trait Sink: Send {
+    /// The objects this target already holds for the synchronization, as (origin id, target id): used
+    /// after an interrupted run to adopt objects written after the last saved contracts.
+    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError>;
+
+    /// Writes every batch from `input`, each atomically, reporting outcomes on `acks` after each commit.
+    /// Called once per run; returns when `input` closes.
+    ///
+    /// # Errors
+    /// A target that fails as a whole (unreachable, full disk) ends the run; batches committed before
+    /// stay reported.
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>>;
+}

@@ -1,0 +1,282 @@
+//! HTTP requests of an API source: authentication, timeouts, TLS, a rate limit, and retries with
+//! exponential backoff and jitter on connect errors, timeouts, 429 and 5xx, honouring `Retry-After`.
+//! Every URL that appears in an error is redacted (no user info, API keys in the query masked).
+
+use std::sync::Once;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::config::{AuthKind, KeyPlacement, RetryDef, Secret, SourceDef, TextMap};
+use crate::sources::SourceError;
+
+/// One answered request.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+enum Auth {
+    None,
+    Basic { username: String, password: Secret },
+    Bearer(Secret),
+    Header { name: HeaderName, key: Secret },
+    Query { name: String, key: Secret },
+}
+
+/// A configured HTTP client for one source.
+pub struct HttpClient {
+    client: reqwest::Client,
+    auth: Auth,
+    headers: HeaderMap,
+    query: Vec<(String, String)>,
+    retry: RetryDef,
+    /// Minimum spacing of requests, and when the next may go.
+    rate: Option<(Duration, Mutex<Instant>)>,
+    timeout: Duration,
+}
+
+static CRYPTO: Once = Once::new();
+
+impl HttpClient {
+    /// Builds the client from the source's settings plus the synchronization's extra headers and query.
+    pub fn new(source: &SourceDef, extra_headers: &TextMap, extra_query: &TextMap) -> Result<Self, SourceError> {
+        // One TLS crypto provider for the whole process (ring, as the FTP client uses).
+        CRYPTO.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let timeout = source.timeout.map(|s| s.0).unwrap_or(Duration::from_secs(30));
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("syncline/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(source.connect_timeout.map(|s| s.0).unwrap_or(Duration::from_secs(10)))
+            .tls_danger_accept_invalid_certs(!source.tls.verify.0)
+            .no_proxy()
+            .build()
+            .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?;
+
+        let mut headers = HeaderMap::new();
+        for (name, value) in source.headers.iter().chain(extra_headers) {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
+            let value = HeaderValue::from_str(&value.0).map_err(|_| SourceError::Config(format!("header `{name}` has a value that cannot be sent")))?;
+            headers.insert(name, value);
+        }
+        let query = source.query.iter().chain(extra_query).map(|(k, v)| (k.clone(), v.0.clone())).collect();
+
+        let settings = &source.auth.0;
+        let need = |what: &str| SourceError::Config(format!("auth needs `{what}`"));
+        let auth = match settings.kind {
+            AuthKind::None => Auth::None,
+            AuthKind::Basic => Auth::Basic {
+                username: settings.username.clone().or_else(|| source.username.clone()).ok_or_else(|| need("username"))?,
+                password: settings.password.clone().or_else(|| source.password.clone()).ok_or_else(|| need("password"))?,
+            },
+            AuthKind::Bearer => Auth::Bearer(settings.token.clone().or_else(|| source.token.clone()).ok_or_else(|| need("token"))?),
+            AuthKind::ApiKey => {
+                let key = settings.key.clone().or_else(|| source.api_key.clone()).ok_or_else(|| need("key"))?;
+                match settings.placement {
+                    KeyPlacement::Header => {
+                        let name = settings.name.as_deref().unwrap_or("X-API-Key");
+                        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
+                        Auth::Header { name, key }
+                    }
+                    KeyPlacement::Query => Auth::Query { name: settings.name.clone().unwrap_or_else(|| "api_key".into()), key },
+                }
+            }
+        };
+        let rate = source.rate_limit.map(|r| (r.per.0 / r.requests, Mutex::new(Instant::now())));
+        Ok(HttpClient { client, auth, headers, query, retry: source.retries.clone(), rate, timeout })
+    }
+
+    /// The URL with the source's and synchronization's query parameters added (not the API key).
+    pub fn with_query(&self, mut url: Url) -> Url {
+        if !self.query.is_empty() {
+            let existing: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in &self.query {
+                if !existing.iter().any(|(ek, _)| ek == k) {
+                    pairs.append_pair(k, v);
+                }
+            }
+        }
+        url
+    }
+
+    /// The URL as it may appear in messages.
+    pub fn redact(&self, url: &Url) -> String {
+        let mut shown = url.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        if let Auth::Query { name, .. } = &self.auth {
+            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            if pairs.iter().any(|(k, _)| k == name) {
+                shown.query_pairs_mut().clear().extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), if k == name { "***" } else { v.as_str() })));
+            }
+        }
+        shown.to_string()
+    }
+
+    /// GETs `url`, retrying transient failures. Any final non-2xx answer is an error.
+    pub async fn get(&self, url: &Url) -> Result<Response, SourceError> {
+        let shown = self.redact(url);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.pace().await;
+            let last = attempt >= self.retry.max_attempts.max(1);
+            let outcome = self.send(url, &shown).await;
+            let (error, retry_after) = match outcome {
+                Ok(response) if (200..300).contains(&response.status) => return Ok(response),
+                Ok(response) => {
+                    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let error = SourceError::Http { url: shown.clone(), status: response.status, body: excerpt(&response.body) };
+                    if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+                        return Err(error);
+                    }
+                    (error, retry_after(&response.headers))
+                }
+                Err(error @ (SourceError::Connect { .. } | SourceError::Timeout { .. })) => (error, None),
+                Err(error) => return Err(error),
+            };
+            if last {
+                return Err(error);
+            }
+            let wait = match retry_after {
+                Some(wait) if wait > self.retry.max_retry_after.0 => return Err(error),
+                Some(wait) => wait,
+                None => self.backoff(attempt),
+            };
+            tracing::warn!(url = %shown, attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying request");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send(&self, url: &Url, shown: &str) -> Result<Response, SourceError> {
+        let mut url = url.clone();
+        if let Auth::Query { name, key } = &self.auth {
+            url.query_pairs_mut().append_pair(name, key.expose());
+        }
+        let mut request = self.client.get(url).headers(self.headers.clone());
+        request = match &self.auth {
+            Auth::None | Auth::Query { .. } => request,
+            Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
+            Auth::Bearer(token) => request.bearer_auth(token.expose()),
+            Auth::Header { name, key } => request.header(name.clone(), key.expose()),
+        };
+        let response = request.send().await.map_err(|e| self.transport_error(&e, shown))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| self.transport_error(&e, shown))?;
+        Ok(Response { status, headers, body })
+    }
+
+    fn transport_error(&self, error: &reqwest::Error, shown: &str) -> SourceError {
+        let reason = chain(error);
+        let lower = reason.to_ascii_lowercase();
+        if error.is_timeout() {
+            SourceError::Timeout { url: shown.to_string(), reason: format!("no answer within {:?}", self.timeout) }
+        } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            SourceError::Tls { url: shown.to_string(), reason }
+        } else {
+            SourceError::Connect { url: shown.to_string(), reason }
+        }
+    }
+
+    /// Waits until the rate limit lets the next request go.
+    async fn pace(&self) {
+        if let Some((spacing, next)) = &self.rate {
+            let mut next = next.lock().await;
+            let now = Instant::now();
+            if *next > now {
+                tokio::time::sleep_until(*next).await;
+            }
+            *next = Instant::now().max(*next) + *spacing;
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half the step fixed, half random.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let step = self.retry.initial_backoff.0.saturating_mul(1 << (attempt - 1).min(16)).min(self.retry.max_backoff.0);
+        let half = step / 2;
+        half + half.mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// The start of an error body, on one line.
+fn excerpt(body: &Bytes) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if body.len() > 300 { format!("{line}…") } else { line }
+}
+
+/// An error and its causes, without the URL (which callers print redacted).
+fn chain(error: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = inner.source();
+    }
+    if parts.is_empty() {
+        parts.push(if error.is_connect() { "connection failed".into() } else { "request failed".into() });
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(yaml: serde_json::Value) -> SourceDef {
+        serde_json::from_value(yaml).unwrap()
+    }
+
+    #[test]
+    fn redacts_query_keys_and_user_info() {
+        let s = source(serde_json::json!({"location": "http://x", "auth": {"type": "apiKey", "in": "query", "name": "key", "key": "s3cret"}}));
+        let client = HttpClient::new(&s, &TextMap::new(), &TextMap::new()).unwrap();
+        let shown = client.redact(&Url::parse("http://u:p@host/a?key=s3cret&page=2").unwrap());
+        assert_eq!(shown, "http://host/a?key=***&page=2");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let s = source(serde_json::json!({"location": "http://x", "retries": {"initialBackoff": "100ms", "maxBackoff": "1s"}}));
+        let client = HttpClient::new(&s, &TextMap::new(), &TextMap::new()).unwrap();
+        for attempt in 1..10 {
+            let step = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
+            let wait = client.backoff(attempt);
+            assert!(wait >= step / 2 && wait <= step, "attempt {attempt}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+}

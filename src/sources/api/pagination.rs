@@ -1,0 +1,258 @@
+//! Walking the pages of an endpoint: page numbers, offset/limit, a next link in the body, an RFC 8288
+//! `Link` header, or a cursor token in the body. Every style stops at an empty page, and guards
+//! against APIs that ignore the page parameter or link back to a page already read.
+
+use std::collections::HashSet;
+
+use reqwest::header::{HeaderMap, LINK};
+use url::Url;
+
+use crate::config::{PaginationDef, PaginationKind};
+use crate::envelope::lookup_text;
+use crate::path::DotPath;
+
+/// What to do after a page.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Fetch(Url),
+    Done,
+    /// Done, with something to tell the user.
+    DoneWarning(String),
+    /// Stopped at `maxPages` although more pages exist.
+    Truncated(String),
+}
+
+/// The pagination state of one feed.
+pub struct Pager {
+    def: PaginationDef,
+    path: Option<DotPath>,
+    max_pages: Option<u32>,
+    pages: u32,
+    page: u64,
+    offset: u64,
+    previous_body: Option<blake3::Hash>,
+    visited: HashSet<String>,
+    last_cursor: Option<String>,
+}
+
+impl Pager {
+    pub fn new(def: &PaginationDef, max_pages: Option<u32>) -> Pager {
+        let path = match def.kind {
+            PaginationKind::Next => Some(def.path.as_deref().unwrap_or("next")),
+            PaginationKind::Cursor => Some(def.path.as_deref().unwrap_or("next_cursor")),
+            _ => None,
+        }
+        .map(DotPath::parse);
+        Pager {
+            def: def.clone(),
+            path,
+            max_pages,
+            pages: 0,
+            page: def.start.unwrap_or(1),
+            offset: 0,
+            previous_body: None,
+            visited: HashSet::new(),
+            last_cursor: None,
+        }
+    }
+
+    /// The first request.
+    pub fn first(&mut self, base: Url) -> Url {
+        self.visited.insert(base.to_string());
+        match self.def.kind {
+            PaginationKind::Page => self.page_url(&base),
+            PaginationKind::Offset => self.offset_url(&base),
+            _ => base,
+        }
+    }
+
+    fn page_url(&self, base: &Url) -> Url {
+        let mut params = vec![(self.def.param.as_deref().unwrap_or("page"), self.page.to_string())];
+        if let (Some(name), Some(size)) = (&self.def.size_param, self.def.size) {
+            params.push((name.as_str(), size.to_string()));
+        }
+        set_params(base, &params)
+    }
+
+    fn offset_url(&self, base: &Url) -> Url {
+        let limit = self.def.size.unwrap_or(100);
+        set_params(
+            base,
+            &[
+                (self.def.param.as_deref().unwrap_or("offset"), self.offset.to_string()),
+                (self.def.size_param.as_deref().unwrap_or("limit"), limit.to_string()),
+            ],
+        )
+    }
+
+    /// Decides the next request from the page just read (`records` found in it).
+    pub fn next(&mut self, current: &Url, headers: &HeaderMap, body: &[u8], records: usize) -> Next {
+        self.pages += 1;
+        if records == 0 {
+            return Next::Done;
+        }
+        let body_hash = blake3::hash(body);
+        let repeated = self.previous_body.replace(body_hash) == Some(body_hash);
+        let next = match self.def.kind {
+            PaginationKind::None => return Next::Done,
+            PaginationKind::Page | PaginationKind::Offset => {
+                if repeated {
+                    let param = self.def.param.clone().unwrap_or_else(|| if self.def.kind == PaginationKind::Page { "page".into() } else { "offset".into() });
+                    return Next::DoneWarning(format!(
+                        "page {} repeated the page before it: the API seems to ignore `{param}`; stopped reading",
+                        self.pages
+                    ));
+                }
+                if self.def.size.is_some_and(|size| records < size as usize) {
+                    return Next::Done;
+                }
+                if self.def.kind == PaginationKind::Page {
+                    self.page += 1;
+                    self.page_url(current)
+                } else {
+                    self.offset += records as u64;
+                    self.offset_url(current)
+                }
+            }
+            PaginationKind::Next => {
+                let text = std::str::from_utf8(body).unwrap_or_default();
+                let Some(link) = self.path.as_ref().and_then(|p| lookup_text(text, p)) else { return Next::Done };
+                match current.join(&link) {
+                    Ok(url) => url,
+                    Err(_) => return Next::DoneWarning(format!("the next link `{link}` is not a URL; stopped reading")),
+                }
+            }
+            PaginationKind::Link => match next_link(headers).and_then(|l| current.join(&l).ok()) {
+                Some(url) => url,
+                None => return Next::Done,
+            },
+            PaginationKind::Cursor => {
+                let text = std::str::from_utf8(body).unwrap_or_default();
+                let Some(cursor) = self.path.as_ref().and_then(|p| lookup_text(text, p)) else { return Next::Done };
+                if self.last_cursor.as_deref() == Some(cursor.as_str()) {
+                    return Next::DoneWarning(format!("the cursor `{cursor}` repeated; stopped reading"));
+                }
+                self.last_cursor = Some(cursor.clone());
+                set_params(current, &[(self.def.param.as_deref().unwrap_or("cursor"), cursor)])
+            }
+        };
+        if matches!(self.def.kind, PaginationKind::Next | PaginationKind::Link) && !self.visited.insert(next.to_string()) {
+            return Next::DoneWarning(format!("the next link leads back to a page already read ({}); stopped reading", next.path()));
+        }
+        if self.max_pages.is_some_and(|max| self.pages >= max) {
+            return Next::Truncated(format!(
+                "maxPages ({}) reached before the last page: the feed was cut short, so nothing is deleted in this run",
+                self.pages
+            ));
+        }
+        Next::Fetch(next)
+    }
+}
+
+/// `url` with each `(name, value)` set, replacing any earlier value of that name.
+fn set_params<V: AsRef<str>>(url: &Url, params: &[(&str, V)]) -> Url {
+    let kept: Vec<(String, String)> = url.query_pairs().into_owned().filter(|(k, _)| !params.iter().any(|(n, _)| n == k)).collect();
+    let mut out = url.clone();
+    {
+        let mut pairs = out.query_pairs_mut();
+        pairs.clear();
+        pairs.extend_pairs(kept);
+        for (name, value) in params {
+            pairs.append_pair(name, value.as_ref());
+        }
+    }
+    out
+}
+
+/// The `rel="next"` target of an RFC 8288 `Link` header.
+pub fn next_link(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all(LINK) {
+        let Ok(text) = value.to_str() else { continue };
+        for link in split_links(text) {
+            let Some((target, params)) = link.split_once('>') else { continue };
+            let target = target.trim().trim_start_matches('<');
+            let is_next = params.split(';').any(|p| {
+                let p = p.trim();
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("rel") && v.trim().trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
+                })
+            });
+            if is_next {
+                return Some(target.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Splits a Link header at the commas between links (not those inside `<…>` or quotes).
+fn split_links(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut in_url, mut in_quote) = (0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            '<' if !in_quote => in_url = true,
+            '>' if !in_quote => in_url = false,
+            '"' if !in_url => in_quote = !in_quote,
+            ',' if !in_url && !in_quote => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn def(json: serde_json::Value) -> PaginationDef {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn page_numbers_stop_on_short_or_empty_pages() {
+        let mut p = Pager::new(&def(serde_json::json!({"type": "page", "sizeParam": "size", "size": 2})), None);
+        let first = p.first(Url::parse("http://h/pets?status=a").unwrap());
+        assert_eq!(first.as_str(), "http://h/pets?status=a&page=1&size=2");
+        let Next::Fetch(second) = p.next(&first, &HeaderMap::new(), b"[1,2]", 2) else { panic!() };
+        assert_eq!(second.as_str(), "http://h/pets?status=a&page=2&size=2");
+        assert_eq!(p.next(&second, &HeaderMap::new(), b"[3]", 1), Next::Done);
+    }
+
+    #[test]
+    fn offset_advances_by_records_and_repeats_are_caught() {
+        let mut p = Pager::new(&def(serde_json::json!({"type": "offset", "size": 2})), None);
+        let first = p.first(Url::parse("http://h/x").unwrap());
+        assert_eq!(first.query(), Some("offset=0&limit=2"));
+        let Next::Fetch(second) = p.next(&first, &HeaderMap::new(), b"[1,2]", 2) else { panic!() };
+        assert_eq!(second.query(), Some("offset=2&limit=2"));
+        assert!(matches!(p.next(&second, &HeaderMap::new(), b"[1,2]", 2), Next::DoneWarning(_)));
+    }
+
+    #[test]
+    fn next_links_resolve_and_loops_stop() {
+        let mut p = Pager::new(&def(serde_json::json!({"type": "next", "path": "links.next"})), None);
+        let first = p.first(Url::parse("http://h/a/items").unwrap());
+        let Next::Fetch(second) = p.next(&first, &HeaderMap::new(), br#"{"links":{"next":"items?after=2"}}"#, 2) else { panic!() };
+        assert_eq!(second.as_str(), "http://h/a/items?after=2");
+        assert!(matches!(p.next(&second, &HeaderMap::new(), br#"{"links":{"next":"/a/items"}}"#, 2), Next::DoneWarning(_)));
+        assert_eq!(p.next(&second, &HeaderMap::new(), br#"{"links":{"next":null}}"#, 2), Next::Done);
+    }
+
+    #[test]
+    fn link_header_and_cursor_and_max_pages() {
+        let mut headers = HeaderMap::new();
+        headers.insert(LINK, HeaderValue::from_static(r#"<http://h/x?page=1>; rel="prev", <http://h/x?page=3>; rel="next""#));
+        assert_eq!(next_link(&headers).as_deref(), Some("http://h/x?page=3"));
+        let mut p = Pager::new(&def(serde_json::json!({"type": "cursor", "path": "meta.next", "param": "c"})), Some(2));
+        let first = p.first(Url::parse("http://h/x").unwrap());
+        let Next::Fetch(second) = p.next(&first, &HeaderMap::new(), br#"{"meta":{"next":"abc"}}"#, 1) else { panic!() };
+        assert_eq!(second.query(), Some("c=abc"));
+        assert!(matches!(p.next(&second, &HeaderMap::new(), br#"{"meta":{"next":"def"}}"#, 1), Next::Truncated(_)));
+    }
+}

@@ -1,0 +1,295 @@
+//! Jobs: every run of a synchronization, with its counts, error, log lines and per-object errors.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{now_text, StoreError};
+
+/// A job's life: PENDING → RUNNING → COMPLETED | FAILED | CANCELLING → CANCELLED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Cancelling,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "PENDING",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Completed => "COMPLETED",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Cancelled => "CANCELLED",
+            JobStatus::Cancelling => "CANCELLING",
+        }
+    }
+
+    fn parse(text: &str) -> JobStatus {
+        match text {
+            "PENDING" => JobStatus::Pending,
+            "RUNNING" => JobStatus::Running,
+            "COMPLETED" => JobStatus::Completed,
+            "CANCELLED" => JobStatus::Cancelled,
+            "CANCELLING" => JobStatus::Cancelling,
+            _ => JobStatus::Failed,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+/// What a run did, per record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub found: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub deleted: u64,
+    pub failed: u64,
+}
+
+/// One job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub synchronization: String,
+    pub status: JobStatus,
+    pub force_full_sync: bool,
+    pub dry_run: bool,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub duration_seconds: Option<f64>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub error: Option<String>,
+    pub error_category: Option<String>,
+}
+
+/// A log line of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub at: String,
+    pub level: String,
+    pub message: String,
+}
+
+/// A record that failed in a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectError {
+    pub origin_id: String,
+    pub message: String,
+}
+
+/// The jobs database.
+pub struct JobStore {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, synchronization TEXT NOT NULL, status TEXT NOT NULL,
+    force_full_sync INTEGER NOT NULL, dry_run INTEGER NOT NULL, created_at TEXT NOT NULL,
+    started_at TEXT, completed_at TEXT, duration_seconds REAL,
+    found INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0,
+    unchanged INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0, error TEXT, error_category TEXT);
+CREATE INDEX IF NOT EXISTS jobs_by_sync ON jobs(synchronization, created_at);
+CREATE TABLE IF NOT EXISTS job_logs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS job_logs_by_job ON job_logs(job_id, seq);
+CREATE TABLE IF NOT EXISTS job_errors (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, origin_id TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS job_errors_by_job ON job_errors(job_id, seq);
+";
+
+const COLUMNS: &str = "id, synchronization, status, force_full_sync, dry_run, created_at, started_at, completed_at, duration_seconds, \
+found, created, updated, unchanged, skipped, deleted, failed, error, error_category";
+
+fn row_to_job(row: &Row) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: row.get(0)?,
+        synchronization: row.get(1)?,
+        status: JobStatus::parse(&row.get::<_, String>(2)?),
+        force_full_sync: row.get(3)?,
+        dry_run: row.get(4)?,
+        created_at: row.get(5)?,
+        started_at: row.get(6)?,
+        completed_at: row.get(7)?,
+        duration_seconds: row.get(8)?,
+        counts: Counts {
+            found: row.get(9)?,
+            created: row.get(10)?,
+            updated: row.get(11)?,
+            unchanged: row.get(12)?,
+            skipped: row.get(13)?,
+            deleted: row.get(14)?,
+            failed: row.get(15)?,
+        },
+        error: row.get(16)?,
+        error_category: row.get(17)?,
+    })
+}
+
+impl JobStore {
+    pub fn open(path: &Path) -> Result<JobStore, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(JobStore { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(f(&conn)?)
+    }
+
+    /// Records a new job in `status` (RUNNING for a foreground run, PENDING for a queued one).
+    pub fn create(&self, synchronization: &str, status: JobStatus, force_full_sync: bool, dry_run: bool) -> Result<JobRecord, StoreError> {
+        let now = now_text();
+        let job = JobRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            synchronization: synchronization.to_string(),
+            status,
+            force_full_sync,
+            dry_run,
+            created_at: now.clone(),
+            started_at: (status == JobStatus::Running).then_some(now),
+            completed_at: None,
+            duration_seconds: None,
+            counts: Counts::default(),
+            error: None,
+            error_category: None,
+        };
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO jobs (id, synchronization, status, force_full_sync, dry_run, created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![job.id, job.synchronization, job.status.as_str(), job.force_full_sync, job.dry_run, job.created_at, job.started_at],
+            )
+        })?;
+        Ok(job)
+    }
+
+    /// Writes the job's status, times, counts and error.
+    pub fn update(&self, job: &JobRecord) -> Result<(), StoreError> {
+        let c = &job.counts;
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE jobs SET status = ?2, started_at = ?3, completed_at = ?4, duration_seconds = ?5, found = ?6, created = ?7, \
+                 updated = ?8, unchanged = ?9, skipped = ?10, deleted = ?11, failed = ?12, error = ?13, error_category = ?14 WHERE id = ?1",
+                params![
+                    job.id,
+                    job.status.as_str(),
+                    job.started_at,
+                    job.completed_at,
+                    job.duration_seconds,
+                    c.found,
+                    c.created,
+                    c.updated,
+                    c.unchanged,
+                    c.skipped,
+                    c.deleted,
+                    c.failed,
+                    job.error,
+                    job.error_category
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// A job by id, or by a unique prefix of its id.
+    pub fn get(&self, id: &str) -> Result<JobRecord, StoreError> {
+        let pattern = format!("{}%", id.replace(['%', '_'], ""));
+        let found: Vec<JobRecord> = self.with(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE id LIKE ?1 ORDER BY created_at DESC LIMIT 2"))?;
+            stmt.query_map([pattern], row_to_job)?.collect()
+        })?;
+        match found.len() {
+            1 => Ok(found.into_iter().next().expect("one job")),
+            0 => Err(StoreError::NotFound(format!("no job with id `{id}`"))),
+            _ => Err(StoreError::NotFound(format!("`{id}` matches more than one job; give more of the id"))),
+        }
+    }
+
+    /// The newest jobs first; of one synchronization when given.
+    pub fn list(&self, synchronization: Option<&str>, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE (?1 IS NULL OR synchronization = ?1) ORDER BY created_at DESC, id DESC LIMIT ?2"
+            ))?;
+            stmt.query_map(params![synchronization, limit as i64], row_to_job)?.collect()
+        })
+    }
+
+    pub fn log(&self, job: &str, level: &str, message: &str) -> Result<(), StoreError> {
+        self.with(|c| c.execute("INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, ?3, ?4)", params![job, now_text(), level, message]))?;
+        Ok(())
+    }
+
+    pub fn logs(&self, job: &str) -> Result<Vec<LogLine>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT at, level, message FROM job_logs WHERE job_id = ?1 ORDER BY seq")?;
+            stmt.query_map([job], |r| Ok(LogLine { at: r.get(0)?, level: r.get(1)?, message: r.get(2)? }))?.collect()
+        })
+    }
+
+    /// Records per-object errors of a job in one transaction.
+    pub fn object_errors(&self, job: &str, errors: &[ObjectError]) -> Result<(), StoreError> {
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached("INSERT INTO job_errors (job_id, origin_id, message) VALUES (?1, ?2, ?3)")?;
+            for error in errors {
+                stmt.execute(params![job, error.origin_id, error.message])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn errors(&self, job: &str, limit: usize) -> Result<Vec<ObjectError>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT origin_id, message FROM job_errors WHERE job_id = ?1 ORDER BY seq LIMIT ?2")?;
+            stmt.query_map(params![job, limit as i64], |r| Ok(ObjectError { origin_id: r.get(0)?, message: r.get(1)? }))?.collect()
+        })
+    }
+
+    /// Marks jobs left PENDING, RUNNING or CANCELLING by a process that died as FAILED.
+    pub fn fail_orphans(&self) -> Result<usize, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET status = 'FAILED', completed_at = ?1, error = 'the process running this job stopped before it finished', \
+                 error_category = 'internal' WHERE status IN ('PENDING', 'RUNNING', 'CANCELLING')",
+                [now_text()],
+            )
+        })
+    }
+
+    /// The job of `synchronization` currently running, if any.
+    pub fn active(&self, synchronization: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE synchronization = ?1 AND status IN ('PENDING', 'RUNNING', 'CANCELLING') LIMIT 1"),
+                [synchronization],
+                row_to_job,
+            )
+            .optional()
+        })
+    }
+}
