@@ -194,6 +194,7 @@ pub(crate) fn deserialize_at<T: serde::de::DeserializeOwned>(doc: &Document, bas
         // serde reports an unknown key at its parent; point at the key itself.
         if let Some(rest) = message.strip_prefix("unknown field `")
             && let Some(field) = rest.split('`').next()
+            && !(path == field || path.ends_with(&format!(".{field}")))
         {
             path = if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
         }

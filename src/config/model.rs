@@ -387,7 +387,7 @@ pub struct PaginationDef {
     /// Query parameter of the page size (`page`: none by default; `offset`: `limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_param: Option<String>,
-    /// Page size sent in `sizeParam`; a page with fewer items is the last one.
+    /// Page size sent in `sizeParam`. A page shorter than the pages before it is the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u32>,
     /// First page number (default 1).

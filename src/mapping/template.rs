@@ -125,7 +125,7 @@ fn twig_formatter(out: &mut minijinja::Output, state: &mut minijinja::State, val
             }
             Ok(())
         }
-        ValueKind::Number if value.as_i64().is_none() => {
+        ValueKind::Number if !value.is_integer() => {
             let number = f64::try_from(value.clone()).ok().and_then(serde_json::Number::from_f64);
             match number {
                 Some(n) => out.write_str(&php_string(&Value::Number(n))).map_err(Error::from),

@@ -28,6 +28,8 @@ pub struct Pager {
     path: Option<DotPath>,
     max_pages: Option<u32>,
     pages: u32,
+    /// The longest page so far: a shorter one after it is the last (servers may cap the page size).
+    longest: usize,
     page: u64,
     offset: u64,
     previous_body: Option<blake3::Hash>,
@@ -48,6 +50,7 @@ impl Pager {
             path,
             max_pages,
             pages: 0,
+            longest: 0,
             page: def.start.unwrap_or(1),
             offset: 0,
             previous_body: None,
@@ -103,9 +106,10 @@ impl Pager {
                         self.pages
                     ));
                 }
-                if self.def.size.is_some_and(|size| records < size as usize) {
+                if records < self.longest {
                     return Next::Done;
                 }
+                self.longest = records;
                 if self.def.kind == PaginationKind::Page {
                     self.page += 1;
                     self.page_url(current)
@@ -215,13 +219,17 @@ mod tests {
     }
 
     #[test]
-    fn page_numbers_stop_on_short_or_empty_pages() {
+    fn page_numbers_stop_on_a_short_page_after_full_ones() {
         let mut p = Pager::new(&def(serde_json::json!({"type": "page", "sizeParam": "size", "size": 2})), None);
         let first = p.first(Url::parse("http://h/pets?status=a").unwrap());
         assert_eq!(first.as_str(), "http://h/pets?status=a&page=1&size=2");
         let Next::Fetch(second) = p.next(&first, &HeaderMap::new(), b"[1,2]", 2) else { panic!() };
         assert_eq!(second.as_str(), "http://h/pets?status=a&page=2&size=2");
         assert_eq!(p.next(&second, &HeaderMap::new(), b"[3]", 1), Next::Done);
+        // A server that caps the page size below `size` is read to its end, not cut at page 1.
+        let mut p = Pager::new(&def(serde_json::json!({"type": "page", "sizeParam": "size", "size": 50})), None);
+        let first = p.first(Url::parse("http://h/pets").unwrap());
+        assert!(matches!(p.next(&first, &HeaderMap::new(), b"[1,2]", 25), Next::Fetch(_)));
     }
 
     #[test]

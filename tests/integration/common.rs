@@ -1,0 +1,139 @@
+//! The harness: a fixture server, a pipeline file written for it, and a state directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use syncline::config::Pipeline;
+use syncline::fixture::{self, Fixture};
+use syncline::pipeline::{self, Progress, RunOptions, RunReport};
+use syncline::store::StateDir;
+use tempfile::TempDir;
+
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "title": {"type": "string", "minLength": 1},
+    "category": {"type": "string"},
+    "status": {"enum": ["available", "pending", "sold"]}
+  },
+  "required": ["title"],
+  "additionalProperties": false
+}"#;
+
+/// The synchronization under test, as YAML lines under `sourceConfig` and beside it.
+pub struct Sync {
+    pub source_config: String,
+    pub extra: String,
+    pub mapping: String,
+    pub source_extra: String,
+}
+
+impl Default for Sync {
+    fn default() -> Self {
+        Sync {
+            source_config: r#"{ endpoint: "/feed/page", idPosition: id, resultsPosition: data.items, pagination: { type: page, sizeParam: size, size: 7 } }"#.into(),
+            extra: String::new(),
+            mapping: r#"{ title: "{{ name }}", category: "{{ category.name }}", status: "{{ status }}" }"#.into(),
+            source_extra: String::new(),
+        }
+    }
+}
+
+pub struct Harness {
+    pub fixture: Fixture,
+    pub dir: TempDir,
+    pub state: StateDir,
+    pub file: PathBuf,
+}
+
+impl Harness {
+    pub async fn new(pets: usize) -> Harness {
+        Self::with(pets, Sync::default()).await
+    }
+
+    pub async fn with(pets: usize, sync: Sync) -> Harness {
+        let fixture = Fixture::start(fixture::pets(pets)).await.expect("fixture starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = StateDir::open(&dir.path().join("state")).expect("state dir");
+        let file = dir.path().join("pipeline.yaml");
+        let harness = Harness { fixture, dir, state, file };
+        harness.write(&sync);
+        harness
+    }
+
+    /// (Re)writes the pipeline file.
+    pub fn write(&self, sync: &Sync) {
+        std::fs::write(self.dir.path().join("pet.schema.json"), SCHEMA).expect("schema written");
+        let text = format!(
+            r#"
+sources:
+  pets:
+    type: api
+    location: "{url}"
+    retries: {{ initialBackoff: 10ms, maxBackoff: 50ms }}
+{source_extra}
+mappings:
+  pet:
+    mapping: {mapping}
+registers:
+  shop:
+    schemas:
+      pet: {{ $ref: pet.schema.json }}
+synchronizations:
+  pets:
+    source: pets
+    sourceConfig: {source_config}
+    mapping: pet
+    target: {{ type: register, register: shop, schema: pet }}
+{extra}
+"#,
+            url = self.fixture.base_url(),
+            source_extra = indent(&sync.source_extra, 4),
+            mapping = sync.mapping,
+            source_config = sync.source_config,
+            extra = indent(&sync.extra, 4),
+        );
+        std::fs::write(&self.file, text).expect("pipeline written");
+    }
+
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::load(&self.file).unwrap_or_else(|e| panic!("pipeline loads:\n{e}"))
+    }
+
+    pub async fn run(&self) -> RunReport {
+        self.run_with(RunOptions::default()).await
+    }
+
+    pub async fn run_with(&self, options: RunOptions) -> RunReport {
+        pipeline::run(&self.pipeline(), "pets", &self.state, options, Arc::new(Progress::default())).await.expect("job recorded")
+    }
+
+    /// The register's objects of the synchronization, by origin id.
+    pub fn register(&self) -> BTreeMap<String, Value> {
+        self.state.register().expect("register").objects_of("pets").expect("objects").into_iter().collect()
+    }
+
+    /// What the register must hold: every pet of the fixture, mapped.
+    pub fn expected(&self) -> BTreeMap<String, Value> {
+        self.fixture
+            .store
+            .pets
+            .read()
+            .expect("pets")
+            .iter()
+            .map(|p| (p["id"].to_string(), json!({"title": p["name"], "category": p["category"]["name"], "status": p["status"]})))
+            .collect()
+    }
+}
+
+fn indent(text: &str, by: usize) -> String {
+    text.lines().map(|l| format!("{}{l}", " ".repeat(by))).collect::<Vec<_>>().join("\n")
+}
+
+/// `(found, created, updated, unchanged, deleted, failed)` of a report.
+pub fn counts(report: &RunReport) -> (u64, u64, u64, u64, u64, u64) {
+    let c = report.job.counts;
+    (c.found, c.created, c.updated, c.unchanged, c.deleted, c.failed)
+}

@@ -1,0 +1,134 @@
+//! Failures: retried transient errors, a source that dies mid-feed, credentials, a killed process.
+
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use syncline::fixture::RequiredAuth;
+use syncline::store::JobStatus;
+
+use crate::common::{counts, Harness, Sync};
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried() {
+    let h = Harness::new(20).await;
+    h.fixture.store.faults.too_many_requests.store(1, Ordering::SeqCst);
+    h.fixture.store.faults.server_errors.store(2, Ordering::SeqCst);
+    let started = Instant::now();
+    let report = h.run().await;
+    assert_eq!(report.job.status, JobStatus::Completed, "{:?}", report.job.error);
+    assert_eq!(report.job.counts.created, 20);
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
+    assert_eq!(h.register(), h.expected());
+}
+
+#[tokio::test]
+async fn a_source_that_dies_mid_feed_fails_the_job_and_deletes_nothing() {
+    let h = Harness::new(35).await;
+    h.run().await;
+    let before = h.register();
+    h.fixture.store.update(1, |p| p["name"] = json!("Changed before the break"));
+    h.fixture.store.requests.store(0, Ordering::SeqCst);
+    h.fixture.store.faults.die_after.store(2, Ordering::SeqCst);
+    let report = h.run().await;
+    assert_eq!(report.job.status, JobStatus::Failed);
+    assert_eq!(report.job.error_category.as_deref(), Some("http"));
+    assert!(report.job.error.as_deref().unwrap().contains("HTTP 500"), "{:?}", report.job.error);
+    assert_eq!(report.job.counts.deleted, 0);
+    let after = h.register();
+    assert_eq!(after.len(), before.len(), "nothing deleted");
+    assert_eq!(after["1"]["title"], "Changed before the break", "what was read before the break was written");
+
+    // The contracts match what was written: the next complete run only finishes the job.
+    h.fixture.store.faults.die_after.store(0, Ordering::SeqCst);
+    let next = h.run().await;
+    assert_eq!(counts(&next), (35, 0, 0, 35, 0, 0));
+}
+
+#[tokio::test]
+async fn an_unreachable_source_fails_with_a_connection_error() {
+    let h = Harness::new(3).await;
+    h.run().await;
+    let port = h.fixture.addr.port();
+    let text = std::fs::read_to_string(&h.file).unwrap().replace(&format!(":{port}/"), ":1/");
+    std::fs::write(&h.file, text).unwrap();
+    let report = h.run().await;
+    assert_eq!(report.job.status, JobStatus::Failed);
+    assert_eq!(report.job.error_category.as_deref(), Some("connection"));
+    assert_eq!(h.register().len(), 3, "nothing deleted");
+}
+
+#[tokio::test]
+async fn credentials_are_sent_and_never_shown() {
+    let cases = [
+        ("auth: { type: basic, username: ann, password: pw-basic-secret }", RequiredAuth::Basic { username: "ann".into(), password: "pw-basic-secret".into() }),
+        ("auth: bearer\ntoken: tok-bearer-secret", RequiredAuth::Bearer("tok-bearer-secret".into())),
+        ("auth: { type: apiKey, name: X-Key, key: key-header-secret }", RequiredAuth::Header { name: "x-key".into(), key: "key-header-secret".into() }),
+        ("auth: { type: apiKey, in: query, name: api_key, key: key-query-secret }", RequiredAuth::Query { name: "api_key".into(), key: "key-query-secret".into() }),
+    ];
+    for (auth, required) in cases {
+        let h = Harness::with(5, Sync { source_extra: auth.into(), ..Sync::default() }).await;
+        *h.fixture.store.faults.auth.lock().unwrap() = Some(required.clone());
+        let report = h.run().await;
+        assert_eq!(report.job.status, JobStatus::Completed, "{auth}: {:?}", report.job.error);
+
+        // The wrong secret: a 401 whose message shows no secret.
+        let wrong = match required {
+            RequiredAuth::Basic { username, .. } => RequiredAuth::Basic { username, password: "other".into() },
+            RequiredAuth::Bearer(_) => RequiredAuth::Bearer("other".into()),
+            RequiredAuth::Header { name, .. } => RequiredAuth::Header { name, key: "other".into() },
+            RequiredAuth::Query { name, .. } => RequiredAuth::Query { name, key: "other".into() },
+        };
+        *h.fixture.store.faults.auth.lock().unwrap() = Some(wrong);
+        let report = h.run().await;
+        assert_eq!(report.job.error_category.as_deref(), Some("auth"), "{auth}");
+        let shown = format!("{:?} {:?}", report.job, report.warnings);
+        let logs = h.state.jobs().unwrap().logs(&report.job.id).unwrap();
+        let shown = format!("{shown} {logs:?}");
+        assert!(!shown.contains("secret"), "{auth}: a secret leaked: {shown}");
+        assert!(!std::fs::read_to_string(h.state.root().join("jobs.db")).unwrap_or_default().contains("secret"));
+    }
+}
+
+#[tokio::test]
+async fn a_killed_run_converges_on_the_next_run() {
+    let h = Harness::with(
+        200,
+        Sync { source_config: r#"{ endpoint: "/feed/page", idPosition: id, resultsPosition: data.items, pagination: { type: page, sizeParam: size, size: 5 } }"#.into(), ..Sync::default() },
+    )
+    .await;
+    h.fixture.store.faults.delay_ms.store(40, Ordering::SeqCst);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .arg("--state")
+        .arg(h.state.root())
+        .args(["run", h.file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("syncline starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let written = h.state.register().ok().and_then(|r| r.count("shop", "pet").ok()).unwrap_or(0);
+        if written >= 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never wrote anything");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().expect("killed");
+    child.wait().unwrap();
+    let written = h.register().len();
+    assert!(written < 200, "killed part-way ({written} written)");
+    assert_eq!(h.state.load_contracts("pets").await.unwrap().committed(), 0, "no contracts saved by the killed run");
+
+    // Meanwhile the source changes: one pet written by the killed run disappears.
+    h.fixture.store.remove(3);
+    h.fixture.store.faults.delay_ms.store(0, Ordering::SeqCst);
+    let report = h.run().await;
+    assert_eq!(report.job.status, JobStatus::Completed, "{:?}", report.job.error);
+    assert_eq!(h.register(), h.expected(), "the register equals the source: no duplicates, nothing lost, no orphan");
+    let jobs = h.state.jobs().unwrap().list(Some("pets"), 10).unwrap();
+    assert_eq!(jobs.last().unwrap().status, JobStatus::Failed, "the killed job is marked failed");
+    assert_eq!(h.run().await.job.counts.unchanged, 199);
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests over real sockets: the pet-store fixture API (axum, in-process) as the source, the
+//! real pipeline, the embedded register in a temporary state directory, and the real binary where the
+//! command line itself is under test.
+
+mod api;
+mod cli;
+mod common;
+mod faults;
