@@ -80,11 +80,12 @@ impl From<SourceError> for Failure {
 /// Runs `sync` of `pipeline` as a new job, in the foreground.
 pub async fn run(pipeline: &Pipeline, sync: &str, state: &StateDir, options: RunOptions, progress: Arc<Progress>) -> Result<RunReport, StoreError> {
     let jobs = state.jobs()?;
-    // A job of this synchronization still marked running was cut off (the process died): say so, and
-    // adopt what it wrote.
+    let _lock = state.lock(sync)?;
+    // Holding the lock, a job of this synchronization still marked running was cut off (its process
+    // died): mark it failed, and adopt what it wrote.
     let interrupted = jobs.active(sync)?.is_some();
     if interrupted {
-        jobs.fail_orphans()?;
+        jobs.fail_orphans(Some(sync))?;
     }
     let job = jobs.create(sync, JobStatus::Running, options.force_full_sync, options.dry_run)?;
     run_job(pipeline, job, state, options, progress, interrupted).await

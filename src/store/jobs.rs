@@ -270,13 +270,14 @@ impl JobStore {
         })
     }
 
-    /// Marks jobs left PENDING, RUNNING or CANCELLING by a process that died as FAILED.
-    pub fn fail_orphans(&self) -> Result<usize, StoreError> {
+    /// Marks jobs left PENDING, RUNNING or CANCELLING by a process that died as FAILED: all of them, or
+    /// those of one synchronization.
+    pub fn fail_orphans(&self, synchronization: Option<&str>) -> Result<usize, StoreError> {
         self.with(|c| {
             c.execute(
                 "UPDATE jobs SET status = 'FAILED', completed_at = ?1, error = 'the process running this job stopped before it finished', \
-                 error_category = 'internal' WHERE status IN ('PENDING', 'RUNNING', 'CANCELLING')",
-                [now_text()],
+                 error_category = 'internal' WHERE status IN ('PENDING', 'RUNNING', 'CANCELLING') AND (?2 IS NULL OR synchronization = ?2)",
+                params![now_text(), synchronization],
             )
         })
     }

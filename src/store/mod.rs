@@ -33,6 +33,8 @@ pub enum StoreError {
     Object { sync: String, source: datafusion::object_store::Error },
     #[error("{0}")]
     NotFound(String),
+    #[error("synchronization `{0}` is already running (another run holds its lock)")]
+    Busy(String),
 }
 
 /// The state directory of one installation.
@@ -65,12 +67,21 @@ impl StateDir {
         RegisterStore::open(&self.root.join("register.db"))
     }
 
+    /// Takes the run lock of `sync`: one run of a synchronization at a time, across processes. The
+    /// lock is released when the guard drops, or by the OS when the process dies.
+    pub fn lock(&self, sync: &str) -> Result<RunLock, StoreError> {
+        let path = self.root.join("contracts").join(format!("{}.lock", file_name(sync)));
+        let io = |source| StoreError::Io { path: path.display().to_string(), source };
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Busy(sync.to_string())),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+
     fn contract_path(sync: &str) -> StorePath {
-        let safe: String = sync
-            .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
-            .collect();
-        StorePath::from(format!("contracts/{safe}.arrow"))
+        StorePath::from(format!("contracts/{}.arrow", file_name(sync)))
     }
 
     /// The contracts of `sync` (empty before its first run).
@@ -100,6 +111,16 @@ impl StateDir {
             .map_err(|source| StoreError::Object { sync: sync.into(), source })?;
         Ok(())
     }
+}
+
+/// A synchronization's name as a file name: unreserved characters kept, the rest percent-encoded.
+fn file_name(sync: &str) -> String {
+    sync.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// Held while a synchronization runs.
+pub struct RunLock {
+    _file: std::fs::File,
 }
 
 /// Now, as stored in the state databases (RFC 3339, milliseconds, UTC).

@@ -1,0 +1,152 @@
+//! Per-stage micro-benchmarks on a realistic record (≈260 bytes of JSON, 8 fields, nested objects),
+//! each reporting records per second: `cargo bench --bench stages`.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::json;
+use syncline::config::MappingDef;
+use syncline::diff::contracts::ContractTable;
+use syncline::diff::hash::Hasher;
+use syncline::diff::{Differ, Work};
+use syncline::envelope::{extract, ResultsPosition};
+use syncline::fixture::feed::Feed;
+use syncline::mapping::Mapping;
+use syncline::sinks::{Ack, Outcome};
+use syncline::sources::{Chunk, RawRecord};
+use syncline::store::register::ObjectWrite;
+use syncline::store::StateDir;
+
+const PAGE: u64 = 1000;
+
+fn page() -> Bytes {
+    Bytes::from(Feed::new(PAGE, PAGE).page(1))
+}
+
+fn records() -> Vec<Bytes> {
+    extract(&page(), &ResultsPosition::parse(Some("data.items"))).unwrap().records
+}
+
+fn envelope(c: &mut Criterion) {
+    let body = page();
+    let position = ResultsPosition::parse(Some("data.items"));
+    let mut group = c.benchmark_group("envelope");
+    group.throughput(Throughput::Elements(PAGE));
+    group.bench_function("extract data.items from a 1000-record page", |b| b.iter(|| black_box(extract(&body, &position).unwrap())));
+    group.finish();
+}
+
+fn hashing(c: &mut Criterion) {
+    let records = records();
+    let id = vec!["id".to_string()];
+    let mut hasher = Hasher::default();
+    let mut group = c.benchmark_group("hash");
+    group.throughput(Throughput::Elements(PAGE));
+    group.bench_function("canonical blake3 + id, raw bytes", |b| {
+        b.iter(|| {
+            for r in &records {
+                black_box(hasher.scan(r, &[0; 32], &id).unwrap());
+            }
+        })
+    });
+    let values: Vec<serde_json::Value> = records.iter().map(|r| serde_json::from_slice(r).unwrap()).collect();
+    group.bench_function("canonical blake3, parsed value", |b| {
+        b.iter(|| {
+            for v in &values {
+                black_box(hasher.hash_value(v, &[0; 32]));
+            }
+        })
+    });
+    group.finish();
+}
+
+fn mapping(c: &mut Criterion) {
+    let values: Vec<serde_json::Value> = records().iter().map(|r| serde_json::from_slice(r).unwrap()).collect();
+    let paths: MappingDef = serde_json::from_value(json!({"mapping": {
+        "id": "{{ id }}", "name": "{{ name }}", "status": "{{ status }}", "category": "{{ category.name }}",
+        "price": "{{ price }}", "updated": "{{ updated_at }}", "email": "{{ owner.email }}", "city": "{{ owner.city }}"
+    }}))
+    .unwrap();
+    let templates: MappingDef = serde_json::from_value(json!({"mapping": {
+        "id": "{{ id }}{# t #}", "name": "{{ name|upper }}", "status": "{{ status }}{# t #}", "category": "{{ category.name|lower }}",
+        "price": "{{ price }} EUR", "updated": "{{ updated_at|date(\"Y-m-d\") }}", "email": "{{ owner.email }}{# t #}", "city": "{{ owner.city }}{# t #}"
+    }}))
+    .unwrap();
+    let mut group = c.benchmark_group("mapping");
+    group.throughput(Throughput::Elements(PAGE));
+    for (name, def) in [("8 plain path fields (direct lookups)", &paths), ("8 template fields", &templates)] {
+        let m = Mapping::compile("bench", def).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for v in &values {
+                    black_box(m.apply(v).unwrap());
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn diff(c: &mut Criterion) {
+    const CONTRACTS: u64 = 100_000;
+    // A table holding every record of the feed, as after a first run.
+    let feed = Feed::new(CONTRACTS, PAGE);
+    let mut first = Differ::new(ContractTable::new(), "bench", "id", [0; 32], false);
+    for page in 1..=CONTRACTS / PAGE {
+        let body = Bytes::from(feed.page(page));
+        let chunk = Chunk { records: extract(&body, &ResultsPosition::parse(Some("data.items"))).unwrap().records.into_iter().map(RawRecord::Json).collect(), origin: String::new() };
+        let acks = first
+            .diff_chunk(chunk)
+            .into_iter()
+            .map(|w| match w {
+                Work::Upsert(c) => Ack { row: c.row, origin_id: c.origin_id, hash: c.hash, outcome: Outcome::Created },
+                Work::Delete { .. } => unreachable!(),
+            })
+            .collect();
+        first.apply(acks);
+    }
+    let saved = first.table().to_record_batch().unwrap();
+    let unchanged = Chunk { records: records().into_iter().map(RawRecord::Json).collect(), origin: String::new() };
+    let mut group = c.benchmark_group("diff");
+    group.throughput(Throughput::Elements(PAGE));
+    group.bench_function("hash + lookup of an unchanged page against 100k contracts", |b| {
+        b.iter_batched(
+            || (Differ::new(ContractTable::from_batches(std::slice::from_ref(&saved)).unwrap(), "bench", "id", [0; 32], false), unchanged.clone()),
+            |(mut differ, chunk)| black_box(differ.diff_chunk(chunk)),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn register(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    let mut store = state.register().unwrap();
+    let objects: Vec<(String, String, String)> = records()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (uuid::Uuid::new_v4().to_string(), i.to_string(), String::from_utf8(r.to_vec()).unwrap()))
+        .collect();
+    let mut group = c.benchmark_group("register");
+    group.throughput(Throughput::Elements(PAGE));
+    group.sample_size(20);
+    group.bench_function("insert a batch of 1000 new objects (one transaction)", |b| {
+        b.iter_batched(
+            || objects.iter().map(|(_, o, j)| (uuid::Uuid::new_v4().to_string(), o.clone(), j.clone())).collect::<Vec<_>>(),
+            |batch| {
+                let mut tx = store.batch("job", "2024-01-01T00:00:00Z").unwrap();
+                for (id, origin, json) in &batch {
+                    tx.upsert(&ObjectWrite { id, register: "r", schema: "s", synchronization: "bench", source: "src", origin_id: origin, object: json }).unwrap();
+                }
+                tx.commit().unwrap();
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(stages, envelope, hashing, mapping, diff, register);
+criterion_main!(stages);
