@@ -132,3 +132,24 @@ async fn a_killed_run_converges_on_the_next_run() {
     assert_eq!(jobs.last().unwrap().status, JobStatus::Failed, "the killed job is marked failed");
     assert_eq!(h.run().await.job.counts.unchanged, 199);
 }
+
+#[tokio::test]
+async fn the_rate_limit_spaces_requests() {
+    let h = Harness::with(30, Sync { source_extra: "rateLimit: 20/s".into(), ..Sync::default() }).await;
+    let started = Instant::now();
+    let report = h.run().await;
+    assert_eq!(report.job.counts.created, 30);
+    // 5 requests (4 full pages and the short last one) at most 20 a second: at least 4 gaps of 50 ms.
+    assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn one_synchronization_runs_once_at_a_time() {
+    let h = Harness::new(3).await;
+    let lock = h.state.lock("pets").expect("lock");
+    let busy = syncline::pipeline::run(&h.pipeline(), "pets", &h.state, Default::default(), Default::default()).await;
+    let error = busy.err().expect("refused while locked").to_string();
+    assert!(error.contains("already running"), "{error}");
+    drop(lock);
+    assert_eq!(h.run().await.job.counts.created, 3);
+}
