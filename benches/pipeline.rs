@@ -209,7 +209,7 @@ mod peers {
                         Command::new(&python)
                             .arg(&script)
                             .arg(url)
-                            .arg(scratch.join("bench.duckdb"))
+                            .arg(scratch.join("dlt_feed.duckdb"))
                             .env("DLT_DATA_DIR", &scratch)
                             .env("RUNTIME__DLTHUB_TELEMETRY", "false"),
                     );

@@ -32,7 +32,7 @@ def feed():
 pipeline = dlt.pipeline(
     pipeline_name="syncline_bench",
     destination=dlt.destinations.duckdb(database),
-    dataset_name="bench",
+    dataset_name="feed_data",
     pipelines_dir=os.path.join(os.environ.get("DLT_DATA_DIR", "."), "pipelines"),
 )
 pipeline.run(feed(), loader_file_format="parquet")
