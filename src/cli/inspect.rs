@@ -134,7 +134,7 @@ pub async fn contracts(state: &Path, args: ContractsArgs) -> anyhow::Result<Exit
             return Ok(ExitCode::from(1));
         };
         table.remove(row);
-        state.save_contracts(&sync, &table).await?;
+        state.save_contracts(&sync, table).await?;
         println!("removed the contract of `{origin_id}` from `{sync}`; the next run creates its object again");
         return Ok(ExitCode::SUCCESS);
     }

@@ -218,22 +218,41 @@ impl ContractTable {
 
     /// The committed contracts as one record batch.
     pub fn to_record_batch(&self) -> Result<RecordBatch, ArrowError> {
-        let ts = |v: &Vec<i64>| Arc::new(TimestampMillisecondArray::from(v.clone()).with_timezone("UTC")) as ArrayRef;
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.id_offsets.clone()));
-        let ids = LargeStringArray::try_new(offsets, Buffer::from(self.id_bytes.clone()), None)?;
+        ContractTable {
+            id_bytes: self.id_bytes.clone(),
+            id_offsets: self.id_offsets.clone(),
+            target_ids: self.target_ids.clone(),
+            hashes: self.hashes.clone(),
+            first_seen: self.first_seen.clone(),
+            last_seen: self.last_seen.clone(),
+            last_changed: self.last_changed.clone(),
+            flags: self.flags.clone(),
+            index: HashTable::new(),
+            hasher: self.hasher.clone(),
+        }
+        .into_record_batch()
+    }
+
+    /// The committed contracts as one record batch, moving the columns into Arrow buffers without a
+    /// copy: at the end of a run the table's memory becomes the batch's, so saving does not double it.
+    pub fn into_record_batch(self) -> Result<RecordBatch, ArrowError> {
+        let keep: BooleanArray = self.flags.iter().map(|f| Some(f & (COMMITTED | REMOVED) == COMMITTED)).collect();
+        let ts = |v: Vec<i64>| Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) as ArrayRef;
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.id_offsets));
+        let ids = LargeStringArray::try_new(offsets, Buffer::from_vec(self.id_bytes), None)?;
+        drop(self.index);
         let batch = RecordBatch::try_new(
             schema(),
             vec![
                 Arc::new(ids),
-                Arc::new(fixed(&self.target_ids)?),
-                Arc::new(fixed(&self.hashes)?),
-                ts(&self.first_seen),
-                ts(&self.last_seen),
-                ts(&self.last_changed),
+                Arc::new(fixed(self.target_ids)?),
+                Arc::new(fixed(self.hashes)?),
+                ts(self.first_seen),
+                ts(self.last_seen),
+                ts(self.last_changed),
             ],
         )?;
-        let keep: BooleanArray = self.flags.iter().map(|f| Some(f & (COMMITTED | REMOVED) == COMMITTED)).collect();
-        filter_record_batch(&batch, &keep)
+        if keep.true_count() == keep.len() { Ok(batch) } else { filter_record_batch(&batch, &keep) }
     }
 
     /// Every committed contract, for listing.
@@ -252,8 +271,8 @@ impl ContractTable {
     }
 }
 
-fn fixed<const N: usize>(rows: &[[u8; N]]) -> Result<FixedSizeBinaryArray, ArrowError> {
-    FixedSizeBinaryArray::try_new(N as i32, Buffer::from(rows.concat()), None)
+fn fixed<const N: usize>(rows: Vec<[u8; N]>) -> Result<FixedSizeBinaryArray, ArrowError> {
+    FixedSizeBinaryArray::try_new(N as i32, Buffer::from_vec(rows.into_flattened()), None)
 }
 
 fn type_error(column: &str) -> ArrowError {

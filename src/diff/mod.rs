@@ -200,6 +200,11 @@ impl Differ {
     pub fn table(&self) -> &ContractTable {
         &self.table
     }
+
+    /// Takes the contract table out at the end of a run, to be saved without a copy.
+    pub fn take_table(&mut self) -> ContractTable {
+        std::mem::take(&mut self.table)
+    }
 }
 
 fn value_id(path: &DotPath, value: &Value) -> Option<Result<String, String>> {

@@ -194,11 +194,11 @@ impl Run {
         }
         self.differ = Some(differ);
         let result = self.pump(sync, source, Box::new(sink), mapping, filter, options, progress).await;
-        let differ = self.differ.as_ref().expect("set above");
+        let differ = self.differ.as_mut().expect("set above");
         progress.set(&differ.counts);
         if !options.dry_run {
             // Saved even after a failure: contracts then describe exactly what was written.
-            state.save_contracts(&sync.name, differ.table()).await?;
+            state.save_contracts(&sync.name, differ.take_table()).await?;
         }
         result
     }

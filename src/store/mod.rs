@@ -97,13 +97,15 @@ impl StateDir {
         ContractTable::from_batches(&batches).map_err(arrow)
     }
 
-    /// Replaces the contracts of `sync` in one atomic put.
-    pub async fn save_contracts(&self, sync: &str, table: &ContractTable) -> Result<(), StoreError> {
+    /// Replaces the contracts of `sync` in one atomic put. Takes the table: its columns move into the
+    /// file's buffers rather than being copied.
+    pub async fn save_contracts(&self, sync: &str, table: ContractTable) -> Result<(), StoreError> {
         let arrow = |source| StoreError::Arrow { sync: sync.into(), source };
-        let batch = table.to_record_batch().map_err(arrow)?;
-        let mut writer = FileWriter::try_new(Vec::new(), &contracts::schema()).map_err(arrow)?;
+        let batch = table.into_record_batch().map_err(arrow)?;
+        let mut writer = FileWriter::try_new(Vec::with_capacity(batch.get_array_memory_size() + 4096), &contracts::schema()).map_err(arrow)?;
         writer.write(&batch).map_err(arrow)?;
         writer.finish().map_err(arrow)?;
+        drop(batch);
         let bytes = writer.into_inner().map_err(arrow)?;
         self.objects
             .put(&Self::contract_path(sync), PutPayload::from(Bytes::from(bytes)))

@@ -46,7 +46,7 @@ async fn a_removed_contract_recreates_the_same_object() {
     let mut table = h.state.load_contracts("pets").await.unwrap();
     let row = table.find("3").unwrap();
     table.remove(row);
-    h.state.save_contracts("pets", &table).await.unwrap();
+    h.state.save_contracts("pets", table).await.unwrap();
 
     let report = h.run().await;
     assert_eq!(counts(&report), (10, 1, 0, 9, 0, 0));
