@@ -229,14 +229,19 @@ mod peers {
                     feed.changed.store(changed, Ordering::SeqCst);
                     let file = scratch.join("feed.ndjson");
                     feed.write_ndjson(&file).unwrap();
-                    let (seconds, rss_mb, _) = timed(
-                        Command::new(&sling)
-                            .args(["run", "--src-stream"])
-                            .arg(format!("file://{}", file.display()))
-                            .args(["--tgt-conn", "DUCKDB", "--tgt-object", "main.feed", "--mode", "incremental", "--primary-key", "id"])
-                            .env("DUCKDB", format!("duckdb://{}", scratch.join("sling.duckdb").display()))
-                            .env("SLING_DISABLE_TELEMETRY", "true"),
-                    );
+                    let mut command = Command::new(&sling);
+                    command
+                        .args(["run", "--src-stream"])
+                        .arg(format!("file://{}", file.display()))
+                        .args(["--src-options", r#"{"format": "jsonlines", "flatten": true}"#])
+                        .args(["--tgt-conn", "DUCKDB", "--tgt-object", "main.feed", "--mode", "incremental", "--primary-key", "id"])
+                        .env("DUCKDB", format!("duckdb://{}", scratch.join("sling.duckdb").display()))
+                        .env("SLING_DISABLE_TELEMETRY", "true");
+                    // Sling's DuckDB target loads its extensions from $HOME/.duckdb (it cannot download them here).
+                    if let Ok(home) = std::env::var("SYNCLINE_BENCH_SLING_HOME") {
+                        command.env("HOME", home);
+                    }
+                    let (seconds, rss_mb, _) = timed(&mut command);
                     let records = feed.total;
                     println!("sling     {workload:<34} {records:>10} records {seconds:>8.2}s  {:>9.0} rec/s  {rss_mb:>7.1} MB", records as f64 / seconds);
                     rows.push(Row { tool: "Sling".into(), workload: workload.into(), records, seconds, rss_mb, note: "incremental, primary key id".into() });

@@ -130,6 +130,13 @@ impl RegisterStore {
         Ok((object, trail))
     }
 
+    /// The origin ids of a synchronization's live objects (for adopting after an interrupted run).
+    pub fn origin_ids_of(&self, synchronization: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT origin_id FROM objects WHERE synchronization = ?1 AND deleted_at IS NULL")?;
+        let rows = stmt.query_map([synchronization], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every live object of a synchronization as (origin id, object), for tests and checks.
     pub fn objects_of(&self, synchronization: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
         let mut stmt = self.conn.prepare(

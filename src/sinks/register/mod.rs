@@ -88,9 +88,9 @@ impl Sink for RegisterSink {
         let store = self.state.register()?;
         let namespace = target_namespace();
         Ok(store
-            .objects_of(&self.synchronization)?
+            .origin_ids_of(&self.synchronization)?
             .into_iter()
-            .map(|(origin, _)| {
+            .map(|origin| {
                 let target = target_id(&namespace, &self.synchronization, &origin);
                 (origin, target)
             })
