@@ -153,3 +153,33 @@ async fn one_synchronization_runs_once_at_a_time() {
     drop(lock);
     assert_eq!(h.run().await.job.counts.created, 3);
 }
+
+#[tokio::test]
+async fn a_cancelled_run_ends_cancelled_and_the_next_run_converges() {
+    let h = Harness::with(
+        120,
+        Sync { source_config: r#"{ endpoint: "/feed/page", idPosition: id, resultsPosition: data.items, pagination: { type: page, sizeParam: size, size: 5 } }"#.into(), ..Sync::default() },
+    )
+    .await;
+    h.fixture.store.faults.delay_ms.store(20, Ordering::SeqCst);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let trigger = cancel.clone();
+    let store = std::sync::Arc::clone(&h.fixture.store);
+    tokio::spawn(async move {
+        while store.requests.load(Ordering::SeqCst) < 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        trigger.cancel();
+    });
+    let report = h.run_with(syncline::pipeline::RunOptions { cancel, ..Default::default() }).await;
+    assert_eq!(report.job.status, JobStatus::Cancelled);
+    assert_eq!(report.job.error_category.as_deref(), Some("cancelled"));
+    let written = h.register().len();
+    assert!(written > 0 && written < 120, "{written} written before the cancel");
+    assert_eq!(h.state.load_contracts("pets").await.unwrap().committed(), written, "contracts match what was written");
+
+    h.fixture.store.faults.delay_ms.store(0, Ordering::SeqCst);
+    let next = h.run().await;
+    assert_eq!((next.job.counts.created, next.job.counts.unchanged), (120 - written as u64, written as u64));
+    assert_eq!(h.register(), h.expected());
+}
