@@ -80,9 +80,17 @@ impl ContractTable {
     /// Loads persisted contracts.
     pub fn from_batches(batches: &[RecordBatch]) -> Result<Self, ArrowError> {
         let mut table = ContractTable::new();
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        table.reserve(rows);
         for batch in batches {
+            table.append(batch)?;
+        }
+        Ok(table)
+    }
+
+    /// Adds persisted contracts, a batch at a time (so a large file is never held whole).
+    pub fn append(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+        let table = self;
+        table.reserve(batch.num_rows());
+        {
             let column = |name: &str| {
                 batch.column_by_name(name).cloned().ok_or_else(|| ArrowError::SchemaError(format!("contract table has no `{name}` column")))
             };
@@ -107,7 +115,7 @@ impl ContractTable {
                 table.flags[r] = COMMITTED;
             }
         }
-        Ok(table)
+        Ok(())
     }
 
     fn reserve(&mut self, rows: usize) {
@@ -118,7 +126,6 @@ impl ContractTable {
         self.last_seen.reserve(rows);
         self.last_changed.reserve(rows);
         self.flags.reserve(rows);
-        self.index.reserve(rows, |_| 0);
     }
 
     fn id(&self, row: u32) -> &[u8] {

@@ -8,13 +8,12 @@ pub mod register;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::path::Path as StorePath;
-use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use datafusion::object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::diff::contracts::{self, ContractTable};
 pub use jobs::{Counts, JobRecord, JobStatus, JobStore};
@@ -84,33 +83,56 @@ impl StateDir {
         StorePath::from(format!("contracts/{}.arrow", file_name(sync)))
     }
 
-    /// The contracts of `sync` (empty before its first run).
+    /// The contracts of `sync` (empty before its first run), read a batch at a time.
     pub async fn load_contracts(&self, sync: &str) -> Result<ContractTable, StoreError> {
-        let bytes = match self.objects.get(&Self::contract_path(sync)).await {
-            Ok(result) => result.bytes().await.map_err(|source| StoreError::Object { sync: sync.into(), source })?,
+        let object = |source| StoreError::Object { sync: sync.into(), source };
+        let result = match self.objects.get(&Self::contract_path(sync)).await {
+            Ok(result) => result,
             Err(datafusion::object_store::Error::NotFound { .. }) => return Ok(ContractTable::new()),
-            Err(source) => return Err(StoreError::Object { sync: sync.into(), source }),
+            Err(source) => return Err(object(source)),
         };
-        let arrow = |source| StoreError::Arrow { sync: sync.into(), source };
-        let reader = FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(arrow)?;
-        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(arrow)?;
-        ContractTable::from_batches(&batches).map_err(arrow)
+        let name = sync.to_string();
+        let read = move |reader: Box<dyn ReadSeek>| -> Result<ContractTable, StoreError> {
+            let arrow = |source| StoreError::Arrow { sync: name.clone(), source };
+            let mut table = ContractTable::new();
+            for batch in FileReader::try_new(reader, None).map_err(arrow)? {
+                table.append(&batch.map_err(arrow)?).map_err(arrow)?;
+            }
+            Ok(table)
+        };
+        match result.payload {
+            GetResultPayload::File(file, _) => tokio::task::spawn_blocking(move || read(Box::new(std::io::BufReader::with_capacity(1 << 20, file))))
+                .await
+                .map_err(|e| StoreError::Io { path: sync.into(), source: std::io::Error::other(e.to_string()) })?,
+            payload @ GetResultPayload::Stream(_) => {
+                let result = datafusion::object_store::GetResult { payload, ..result };
+                read(Box::new(std::io::Cursor::new(result.bytes().await.map_err(object)?)))
+            }
+        }
     }
 
-    /// Replaces the contracts of `sync` in one atomic put. Takes the table: its columns move into the
-    /// file's buffers rather than being copied.
+    /// Replaces the contracts of `sync` atomically (a multipart upload, renamed into place when
+    /// complete). Takes the table: its columns move into Arrow buffers, and the file is encoded and
+    /// written in slices, so saving adds only a slice's worth of memory.
     pub async fn save_contracts(&self, sync: &str, table: ContractTable) -> Result<(), StoreError> {
+        const SLICE: usize = 65_536;
         let arrow = |source| StoreError::Arrow { sync: sync.into(), source };
+        let object = |source| StoreError::Object { sync: sync.into(), source };
         let batch = table.into_record_batch().map_err(arrow)?;
-        let mut writer = FileWriter::try_new(Vec::with_capacity(batch.get_array_memory_size() + 4096), &contracts::schema()).map_err(arrow)?;
-        writer.write(&batch).map_err(arrow)?;
+        let mut upload = WriteMultipart::new(self.objects.put_multipart(&Self::contract_path(sync)).await.map_err(object)?);
+        let mut writer = FileWriter::try_new(Vec::new(), &contracts::schema()).map_err(arrow)?;
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = SLICE.min(batch.num_rows() - offset);
+            writer.write(&batch.slice(offset, len)).map_err(arrow)?;
+            upload.write(writer.get_mut());
+            writer.get_mut().clear();
+            upload.wait_for_capacity(2).await.map_err(object)?;
+            offset += len;
+        }
         writer.finish().map_err(arrow)?;
-        drop(batch);
-        let bytes = writer.into_inner().map_err(arrow)?;
-        self.objects
-            .put(&Self::contract_path(sync), PutPayload::from(Bytes::from(bytes)))
-            .await
-            .map_err(|source| StoreError::Object { sync: sync.into(), source })?;
+        upload.write(writer.get_mut());
+        upload.finish().await.map_err(object)?;
         Ok(())
     }
 }
@@ -125,6 +147,9 @@ pub struct RunLock {
     _file: std::fs::File,
 }
 
+trait ReadSeek: std::io::Read + std::io::Seek + Send {}
+impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
+
 /// Now, as stored in the state databases (RFC 3339, milliseconds, UTC).
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -133,4 +158,30 @@ pub fn now_text() -> String {
 /// A millisecond timestamp as RFC 3339.
 pub fn millis_text(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn contracts_save_in_slices_and_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(state.load_contracts("s/1").await.unwrap().committed(), 0, "no file yet");
+        let mut table = ContractTable::new();
+        for i in 0..150_000u32 {
+            let row = table.insert(&i.to_string(), [(i % 251) as u8; 16]);
+            table.commit(row, [(i % 7) as u8; 32], i64::from(i));
+        }
+        let gone = table.find("42").unwrap();
+        table.remove(gone);
+        state.save_contracts("s/1", table).await.unwrap();
+        let loaded = state.load_contracts("s/1").await.unwrap();
+        assert_eq!(loaded.committed(), 149_999);
+        assert!(loaded.find("42").is_none());
+        let row = loaded.find("149999").unwrap();
+        assert_eq!(loaded.hash(row), &[(149_999 % 7) as u8; 32]);
+        assert_eq!(loaded.target_id(row).as_bytes(), &[(149_999 % 251) as u8; 16]);
+    }
 }
