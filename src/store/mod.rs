@@ -94,8 +94,12 @@ impl StateDir {
         let name = sync.to_string();
         let read = move |reader: Box<dyn ReadSeek>| -> Result<ContractTable, StoreError> {
             let arrow = |source| StoreError::Arrow { sync: name.clone(), source };
-            let mut table = ContractTable::new();
-            for batch in FileReader::try_new(reader, None).map_err(arrow)? {
+            let reader = FileReader::try_new(reader, None).map_err(arrow)?;
+            // The row count saved in the footer sizes every column once: growing them by doubling
+            // would hold up to twice the table while loading.
+            let rows = reader.custom_metadata().get("rows").and_then(|r| r.parse().ok()).unwrap_or(0);
+            let mut table = ContractTable::with_capacity(rows);
+            for batch in reader {
                 table.append(&batch.map_err(arrow)?).map_err(arrow)?;
             }
             Ok(table)
@@ -121,6 +125,7 @@ impl StateDir {
         let batch = table.into_record_batch().map_err(arrow)?;
         let mut upload = WriteMultipart::new(self.objects.put_multipart(&Self::contract_path(sync)).await.map_err(object)?);
         let mut writer = FileWriter::try_new(Vec::new(), &contracts::schema()).map_err(arrow)?;
+        writer.write_metadata("rows", batch.num_rows().to_string());
         let mut offset = 0;
         while offset < batch.num_rows() {
             let len = SLICE.min(batch.num_rows() - offset);
