@@ -169,7 +169,10 @@ fn write_results(rows: &[Row], records: u64, big: u64) {
     for row in rows {
         let ours = rows.iter().find(|r| r.tool == "syncline" && r.workload.split(", ").nth(1) == row.workload.split(", ").nth(1));
         let ratio = match ours {
-            Some(o) if row.tool != "syncline" => format!("syncline {:.1}× faster", o.rate() / row.rate().max(1e-9)),
+            Some(o) if row.tool != "syncline" => match o.rate() / row.rate().max(1e-9) {
+                ratio if ratio >= 1.0 => format!("syncline {ratio:.1}× faster"),
+                ratio => format!("{} {:.1}× faster", row.tool, 1.0 / ratio.max(1e-9)),
+            },
             _ => String::new(),
         };
         out.push_str(&format!(

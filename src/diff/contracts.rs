@@ -80,14 +80,8 @@ impl ContractTable {
     /// An empty table with room for `rows` contracts (origin ids assumed short; they grow as needed).
     pub fn with_capacity(rows: usize) -> Self {
         let mut table = ContractTable::new();
-        table.id_bytes.reserve_exact(rows * 8);
-        table.id_offsets.reserve_exact(rows);
-        table.target_ids.reserve_exact(rows);
-        table.hashes.reserve_exact(rows);
-        table.first_seen.reserve_exact(rows);
-        table.last_seen.reserve_exact(rows);
-        table.last_changed.reserve_exact(rows);
-        table.flags.reserve_exact(rows);
+        table.id_bytes.reserve(rows * 8);
+        table.reserve(rows);
         let hasher = table.hasher.clone();
         let (bytes, offsets) = (&table.id_bytes, &table.id_offsets);
         table.index.reserve(rows, |&r| {
