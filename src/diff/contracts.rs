@@ -11,6 +11,8 @@ use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
+use std::hash::BuildHasher;
+
 use hashbrown::HashTable;
 use uuid::Uuid;
 
@@ -82,12 +84,8 @@ impl ContractTable {
         let mut table = ContractTable::new();
         table.id_bytes.reserve(rows * 8);
         table.reserve(rows);
-        let hasher = table.hasher.clone();
-        let (bytes, offsets) = (&table.id_bytes, &table.id_offsets);
-        table.index.reserve(rows, |&r| {
-            use std::hash::BuildHasher;
-            hasher.hash_one(&bytes[offsets[r as usize] as usize..offsets[r as usize + 1] as usize])
-        });
+        let ContractTable { index, id_bytes, id_offsets, hasher, .. } = &mut table;
+        index.reserve(rows, |&r| hasher.hash_one(id_at(id_bytes, id_offsets, r)));
         table
     }
 
@@ -143,12 +141,10 @@ impl ContractTable {
     }
 
     fn id(&self, row: u32) -> &[u8] {
-        let r = row as usize;
-        &self.id_bytes[self.id_offsets[r] as usize..self.id_offsets[r + 1] as usize]
+        id_at(&self.id_bytes, &self.id_offsets, row)
     }
 
     fn hash_id(&self, id: &[u8]) -> u64 {
-        use std::hash::BuildHasher;
         self.hasher.hash_one(id)
     }
 
@@ -170,12 +166,8 @@ impl ContractTable {
         self.last_changed.push(0);
         self.flags.push(0);
         let h = self.hash_id(origin_id.as_bytes());
-        let ContractTable { index, id_bytes: bytes, id_offsets: offsets, hasher, .. } = self;
-        index.insert_unique(h, row, |&r| {
-            use std::hash::BuildHasher;
-            let r = r as usize;
-            hasher.hash_one(&bytes[offsets[r] as usize..offsets[r + 1] as usize])
-        });
+        let ContractTable { index, id_bytes, id_offsets, hasher, .. } = self;
+        index.insert_unique(h, row, |&r| hasher.hash_one(id_at(id_bytes, id_offsets, r)));
         row
     }
 
@@ -290,6 +282,13 @@ impl ContractTable {
             })
             .collect()
     }
+}
+
+/// Origin id `row` in the Arrow-layout buffers. A free function, so the index can rehash while the
+/// table is borrowed field by field.
+fn id_at<'a>(bytes: &'a [u8], offsets: &[i64], row: u32) -> &'a [u8] {
+    let r = row as usize;
+    &bytes[offsets[r] as usize..offsets[r + 1] as usize]
 }
 
 fn fixed<const N: usize>(rows: Vec<[u8; N]>) -> Result<FixedSizeBinaryArray, ArrowError> {
