@@ -178,7 +178,7 @@ fn is_empty_deep(value: &Value) -> bool {
 pub fn loose_eq(value: &Value, text: &str) -> bool {
     match value {
         Value::Null => text.is_empty(),
-        Value::Bool(b) => *b == !(text.is_empty() || text == "0"),
+        Value::Bool(b) => *b != (text.is_empty() || text == "0"),
         Value::Number(n) => match numeric(text) {
             Some(t) => n.as_f64() == Some(t),
             None => n.to_string() == text,

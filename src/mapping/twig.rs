@@ -162,7 +162,7 @@ pub fn parse_date(text: &str, zone: &Zone, now: DateTime<Utc>) -> Option<DateTim
 /// `+1 day`, `-3 hours`, `+2 weeks 1 day`.
 fn parse_relative(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || words.len() % 2 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
         return None;
     }
     let mut at = now;
