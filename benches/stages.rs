@@ -95,7 +95,7 @@ fn diff(c: &mut Criterion) {
     let mut first = Differ::new(ContractTable::new(), "bench", "id", [0; 32], false);
     for page in 1..=CONTRACTS / PAGE {
         let body = Bytes::from(feed.page(page));
-        let chunk = Chunk { records: extract(&body, &ResultsPosition::parse(Some("data.items"))).unwrap().records.into_iter().map(RawRecord::Json).collect(), origin: String::new() };
+        let chunk = Chunk::new(extract(&body, &ResultsPosition::parse(Some("data.items"))).unwrap().records.into_iter().map(RawRecord::Json).collect(), String::new());
         let acks = first
             .diff_chunk(chunk)
             .into_iter()
@@ -107,7 +107,7 @@ fn diff(c: &mut Criterion) {
         first.apply(acks);
     }
     let saved = first.table().to_record_batch().unwrap();
-    let unchanged = Chunk { records: records().into_iter().map(RawRecord::Json).collect(), origin: String::new() };
+    let unchanged = Chunk::new(records().into_iter().map(RawRecord::Json).collect(), String::new());
     let mut group = c.benchmark_group("diff");
     group.throughput(Throughput::Elements(PAGE));
     group.bench_function("hash + lookup of an unchanged page against 100k contracts", |b| {

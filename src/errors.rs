@@ -23,6 +23,8 @@ pub enum ErrorCategory {
     Http,
     /// The source answered something that is not the expected format.
     Format,
+    /// The source answered an error of its own protocol (an FTP reply, an SQL error).
+    Protocol,
     /// The target could not be written.
     Target,
     /// The state directory could not be read or written.
@@ -46,6 +48,7 @@ impl ErrorCategory {
             ErrorCategory::RateLimited => "rate_limited",
             ErrorCategory::Http => "http",
             ErrorCategory::Format => "format",
+            ErrorCategory::Protocol => "protocol",
             ErrorCategory::Target => "target",
             ErrorCategory::State => "state",
             ErrorCategory::Cancelled => "cancelled",

@@ -32,7 +32,7 @@ enum Command {
     Mapping(cli::inspect::MappingCommand),
     /// Work with sources.
     #[command(subcommand)]
-    Source(cli::inspect::SourceCommand),
+    Source(cli::source::SourceCommand),
     /// List the contracts of a synchronization, or remove one.
     Contracts(cli::inspect::ContractsArgs),
     /// List recent jobs.
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             Command::Run(run) => cli::run::run(&args.state, run).await,
             Command::Validate { files } => cli::inspect::validate(&files),
             Command::Mapping(command) => cli::inspect::mapping(command),
-            Command::Source(command) => cli::inspect::source(command).await,
+            Command::Source(command) => cli::source::run(command).await,
             Command::Contracts(contracts) => cli::inspect::contracts(&args.state, contracts).await,
             Command::Jobs(jobs) => cli::inspect::jobs(&args.state, jobs),
             Command::Logs { job } => cli::inspect::logs(&args.state, &job),

@@ -1,4 +1,4 @@
-//! Subcommands that check or read: validate, mapping test, source test, contracts, jobs, logs, objects.
+//! Subcommands that check or read: validate, mapping test, contracts, jobs, logs, objects.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,8 +7,6 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use syncline::config::Pipeline;
 use syncline::mapping::Mapping;
-use syncline::sources::api::ApiSource;
-use syncline::sources::Source;
 use syncline::store::{millis_text, StateDir};
 
 use super::{load, thousands, USAGE};
@@ -66,40 +64,6 @@ pub fn mapping(command: MappingCommand) -> anyhow::Result<ExitCode> {
         }
         Err(error) => {
             eprintln!("error: mapping `{mapping}`: {error}");
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
-#[derive(Subcommand)]
-pub enum SourceCommand {
-    /// Check that a source answers: OK, or the protocol-level error, in one line.
-    Test { file: PathBuf, source: String },
-}
-
-pub async fn source(command: SourceCommand) -> anyhow::Result<ExitCode> {
-    let SourceCommand::Test { file, source } = command;
-    let pipeline = match load(&file) {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
-    let Some(def) = pipeline.sources.get(&source) else {
-        eprintln!("error: no source `{source}` in {} (there: {:?})", file.display(), pipeline.sources.keys().collect::<Vec<_>>());
-        return Ok(ExitCode::from(USAGE));
-    };
-    // Test against the endpoint a synchronization reads, when one does: a bare base URL may 404.
-    let endpoint = pipeline.synchronizations.values().find(|s| s.source == source).and_then(|s| s.source_config.endpoint.clone());
-    let outcome = match ApiSource::probe(def, endpoint.as_deref()) {
-        Ok(probe) => probe.check().await,
-        Err(error) => Err(error),
-    };
-    match outcome {
-        Ok(line) => {
-            println!("{source}: {line}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => {
-            println!("{source}: FAILED [{}] {error}", error.category());
             Ok(ExitCode::from(1))
         }
     }
@@ -185,7 +149,7 @@ pub fn jobs(state: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&jobs)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<36} {:<20} {:<10} {:<24} {:>9} {}", "JOB", "SYNCHRONIZATION", "STATUS", "STARTED", "SECONDS", "FOUND/CREATED/UPDATED/UNCHANGED/DELETED/FAILED");
+    println!("{:<36} {:<20} {:<10} {:<24} {:>9} FOUND/CREATED/UPDATED/UNCHANGED/DELETED/FAILED", "JOB", "SYNCHRONIZATION", "STATUS", "STARTED", "SECONDS");
     for job in jobs {
         let c = job.counts;
         println!(

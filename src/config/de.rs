@@ -60,7 +60,7 @@ impl<'de> Deserialize<'de> for Span {
 impl Serialize for Span {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let ms = self.0.as_millis();
-        if ms % 1000 == 0 { s.serialize_str(&format!("{}s", ms / 1000)) } else { s.serialize_str(&format!("{ms}ms")) }
+        if ms.is_multiple_of(1000) { s.serialize_str(&format!("{}s", ms / 1000)) } else { s.serialize_str(&format!("{ms}ms")) }
     }
 }
 
@@ -133,6 +133,60 @@ impl<'de> Deserialize<'de> for Text {
 
 /// Header or query parameters: names to values, numbers accepted as values.
 pub type TextMap = BTreeMap<String, Text>;
+
+/// `sourceConfig.query`: HTTP query parameters for an API source (a map), or the SQL of a database
+/// source (a string). One key serves both because both are what their users call it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum QueryDef {
+    Params(TextMap),
+    Sql(String),
+}
+
+impl Default for QueryDef {
+    fn default() -> Self {
+        QueryDef::Params(TextMap::new())
+    }
+}
+
+impl QueryDef {
+    /// The query parameters (none when this is SQL).
+    pub fn params(&self) -> &TextMap {
+        static EMPTY: TextMap = TextMap::new();
+        match self {
+            QueryDef::Params(params) => params,
+            QueryDef::Sql(_) => &EMPTY,
+        }
+    }
+    pub fn sql(&self) -> Option<&str> {
+        match self {
+            QueryDef::Sql(sql) => Some(sql),
+            QueryDef::Params(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for QueryDef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct QueryVisitor;
+        impl<'de> Visitor<'de> for QueryVisitor {
+            type Value = QueryDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of query parameters, or an SQL query")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<QueryDef, E> {
+                Ok(QueryDef::Sql(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<QueryDef, E> {
+                Ok(QueryDef::default())
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<QueryDef, A::Error> {
+                TextMap::deserialize(de::value::MapAccessDeserializer::new(map)).map(QueryDef::Params)
+            }
+        }
+        deserializer.deserialize_any(QueryVisitor)
+    }
+}
 
 /// A credential. Debug, Display and Serialize print `***`; only [`Secret::expose`] gives the value.
 #[derive(Clone, PartialEq, Eq, Deserialize)]

@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::de::{Flag, Secret, Span, Text, TextMap};
+use super::de::{Flag, QueryDef, Secret, Span, Text, TextMap};
 
 /// A whole pipeline file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -71,6 +71,77 @@ pub enum SourceKind {
     /// A REST/JSON API over HTTP(S).
     #[default]
     Api,
+    /// Files on an FTP or FTPS server (`ftp://host:21/dir`, `ftps://…`).
+    Ftp,
+    /// A MySQL/MariaDB (`mysql://user@host:3306/db`) or PostgreSQL (`postgres://user@host/db`) database.
+    Database,
+    /// A spreadsheet (xlsx, xls, xlsb, ods) at a path or any object-store URL.
+    Excel,
+    /// Files (csv, ndjson, json, parquet, spreadsheets) at a path or an object-store URL
+    /// (`s3://`, `gs://`, `az://`, `http(s)://`).
+    File,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Api => "api",
+            SourceKind::Ftp => "ftp",
+            SourceKind::Database => "database",
+            SourceKind::Excel => "excel",
+            SourceKind::File => "file",
+        }
+    }
+}
+
+/// How a file's bytes become records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Csv,
+    #[serde(alias = "jsonl")]
+    Ndjson,
+    Json,
+    Xlsx,
+    Xls,
+    Xlsb,
+    Ods,
+    Parquet,
+}
+
+impl FileFormat {
+    /// The format a file name's extension says, if it says one.
+    pub fn from_name(name: &str) -> Option<FileFormat> {
+        let lower = name.to_ascii_lowercase();
+        let ext = lower.rsplit_once('.')?.1;
+        Some(match ext {
+            "csv" | "tsv" | "txt" => FileFormat::Csv,
+            "ndjson" | "jsonl" => FileFormat::Ndjson,
+            "json" => FileFormat::Json,
+            "xlsx" | "xlsm" => FileFormat::Xlsx,
+            "xls" => FileFormat::Xls,
+            "xlsb" => FileFormat::Xlsb,
+            "ods" => FileFormat::Ods,
+            "parquet" | "pq" => FileFormat::Parquet,
+            _ => return None,
+        })
+    }
+
+    pub fn is_spreadsheet(self) -> bool {
+        matches!(self, FileFormat::Xlsx | FileFormat::Xls | FileFormat::Xlsb | FileFormat::Ods)
+    }
+}
+
+/// How CSV values are typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnTypes {
+    /// Each column is typed from the first 1,000 rows: integers, decimals and booleans become JSON numbers
+    /// and booleans (a value with a leading zero, like a postcode, stays text).
+    #[default]
+    Infer,
+    /// Every value stays a string.
+    Text,
 }
 
 /// A source: where data comes from and how to talk to it.
@@ -118,6 +189,9 @@ pub struct SourceDef {
     /// TLS settings; certificates are verified unless `verify: false`.
     #[serde(default)]
     pub tls: TlsDef,
+    /// FTP: passive mode (default true); `false` for active mode.
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub passive: Flag,
     /// A disabled source is never called (OpenConnector's `isEnabled`).
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub is_enabled: Flag,
@@ -408,9 +482,50 @@ pub struct SourceConfigDef {
     /// Extra headers for this endpoint.
     #[serde(default)]
     pub headers: TextMap,
-    /// Extra query parameters for this endpoint.
+    /// API: extra query parameters for this endpoint. Database: the SELECT to read (instead of `table`).
     #[serde(default)]
-    pub query: TextMap,
+    pub query: QueryDef,
+    /// Database: the table to read, all columns (`schema.table` allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Database: a column that grows with every change (`updated_at`, an id). A run reads only rows at
+    /// or past the newest value the last run saw; `--force-full-sync` reads all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_column: Option<String>,
+    /// Files: a glob relative to the location (`exports/*.csv`); without it the location is the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Files: `csv`, `ndjson`, `json`, `xlsx`, `xls`, `xlsb`, `ods` or `parquet` (default: the extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<FileFormat>,
+    /// CSV: the field delimiter (default `,`; `\t` for tabs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// CSV: whether the first line holds the column names (default true; otherwise `column1`, `column2`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Flag>,
+    /// CSV, NDJSON, JSON: the text encoding (default utf-8; e.g. `windows-1252`, `iso-8859-1`, `utf-16le`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// CSV: `infer` (default) or `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_types: Option<ColumnTypes>,
+    /// Spreadsheets: the sheet's name, or its position counted from 1 (default: the first sheet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<Text>,
+    /// Spreadsheets: the row of column names, counted from 1 (default: the first row of the range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_row: Option<u32>,
+    /// Spreadsheets: the cells to read, e.g. `A1:F500` (default: the whole sheet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    /// Files: leave out files modified less than this long ago (they may still be being written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_age: Option<Span>,
+    /// Files: read only files modified since the newest one the last run read (default false);
+    /// `--force-full-sync` reads all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Flag>,
     /// Dot path of each record's unique id (required: without it a re-run cannot tell update from create).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_position: Option<String>,

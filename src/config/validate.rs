@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    AuthKind, ConfigError, ConfigErrors, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceDef,
+    AuthKind, ConfigError, ConfigErrors, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, SourceKind,
     Synchronization, SynchronizationDef,
 };
 use crate::mapping::{Filter, Mapping};
@@ -15,8 +15,10 @@ use crate::mapping::{Filter, Mapping};
 pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result<Pipeline, ConfigErrors> {
     let mut errors = Vec::new();
 
-    for (name, source) in &file.sources {
+    let mut file = file;
+    for (name, source) in &mut file.sources {
         check_source(doc, name, source, &mut errors);
+        anchor_location(source, base);
     }
     for (name, mapping) in &file.mappings {
         if let Err(error) = Mapping::compile(name, mapping) {
@@ -66,10 +68,8 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
 
 fn check_source(doc: &Document, name: &str, source: &SourceDef, errors: &mut Vec<ConfigError>) {
     let key = format!("sources.{name}");
-    match url::Url::parse(&source.location) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-        Ok(url) => errors.push(doc.error(&format!("{key}.location"), format!("an api source needs an http(s) URL, not `{}:`", url.scheme()))),
-        Err(error) => errors.push(doc.error(&format!("{key}.location"), format!("`{}` is not a URL: {error}", source.location))),
+    if let Err(message) = check_location(source.kind, &source.location) {
+        errors.push(doc.error(&format!("{key}.location"), message));
     }
     let auth = &source.auth.0;
     let missing = |what: &str| format!("auth `{}` needs `{what}`", auth_name(auth.kind));
@@ -92,6 +92,35 @@ fn check_source(doc: &Document, name: &str, source: &SourceDef, errors: &mut Vec
             if auth.key.is_none() && source.api_key.is_none() {
                 errors.push(doc.error(&format!("{key}.auth"), missing("key (or apiKey on the source)")));
             }
+        }
+    }
+}
+
+/// The URL schemes each kind of source reads; files and spreadsheets also take a local path.
+fn check_location(kind: SourceKind, location: &str) -> Result<(), String> {
+    let schemes: &[&str] = match kind {
+        SourceKind::Api => &["http", "https"],
+        SourceKind::Ftp => &["ftp", "ftps"],
+        SourceKind::Database => &["mysql", "mariadb", "postgres", "postgresql"],
+        SourceKind::Excel | SourceKind::File => &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https"],
+    };
+    let local = matches!(kind, SourceKind::Excel | SourceKind::File) && !location.contains("://");
+    if local {
+        return if location.trim().is_empty() { Err("a file source needs a path or URL".into()) } else { Ok(()) };
+    }
+    match url::Url::parse(location) {
+        Ok(url) if schemes.contains(&url.scheme()) => Ok(()),
+        Ok(url) => Err(format!("a {} source reads {} URLs, not `{}:`", kind.as_str(), schemes.join(", "), url.scheme())),
+        Err(error) => Err(format!("`{location}` is not a URL: {error}")),
+    }
+}
+
+/// A relative local path is relative to the pipeline file, as schema files are.
+fn anchor_location(source: &mut SourceDef, base: &Path) {
+    if matches!(source.kind, SourceKind::Excel | SourceKind::File) && !source.location.contains("://") {
+        let path = Path::new(&source.location);
+        if path.is_relative() {
+            source.location = base.join(path).display().to_string();
         }
     }
 }
@@ -140,10 +169,10 @@ fn resolve_sync(
         }
         Some(s) => s.0.clone(),
     };
-    if let Some(kind) = &def.source_type
-        && kind != "api"
+    if let (Some(kind), Some(def)) = (&def.source_type, file.sources.get(&source))
+        && kind != def.kind.as_str()
     {
-        fail(".sourceType", format!("sourceType `{kind}` is not supported here; use `api`"));
+        fail(".sourceType", format!("sourceType `{kind}` does not match source `{source}`, which is of type `{}`", def.kind.as_str()));
     }
     let mapping = match &def.mapping {
         Some(m) if !file.mappings.contains_key(&m.0) => {
@@ -214,6 +243,9 @@ fn resolve_sync(
     {
         fail(".sourceConfig.resultsPosition", format!("`{p}` is not `_root`, `_object` or a dot path"));
     }
+    if let Some(def) = file.sources.get(&source) {
+        check_source_config(def.kind, config, &mut fail);
+    }
     let pagination = resolve_pagination(config.pagination.clone(), config.uses_pagination.map(|f| f.0), config.pagination_query.clone());
     if let Err(message) = check_pagination(&pagination) {
         fail(".sourceConfig.pagination", message);
@@ -249,6 +281,69 @@ fn resolve_sync(
         max_delete_share,
         definition: def.clone(),
     })
+}
+
+/// The `sourceConfig` keys each kind needs, and those it cannot use (a typo there would silently do
+/// nothing).
+fn check_source_config(kind: SourceKind, config: &SourceConfigDef, fail: &mut impl FnMut(&str, String)) {
+    let files = matches!(kind, SourceKind::Ftp | SourceKind::Excel | SourceKind::File);
+    let set = [
+        ("table", config.table.is_some(), kind == SourceKind::Database),
+        ("cursorColumn", config.cursor_column.is_some(), kind == SourceKind::Database),
+        ("path", config.path.is_some(), files),
+        ("format", config.format.is_some(), files),
+        ("delimiter", config.delimiter.is_some(), files),
+        ("header", config.header.is_some(), files),
+        ("encoding", config.encoding.is_some(), files),
+        ("columnTypes", config.column_types.is_some(), files),
+        ("sheet", config.sheet.is_some(), files),
+        ("headerRow", config.header_row.is_some(), files),
+        ("range", config.range.is_some(), files),
+        ("minimumAge", config.minimum_age.is_some(), files),
+        ("incremental", config.incremental.is_some(), files),
+        ("endpoint", config.endpoint.is_some(), kind == SourceKind::Api),
+        ("pagination", config.pagination.is_some(), kind == SourceKind::Api),
+    ];
+    for (key, present, applies) in set {
+        if present && !applies {
+            fail(&format!(".sourceConfig.{key}"), format!("`{key}` does not apply to a {} source", kind.as_str()));
+        }
+    }
+    match kind {
+        SourceKind::Database => match (&config.table, config.query.sql()) {
+            (None, None) => fail(".sourceConfig", "a database source reads a `table` or a `query` (SQL)".into()),
+            (Some(_), Some(_)) => fail(".sourceConfig.query", "give `table` or `query`, not both".into()),
+            _ => {}
+        },
+        SourceKind::Api if config.query.sql().is_some() => {
+            fail(".sourceConfig.query", "an api source takes query parameters as a map, not a string".into())
+        }
+        _ if files && config.query.sql().is_some() => fail(".sourceConfig.query", "a file source takes no query".into()),
+        _ => {}
+    }
+    if let Some(delimiter) = &config.delimiter
+        && crate::sources::formats::delimiter_byte(delimiter).is_none()
+    {
+        fail(".sourceConfig.delimiter", format!("`{delimiter}` is not a one-byte delimiter (write `,`, `;`, `|` or `\\t`)"));
+    }
+    if let Some(label) = &config.encoding
+        && encoding_rs::Encoding::for_label(label.as_bytes()).is_none()
+    {
+        fail(".sourceConfig.encoding", format!("`{label}` is not an encoding this reader knows (e.g. utf-8, windows-1252, iso-8859-1, utf-16le)"));
+    }
+    if let Some(range) = &config.range
+        && crate::sources::formats::parse_range(range).is_none()
+    {
+        fail(".sourceConfig.range", format!("`{range}` is not a cell range like `A1:F500`"));
+    }
+    if config.header_row == Some(0) {
+        fail(".sourceConfig.headerRow", "rows are counted from 1".into());
+    }
+    if let Some(glob) = &config.path
+        && let Err(error) = globset::Glob::new(glob)
+    {
+        fail(".sourceConfig.path", format!("`{glob}` is not a glob: {error}"));
+    }
 }
 
 /// OpenConnector's `usesPagination`/`paginationQuery` become page-number pagination.

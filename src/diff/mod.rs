@@ -51,6 +51,9 @@ pub struct Differ {
     committed_before: usize,
     pub counts: Counts,
     pub errors: Vec<ObjectError>,
+    /// Records that failed before their origin id was known: their objects cannot be told apart from
+    /// vanished ones, so a run with any deletes nothing.
+    pub unidentified: u64,
 }
 
 impl Differ {
@@ -69,6 +72,7 @@ impl Differ {
             now: chrono::Utc::now().timestamp_millis(),
             counts: Counts::default(),
             errors: Vec::new(),
+            unidentified: 0,
         }
     }
 
@@ -97,13 +101,20 @@ impl Differ {
     /// Diffs one chunk; returns the records that must be written.
     pub fn diff_chunk(&mut self, chunk: Chunk) -> Vec<Work> {
         let mut work = Vec::new();
-        for (index, record) in chunk.records.into_iter().enumerate() {
+        let Chunk { records, origin, lines, unit } = chunk;
+        for (index, record) in records.into_iter().enumerate() {
             self.counts.found += 1;
-            let where_ = || format!("record {} of {}", index + 1, chunk.origin);
+            let where_ = || Chunk::locate(&origin, &lines, unit, index);
             let (hash, id) = match &record {
+                RawRecord::Broken(problem) => {
+                    self.unidentified += 1;
+                    self.fail(String::new(), format!("{}: {problem}", where_()));
+                    continue;
+                }
                 RawRecord::Json(bytes) => match self.hasher.scan(bytes, &self.fingerprint, &self.id_path) {
                     Ok(scanned) => (scanned.hash, scanned.origin_id),
                     Err(error) => {
+                        self.unidentified += 1;
                         self.fail(String::new(), format!("{}: {error}", where_()));
                         continue;
                     }
@@ -113,10 +124,12 @@ impl Differ {
             let origin_id = match id {
                 Some(Ok(id)) => id,
                 Some(Err(problem)) => {
+                    self.unidentified += 1;
                     self.fail(String::new(), format!("{}: {problem}", where_()));
                     continue;
                 }
                 None => {
+                    self.unidentified += 1;
                     let path = self.id_path.join(".");
                     self.fail(String::new(), format!("{}: no value at idPosition `{path}`", where_()));
                     continue;
@@ -223,7 +236,7 @@ mod tests {
     use bytes::Bytes;
 
     fn chunk(records: &[&str]) -> Chunk {
-        Chunk { records: records.iter().map(|r| RawRecord::Json(Bytes::from(r.to_string()))).collect(), origin: "page 1".into() }
+        Chunk::new(records.iter().map(|r| RawRecord::Json(Bytes::from(r.to_string()))).collect(), "page 1".into())
     }
 
     fn ack_all(differ: &mut Differ, work: Vec<Work>) {

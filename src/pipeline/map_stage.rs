@@ -23,6 +23,7 @@ pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::
                     let parsed = match change.record {
                         RawRecord::Json(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}")),
                         RawRecord::Value(value) => Ok(value),
+                        RawRecord::Broken(problem) => Err(problem),
                     };
                     let fail = |message: String| Ack { row: change.row, origin_id: change.origin_id.clone(), hash: change.hash, outcome: Outcome::Failed(message) };
                     let record = match parsed {

@@ -28,7 +28,7 @@ use crate::mapping::{Filter, Mapping};
 use crate::sinks::register::RegisterSink;
 use crate::sinks::{Ack, Sink};
 use crate::sources::{self, SourceError, SourceEvent};
-use crate::store::{now_text, JobRecord, JobStatus, StateDir, StoreError};
+use crate::store::{now_text, JobRecord, JobStatus, SavedCursor, StateDir, StoreError};
 pub use progress::Progress;
 
 /// Batches in flight between two stages.
@@ -105,7 +105,7 @@ pub async fn run_job(
     job.status = JobStatus::Running;
     job.started_at = Some(now_text());
     jobs.update(&job)?;
-    let mut run = Run { warnings: BTreeSet::new(), differ: None };
+    let mut run = Run { warnings: BTreeSet::new(), differ: None, cursor: None };
     let outcome = run.execute(pipeline, &job, state, &options, &progress, interrupted).await;
     if let Some(differ) = &run.differ {
         job.counts = differ.counts;
@@ -149,6 +149,8 @@ pub async fn run_job(
 struct Run {
     warnings: BTreeSet<String>,
     differ: Option<Differ>,
+    /// The newest cursor the source reported.
+    cursor: Option<String>,
 }
 
 impl Run {
@@ -183,8 +185,10 @@ impl Run {
         let mut fingerprint = blake3::Hasher::new();
         fingerprint.update(&mapping.fingerprint());
         fingerprint.update(sync.filter.as_deref().unwrap_or("").as_bytes());
+        let fingerprint = *fingerprint.finalize().as_bytes();
+        let cursor = self.start_cursor(state, sync, &fingerprint, options)?;
         let table = state.load_contracts(&sync.name).await?;
-        let mut differ = Differ::new(table, &sync.name, &sync.id_position, *fingerprint.finalize().as_bytes(), options.force_full_sync);
+        let mut differ = Differ::new(table, &sync.name, &sync.id_position, fingerprint, options.force_full_sync);
         if interrupted {
             let existing = sink.existing().map_err(|e| Failure::new(ErrorCategory::Target, e.to_string()))?;
             let adopted = differ.adopt(existing);
@@ -193,21 +197,50 @@ impl Run {
             }
         }
         self.differ = Some(differ);
-        let result = self.pump(sync, source, Box::new(sink), mapping, filter, options, progress).await;
+        let result = self.pump(sync, source.open(cursor), Box::new(sink), mapping, filter, options, progress).await;
         let differ = self.differ.as_mut().expect("set above");
         progress.set(&differ.counts);
         if !options.dry_run {
             // Saved even after a failure: contracts then describe exactly what was written.
             state.save_contracts(&sync.name, differ.take_table()).await?;
+            if result.is_ok() {
+                self.save_cursor(state, sync, &fingerprint)?;
+            }
         }
         result
+    }
+
+    /// The cursor to read from: none for a full sync, or when the mapping changed since it was saved
+    /// (the records before it were shaped by the old mapping and must be read again).
+    fn start_cursor(&mut self, state: &StateDir, sync: &Synchronization, fingerprint: &[u8; 32], options: &RunOptions) -> Result<Option<String>, Failure> {
+        if options.force_full_sync {
+            return Ok(None);
+        }
+        let Some(saved) = state.jobs()?.cursor(&sync.name)? else { return Ok(None) };
+        if saved.fingerprint != blake3::Hash::from(*fingerprint).to_hex().as_str() {
+            self.warnings.insert("the mapping or filter changed since the last run, so this run reads the whole source".into());
+            return Ok(None);
+        }
+        Ok(Some(saved.value))
+    }
+
+    /// Keeps the cursor where it was while records failed, so they are read again by the next run.
+    fn save_cursor(&mut self, state: &StateDir, sync: &Synchronization, fingerprint: &[u8; 32]) -> Result<(), Failure> {
+        let Some(value) = self.cursor.take() else { return Ok(()) };
+        let failed = self.differ.as_ref().map_or(0, |d| d.counts.failed);
+        if failed > 0 {
+            self.warnings.insert(format!("{failed} record(s) failed, so the cursor stays where it was and the next run reads them again"));
+            return Ok(());
+        }
+        let cursor = SavedCursor { value, fingerprint: blake3::Hash::from(*fingerprint).to_hex().to_string() };
+        Ok(state.jobs()?.save_cursor(&sync.name, &cursor)?)
     }
 
     #[allow(clippy::too_many_arguments)]
     async fn pump(
         &mut self,
         sync: &Synchronization,
-        source: Box<dyn sources::Source>,
+        mut stream: sources::SourceStream,
         sink: Box<dyn Sink>,
         mapping: Arc<Mapping>,
         filter: Option<Arc<Filter>>,
@@ -220,7 +253,6 @@ impl Run {
         let (ack_tx, mut acks) = mpsc::unbounded_channel::<Vec<Ack>>();
 
         let cancel = options.cancel.clone();
-        let mut stream = source.open();
         let reader = tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -241,6 +273,7 @@ impl Run {
         let differ = self.differ.as_mut().expect("set before pumping");
         let mut failure: Option<Failure> = None;
         let mut truncated = false;
+        let mut incremental = false;
         let mut work_tx = Some(work_tx);
         loop {
             tokio::select! {
@@ -263,6 +296,8 @@ impl Run {
                         truncated = true;
                         self.warnings.insert(reason);
                     }
+                    Some(Ok(SourceEvent::Incremental(_))) => incremental = true,
+                    Some(Ok(SourceEvent::Cursor(value))) => self.cursor = Some(value),
                     Some(Ok(SourceEvent::Chunk(chunk))) => {
                         let work = differ.diff_chunk(chunk);
                         progress.set(&differ.counts);
@@ -283,6 +318,14 @@ impl Run {
         if failure.is_none() && work_tx.is_some() {
             if truncated {
                 self.warnings.insert("the fetch was incomplete, so no objects were deleted".into());
+            } else if differ.unidentified > 0 {
+                self.warnings.insert(format!(
+                    "{} record(s) could not be read or had no id, so no objects were deleted (a record that cannot be \
+                     identified cannot be told apart from one that is gone)",
+                    differ.unidentified
+                ));
+            } else if incremental {
+                // An incremental read sees only what changed: absence means nothing.
             } else {
                 match differ.deletions(sync.delete_policy, sync.max_delete_share, options.allow_mass_delete) {
                     Ok(deletes) => {
@@ -311,7 +354,7 @@ impl Run {
             Ok(Err(error)) => failure = failure.or(Some(Failure::new(ErrorCategory::Target, error.to_string()))),
             Err(error) => failure = failure.or(Some(Failure::new(ErrorCategory::Internal, error.to_string()))),
         }
-        if differ.counts.found == 0 && failure.is_none() {
+        if differ.counts.found == 0 && failure.is_none() && !incremental {
             self.warnings.insert(format!(
                 "the source returned no records: check the endpoint and resultsPosition (`{}`)",
                 sync.source_config.results_position.as_deref().unwrap_or("not set")

@@ -2,12 +2,17 @@
 //! [`build`] picks the kind a synchronization's source names.
 
 pub mod api;
+pub mod database;
+pub mod file;
+pub mod formats;
+pub mod ftp;
+pub mod tls;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use crate::config::{Pipeline, SourceKind, Synchronization};
+use crate::config::{Pipeline, SourceConfigDef, SourceDef, SourceKind, Synchronization};
 use crate::errors::ErrorCategory;
 
 /// One record as the source delivered it.
@@ -17,14 +22,34 @@ pub enum RawRecord {
     Json(Bytes),
     /// A record the source built itself.
     Value(serde_json::Value),
+    /// A record the source could not read (a malformed CSV line): it fails alone, the run goes on.
+    Broken(String),
 }
 
-/// The records of one fetched unit (a page), with where they came from for error messages.
+/// The records of one fetched unit (a page, a slice of a file), with where they came from.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub records: Vec<RawRecord>,
-    /// `page 3 (GET https://host/pets?page=3)`.
+    /// `page 3 (GET https://host/pets?page=3)`, `exports/pets.csv`.
     pub origin: String,
+    /// Where each record starts in its file (line or row numbers), when the source knows.
+    pub lines: Vec<u64>,
+    /// What `lines` counts: `line` or `row`.
+    pub unit: &'static str,
+}
+
+impl Chunk {
+    pub fn new(records: Vec<RawRecord>, origin: String) -> Chunk {
+        Chunk { records, origin, lines: Vec::new(), unit: "record" }
+    }
+
+    /// Where record `index` came from, for messages: `line 12 of pets.csv`, `record 3 of page 2 (…)`.
+    pub fn locate(origin: &str, lines: &[u64], unit: &str, index: usize) -> String {
+        match lines.get(index) {
+            Some(n) => format!("{unit} {n} of {origin}"),
+            None => format!("record {} of {origin}", index + 1),
+        }
+    }
 }
 
 /// What a source stream yields.
@@ -35,6 +60,10 @@ pub enum SourceEvent {
     Warning(String),
     /// The feed stopped before its end (a page cap): the run must not delete anything.
     Truncated(String),
+    /// The source reads only what changed since its saved cursor: nothing is deleted, nothing warned.
+    Incremental(String),
+    /// The newest cursor value read so far; the run saves the last one if it completes.
+    Cursor(String),
 }
 
 /// A source's lazy stream: nothing is fetched before the first poll, dropping it cancels the fetch.
@@ -42,11 +71,12 @@ pub type SourceStream = BoxStream<'static, Result<SourceEvent, SourceError>>;
 
 /// The boundary every source kind implements.
 pub trait Source: Send + Sync {
-    /// Starts reading the feed from its beginning.
+    /// Starts reading the feed: from its beginning, or from `cursor` (saved by an earlier run) for a
+    /// source that reads incrementally.
     ///
     /// # Errors
     /// A failure mid-feed arrives as an `Err` item; the stream ends after it.
-    fn open(&self) -> SourceStream;
+    fn open(&self, cursor: Option<String>) -> SourceStream;
 
     /// Checks that the source answers, without reading the feed: `Ok` carries a one-line description.
     fn check(&self) -> BoxFuture<'_, Result<String, SourceError>>;
@@ -69,6 +99,14 @@ pub enum SourceError {
     Http { url: String, status: u16, body: String },
     #[error("the response of {url} is not valid JSON: {reason}")]
     Format { url: String, reason: String },
+    #[error("{url} refused the credentials: {reason}")]
+    Auth { url: String, reason: String },
+    /// The server answered with an error of its protocol (an FTP reply, an SQL error).
+    #[error("{url}: {reason}")]
+    Protocol { url: String, reason: String },
+    /// A file could not be read or parsed as a whole.
+    #[error("{file}: {reason}")]
+    File { file: String, reason: String },
 }
 
 impl SourceError {
@@ -81,7 +119,9 @@ impl SourceError {
             SourceError::Http { status: 401 | 403, .. } => ErrorCategory::Auth,
             SourceError::Http { status: 429, .. } => ErrorCategory::RateLimited,
             SourceError::Http { .. } => ErrorCategory::Http,
-            SourceError::Format { .. } => ErrorCategory::Format,
+            SourceError::Format { .. } | SourceError::File { .. } => ErrorCategory::Format,
+            SourceError::Auth { .. } => ErrorCategory::Auth,
+            SourceError::Protocol { .. } => ErrorCategory::Protocol,
         }
     }
 }
@@ -94,5 +134,20 @@ pub fn build(pipeline: &Pipeline, sync: &Synchronization) -> Result<Box<dyn Sour
     }
     match def.kind {
         SourceKind::Api => Ok(Box::new(api::ApiSource::new(def, sync)?)),
+        SourceKind::Database => Ok(Box::new(database::DatabaseSource::new(def, &sync.source_config)?)),
+        SourceKind::Ftp => Ok(Box::new(ftp::FtpSource::new(def, &sync.source_config)?)),
+        SourceKind::Excel | SourceKind::File => Ok(Box::new(file::FileSource::new(def, &sync.source_config)?)),
+    }
+}
+
+/// Builds a source from its definition alone, for `source test` and `source preview` without a
+/// synchronization: the location itself is read with default settings.
+pub fn probe(def: &SourceDef) -> Result<Box<dyn Source>, SourceError> {
+    let config = SourceConfigDef::default();
+    match def.kind {
+        SourceKind::Api => Ok(Box::new(api::ApiSource::probe(def, None)?)),
+        SourceKind::Database => Ok(Box::new(database::DatabaseSource::new(def, &config)?)),
+        SourceKind::Ftp => Ok(Box::new(ftp::FtpSource::new(def, &config)?)),
+        SourceKind::Excel | SourceKind::File => Ok(Box::new(file::FileSource::new(def, &config)?)),
     }
 }

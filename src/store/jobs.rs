@@ -113,7 +113,16 @@ CREATE TABLE IF NOT EXISTS job_logs (seq INTEGER PRIMARY KEY, job_id TEXT NOT NU
 CREATE INDEX IF NOT EXISTS job_logs_by_job ON job_logs(job_id, seq);
 CREATE TABLE IF NOT EXISTS job_errors (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, origin_id TEXT NOT NULL, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS job_errors_by_job ON job_errors(job_id, seq);
+CREATE TABLE IF NOT EXISTS cursors (synchronization TEXT PRIMARY KEY, value TEXT NOT NULL, fingerprint TEXT NOT NULL, saved_at TEXT NOT NULL);
 ";
+
+/// Where an incremental source stopped reading, and the mapping it was read for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedCursor {
+    pub value: String,
+    /// The run's fingerprint (mapping and filter): records read under another one must be read again.
+    pub fingerprint: String,
+}
 
 const COLUMNS: &str = "id, synchronization, status, force_full_sync, dry_run, created_at, started_at, completed_at, duration_seconds, \
 found, created, updated, unchanged, skipped, deleted, failed, error, error_category";
@@ -279,6 +288,27 @@ impl JobStore {
                  error_category = 'internal' WHERE status IN ('PENDING', 'RUNNING', 'CANCELLING') AND (?2 IS NULL OR synchronization = ?2)",
                 params![now_text(), synchronization],
             )
+        })
+    }
+
+    /// The cursor the last complete run of `synchronization` saved.
+    pub fn cursor(&self, synchronization: &str) -> Result<Option<SavedCursor>, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT value, fingerprint FROM cursors WHERE synchronization = ?1", [synchronization], |row| {
+                Ok(SavedCursor { value: row.get(0)?, fingerprint: row.get(1)? })
+            })
+            .optional()
+        })
+    }
+
+    pub fn save_cursor(&self, synchronization: &str, cursor: &SavedCursor) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO cursors (synchronization, value, fingerprint, saved_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (synchronization) DO UPDATE SET value = excluded.value, fingerprint = excluded.fingerprint, saved_at = excluded.saved_at",
+                params![synchronization, cursor.value, cursor.fingerprint, now_text()],
+            )
+            .map(|_| ())
         })
     }
 

@@ -16,7 +16,7 @@ use datafusion::object_store::path::Path as StorePath;
 use datafusion::object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::diff::contracts::{self, ContractTable};
-pub use jobs::{Counts, JobRecord, JobStatus, JobStore};
+pub use jobs::{Counts, JobRecord, JobStatus, JobStore, SavedCursor};
 pub use register::RegisterStore;
 
 /// A state directory that could not be read or written.

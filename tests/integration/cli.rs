@@ -171,3 +171,63 @@ async fn a_failed_job_exits_1_and_source_test_reports_the_error_in_one_line() {
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(line.starts_with("pets: FAILED [connection] cannot connect to http://127.0.0.1:1/"), "{line}");
 }
+
+#[test]
+fn validate_catches_connector_settings_in_the_wrong_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    let head = "mappings:\n  m: { passThrough: true }\nregisters:\n  r: { schemas: { s: { type: object } } }\n";
+    let target = "mapping: m, target: { type: register, register: r, schema: s }";
+    let cases = [
+        (
+            format!("{head}sources:\n  db: {{ type: database, location: \"mysql://root@h/test\" }}\nsynchronizations:\n  y: {{ source: db, sourceConfig: {{ idPosition: id }}, {target} }}\n"),
+            "synchronizations.y.sourceConfig: a database source reads a `table` or a `query` (SQL)",
+        ),
+        (
+            format!("{head}sources:\n  api: {{ type: api, location: \"http://h\" }}\nsynchronizations:\n  y: {{ source: api, sourceConfig: {{ idPosition: id, table: pets }}, {target} }}\n"),
+            "synchronizations.y.sourceConfig.table: `table` does not apply to a api source",
+        ),
+        (
+            format!("{head}sources:\n  f: {{ type: file, location: data }}\nsynchronizations:\n  y: {{ source: f, sourceConfig: {{ idPosition: id, delimiter: \";;\" }}, {target} }}\n"),
+            "synchronizations.y.sourceConfig.delimiter: `;;` is not a one-byte delimiter",
+        ),
+        (format!("{head}sources:\n  f: {{ type: ftp, location: \"http://h/x\" }}\n"), "sources.f.location: a ftp source reads ftp, ftps URLs, not `http:`"),
+        (
+            format!("{head}sources:\n  f: {{ type: excel, location: a.xlsx }}\nsynchronizations:\n  y: {{ source: f, sourceConfig: {{ idPosition: id, range: \"Z9:A1\" }}, {target} }}\n"),
+            "synchronizations.y.sourceConfig.range: `Z9:A1` is not a cell range like `A1:F500`",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        std::fs::write(&file, &yaml).unwrap();
+        let out = syncline(&dir.path().join("state"), &["validate", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{yaml}: {}", text(&out));
+        assert!(text(&out).contains(expected), "{yaml}\nwanted: {expected}\ngot: {}", text(&out));
+    }
+}
+
+#[test]
+fn the_bundled_connector_pipelines_validate_and_preview() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for pipeline in ["files", "excel", "ftp", "database", "petstore"] {
+        let file = root.join(format!("pipelines/{pipeline}.yaml"));
+        let out = Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(&state).args(["validate"]).arg(&file).env("FTP_PASSWORD", "x").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{pipeline}: {}", text(&out));
+    }
+    let files = root.join("pipelines/files.yaml");
+    let out = syncline(&state, &["source", "preview", files.to_str().unwrap(), "pets-from-csv", "--limit", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("line 2 of") && said.contains("pets.csv, id `1`"), "{said}");
+    assert!(said.contains("\"name\": \"Rex\""), "{said}");
+    assert!(!said.contains("Kit"), "--limit 2 shows two records: {said}");
+
+    let excel = root.join("pipelines/excel.yaml");
+    let out = syncline(&state, &["source", "test", excel.to_str().unwrap(), "sheet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).starts_with("sheet: OK: "), "{}", text(&out));
+    let out = syncline(&state, &["run", excel.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("created 3"), "{}", text(&out));
+}

@@ -5,4 +5,8 @@
 mod api;
 mod cli;
 mod common;
+mod database;
 mod faults;
+mod files;
+mod ftp;
+mod workspace;

@@ -2,7 +2,6 @@
 //! exponential backoff and jitter on connect errors, timeouts, 429 and 5xx, honouring `Retry-After`.
 //! Every URL that appears in an error is redacted (no user info, API keys in the query masked).
 
-use std::sync::Once;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,21 +43,16 @@ pub struct HttpClient {
     timeout: Duration,
 }
 
-static CRYPTO: Once = Once::new();
-
 impl HttpClient {
     /// Builds the client from the source's settings plus the synchronization's extra headers and query.
     pub fn new(source: &SourceDef, extra_headers: &TextMap, extra_query: &TextMap) -> Result<Self, SourceError> {
-        // One TLS crypto provider for the whole process (ring, as the FTP client uses).
-        CRYPTO.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
+        crate::sources::tls::install_provider();
         let timeout = source.timeout.map(|s| s.0).unwrap_or(Duration::from_secs(30));
         let client = reqwest::Client::builder()
             .user_agent(concat!("syncline/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
             .connect_timeout(source.connect_timeout.map(|s| s.0).unwrap_or(Duration::from_secs(10)))
-            .tls_danger_accept_invalid_certs(!source.tls.verify.0)
+            .danger_accept_invalid_certs(!source.tls.verify.0)
             .no_proxy()
             .build()
             .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?;

@@ -31,7 +31,7 @@ impl ApiSource {
     /// The source as a synchronization reads it.
     pub fn new(def: &SourceDef, sync: &Synchronization) -> Result<ApiSource, SourceError> {
         let config = &sync.source_config;
-        let client = HttpClient::new(def, &config.headers, &config.query)?;
+        let client = HttpClient::new(def, &config.headers, config.query.params())?;
         let url = client.with_query(endpoint_url(&def.location, config.endpoint.as_deref())?);
         Ok(ApiSource {
             client: Arc::new(client),
@@ -102,16 +102,16 @@ impl Reader {
             Next::DoneWarning(warning) => self.pending.push_back(SourceEvent::Warning(warning)),
             Next::Truncated(reason) => self.pending.push_back(SourceEvent::Truncated(reason)),
         }
-        let chunk = Chunk {
-            records: extracted.records.into_iter().map(RawRecord::Json).collect(),
-            origin: format!("page {} (GET {})", self.page, self.client.redact(&url)),
-        };
+        let chunk = Chunk::new(
+            extracted.records.into_iter().map(RawRecord::Json).collect(),
+            format!("page {} (GET {})", self.page, self.client.redact(&url)),
+        );
         Some((Ok(SourceEvent::Chunk(chunk)), self))
     }
 }
 
 impl Source for ApiSource {
-    fn open(&self) -> SourceStream {
+    fn open(&self, _cursor: Option<String>) -> SourceStream {
         let mut pager = Pager::new(&self.pagination, self.max_pages);
         let first = pager.first(self.url.clone());
         let reader = Reader {

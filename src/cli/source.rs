@@ -1,0 +1,134 @@
+//! `source test` and `source preview`: a source checked or read on its own, before the first run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use futures::StreamExt;
+use syncline::config::{Pipeline, SourceKind};
+use syncline::envelope::lookup_text;
+use syncline::path::DotPath;
+use syncline::sources::api::ApiSource;
+use syncline::sources::{self, Chunk, RawRecord, Source, SourceError, SourceEvent};
+
+use super::{load, USAGE};
+
+#[derive(Subcommand)]
+pub enum SourceCommand {
+    /// Check that a source answers: OK, or the protocol-level error, in one line. NAME is a source, or
+    /// a synchronization (to check what it reads: its endpoint, table or files).
+    Test { file: PathBuf, name: String },
+    /// Print the first records after envelope extraction, with the id each would get, to check
+    /// resultsPosition and idPosition before the first run. NAME is a source or a synchronization.
+    Preview {
+        file: PathBuf,
+        name: String,
+        /// How many records to show.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+    },
+}
+
+pub async fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
+    let (file, name) = match &command {
+        SourceCommand::Test { file, name } | SourceCommand::Preview { file, name, .. } => (file, name),
+    };
+    let pipeline = match load(file) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let Some((source, id_position)) = resolve(&pipeline, name) else {
+        eprintln!(
+            "error: no source or synchronization `{name}` in {} (sources: {:?}; synchronizations: {:?})",
+            file.display(),
+            pipeline.sources.keys().collect::<Vec<_>>(),
+            pipeline.synchronizations.keys().collect::<Vec<_>>()
+        );
+        return Ok(ExitCode::from(USAGE));
+    };
+    let source = match source {
+        Ok(source) => source,
+        Err(error) => return Ok(failed(name, &error)),
+    };
+    match command {
+        SourceCommand::Test { .. } => match source.check().await {
+            Ok(line) => {
+                println!("{name}: {line}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => Ok(failed(name, &error)),
+        },
+        SourceCommand::Preview { limit, .. } => preview(name, source.as_ref(), id_position.as_deref(), limit).await,
+    }
+}
+
+fn failed(name: &str, error: &SourceError) -> ExitCode {
+    println!("{name}: FAILED [{}] {error}", error.category());
+    ExitCode::from(1)
+}
+
+/// A source ready to read (or why not), and the idPosition its records are identified by.
+type Resolved = (Result<Box<dyn Source>, SourceError>, Option<String>);
+
+/// The source `name` names, read with the settings of a synchronization: the one named `name`, or the
+/// first that reads the source; with none, the source's location alone. Also the idPosition used.
+fn resolve(pipeline: &Pipeline, name: &str) -> Option<Resolved> {
+    if let Some(sync) = pipeline.synchronizations.get(name) {
+        return Some((sources::build(pipeline, sync), Some(sync.id_position.clone())));
+    }
+    let def = pipeline.sources.get(name)?;
+    let sync = pipeline.synchronizations.values().find(|s| s.source == name);
+    let source = match (def.kind, sync) {
+        // A bare API base URL may well 404: test the endpoint a synchronization reads, page one only.
+        (SourceKind::Api, sync) => {
+            ApiSource::probe(def, sync.and_then(|s| s.source_config.endpoint.as_deref())).map(|s| Box::new(s) as Box<dyn Source>)
+        }
+        (_, Some(sync)) => sources::build(pipeline, sync),
+        (_, None) => sources::probe(def),
+    };
+    Some((source, sync.map(|s| s.id_position.clone())))
+}
+
+async fn preview(name: &str, source: &dyn Source, id_position: Option<&str>, limit: usize) -> anyhow::Result<ExitCode> {
+    let id_path = id_position.map(DotPath::parse);
+    let mut stream = source.open(None);
+    let mut shown = 0;
+    while shown < limit {
+        let Some(event) = stream.next().await else { break };
+        let chunk: Chunk = match event {
+            Ok(SourceEvent::Chunk(chunk)) => chunk,
+            Ok(SourceEvent::Warning(warning) | SourceEvent::Truncated(warning)) => {
+                eprintln!("warning: {warning}");
+                continue;
+            }
+            Ok(SourceEvent::Incremental(_) | SourceEvent::Cursor(_)) => continue,
+            Err(error) => return Ok(failed(name, &error)),
+        };
+        for (index, record) in chunk.records.iter().enumerate().take(limit - shown) {
+            shown += 1;
+            let place = Chunk::locate(&chunk.origin, &chunk.lines, chunk.unit, index);
+            let text = match record {
+                RawRecord::Json(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                RawRecord::Value(value) => value.to_string(),
+                RawRecord::Broken(problem) => {
+                    println!("── {place}: cannot be read: {problem}");
+                    continue;
+                }
+            };
+            let id = match &id_path {
+                Some(path) => match lookup_text(&text, path) {
+                    Some(id) => format!(", id `{id}`"),
+                    None => format!(", NO id at idPosition `{}`", id_position.unwrap_or_default()),
+                },
+                None => String::new(),
+            };
+            println!("── {place}{id}");
+            let pretty = serde_json::from_str::<serde_json::Value>(&text).map_or(text, |v| serde_json::to_string_pretty(&v).unwrap_or_default());
+            println!("{pretty}");
+        }
+    }
+    if shown == 0 {
+        println!("{name}: no records (check resultsPosition, the path glob or the query)");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,215 @@
+//! The file source (`type: file`, and `type: excel` for spreadsheets): files at a local path or any
+//! object-store URL (`s3://`, `gs://`, `az://`, `http(s)://`), read in their format. `location` is a
+//! directory with `sourceConfig.path` a glob in it, or the file itself.
+//!
+//! Cloud credentials come from the environment the way each store documents it (`AWS_ACCESS_KEY_ID`,
+//! `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_KEY`…), never from the pipeline file.
+
+pub mod select;
+
+use std::io;
+use std::sync::Arc;
+
+use chrono::Utc;
+use datafusion::object_store::local::LocalFileSystem;
+use datafusion::object_store::path::Path as StorePath;
+use datafusion::object_store::{ObjectStore, ObjectStoreExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::config::{FileFormat, SourceConfigDef, SourceDef, SourceKind};
+use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
+use crate::sources::{Source, SourceError, SourceEvent, SourceStream};
+use select::{FileEntry, Selection, newest};
+
+/// Files in one store under one directory.
+pub struct FileSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    /// The directory in the store.
+    root: StorePath,
+    /// The location as the user wrote it, without credentials.
+    shown: String,
+    /// The file itself, when `location` names one (no `path` glob).
+    single: Option<String>,
+    selection: Selection,
+    options: FormatOptions,
+}
+
+impl FileSource {
+    pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FileSource, SourceError> {
+        let mut options = FormatOptions::from_config(config)?;
+        if def.kind == SourceKind::Excel {
+            match options.format {
+                Some(format) if !format.is_spreadsheet() => {
+                    return Err(SourceError::Config(format!("an excel source reads spreadsheets, not `{format:?}` files")));
+                }
+                None if FileFormat::from_name(&def.location).is_none_or(|f| !f.is_spreadsheet()) && config.path.is_none() => {
+                    options.format = Some(FileFormat::Xlsx);
+                }
+                _ => {}
+            }
+        }
+        let selection = Selection::from_config(config)?;
+        let location = def.location.trim_end_matches('/');
+        let (store, root, single) = open_store(location, selection.glob.is_none())?;
+        Ok(FileSource { inner: Arc::new(Inner { store, root, shown: redact(location), single, selection, options }) })
+    }
+}
+
+/// A store, the directory in it, and the file when the location names one.
+type Opened = (Arc<dyn ObjectStore>, StorePath, Option<String>);
+
+/// The store and directory of `location`; `is_file`: the location names the file itself.
+fn open_store(location: &str, is_file: bool) -> Result<Opened, SourceError> {
+    let (dir, file) = match (is_file, location.rsplit_once('/')) {
+        (true, Some((dir, file))) => (dir, Some(file.to_string())),
+        _ => (location, None),
+    };
+    if !location.contains("://") || location.starts_with("file://") {
+        let path = dir.strip_prefix("file://").unwrap_or(dir);
+        let path = if path.is_empty() { "/" } else { path };
+        let store = LocalFileSystem::new_with_prefix(path)
+            .map_err(|e| SourceError::File { file: path.to_string(), reason: format!("cannot open the directory: {e}") })?;
+        return Ok((Arc::new(store), StorePath::default(), file));
+    }
+    let url = url::Url::parse(dir).map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", redact(location))))?;
+    // Only the stores' own settings: any other variable is not theirs to read.
+    let settings = std::env::vars().filter(|(k, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| k.starts_with(p)));
+    let (store, root) = datafusion::object_store::parse_url_opts(&url, settings)
+        .map_err(|e| SourceError::Config(format!("cannot use `{}`: {e}", redact(location))))?;
+    Ok((Arc::from(store), root, file))
+}
+
+/// A URL without its password or signed query.
+fn redact(location: &str) -> String {
+    match url::Url::parse(location) {
+        Ok(mut url) if url.password().is_some() || url.query().is_some() => {
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.to_string()
+        }
+        _ => location.to_string(),
+    }
+}
+
+fn store_error(file: &str, error: datafusion::object_store::Error) -> SourceError {
+    use datafusion::object_store::Error;
+    match error {
+        Error::NotFound { .. } => SourceError::File { file: file.to_string(), reason: "not found".into() },
+        Error::PermissionDenied { source, .. } | Error::Unauthenticated { source, .. } => {
+            SourceError::Auth { url: file.to_string(), reason: source.to_string() }
+        }
+        other => SourceError::Connect { url: file.to_string(), reason: other.to_string() },
+    }
+}
+
+impl Inner {
+    fn path_of(&self, name: &str) -> StorePath {
+        name.split('/').filter(|s| !s.is_empty()).fold(self.root.clone(), |path, part| path.clone().join(part))
+    }
+
+    fn shown_name(&self, name: &str) -> String {
+        if self.single.is_some() { self.shown.clone() } else { format!("{}/{name}", self.shown) }
+    }
+
+    async fn listing(&self) -> Result<Vec<FileEntry>, SourceError> {
+        if let Some(file) = &self.single {
+            let meta = self.store.head(&self.path_of(file)).await.map_err(|e| store_error(&self.shown, e))?;
+            return Ok(vec![FileEntry { name: file.clone(), modified: Some(meta.last_modified), size: Some(meta.size) }]);
+        }
+        let prefix = self.path_of(&self.selection.list_prefix());
+        let root_parts = self.root.parts().count();
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(|e| store_error(&self.shown, e))?;
+        Ok(metas
+            .into_iter()
+            .map(|meta| {
+                let name = meta.location.parts().skip(root_parts).map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/");
+                FileEntry { name, modified: Some(meta.last_modified), size: Some(meta.size) }
+            })
+            .collect())
+    }
+
+    async fn feed(&self, cursor: Option<String>, tx: &EventSender) -> Result<(), ReadError> {
+        let (files, narrowed) = self.selection.select(self.listing().await?, cursor.as_deref(), Utc::now());
+        if narrowed {
+            let since = cursor.unwrap_or_default();
+            tx.send(Ok(SourceEvent::Incremental(format!("files modified since {since}")))).await.map_err(|_| ReadError::Stopped)?;
+        }
+        if files.is_empty() && !narrowed {
+            let what = self.selection.glob.as_deref().unwrap_or("*");
+            tx.send(Ok(SourceEvent::Warning(format!("no file in {} matches `{what}`", self.shown)))).await.map_err(|_| ReadError::Stopped)?;
+        }
+        for file in &files {
+            self.read_file(file, tx).await?;
+        }
+        if self.selection.incremental
+            && let Some(cursor) = newest(&files)
+        {
+            tx.send(Ok(SourceEvent::Cursor(cursor))).await.map_err(|_| ReadError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    async fn read_file(&self, file: &FileEntry, tx: &EventSender) -> Result<(), ReadError> {
+        let shown = self.shown_name(&file.name);
+        let format = self.options.format_of(&file.name)?;
+        let path = self.path_of(&file.name);
+        if format == FileFormat::Parquet {
+            let size = match file.size {
+                Some(size) => size,
+                None => self.store.head(&path).await.map_err(|e| store_error(&shown, e))?.size,
+            };
+            return formats::read_parquet(Arc::clone(&self.store), &path, size, &shown, tx).await;
+        }
+        let got = self.store.get(&path).await.map_err(|e| store_error(&shown, e))?;
+        let bytes = got.into_stream().map_err(io::Error::other);
+        let reader = SyncIoBridge::new(StreamReader::new(bytes));
+        let options = self.options.clone();
+        let tx = tx.clone();
+        tokio::task::spawn_blocking(move || formats::read_blocking(reader, &shown, format, &options, &tx))
+            .await
+            .map_err(|e| ReadError::Failed(SourceError::Config(format!("the file reader stopped: {e}"))))?
+    }
+}
+
+impl Source for FileSource {
+    fn open(&self, cursor: Option<String>) -> SourceStream {
+        let inner = Arc::clone(&self.inner);
+        spawn_feed(move |tx| async move { inner.feed(cursor, &tx).await })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<String, SourceError>> {
+        async move {
+            let listing = self.inner.listing().await?;
+            let (files, _) = self.inner.selection.select(listing, None, Utc::now());
+            Ok(match (&self.inner.single, &self.inner.selection.glob) {
+                (Some(_), _) => format!("OK: {} ({} bytes)", self.inner.shown, files.first().and_then(|f| f.size).unwrap_or(0)),
+                (None, glob) => format!("OK: {} file(s) in {} match `{}`", files.len(), self.inner.shown, glob.as_deref().unwrap_or("*")),
+            })
+        }
+        .boxed()
+    }
+}
+
+/// Runs a feed task and streams what it sends; a failure becomes the stream's last item. Dropping
+/// the stream stops the task at its next send.
+pub fn spawn_feed<F, Fut>(feed: F) -> SourceStream
+where
+    F: FnOnce(EventSender) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), ReadError>> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let errors = tx.clone();
+        if let Err(ReadError::Failed(error)) = feed(tx).await {
+            let _ = errors.send(Err(error)).await;
+        }
+    });
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}

@@ -1,0 +1,230 @@
+//! File formats: how the bytes of one file become records. Shared by every source that reads files
+//! (local paths and object stores, FTP). Text formats stream through a blocking reader in bounded
+//! chunks; spreadsheets need the whole file (a zip or OLE container is read by seeking), Parquet is read
+//! a row group at a time from its store.
+
+mod csv;
+mod json;
+mod parquet;
+mod sheet;
+
+use std::io::Read;
+
+use tokio::sync::mpsc;
+
+use crate::config::{ColumnTypes, FileFormat, SourceConfigDef};
+use crate::envelope::ResultsPosition;
+use crate::sources::{Chunk, RawRecord, SourceError, SourceEvent};
+pub use parquet::read_parquet;
+
+/// Records per chunk sent downstream.
+pub const CHUNK_RECORDS: usize = 1024;
+
+/// Where a format reader sends what it reads.
+pub type EventSender = mpsc::Sender<Result<SourceEvent, SourceError>>;
+
+/// How to read the files of one synchronization.
+#[derive(Debug, Clone)]
+pub struct FormatOptions {
+    /// `None`: from each file's extension.
+    pub format: Option<FileFormat>,
+    pub delimiter: u8,
+    pub header: bool,
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    pub column_types: ColumnTypes,
+    pub results_position: ResultsPosition,
+    pub sheet: Option<String>,
+    pub header_row: Option<u32>,
+    pub range: Option<CellRange>,
+}
+
+/// Cells `A1:F500` as 0-based (row, column) corners.
+pub type CellRange = ((u32, u32), (u32, u32));
+
+impl FormatOptions {
+    pub fn from_config(config: &SourceConfigDef) -> Result<FormatOptions, SourceError> {
+        let delimiter = match &config.delimiter {
+            Some(text) => delimiter_byte(text).ok_or_else(|| SourceError::Config(format!("`{text}` is not a one-byte delimiter")))?,
+            None => b',',
+        };
+        let encoding = match &config.encoding {
+            Some(label) => Some(
+                encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| SourceError::Config(format!("unknown encoding `{label}`")))?,
+            ),
+            None => None,
+        };
+        let range = match &config.range {
+            Some(text) => Some(parse_range(text).ok_or_else(|| SourceError::Config(format!("`{text}` is not a cell range")))?),
+            None => None,
+        };
+        Ok(FormatOptions {
+            format: config.format,
+            delimiter,
+            header: config.header.is_none_or(|f| f.0),
+            encoding,
+            column_types: config.column_types.unwrap_or_default(),
+            results_position: ResultsPosition::parse(config.results_position.as_deref()),
+            sheet: config.sheet.as_ref().map(|s| s.0.clone()),
+            header_row: config.header_row,
+            range,
+        })
+    }
+
+    /// The format of file `name`: the configured one, or its extension's.
+    pub fn format_of(&self, name: &str) -> Result<FileFormat, SourceError> {
+        self.format.or_else(|| FileFormat::from_name(name)).ok_or_else(|| {
+            SourceError::Config(format!("cannot tell the format of `{name}` from its name: set `format` (csv, ndjson, json, xlsx, ods, parquet)"))
+        })
+    }
+}
+
+/// `,`, `;`, `|`, `\t` (written as a backslash and a t, or a real tab).
+pub fn delimiter_byte(text: &str) -> Option<u8> {
+    match text {
+        "\\t" | "\t" | "tab" => Some(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() => Some(text.as_bytes()[0]),
+        _ => None,
+    }
+}
+
+/// Parses `A1:F500` (or a single cell `B2`, meaning from there on) into 0-based corners.
+pub fn parse_range(text: &str) -> Option<CellRange> {
+    let (start, end) = match text.split_once(':') {
+        Some((a, b)) => (cell(a)?, cell(b)?),
+        None => (cell(text)?, (u32::MAX - 1, u32::MAX - 1)),
+    };
+    (start.0 <= end.0 && start.1 <= end.1).then_some((start, end))
+}
+
+/// `C7` → (6, 2).
+fn cell(text: &str) -> Option<(u32, u32)> {
+    let text = text.trim().to_ascii_uppercase();
+    let split = text.find(|c: char| c.is_ascii_digit())?;
+    let (letters, digits) = text.split_at(split);
+    if letters.is_empty() || !letters.chars().all(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    let column = letters.bytes().try_fold(0u32, |acc, b| acc.checked_mul(26)?.checked_add(u32::from(b - b'A') + 1))? - 1;
+    let row: u32 = digits.parse().ok()?;
+    (row >= 1).then(|| (row - 1, column))
+}
+
+/// `2` → `C`: a spreadsheet's name for column index 2.
+pub fn column_letters(mut index: u32) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (index % 26) as u8);
+        if index < 26 {
+            break;
+        }
+        index = index / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII letters")
+}
+
+/// Why a format reader stopped early.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The run stopped listening (cancelled, or failed elsewhere).
+    Stopped,
+    /// The file as a whole could not be read.
+    Failed(SourceError),
+}
+
+impl From<SourceError> for ReadError {
+    fn from(error: SourceError) -> Self {
+        ReadError::Failed(error)
+    }
+}
+
+/// Collects records into chunks and sends each full one from a blocking thread.
+pub struct ChunkWriter<'a> {
+    tx: &'a EventSender,
+    origin: String,
+    unit: &'static str,
+    records: Vec<RawRecord>,
+    lines: Vec<u64>,
+}
+
+impl<'a> ChunkWriter<'a> {
+    pub fn new(tx: &'a EventSender, origin: String, unit: &'static str) -> Self {
+        ChunkWriter { tx, origin, unit, records: Vec::with_capacity(CHUNK_RECORDS), lines: Vec::with_capacity(CHUNK_RECORDS) }
+    }
+
+    pub fn push(&mut self, record: RawRecord, line: u64) -> Result<(), ReadError> {
+        self.records.push(record);
+        self.lines.push(line);
+        if self.records.len() >= CHUNK_RECORDS { self.flush() } else { Ok(()) }
+    }
+
+    pub fn flush(&mut self) -> Result<(), ReadError> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let chunk = Chunk {
+            records: std::mem::replace(&mut self.records, Vec::with_capacity(CHUNK_RECORDS)),
+            origin: self.origin.clone(),
+            lines: std::mem::replace(&mut self.lines, Vec::with_capacity(CHUNK_RECORDS)),
+            unit: self.unit,
+        };
+        self.tx.blocking_send(Ok(SourceEvent::Chunk(chunk))).map_err(|_| ReadError::Stopped)
+    }
+}
+
+/// Reads one file of a streamable or in-memory format (everything but Parquet), in a blocking thread.
+/// `name` is the file as the user knows it, used in every message.
+pub fn read_blocking(reader: impl Read, name: &str, format: FileFormat, options: &FormatOptions, tx: &EventSender) -> Result<(), ReadError> {
+    let file_error = |reason: String| ReadError::Failed(SourceError::File { file: name.to_string(), reason });
+    match format {
+        FileFormat::Csv => csv::read(decoded(reader, options), name, options, tx),
+        FileFormat::Ndjson => json::read_lines(decoded(reader, options), name, tx),
+        FileFormat::Json => {
+            let mut body = Vec::new();
+            decoded(reader, options).read_to_end(&mut body).map_err(|e| file_error(format!("cannot read: {e}")))?;
+            json::read_document(body.into(), name, options, tx)
+        }
+        FileFormat::Xlsx | FileFormat::Xls | FileFormat::Xlsb | FileFormat::Ods => {
+            let mut body = Vec::new();
+            let mut reader = reader;
+            reader.read_to_end(&mut body).map_err(|e| file_error(format!("cannot read: {e}")))?;
+            sheet::read(body, name, options, tx)
+        }
+        FileFormat::Parquet => Err(file_error("Parquet is read from its store, not as a stream".into())),
+    }
+}
+
+/// Text in the configured encoding, as UTF-8; a byte-order mark is honoured and removed. UTF-8 passes
+/// through unchecked: a bad byte then fails only its own record.
+fn decoded<R: Read>(reader: R, options: &FormatOptions) -> encoding_rs_io::DecodeReaderBytes<R, Vec<u8>> {
+    encoding_rs_io::DecodeReaderBytesBuilder::new().encoding(options.encoding).utf8_passthru(true).build(reader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_columns() {
+        assert_eq!(parse_range("A1:F500"), Some(((0, 0), (499, 5))));
+        assert_eq!(parse_range("b2:AA3"), Some(((1, 1), (2, 26))));
+        assert_eq!(parse_range("B2").map(|r| r.0), Some((1, 1)));
+        assert_eq!(parse_range("F5:A1"), None);
+        assert_eq!(parse_range("A0:B2"), None);
+        assert_eq!(parse_range("1A"), None);
+        assert_eq!(column_letters(0), "A");
+        assert_eq!(column_letters(25), "Z");
+        assert_eq!(column_letters(26), "AA");
+        assert_eq!(column_letters(27), "AB");
+        assert_eq!(column_letters(701), "ZZ");
+        assert_eq!(column_letters(702), "AAA");
+    }
+
+    #[test]
+    fn delimiters() {
+        assert_eq!(delimiter_byte(";"), Some(b';'));
+        assert_eq!(delimiter_byte("\\t"), Some(b'\t'));
+        assert_eq!(delimiter_byte(";;"), None);
+        assert_eq!(delimiter_byte("é"), None);
+    }
+}

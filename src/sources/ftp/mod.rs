@@ -1,0 +1,274 @@
+//! The FTP source (`type: ftp`): files on an FTP server (`ftp://host:21/dir`), or FTPS with explicit
+//! TLS (`ftps://`, verified against the system's roots unless `tls: {verify: false}`). Passive mode by
+//! default. Files are picked by the `path` glob in the location's directory and streamed through their
+//! format's reader as they download.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use suppaftp::list::{File, ListParser};
+use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, ImplAsyncFtpStream, TokioTlsStream};
+use suppaftp::types::FileType;
+use suppaftp::{FtpError, Status};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::SyncIoBridge;
+
+use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef};
+use crate::sources::file::select::{newest, FileEntry, Selection};
+use crate::sources::file::spawn_feed;
+use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
+use crate::sources::{tls, Source, SourceError, SourceEvent, SourceStream};
+
+pub struct FtpSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: String,
+    port: u16,
+    secure: bool,
+    /// The directory on the server (empty: the login directory).
+    dir: String,
+    user: String,
+    password: Option<Secret>,
+    passive: bool,
+    verify: bool,
+    connect_timeout: Duration,
+    /// `ftp://user@host:21/dir`, never with the password.
+    shown: String,
+    /// The file itself, when `location` names one (no `path` glob).
+    single: Option<String>,
+    selection: Selection,
+    options: FormatOptions,
+}
+
+impl FtpSource {
+    pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FtpSource, SourceError> {
+        let url = url::Url::parse(&def.location).map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", def.location)))?;
+        let secure = url.scheme() == "ftps";
+        let host = url.host_str().ok_or_else(|| SourceError::Config("an ftp location needs a host".into()))?.to_string();
+        let port = url.port().unwrap_or(21);
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let user = def.username.clone().or_else(|| (!url.username().is_empty()).then(|| decode(url.username()))).unwrap_or_else(|| "anonymous".into());
+        let password = def.password.clone().or_else(|| url.password().map(|p| Secret::new(decode(p))));
+        let path = decode(url.path()).trim_end_matches('/').to_string();
+        let selection = Selection::from_config(config)?;
+        let (dir, single) = match (&selection.glob, path.rsplit_once('/')) {
+            (None, Some((dir, file))) if !file.is_empty() => (dir.to_string(), Some(file.to_string())),
+            _ => (path, None),
+        };
+        let mut shown = url.clone();
+        let _ = shown.set_password(None);
+        Ok(FtpSource {
+            inner: Arc::new(Inner {
+                host,
+                port,
+                secure,
+                dir,
+                user,
+                password,
+                passive: def.passive.0,
+                verify: def.tls.verify.0,
+                connect_timeout: def.connect_timeout.map_or(Duration::from_secs(10), |s| s.0),
+                shown: shown.to_string().trim_end_matches('/').to_string(),
+                single,
+                selection,
+                options: FormatOptions::from_config(config)?,
+            }),
+        })
+    }
+}
+
+/// An FTP failure in the source's words: login refused, TLS refused, server unreachable, or a reply.
+fn ftp_error(shown: &str, error: FtpError) -> SourceError {
+    let url = shown.to_string();
+    match error {
+        FtpError::ConnectionError(e) => SourceError::Connect { url, reason: e.to_string() },
+        FtpError::SecureError(reason) => SourceError::Tls { url, reason },
+        FtpError::UnexpectedResponse(r) if r.status == Status::NotLoggedIn => {
+            SourceError::Auth { url, reason: String::from_utf8_lossy(&r.body).trim().to_string() }
+        }
+        FtpError::UnexpectedResponse(r) => SourceError::Protocol { url, reason: format!("the server answered {}", String::from_utf8_lossy(&r.body).trim()) },
+        other => SourceError::Protocol { url, reason: other.to_string() },
+    }
+}
+
+impl Inner {
+    fn remote(&self, name: &str) -> String {
+        if self.dir.is_empty() { name.to_string() } else { format!("{}/{name}", self.dir) }
+    }
+
+    fn shown_name(&self, name: &str) -> String {
+        if self.single.is_some() { self.shown.clone() } else { format!("{}/{name}", self.shown) }
+    }
+
+    async fn address(&self) -> Result<SocketAddr, SourceError> {
+        let unreachable = |reason: String| SourceError::Connect { url: self.shown.clone(), reason };
+        tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .next()
+            .ok_or_else(|| unreachable("the host name has no address".into()))
+    }
+
+    async fn connect_plain(&self) -> Result<suppaftp::tokio::AsyncFtpStream, SourceError> {
+        let address = self.address().await?;
+        let ftp = suppaftp::tokio::AsyncFtpStream::connect_timeout(address, self.connect_timeout).await.map_err(|e| ftp_error(&self.shown, e))?;
+        self.login(ftp).await
+    }
+
+    /// Explicit FTPS: the control connection turns to TLS (`AUTH TLS`) before the login.
+    async fn connect_secure(&self) -> Result<AsyncRustlsFtpStream, SourceError> {
+        let address = self.address().await?;
+        let fail = |e| ftp_error(&self.shown, e);
+        let ftp = AsyncRustlsFtpStream::connect_timeout(address, self.connect_timeout).await.map_err(fail)?;
+        let connector = AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(tls::client_config(self.verify)));
+        let ftp = ftp.into_secure(connector, &self.host).await.map_err(fail)?;
+        self.login(ftp).await
+    }
+
+    /// Logs in and switches to binary transfers in the configured mode.
+    async fn login<T: TokioTlsStream + Send>(&self, mut ftp: ImplAsyncFtpStream<T>) -> Result<ImplAsyncFtpStream<T>, SourceError> {
+        let fail = |e| ftp_error(&self.shown, e);
+        if !self.passive {
+            ftp = ftp.active_mode(self.connect_timeout);
+        }
+        let password = self.password.as_ref().map_or("", Secret::expose);
+        ftp.login(self.user.as_str(), password).await.map_err(fail)?;
+        ftp.transfer_type(FileType::Binary).await.map_err(fail)?;
+        Ok(ftp)
+    }
+
+    async fn listing<T: TokioTlsStream + Send>(&self, ftp: &mut ImplAsyncFtpStream<T>) -> Result<Vec<FileEntry>, SourceError> {
+        let fail = |e| ftp_error(&self.shown, e);
+        if let Some(file) = &self.single {
+            let remote = self.remote(file);
+            let size = ftp.size(&remote).await.map_err(fail)?;
+            let modified = ftp.mdtm(&remote).await.ok().map(|t| Utc.from_utc_datetime(&t));
+            return Ok(vec![FileEntry { name: file.clone(), modified, size: Some(size as u64) }]);
+        }
+        let prefix = self.selection.list_prefix();
+        let dir = match (self.dir.is_empty(), prefix.is_empty()) {
+            (true, _) => prefix.clone(),
+            (false, true) => self.dir.clone(),
+            (false, false) => format!("{}/{prefix}", self.dir),
+        };
+        let dir_arg = (!dir.is_empty()).then_some(dir.as_str());
+        // MLSD gives exact, machine-readable facts; servers without it get LIST, parsed either way.
+        let files: Vec<File> = match ftp.mlsd(dir_arg).await {
+            Ok(lines) => lines.iter().filter_map(|l| ListParser::parse_mlsd(l).ok()).collect(),
+            Err(_) => ftp
+                .list(dir_arg)
+                .await
+                .map_err(fail)?
+                .iter()
+                .filter_map(|l| ListParser::parse_posix(l).or_else(|_| ListParser::parse_dos(l)).ok())
+                .collect(),
+        };
+        let mut entries = Vec::new();
+        for file in files.iter().filter(|f| f.is_file()) {
+            let name = if prefix.is_empty() { file.name().to_string() } else { format!("{prefix}/{}", file.name()) };
+            if !self.selection.pattern.as_ref().is_none_or(|p| p.is_match(&name)) {
+                continue;
+            }
+            // A LIST time may be to the minute only: ask for the exact one, which minimumAge needs.
+            let modified = match ftp.mdtm(self.remote(&name)).await {
+                Ok(t) => Some(Utc.from_utc_datetime(&t)),
+                Err(_) => Some(chrono::DateTime::<Utc>::from(file.modified())),
+            };
+            entries.push(FileEntry { name, modified, size: Some(file.size() as u64) });
+        }
+        Ok(entries)
+    }
+
+    async fn feed<T: TokioTlsStream + Send + 'static>(&self, mut ftp: ImplAsyncFtpStream<T>, cursor: Option<String>, tx: &EventSender) -> Result<(), ReadError> {
+        let listing = self.listing(&mut ftp).await?;
+        let (files, narrowed) = self.selection.select(listing, cursor.as_deref(), Utc::now());
+        let send = |event| async { tx.send(Ok(event)).await.map_err(|_| ReadError::Stopped) };
+        if narrowed {
+            send(SourceEvent::Incremental(format!("files modified since {}", cursor.unwrap_or_default()))).await?;
+        } else if files.is_empty() {
+            let glob = self.selection.glob.as_deref().unwrap_or("*");
+            send(SourceEvent::Warning(format!("no file in {} matches `{glob}`", self.shown))).await?;
+        }
+        for file in &files {
+            self.read_file(&mut ftp, file, tx).await?;
+        }
+        if self.selection.incremental
+            && let Some(cursor) = newest(&files)
+        {
+            send(SourceEvent::Cursor(cursor)).await?;
+        }
+        let _ = ftp.quit().await;
+        Ok(())
+    }
+
+    async fn read_file<T: TokioTlsStream + Send + 'static>(&self, ftp: &mut ImplAsyncFtpStream<T>, file: &FileEntry, tx: &EventSender) -> Result<(), ReadError> {
+        let shown = self.shown_name(&file.name);
+        let format = self.options.format_of(&file.name)?;
+        if format == FileFormat::Parquet {
+            return Err(ReadError::Failed(SourceError::Config(format!("{shown}: Parquet files are read from a file source, not over FTP"))));
+        }
+        let fail = |e| ReadError::Failed(ftp_error(&shown, e));
+        let mut download = ftp.retr_as_stream(self.remote(&file.name)).await.map_err(fail)?;
+        let result = if format.is_spreadsheet() {
+            // A workbook is a zip (or OLE) container, read by seeking: it is downloaded whole first.
+            let mut body = Vec::new();
+            download.read_to_end(&mut body).await.map_err(|e| ReadError::Failed(SourceError::Connect { url: shown.clone(), reason: e.to_string() }))?;
+            let (options, tx, name) = (self.options.clone(), tx.clone(), shown.clone());
+            let read = tokio::task::spawn_blocking(move || formats::read_blocking(std::io::Cursor::new(body), &name, format, &options, &tx));
+            read.await.map_err(|e| ReadError::Failed(SourceError::Config(format!("the file reader stopped: {e}"))))?
+        } else {
+            let bridge = SyncIoBridge::new(download);
+            let (options, tx, name) = (self.options.clone(), tx.clone(), shown.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                let mut bridge = bridge;
+                let result = formats::read_blocking(&mut bridge, &name, format, &options, &tx);
+                (bridge.into_inner(), result)
+            });
+            let (returned, result) = read.await.map_err(|e| ReadError::Failed(SourceError::Config(format!("the file reader stopped: {e}"))))?;
+            download = returned;
+            result
+        };
+        result?;
+        // The server's closing reply is the only word on whether the whole file arrived.
+        download.finish().await.map_err(fail)
+    }
+}
+
+impl Source for FtpSource {
+    fn open(&self, cursor: Option<String>) -> SourceStream {
+        let inner = Arc::clone(&self.inner);
+        spawn_feed(move |tx| async move {
+            if inner.secure {
+                let ftp = inner.connect_secure().await?;
+                inner.feed(ftp, cursor, &tx).await
+            } else {
+                let ftp = inner.connect_plain().await?;
+                inner.feed(ftp, cursor, &tx).await
+            }
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<String, SourceError>> {
+        async move {
+            let inner = &self.inner;
+            let (count, welcome) = if inner.secure {
+                let mut ftp = inner.connect_secure().await?;
+                let listing = inner.listing(&mut ftp).await?;
+                (listing.len(), ftp.get_welcome_msg().unwrap_or("").trim().to_string())
+            } else {
+                let mut ftp = inner.connect_plain().await?;
+                let listing = inner.listing(&mut ftp).await?;
+                (listing.len(), ftp.get_welcome_msg().unwrap_or("").trim().to_string())
+            };
+            let glob = inner.selection.glob.as_deref().unwrap_or("*");
+            Ok(format!("OK: logged in to {} as {} ({welcome}); {count} file(s) match `{glob}`", inner.shown, inner.user))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,98 @@
+//! A pipeline of one source, a pass-through mapping and a schema-free register, in a temporary
+//! directory: what the connector tests share. Each test writes the source and its `sourceConfig`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use syncline::config::Pipeline;
+use syncline::pipeline::{self, Progress, RunOptions, RunReport};
+use syncline::store::StateDir;
+use tempfile::TempDir;
+
+pub struct Workspace {
+    pub dir: TempDir,
+    pub state: StateDir,
+    pub file: PathBuf,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = StateDir::open(&dir.path().join("state")).expect("state dir");
+        let file = dir.path().join("pipeline.yaml");
+        Workspace { dir, state, file }
+    }
+
+    /// A folder of the workspace for source files.
+    pub fn data(&self) -> PathBuf {
+        let path = self.dir.path().join("data");
+        std::fs::create_dir_all(&path).expect("data dir");
+        path
+    }
+
+    /// Writes the pipeline: `source` and `source_config` are YAML flow maps.
+    pub fn write(&self, source: &str, source_config: &str) {
+        let text = format!(
+            r#"
+sources:
+  src: {source}
+mappings:
+  copy:
+    passThrough: true
+registers:
+  r:
+    schemas:
+      rows: {{ type: object }}
+synchronizations:
+  sync:
+    source: src
+    sourceConfig: {source_config}
+    mapping: copy
+    target: {{ type: register, register: r, schema: rows }}
+    maxDeleteShare: 1
+"#
+        );
+        std::fs::write(&self.file, text).expect("pipeline written");
+    }
+
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::load(&self.file).unwrap_or_else(|e| panic!("pipeline loads:\n{e}"))
+    }
+
+    pub async fn run(&self) -> RunReport {
+        self.run_with(RunOptions::default()).await
+    }
+
+    pub async fn run_with(&self, options: RunOptions) -> RunReport {
+        pipeline::run(&self.pipeline(), "sync", &self.state, options, Arc::new(Progress::default())).await.expect("job recorded")
+    }
+
+    /// The register's objects, by origin id.
+    pub fn objects(&self) -> BTreeMap<String, Value> {
+        self.state.register().expect("register").objects_of("sync").expect("objects").into_iter().collect()
+    }
+}
+
+/// Writes `text` to `dir/name`, creating folders, with its modification time `seconds_ago` in the past
+/// (so incremental runs can tell files apart without sleeping).
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8], seconds_ago: u64) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("folders");
+    std::fs::write(&path, bytes).expect("file written");
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago);
+    std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(when)).expect("mtime set");
+}
+
+/// A report that must have completed, with its warnings shown when it did not.
+pub fn completed(report: &RunReport) {
+    assert_eq!(
+        report.job.status.as_str(),
+        "COMPLETED",
+        "job: {:?} [{:?}] warnings: {:?}",
+        report.job.error,
+        report.job.error_category,
+        report.warnings
+    );
+}
