@@ -157,5 +157,11 @@ async fn postgres_types_runs_and_incremental_cursor() {
     assert_eq!(counts(&report), (1, 0, 1, 0, 0, 0), "row 3 (at the cursor) is gone, row 2 changed: {:?}", report.warnings);
     let full = ws.run_with(RunOptions { force_full_sync: true, ..RunOptions::default() }).await;
     assert_eq!(full.job.counts.deleted, 1);
+
+    // No server: a connection failure, nothing deleted.
+    ws.write("{ type: database, location: \"postgres://root@127.0.0.1:9/test\" }", &format!("{{ table: {table}, idPosition: id }}"));
+    let report = ws.run_with(RunOptions { force_full_sync: true, ..RunOptions::default() }).await;
+    assert_eq!(report.job.error_category.as_deref(), Some("connection"), "{:?}", report.job.error);
+    assert_eq!(ws.objects().len(), 2);
     db.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
 }

@@ -223,3 +223,22 @@ async fn a_missing_folder_fails_the_job_and_deletes_nothing() {
     assert_eq!(report.job.status.as_str(), "FAILED");
     assert_eq!(ws.objects().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_over_https_style_urls_through_the_http_store() {
+    use axum::http::header;
+    let app = axum::Router::new().route(
+        "/exports/pets.csv",
+        axum::routing::get(|| async { ([(header::CONTENT_TYPE, "text/csv"), (header::LAST_MODIFIED, "Mon, 02 Nov 2026 10:00:00 GMT")], PETS_CSV) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let ws = Workspace::new();
+    ws.write(&format!("{{ type: file, location: \"http://127.0.0.1:{port}/exports/pets.csv\" }}"), "{ idPosition: id }");
+    let report = ws.run().await;
+    completed(&report);
+    assert_eq!(counts(&report), (3, 3, 0, 0, 0, 0));
+    assert_eq!(ws.objects()["2"]["name"], json!("Tom"));
+    server.abort();
+}

@@ -80,7 +80,11 @@ fn open_store(location: &str, is_file: bool) -> Result<Opened, SourceError> {
     }
     let url = url::Url::parse(dir).map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", redact(location))))?;
     // Only the stores' own settings: any other variable is not theirs to read.
-    let settings = std::env::vars().filter(|(k, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| k.starts_with(p)));
+    let mut settings: Vec<(String, String)> = std::env::vars().filter(|(k, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| k.starts_with(p))).collect();
+    // A location written as plain http:// asks for plain HTTP; the store refuses it unless told.
+    if url.scheme() == "http" {
+        settings.push(("allow_http".into(), "true".into()));
+    }
     let (store, root) = datafusion::object_store::parse_url_opts(&url, settings)
         .map_err(|e| SourceError::Config(format!("cannot use `{}`: {e}", redact(location))))?;
     Ok((Arc::from(store), root, file))
