@@ -73,6 +73,8 @@ pub enum SourceKind {
     Api,
     /// Files on an FTP or FTPS server (`ftp://host:21/dir`, `ftps://…`).
     Ftp,
+    /// Files on an SSH server (`sftp://host:22/dir`).
+    Sftp,
     /// A MySQL/MariaDB (`mysql://user@host:3306/db`) or PostgreSQL (`postgres://user@host/db`) database.
     Database,
     /// A spreadsheet (xlsx, xls, xlsb, ods) at a path or any object-store URL.
@@ -87,6 +89,7 @@ impl SourceKind {
         match self {
             SourceKind::Api => "api",
             SourceKind::Ftp => "ftp",
+            SourceKind::Sftp => "sftp",
             SourceKind::Database => "database",
             SourceKind::Excel => "excel",
             SourceKind::File => "file",
@@ -192,6 +195,24 @@ pub struct SourceDef {
     /// FTP: passive mode (default true); `false` for active mode.
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub passive: Flag,
+    /// SFTP: a private key (OpenSSH or PEM text), instead of a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Secret>,
+    /// SFTP: a file holding the private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<String>,
+    /// SFTP: the private key's passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<Secret>,
+    /// SFTP: the server's host key fingerprint, `SHA256:…` as `ssh-keygen -lf` prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// SFTP: a known_hosts file to check the host key against (default `~/.ssh/known_hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
+    /// SFTP: check the server's host key (default true); `false` only on a network you trust.
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub verify_host_key: Flag,
     /// A disabled source is never called (OpenConnector's `isEnabled`).
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub is_enabled: Flag,

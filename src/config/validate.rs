@@ -101,6 +101,7 @@ fn check_location(kind: SourceKind, location: &str) -> Result<(), String> {
     let schemes: &[&str] = match kind {
         SourceKind::Api => &["http", "https"],
         SourceKind::Ftp => &["ftp", "ftps"],
+        SourceKind::Sftp => &["sftp"],
         SourceKind::Database => &["mysql", "mariadb", "postgres", "postgresql"],
         SourceKind::Excel | SourceKind::File => &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https"],
     };
@@ -286,7 +287,7 @@ fn resolve_sync(
 /// The `sourceConfig` keys each kind needs, and those it cannot use (a typo there would silently do
 /// nothing).
 fn check_source_config(kind: SourceKind, config: &SourceConfigDef, fail: &mut impl FnMut(&str, String)) {
-    let files = matches!(kind, SourceKind::Ftp | SourceKind::Excel | SourceKind::File);
+    let files = matches!(kind, SourceKind::Ftp | SourceKind::Sftp | SourceKind::Excel | SourceKind::File);
     let set = [
         ("table", config.table.is_some(), kind == SourceKind::Database),
         ("cursorColumn", config.cursor_column.is_some(), kind == SourceKind::Database),

@@ -6,6 +6,7 @@ pub mod database;
 pub mod file;
 pub mod formats;
 pub mod ftp;
+pub mod sftp;
 pub mod tls;
 
 use bytes::Bytes;
@@ -136,6 +137,7 @@ pub fn build(pipeline: &Pipeline, sync: &Synchronization) -> Result<Box<dyn Sour
         SourceKind::Api => Ok(Box::new(api::ApiSource::new(def, sync)?)),
         SourceKind::Database => Ok(Box::new(database::DatabaseSource::new(def, &sync.source_config)?)),
         SourceKind::Ftp => Ok(Box::new(ftp::FtpSource::new(def, &sync.source_config)?)),
+        SourceKind::Sftp => Ok(Box::new(sftp::SftpSource::new(def, &sync.source_config)?)),
         SourceKind::Excel | SourceKind::File => Ok(Box::new(file::FileSource::new(def, &sync.source_config)?)),
     }
 }
@@ -148,6 +150,7 @@ pub fn probe(def: &SourceDef) -> Result<Box<dyn Source>, SourceError> {
         SourceKind::Api => Ok(Box::new(api::ApiSource::probe(def, None)?)),
         SourceKind::Database => Ok(Box::new(database::DatabaseSource::new(def, &config)?)),
         SourceKind::Ftp => Ok(Box::new(ftp::FtpSource::new(def, &config)?)),
+        SourceKind::Sftp => Ok(Box::new(sftp::SftpSource::new(def, &config)?)),
         SourceKind::Excel | SourceKind::File => Ok(Box::new(file::FileSource::new(def, &config)?)),
     }
 }

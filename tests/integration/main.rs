@@ -9,4 +9,5 @@ mod database;
 mod faults;
 mod files;
 mod ftp;
+mod sftp;
 mod workspace;

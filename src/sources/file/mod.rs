@@ -5,6 +5,7 @@
 //! Cloud credentials come from the environment the way each store documents it (`AWS_ACCESS_KEY_ID`,
 //! `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_KEY`…), never from the pipeline file.
 
+pub mod remote;
 pub mod select;
 
 use std::io;
@@ -17,12 +18,12 @@ use datafusion::object_store::{ObjectStore, ObjectStoreExt};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
-use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio_util::io::StreamReader;
 
 use crate::config::{FileFormat, SourceConfigDef, SourceDef, SourceKind};
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
-use crate::sources::{Source, SourceError, SourceEvent, SourceStream};
-use select::{FileEntry, Selection, newest};
+use crate::sources::{Source, SourceError, SourceStream};
+use select::{Fetch, FileEntry, Selection};
 
 /// Files in one store under one directory.
 pub struct FileSource {
@@ -140,27 +141,13 @@ impl Inner {
     }
 
     async fn feed(&self, cursor: Option<String>, tx: &EventSender) -> Result<(), ReadError> {
-        let (files, narrowed) = self.selection.select(self.listing().await?, cursor.as_deref(), Utc::now());
-        if narrowed {
-            let since = cursor.unwrap_or_default();
-            tx.send(Ok(SourceEvent::Incremental(format!("files modified since {since}")))).await.map_err(|_| ReadError::Stopped)?;
-        }
-        if files.is_empty() && !narrowed {
-            let what = self.selection.glob.as_deref().unwrap_or("*");
-            tx.send(Ok(SourceEvent::Warning(format!("no file in {} matches `{what}`", self.shown)))).await.map_err(|_| ReadError::Stopped)?;
-        }
-        for file in &files {
-            self.read_file(file, tx).await?;
-        }
-        if self.selection.incremental
-            && let Some(cursor) = newest(&files)
-        {
-            tx.send(Ok(SourceEvent::Cursor(cursor))).await.map_err(|_| ReadError::Stopped)?;
-        }
-        Ok(())
+        let listing = self.listing().await?;
+        select::feed(&self.selection, listing, cursor, &self.shown, tx, &mut &*self).await
     }
+}
 
-    async fn read_file(&self, file: &FileEntry, tx: &EventSender) -> Result<(), ReadError> {
+impl Fetch for &Inner {
+    async fn fetch(&mut self, file: &FileEntry, tx: &EventSender) -> Result<(), ReadError> {
         let shown = self.shown_name(&file.name);
         let format = self.options.format_of(&file.name)?;
         let path = self.path_of(&file.name);
@@ -172,13 +159,8 @@ impl Inner {
             return formats::read_parquet(Arc::clone(&self.store), &path, size, &shown, tx).await;
         }
         let got = self.store.get(&path).await.map_err(|e| store_error(&shown, e))?;
-        let bytes = got.into_stream().map_err(io::Error::other);
-        let reader = SyncIoBridge::new(StreamReader::new(bytes));
-        let options = self.options.clone();
-        let tx = tx.clone();
-        tokio::task::spawn_blocking(move || formats::read_blocking(reader, &shown, format, &options, &tx))
-            .await
-            .map_err(|e| ReadError::Failed(SourceError::Config(format!("the file reader stopped: {e}"))))?
+        let bytes = StreamReader::new(got.into_stream().map_err(io::Error::other));
+        formats::read_async(bytes, &shown, format, &self.options, tx).await.map(drop)
     }
 }
 

@@ -7,7 +7,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use globset::{GlobBuilder, GlobMatcher};
 
 use crate::config::SourceConfigDef;
-use crate::sources::SourceError;
+use crate::sources::formats::{EventSender, ReadError};
+use crate::sources::{SourceError, SourceEvent};
 
 /// A file a listing found.
 #[derive(Debug, Clone)]
@@ -80,6 +81,32 @@ impl Selection {
         files.sort_by(|a, b| (a.modified, &a.name).cmp(&(b.modified, &b.name)));
         (files, since.is_some())
     }
+}
+
+/// Reads one listed file and sends its records: what each file protocol provides.
+pub trait Fetch {
+    fn fetch(&mut self, file: &FileEntry, tx: &EventSender) -> impl Future<Output = Result<(), ReadError>> + Send;
+}
+
+/// The run over a listing shared by every file source: pick the files, tell the pipeline when the read
+/// is incremental, read each, and report the new cursor.
+pub async fn feed(selection: &Selection, listing: Vec<FileEntry>, cursor: Option<String>, shown: &str, tx: &EventSender, fetch: &mut impl Fetch) -> Result<(), ReadError> {
+    let send = |event| async { tx.send(Ok(event)).await.map_err(|_| ReadError::Stopped) };
+    let (files, narrowed) = selection.select(listing, cursor.as_deref(), Utc::now());
+    if narrowed {
+        send(SourceEvent::Incremental(format!("files modified since {}", cursor.unwrap_or_default()))).await?;
+    } else if files.is_empty() {
+        send(SourceEvent::Warning(format!("no file in {shown} matches `{}`", selection.glob.as_deref().unwrap_or("*")))).await?;
+    }
+    for file in &files {
+        fetch.fetch(file, tx).await?;
+    }
+    if selection.incremental
+        && let Some(cursor) = newest(&files)
+    {
+        send(SourceEvent::Cursor(cursor)).await?;
+    }
+    Ok(())
 }
 
 /// The cursor after reading `files`: the newest modification time among them.

@@ -194,6 +194,34 @@ pub fn read_blocking(reader: impl Read, name: &str, format: FileFormat, options:
     }
 }
 
+/// Reads one file arriving as an async byte stream (a download): text formats stream through a
+/// blocking reader as the bytes come; a spreadsheet is collected first (its container is read by
+/// seeking). The stream is handed back, so a protocol can close its transfer.
+pub async fn read_async<R>(mut reader: R, name: &str, format: FileFormat, options: &FormatOptions, tx: &EventSender) -> Result<R, ReadError>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    let stopped = |e: tokio::task::JoinError| ReadError::Failed(SourceError::Config(format!("the file reader stopped: {e}")));
+    let (name, options, tx) = (name.to_string(), options.clone(), tx.clone());
+    if format.is_spreadsheet() {
+        let mut body = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut body)
+            .await
+            .map_err(|e| ReadError::Failed(SourceError::Connect { url: name.clone(), reason: format!("the download broke off: {e}") }))?;
+        tokio::task::spawn_blocking(move || read_blocking(std::io::Cursor::new(body), &name, format, &options, &tx)).await.map_err(stopped)??;
+        return Ok(reader);
+    }
+    let bridge = tokio_util::io::SyncIoBridge::new(reader);
+    let (bridge, result) = tokio::task::spawn_blocking(move || {
+        let mut bridge = bridge;
+        let result = read_blocking(&mut bridge, &name, format, &options, &tx);
+        (bridge, result)
+    })
+    .await
+    .map_err(stopped)?;
+    result.map(|()| bridge.into_inner())
+}
+
 /// Text in the configured encoding, as UTF-8; a byte-order mark is honoured and removed. UTF-8 passes
 /// through unchecked: a bad byte then fails only its own record.
 fn decoded<R: Read>(reader: R, options: &FormatOptions) -> encoding_rs_io::DecodeReaderBytes<R, Vec<u8>> {

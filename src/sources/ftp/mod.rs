@@ -14,68 +14,41 @@ use suppaftp::list::{File, ListParser};
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, ImplAsyncFtpStream, TokioTlsStream};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Status};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::SyncIoBridge;
 
 use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef};
-use crate::sources::file::select::{newest, FileEntry, Selection};
+use crate::sources::file::remote::Remote;
+use crate::sources::file::select::{self, Fetch, FileEntry, Selection};
 use crate::sources::file::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
-use crate::sources::{tls, Source, SourceError, SourceEvent, SourceStream};
+use crate::sources::{tls, Source, SourceError, SourceStream};
 
 pub struct FtpSource {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    host: String,
-    port: u16,
+    at: Remote,
     secure: bool,
-    /// The directory on the server (empty: the login directory).
-    dir: String,
     user: String,
-    password: Option<Secret>,
     passive: bool,
     verify: bool,
     connect_timeout: Duration,
-    /// `ftp://user@host:21/dir`, never with the password.
-    shown: String,
-    /// The file itself, when `location` names one (no `path` glob).
-    single: Option<String>,
     selection: Selection,
     options: FormatOptions,
 }
 
 impl FtpSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FtpSource, SourceError> {
-        let url = url::Url::parse(&def.location).map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", def.location)))?;
-        let secure = url.scheme() == "ftps";
-        let host = url.host_str().ok_or_else(|| SourceError::Config("an ftp location needs a host".into()))?.to_string();
-        let port = url.port().unwrap_or(21);
-        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-        let user = def.username.clone().or_else(|| (!url.username().is_empty()).then(|| decode(url.username()))).unwrap_or_else(|| "anonymous".into());
-        let password = def.password.clone().or_else(|| url.password().map(|p| Secret::new(decode(p))));
-        let path = decode(url.path()).trim_end_matches('/').to_string();
         let selection = Selection::from_config(config)?;
-        let (dir, single) = match (&selection.glob, path.rsplit_once('/')) {
-            (None, Some((dir, file))) if !file.is_empty() => (dir.to_string(), Some(file.to_string())),
-            _ => (path, None),
-        };
-        let mut shown = url.clone();
-        let _ = shown.set_password(None);
+        let at = Remote::parse(def, &selection, 21)?;
         Ok(FtpSource {
             inner: Arc::new(Inner {
-                host,
-                port,
-                secure,
-                dir,
-                user,
-                password,
+                secure: def.location.starts_with("ftps:"),
+                user: at.user.clone().unwrap_or_else(|| "anonymous".into()),
+                at,
                 passive: def.passive.0,
                 verify: def.tls.verify.0,
                 connect_timeout: def.connect_timeout.map_or(Duration::from_secs(10), |s| s.0),
-                shown: shown.to_string().trim_end_matches('/').to_string(),
-                single,
                 selection,
                 options: FormatOptions::from_config(config)?,
             }),
@@ -98,17 +71,9 @@ fn ftp_error(shown: &str, error: FtpError) -> SourceError {
 }
 
 impl Inner {
-    fn remote(&self, name: &str) -> String {
-        if self.dir.is_empty() { name.to_string() } else { format!("{}/{name}", self.dir) }
-    }
-
-    fn shown_name(&self, name: &str) -> String {
-        if self.single.is_some() { self.shown.clone() } else { format!("{}/{name}", self.shown) }
-    }
-
     async fn address(&self) -> Result<SocketAddr, SourceError> {
-        let unreachable = |reason: String| SourceError::Connect { url: self.shown.clone(), reason };
-        tokio::net::lookup_host((self.host.as_str(), self.port))
+        let unreachable = |reason: String| SourceError::Connect { url: self.at.shown.clone(), reason };
+        tokio::net::lookup_host((self.at.host.as_str(), self.at.port))
             .await
             .map_err(|e| unreachable(e.to_string()))?
             .next()
@@ -117,47 +82,43 @@ impl Inner {
 
     async fn connect_plain(&self) -> Result<suppaftp::tokio::AsyncFtpStream, SourceError> {
         let address = self.address().await?;
-        let ftp = suppaftp::tokio::AsyncFtpStream::connect_timeout(address, self.connect_timeout).await.map_err(|e| ftp_error(&self.shown, e))?;
+        let ftp = suppaftp::tokio::AsyncFtpStream::connect_timeout(address, self.connect_timeout).await.map_err(|e| ftp_error(&self.at.shown, e))?;
         self.login(ftp).await
     }
 
     /// Explicit FTPS: the control connection turns to TLS (`AUTH TLS`) before the login.
     async fn connect_secure(&self) -> Result<AsyncRustlsFtpStream, SourceError> {
         let address = self.address().await?;
-        let fail = |e| ftp_error(&self.shown, e);
+        let fail = |e| ftp_error(&self.at.shown, e);
         let ftp = AsyncRustlsFtpStream::connect_timeout(address, self.connect_timeout).await.map_err(fail)?;
         let connector = AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(tls::client_config(self.verify)));
-        let ftp = ftp.into_secure(connector, &self.host).await.map_err(fail)?;
+        let ftp = ftp.into_secure(connector, &self.at.host).await.map_err(fail)?;
         self.login(ftp).await
     }
 
     /// Logs in and switches to binary transfers in the configured mode.
     async fn login<T: TokioTlsStream + Send>(&self, mut ftp: ImplAsyncFtpStream<T>) -> Result<ImplAsyncFtpStream<T>, SourceError> {
-        let fail = |e| ftp_error(&self.shown, e);
+        let fail = |e| ftp_error(&self.at.shown, e);
         if !self.passive {
             ftp = ftp.active_mode(self.connect_timeout);
         }
-        let password = self.password.as_ref().map_or("", Secret::expose);
+        let password = self.at.password.as_ref().map_or("", Secret::expose);
         ftp.login(self.user.as_str(), password).await.map_err(fail)?;
         ftp.transfer_type(FileType::Binary).await.map_err(fail)?;
         Ok(ftp)
     }
 
     async fn listing<T: TokioTlsStream + Send>(&self, ftp: &mut ImplAsyncFtpStream<T>) -> Result<Vec<FileEntry>, SourceError> {
-        let fail = |e| ftp_error(&self.shown, e);
-        if let Some(file) = &self.single {
-            let remote = self.remote(file);
+        let fail = |e| ftp_error(&self.at.shown, e);
+        if let Some(file) = &self.at.single {
+            let remote = self.at.path(file);
             let size = ftp.size(&remote).await.map_err(fail)?;
             let modified = ftp.mdtm(&remote).await.ok().map(|t| Utc.from_utc_datetime(&t));
             return Ok(vec![FileEntry { name: file.clone(), modified, size: Some(size as u64) }]);
         }
         let prefix = self.selection.list_prefix();
-        let dir = match (self.dir.is_empty(), prefix.is_empty()) {
-            (true, _) => prefix.clone(),
-            (false, true) => self.dir.clone(),
-            (false, false) => format!("{}/{prefix}", self.dir),
-        };
-        let dir_arg = (!dir.is_empty()).then_some(dir.as_str());
+        let dir = self.at.list_dir(&self.selection);
+        let dir_arg = dir.as_deref();
         // MLSD gives exact, machine-readable facts; servers without it get LIST, parsed either way.
         let files: Vec<File> = match ftp.mlsd(dir_arg).await {
             Ok(lines) => lines.iter().filter_map(|l| ListParser::parse_mlsd(l).ok()).collect(),
@@ -176,7 +137,7 @@ impl Inner {
                 continue;
             }
             // A LIST time may be to the minute only: ask for the exact one, which minimumAge needs.
-            let modified = match ftp.mdtm(self.remote(&name)).await {
+            let modified = match ftp.mdtm(self.at.path(&name)).await {
                 Ok(t) => Some(Utc.from_utc_datetime(&t)),
                 Err(_) => Some(chrono::DateTime::<Utc>::from(file.modified())),
             };
@@ -187,54 +148,28 @@ impl Inner {
 
     async fn feed<T: TokioTlsStream + Send + 'static>(&self, mut ftp: ImplAsyncFtpStream<T>, cursor: Option<String>, tx: &EventSender) -> Result<(), ReadError> {
         let listing = self.listing(&mut ftp).await?;
-        let (files, narrowed) = self.selection.select(listing, cursor.as_deref(), Utc::now());
-        let send = |event| async { tx.send(Ok(event)).await.map_err(|_| ReadError::Stopped) };
-        if narrowed {
-            send(SourceEvent::Incremental(format!("files modified since {}", cursor.unwrap_or_default()))).await?;
-        } else if files.is_empty() {
-            let glob = self.selection.glob.as_deref().unwrap_or("*");
-            send(SourceEvent::Warning(format!("no file in {} matches `{glob}`", self.shown))).await?;
-        }
-        for file in &files {
-            self.read_file(&mut ftp, file, tx).await?;
-        }
-        if self.selection.incremental
-            && let Some(cursor) = newest(&files)
-        {
-            send(SourceEvent::Cursor(cursor)).await?;
-        }
+        select::feed(&self.selection, listing, cursor, &self.at.shown, tx, &mut Session { inner: self, ftp: &mut ftp }).await?;
         let _ = ftp.quit().await;
         Ok(())
     }
+}
 
-    async fn read_file<T: TokioTlsStream + Send + 'static>(&self, ftp: &mut ImplAsyncFtpStream<T>, file: &FileEntry, tx: &EventSender) -> Result<(), ReadError> {
-        let shown = self.shown_name(&file.name);
-        let format = self.options.format_of(&file.name)?;
+/// A logged-in connection reading the files of one run, one transfer at a time.
+struct Session<'a, T: TokioTlsStream + Send> {
+    inner: &'a Inner,
+    ftp: &'a mut ImplAsyncFtpStream<T>,
+}
+
+impl<T: TokioTlsStream + Send + 'static> Fetch for Session<'_, T> {
+    async fn fetch(&mut self, file: &FileEntry, tx: &EventSender) -> Result<(), ReadError> {
+        let shown = self.inner.at.shown_name(&file.name);
+        let format = self.inner.options.format_of(&file.name)?;
         if format == FileFormat::Parquet {
             return Err(ReadError::Failed(SourceError::Config(format!("{shown}: Parquet files are read from a file source, not over FTP"))));
         }
         let fail = |e| ReadError::Failed(ftp_error(&shown, e));
-        let mut download = ftp.retr_as_stream(self.remote(&file.name)).await.map_err(fail)?;
-        let result = if format.is_spreadsheet() {
-            // A workbook is a zip (or OLE) container, read by seeking: it is downloaded whole first.
-            let mut body = Vec::new();
-            download.read_to_end(&mut body).await.map_err(|e| ReadError::Failed(SourceError::Connect { url: shown.clone(), reason: e.to_string() }))?;
-            let (options, tx, name) = (self.options.clone(), tx.clone(), shown.clone());
-            let read = tokio::task::spawn_blocking(move || formats::read_blocking(std::io::Cursor::new(body), &name, format, &options, &tx));
-            read.await.map_err(|e| ReadError::Failed(SourceError::Config(format!("the file reader stopped: {e}"))))?
-        } else {
-            let bridge = SyncIoBridge::new(download);
-            let (options, tx, name) = (self.options.clone(), tx.clone(), shown.clone());
-            let read = tokio::task::spawn_blocking(move || {
-                let mut bridge = bridge;
-                let result = formats::read_blocking(&mut bridge, &name, format, &options, &tx);
-                (bridge.into_inner(), result)
-            });
-            let (returned, result) = read.await.map_err(|e| ReadError::Failed(SourceError::Config(format!("the file reader stopped: {e}"))))?;
-            download = returned;
-            result
-        };
-        result?;
+        let download = self.ftp.retr_as_stream(self.inner.at.path(&file.name)).await.map_err(fail)?;
+        let download = formats::read_async(download, &shown, format, &self.inner.options, tx).await?;
         // The server's closing reply is the only word on whether the whole file arrived.
         download.finish().await.map_err(fail)
     }
@@ -267,7 +202,7 @@ impl Source for FtpSource {
                 (listing.len(), ftp.get_welcome_msg().unwrap_or("").trim().to_string())
             };
             let glob = inner.selection.glob.as_deref().unwrap_or("*");
-            Ok(format!("OK: logged in to {} as {} ({welcome}); {count} file(s) match `{glob}`", inner.shown, inner.user))
+            Ok(format!("OK: logged in to {} as {} ({welcome}); {count} file(s) match `{glob}`", inner.at.shown, inner.user))
         }
         .boxed()
     }
