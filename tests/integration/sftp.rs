@@ -151,5 +151,12 @@ async fn sftp_host_keys_and_credentials_are_checked() {
     ws.write(&text, config);
     let report = ws.run().await;
     assert_eq!(report.job.error_category.as_deref(), Some("auth"), "{:?}", report.job.error);
+
+    // The server gone: a connection failure.
+    let config_with_key = source(&server, &data, ", verifyHostKey: false");
+    drop(server);
+    ws.write(&config_with_key, config);
+    let report = ws.run().await;
+    assert_eq!(report.job.error_category.as_deref(), Some("connection"), "{:?}", report.job.error);
     assert_eq!(ws.objects().len(), 1, "failed runs delete nothing");
 }
