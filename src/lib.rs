@@ -14,6 +14,7 @@ pub mod mapping;
 pub mod path;
 pub mod pipeline;
 pub mod schedule;
+pub mod service;
 pub mod sinks;
 pub mod sources;
 pub mod store;

@@ -45,6 +45,8 @@ enum Command {
     /// Read the embedded register.
     #[command(subcommand)]
     Objects(cli::inspect::ObjectsCommand),
+    /// Serve the HTTP API: definitions, runs as background jobs, a scheduler.
+    Serve(cli::serve::ServeArgs),
     /// Start the bundled pet-store API and run pipelines/petstore.yaml against it twice.
     Demo(cli::demo::DemoArgs),
 }
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             Command::Jobs(jobs) => cli::inspect::jobs(&args.state, jobs),
             Command::Logs { job } => cli::inspect::logs(&args.state, &job),
             Command::Objects(command) => cli::inspect::objects(&args.state, command),
+            Command::Serve(serve) => cli::serve::serve(&args.state, serve).await,
             Command::Demo(demo) => cli::demo::demo(&args.state, demo).await,
         }
     });

@@ -52,8 +52,8 @@ pub async fn demo(state: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let register = state.register()?;
     for sync in pipeline.synchronizations.values() {
-        let objects = register.list(&sync.register, &sync.schema, 3, 0)?;
-        println!("\n{} objects in {}/{}; the first ones:", register.count(&sync.register, &sync.schema)?, sync.register, sync.schema);
+        let objects = register.list(&sync.register, &sync.schema, &[], 3, 0)?;
+        println!("\n{} objects in {}/{}; the first ones:", register.count(&sync.register, &sync.schema, &[])?, sync.register, sync.schema);
         for o in objects {
             println!("  {} {}", o.id, serde_json::to_string(&o.object)?);
         }

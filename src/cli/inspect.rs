@@ -218,11 +218,11 @@ pub fn objects(state: &Path, command: ObjectsCommand) -> anyhow::Result<ExitCode
                 eprintln!("error: write the schema as <register>/<schema>, e.g. dcat/dataset");
                 return Ok(ExitCode::from(USAGE));
             };
-            let objects = store.list(register, schema, limit, offset)?;
+            let objects = store.list(register, schema, &[], limit, offset)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&objects)?);
             } else {
-                println!("{} object(s) in {register}/{schema}", thousands(store.count(register, schema)?));
+                println!("{} object(s) in {register}/{schema}", thousands(store.count(register, schema, &[])?));
                 for o in objects {
                     println!("{}  origin {:<10} {}", o.id, o.origin_id.unwrap_or_default(), serde_json::to_string(&o.object)?);
                 }

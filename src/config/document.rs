@@ -47,6 +47,11 @@ impl Document {
         Ok(Document { file: file.to_string(), value, positions: builder.positions })
     }
 
+    /// A document that was never text (definitions sent over the API): errors name keys, not lines.
+    pub fn from_value(file: &str, value: Value) -> Self {
+        Document { file: file.to_string(), value, positions: HashMap::new() }
+    }
+
     /// The position of the key at `path` (dot-joined), or of its nearest ancestor that is known.
     pub fn position(&self, path: &str) -> Position {
         let mut path = path;
@@ -63,6 +68,9 @@ impl Document {
 
     /// An error about the key at `path`.
     pub fn error(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        if self.positions.is_empty() {
+            return ConfigError { file: self.file.clone(), position: None, key: path.to_string(), message: message.into() };
+        }
         ConfigError::at(&self.file, self.position(path), path, message.into())
     }
 }

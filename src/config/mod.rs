@@ -120,7 +120,16 @@ impl Pipeline {
 
     /// Parses and validates `text` as the content of `file`; `$ref` schema files resolve against `base`.
     pub fn from_text(file: &str, text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigErrors> {
-        let mut doc = Document::parse(file, text, env)?;
+        Self::from_document(Document::parse(file, text, env)?, base)
+    }
+
+    /// Validates definitions that arrive as JSON values (the service's API): no interpolation, and
+    /// errors name the key.
+    pub fn from_value(label: &str, value: Value, base: &Path) -> Result<Pipeline, ConfigErrors> {
+        Self::from_document(Document::from_value(label, value), base)
+    }
+
+    fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigErrors> {
         let mut value = std::mem::take(&mut doc.value);
         let bookkeeping = take_bookkeeping(&doc, &mut value)?;
         let mut parsed: PipelineFile = deserialize(&doc, &value)?;

@@ -60,7 +60,6 @@ pub struct Contract {
 }
 
 /// Contracts of one synchronization, mutable during a run.
-#[derive(Default)]
 pub struct ContractTable {
     id_bytes: Vec<u8>,
     id_offsets: Vec<i64>,
@@ -74,9 +73,27 @@ pub struct ContractTable {
     hasher: foldhash::fast::FixedState,
 }
 
+// Not derived: an empty table still has its first offset, 0 (Arrow's layout for strings).
+impl Default for ContractTable {
+    fn default() -> Self {
+        ContractTable {
+            id_bytes: Vec::new(),
+            id_offsets: vec![0],
+            target_ids: Vec::new(),
+            hashes: Vec::new(),
+            first_seen: Vec::new(),
+            last_seen: Vec::new(),
+            last_changed: Vec::new(),
+            flags: Vec::new(),
+            index: HashTable::new(),
+            hasher: Default::default(),
+        }
+    }
+}
+
 impl ContractTable {
     pub fn new() -> Self {
-        ContractTable { id_offsets: vec![0], ..Default::default() }
+        ContractTable::default()
     }
 
     /// An empty table with room for `rows` contracts (origin ids assumed short; they grow as needed).

@@ -291,6 +291,27 @@ impl JobStore {
         })
     }
 
+    /// How many jobs there are in each status.
+    pub fn status_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
+    /// The newest failed jobs.
+    pub fn recent_failures(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE status = 'FAILED' ORDER BY created_at DESC LIMIT ?1"))?;
+            stmt.query_map([limit as i64], row_to_job)?.collect()
+        })
+    }
+
+    /// When the newest job of `synchronization` was created.
+    pub fn last_created(&self, synchronization: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| c.query_row("SELECT MAX(created_at) FROM jobs WHERE synchronization = ?1", [synchronization], |r| r.get(0)))
+    }
+
     /// The cursor the last complete run of `synchronization` saved.
     pub fn cursor(&self, synchronization: &str) -> Result<Option<SavedCursor>, StoreError> {
         self.with(|c| {

@@ -85,32 +85,50 @@ impl StateDir {
 
     /// The contracts of `sync` (empty before its first run), read a batch at a time.
     pub async fn load_contracts(&self, sync: &str) -> Result<ContractTable, StoreError> {
-        let object = |source| StoreError::Object { sync: sync.into(), source };
-        let result = match self.objects.get(&Self::contract_path(sync)).await {
-            Ok(result) => result,
-            Err(datafusion::object_store::Error::NotFound { .. }) => return Ok(ContractTable::new()),
-            Err(source) => return Err(object(source)),
-        };
         let name = sync.to_string();
-        let read = move |reader: Box<dyn ReadSeek>| -> Result<ContractTable, StoreError> {
-            let arrow = |source| StoreError::Arrow { sync: name.clone(), source };
-            let reader = FileReader::try_new(reader, None).map_err(arrow)?;
+        let read = move |reader: FileReader<Box<dyn ReadSeek>>| -> Result<ContractTable, StoreError> {
             // The row count saved in the footer sizes every column once: growing them by doubling
             // would hold up to twice the table while loading.
-            let rows = reader.custom_metadata().get("rows").and_then(|r| r.parse().ok()).unwrap_or(0);
-            let mut table = ContractTable::with_capacity(rows);
+            let mut table = ContractTable::with_capacity(footer_rows(&reader) as usize);
             for batch in reader {
+                let arrow = |source| StoreError::Arrow { sync: name.clone(), source };
                 table.append(&batch.map_err(arrow)?).map_err(arrow)?;
             }
             Ok(table)
         };
+        Ok(self.read_contracts(sync, read).await?.unwrap_or_else(ContractTable::new))
+    }
+
+    /// How many contracts `sync` has, from the file's footer alone.
+    pub async fn contract_rows(&self, sync: &str) -> Result<u64, StoreError> {
+        Ok(self.read_contracts(sync, |reader| Ok(footer_rows(&reader))).await?.unwrap_or(0))
+    }
+
+    /// Opens the contract file of `sync` and hands it to `read` (on a blocking thread for a local
+    /// file); `None` when there is none yet.
+    async fn read_contracts<T: Send + 'static>(
+        &self,
+        sync: &str,
+        read: impl FnOnce(FileReader<Box<dyn ReadSeek>>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        let object = |source| StoreError::Object { sync: sync.into(), source };
+        let result = match self.objects.get(&Self::contract_path(sync)).await {
+            Ok(result) => result,
+            Err(datafusion::object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => return Err(object(source)),
+        };
+        let name = sync.to_string();
+        let open = move |reader: Box<dyn ReadSeek>| -> Result<T, StoreError> {
+            read(FileReader::try_new(reader, None).map_err(|source| StoreError::Arrow { sync: name, source })?)
+        };
         match result.payload {
-            GetResultPayload::File(file, _) => tokio::task::spawn_blocking(move || read(Box::new(std::io::BufReader::with_capacity(1 << 20, file))))
+            GetResultPayload::File(file, _) => tokio::task::spawn_blocking(move || open(Box::new(std::io::BufReader::with_capacity(1 << 20, file))))
                 .await
-                .map_err(|e| StoreError::Io { path: sync.into(), source: std::io::Error::other(e.to_string()) })?,
+                .map_err(|e| StoreError::Io { path: sync.into(), source: std::io::Error::other(e.to_string()) })?
+                .map(Some),
             payload @ GetResultPayload::Stream(_) => {
                 let result = datafusion::object_store::GetResult { payload, ..result };
-                read(Box::new(std::io::Cursor::new(result.bytes().await.map_err(object)?)))
+                open(Box::new(std::io::Cursor::new(result.bytes().await.map_err(object)?))).map(Some)
             }
         }
     }
@@ -156,6 +174,11 @@ trait ReadSeek: std::io::Read + std::io::Seek + Send {}
 impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
 
 /// Now, as stored in the state databases (RFC 3339, milliseconds, UTC).
+/// The row count a contract file's footer records.
+fn footer_rows(reader: &FileReader<Box<dyn ReadSeek>>) -> u64 {
+    reader.custom_metadata().get("rows").and_then(|r| r.parse().ok()).unwrap_or(0)
+}
+
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

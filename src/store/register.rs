@@ -90,23 +90,22 @@ impl RegisterStore {
         Ok(Batch { tx: self.conn.transaction()?, job: job.to_string(), now: now.to_string() })
     }
 
-    /// Objects of `register/schema`, oldest first.
-    pub fn list(&self, register: &str, schema: &str, limit: usize, offset: usize) -> Result<Vec<StoredObject>, StoreError> {
-        let mut stmt = self.conn.prepare(
+    /// Objects of `register/schema`, oldest first; `filters` are top-level fields and the text their
+    /// values must equal (`status` = `available`).
+    pub fn list(&self, register: &str, schema: &str, filters: &[(String, String)], limit: usize, offset: usize) -> Result<Vec<StoredObject>, StoreError> {
+        let (clause, values) = filter_clause(register, schema, filters);
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT id, register, schema, synchronization, source, origin_id, object, created_at, updated_at, deleted_at \
-             FROM objects WHERE register = ?1 AND schema = ?2 AND deleted_at IS NULL ORDER BY seq LIMIT ?3 OFFSET ?4",
-        )?;
-        let rows = stmt.query_map(params![register, schema, limit as i64, offset as i64], row_to_object)?;
+             FROM objects WHERE {clause} ORDER BY seq LIMIT {limit} OFFSET {offset}"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), row_to_object)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Number of live objects of `register/schema`.
-    pub fn count(&self, register: &str, schema: &str) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM objects WHERE register = ?1 AND schema = ?2 AND deleted_at IS NULL",
-            params![register, schema],
-            |r| r.get(0),
-        )?)
+    /// Number of live objects of `register/schema` matching `filters`.
+    pub fn count(&self, register: &str, schema: &str, filters: &[(String, String)]) -> Result<u64, StoreError> {
+        let (clause, values) = filter_clause(register, schema, filters);
+        Ok(self.conn.query_row(&format!("SELECT COUNT(*) FROM objects WHERE {clause}"), rusqlite::params_from_iter(values), |r| r.get(0))?)
     }
 
     /// An object by id (or unique id prefix), with its audit trail.
@@ -148,6 +147,18 @@ impl RegisterStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// The WHERE clause of a listing and its parameters; field names go in as JSON paths, never as SQL.
+fn filter_clause(register: &str, schema: &str, filters: &[(String, String)]) -> (String, Vec<String>) {
+    let mut clause = String::from("register = ?1 AND schema = ?2 AND deleted_at IS NULL");
+    let mut values = vec![register.to_string(), schema.to_string()];
+    for (field, value) in filters {
+        values.push(format!("$.\"{}\"", field.replace('"', "")));
+        values.push(value.clone());
+        clause.push_str(&format!(" AND CAST(json_extract(object, ?{}) AS TEXT) = ?{}", values.len() - 1, values.len()));
+    }
+    (clause, values)
 }
 
 fn row_to_object(r: &rusqlite::Row) -> rusqlite::Result<StoredObject> {

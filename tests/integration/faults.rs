@@ -109,7 +109,7 @@ async fn a_killed_run_converges_on_the_next_run() {
         .expect("syncline starts");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let written = h.state.register().ok().and_then(|r| r.count("shop", "pet").ok()).unwrap_or(0);
+        let written = h.state.register().ok().and_then(|r| r.count("shop", "pet", &[]).ok()).unwrap_or(0);
         if written >= 20 {
             break;
         }

@@ -9,5 +9,6 @@ mod database;
 mod faults;
 mod files;
 mod ftp;
+mod service;
 mod sftp;
 mod workspace;

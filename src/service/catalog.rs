@@ -1,0 +1,250 @@
+//! The service's definitions: sources, mappings, registers and synchronizations, as JSON bodies in the
+//! shape of a pipeline file. Two layers: the pipeline files given on the command line (read again at
+//! every start, read-only over the API), and definitions made over the API (kept in `catalog.db`, so
+//! they survive a restart). Every change is validated with the rest before it is kept.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::config::{ConfigError, Document, Pipeline};
+use crate::store::{now_text, StoreError};
+
+/// The four kinds of definition, named as the sections of a pipeline file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Sources,
+    Mappings,
+    Registers,
+    Synchronizations,
+}
+
+impl Section {
+    pub const ALL: [Section; 4] = [Section::Sources, Section::Mappings, Section::Registers, Section::Synchronizations];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Sources => "sources",
+            Section::Mappings => "mappings",
+            Section::Registers => "registers",
+            Section::Synchronizations => "synchronizations",
+        }
+    }
+}
+
+/// One definition as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub id: String,
+    /// The pipeline file it comes from; `None` for one made over the API.
+    pub file: Option<String>,
+    #[serde(flatten)]
+    pub body: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ConfigError>),
+    #[error("`{id}` is defined in {file}; change it there")]
+    FromFile { id: String, file: String },
+    #[error("no {section} named `{id}`")]
+    NotFound { section: &'static str, id: String },
+}
+
+impl From<rusqlite::Error> for CatalogError {
+    fn from(error: rusqlite::Error) -> Self {
+        CatalogError::Store(StoreError::from(error))
+    }
+}
+
+pub struct Catalog {
+    db: Mutex<Connection>,
+    files: BTreeMap<(Section, String), (Value, String)>,
+    /// Where relative paths in API definitions (a file source's folder) resolve.
+    base: PathBuf,
+}
+
+impl Catalog {
+    /// Opens the catalog in `root` and reads `files` (each validated on its own first).
+    pub fn open(root: &Path, files: &[PathBuf]) -> Result<Catalog, CatalogError> {
+        let db = Connection::open(root.join("catalog.db"))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS definitions (section TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+                 updated_at TEXT NOT NULL, PRIMARY KEY (section, id));",
+        )?;
+        let mut layer = BTreeMap::new();
+        for path in files {
+            let pipeline = Pipeline::load(path).map_err(|e| CatalogError::Invalid(e.0))?;
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Invalid(vec![ConfigError::file(&shown, e.to_string())]))?;
+            let doc = Document::parse(&shown, &text, &crate::config::process_env).map_err(|e| CatalogError::Invalid(vec![e]))?;
+            for section in [Section::Sources, Section::Mappings, Section::Synchronizations] {
+                if let Some(Value::Object(entries)) = doc.value.get(section.as_str()) {
+                    for (id, body) in entries {
+                        let mut body = body.clone();
+                        // A relative file location is relative to its pipeline file, wherever the service runs.
+                        if let (Section::Sources, Some(def), Some(fields)) = (section, pipeline.sources.get(id), body.as_object_mut()) {
+                            fields.insert("location".into(), Value::String(def.location.clone()));
+                        }
+                        layer.insert((section, id.clone()), (body, shown.clone()));
+                    }
+                }
+            }
+            // Registers with their schema files read in, so the definition stands without the file's folder.
+            for (id, schemas) in &pipeline.registers {
+                let body = serde_json::json!({ "schemas": schemas });
+                layer.insert((Section::Registers, id.clone()), (body, shown.clone()));
+            }
+        }
+        Ok(Catalog { db: Mutex::new(db), files: layer, base: root.to_path_buf() })
+    }
+
+    fn stored(&self, section: Section) -> Result<Vec<(String, Value)>, CatalogError> {
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let mut statement = db.prepare("SELECT id, body FROM definitions WHERE section = ?1 ORDER BY id")?;
+        let rows = statement.query_map([section.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row?;
+            out.push((id, serde_json::from_str(&body).unwrap_or(Value::Null)));
+        }
+        Ok(out)
+    }
+
+    /// Every definition of a section, file ones first.
+    pub fn list(&self, section: Section) -> Result<Vec<Entry>, CatalogError> {
+        let mut out: Vec<Entry> = self
+            .files
+            .iter()
+            .filter(|((s, _), _)| *s == section)
+            .map(|((_, id), (body, file))| Entry { id: id.clone(), file: Some(file.clone()), body: body.clone() })
+            .collect();
+        out.extend(self.stored(section)?.into_iter().map(|(id, body)| Entry { id, file: None, body }));
+        Ok(out)
+    }
+
+    pub fn get(&self, section: Section, id: &str) -> Result<Option<Entry>, CatalogError> {
+        if let Some((body, file)) = self.files.get(&(section, id.to_string())) {
+            return Ok(Some(Entry { id: id.to_string(), file: Some(file.clone()), body: body.clone() }));
+        }
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let body: Option<String> =
+            db.query_row("SELECT body FROM definitions WHERE section = ?1 AND id = ?2", params![section.as_str(), id], |r| r.get(0)).optional()?;
+        Ok(body.map(|b| Entry { id: id.to_string(), file: None, body: serde_json::from_str(&b).unwrap_or(Value::Null) }))
+    }
+
+    /// All definitions as one pipeline document, with `change` applied (`None` body: removed).
+    fn assemble(&self, change: Option<(Section, &str, Option<&Value>)>) -> Result<Value, CatalogError> {
+        let mut root = Map::new();
+        for section in Section::ALL {
+            let mut entries = Map::new();
+            for entry in self.list(section)? {
+                entries.insert(entry.id, entry.body);
+            }
+            if let Some((s, id, body)) = change
+                && s == section
+            {
+                match body {
+                    Some(body) => entries.insert(id.to_string(), body.clone()),
+                    None => entries.remove(id),
+                };
+            }
+            root.insert(section.as_str().to_string(), Value::Object(entries));
+        }
+        Ok(Value::Object(root))
+    }
+
+    /// The errors of the assembled definitions (none: they all validate).
+    fn errors_with(&self, change: Option<(Section, &str, Option<&Value>)>) -> Result<Vec<ConfigError>, CatalogError> {
+        let value = self.assemble(change)?;
+        Ok(Pipeline::from_value("definitions", value, &self.base).err().map(|e| e.0).unwrap_or_default())
+    }
+
+    /// Creates or replaces a definition made over the API, if the whole still validates where it did.
+    pub fn put(&self, section: Section, id: &str, body: Value) -> Result<Entry, CatalogError> {
+        if let Some((_, file)) = self.files.get(&(section, id.to_string())) {
+            return Err(CatalogError::FromFile { id: id.to_string(), file: file.clone() });
+        }
+        let before = self.errors_with(None)?;
+        let after = self.errors_with(Some((section, id, Some(&body))))?;
+        let new: Vec<ConfigError> = after.into_iter().filter(|e| !before.contains(e)).collect();
+        if !new.is_empty() {
+            return Err(CatalogError::Invalid(new));
+        }
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        db.execute(
+            "INSERT INTO definitions (section, id, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (section, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            params![section.as_str(), id, body.to_string(), now_text()],
+        )?;
+        Ok(Entry { id: id.to_string(), file: None, body })
+    }
+
+    /// Removes a definition made over the API, unless another one still uses it.
+    pub fn delete(&self, section: Section, id: &str) -> Result<(), CatalogError> {
+        if let Some((_, file)) = self.files.get(&(section, id.to_string())) {
+            return Err(CatalogError::FromFile { id: id.to_string(), file: file.clone() });
+        }
+        if self.get(section, id)?.is_none() {
+            return Err(CatalogError::NotFound { section: section.as_str(), id: id.to_string() });
+        }
+        let before = self.errors_with(None)?;
+        let new: Vec<ConfigError> = self.errors_with(Some((section, id, None)))?.into_iter().filter(|e| !before.contains(e)).collect();
+        if !new.is_empty() {
+            return Err(CatalogError::Invalid(new));
+        }
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        db.execute("DELETE FROM definitions WHERE section = ?1 AND id = ?2", params![section.as_str(), id])?;
+        Ok(())
+    }
+
+    /// The pipeline one synchronization runs: it, its source, mapping and register, validated alone, so
+    /// that a broken definition elsewhere never stops it.
+    pub fn pipeline_for(&self, sync: &str) -> Result<Pipeline, CatalogError> {
+        let Some(entry) = self.get(Section::Synchronizations, sync)? else {
+            return Err(CatalogError::NotFound { section: "synchronizations", id: sync.to_string() });
+        };
+        let body = &entry.body;
+        let name = |keys: &[&str]| keys.iter().find_map(|k| body.get(*k)).map(text_of);
+        let register = body.pointer("/target/register").map(text_of).or_else(|| {
+            body.get("targetId").map(text_of).and_then(|t| t.split_once('/').map(|(r, _)| r.to_string()))
+        });
+        let mut root = Map::new();
+        let mut add = |section: Section, id: Option<String>| -> Result<(), CatalogError> {
+            let mut entries = Map::new();
+            if let Some(id) = id
+                && let Some(found) = self.get(section, &id)?
+            {
+                entries.insert(id, found.body);
+            }
+            root.insert(section.as_str().into(), Value::Object(entries));
+            Ok(())
+        };
+        add(Section::Sources, name(&["source", "sourceId"]))?;
+        add(Section::Mappings, name(&["mapping", "sourceTargetMapping"]))?;
+        add(Section::Registers, register)?;
+        add(Section::Synchronizations, Some(sync.to_string()))?;
+        Pipeline::from_value("definitions", Value::Object(root), &self.base).map_err(|e| CatalogError::Invalid(e.0))
+    }
+
+    /// The whole catalog validated, for the definitions that do validate (the scheduler's view).
+    pub fn synchronization_ids(&self) -> Result<Vec<String>, CatalogError> {
+        Ok(self.list(Section::Synchronizations)?.into_iter().map(|e| e.id).collect())
+    }
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

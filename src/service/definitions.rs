@@ -1,0 +1,235 @@
+//! `/api/{sources,mappings,registers,synchronizations}`: list, get, create, replace, delete, with the
+//! bodies of a pipeline file (OpenConnector's field names accepted); testing a source and a mapping.
+//! Secrets are write-only: answers show `***`, and a `***` sent back keeps the stored value.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::catalog::{Entry, Section};
+use super::{ApiError, Shared};
+use crate::mapping::Mapping;
+use crate::schedule::Schedule;
+
+const MASK: &str = "***";
+/// Source fields that hold credentials, at the top level or under `auth`.
+const SECRET_KEYS: [&str; 8] = ["password", "token", "apiKey", "apikey", "passphrase", "privateKey", "key", "value"];
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/mappings/test", post(test_mapping))
+        .route("/api/sources/test/{id}", post(test_source))
+        .route("/api/sources/{id}/test", post(test_source))
+        .route("/api/{section}", get(list).post(create))
+        .route("/api/{section}/{id}", get(get_one).put(replace).delete(remove))
+}
+
+fn section(name: &str) -> Result<Section, ApiError> {
+    Section::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| ApiError::not_found(format!("no such resource `/api/{name}`")))
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn body(json: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> {
+    match json {
+        Ok(Json(Value::Object(map))) => Ok(Value::Object(map)),
+        Ok(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "the body must be a JSON object")),
+        // 400 for JSON that is not, 413 for a body over the limit, 415 without a JSON content type.
+        Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+    }
+}
+
+/// What a definition looks like from outside: secrets masked, and for a synchronization whether it
+/// runs and when it runs next.
+fn shown(shared: &Shared, section: Section, entry: Entry) -> Value {
+    let mut value = serde_json::to_value(&entry).unwrap_or(Value::Null);
+    if section == Section::Sources {
+        mask(&mut value);
+    }
+    if section == Section::Synchronizations
+        && let Some(fields) = value.as_object_mut()
+    {
+        fields.insert("running".into(), Value::Bool(shared.runner.is_running(&entry.id)));
+        fields.insert("next_run".into(), next_run(shared, &entry.id, &entry.body).map_or(Value::Null, Value::String));
+    }
+    value
+}
+
+/// The next planned run of a scheduled synchronization, for people to read.
+pub(super) fn next_run(shared: &Shared, id: &str, body: &Value) -> Option<String> {
+    let schedule = Schedule::parse(body.get("schedule")?.as_str()?).ok()?;
+    let last = super::scheduler::last_start(shared, id);
+    let due = schedule.next_due(last, shared.started)?;
+    Some(due.max(chrono::Utc::now()).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+fn mask(source: &mut Value) {
+    let Some(fields) = source.as_object_mut() else { return };
+    for key in SECRET_KEYS {
+        if let Some(slot) = fields.get_mut(key) {
+            *slot = Value::String(MASK.into());
+        }
+    }
+    if let Some(Value::Object(auth)) = fields.get_mut("auth") {
+        for key in SECRET_KEYS {
+            if let Some(slot) = auth.get_mut(key) {
+                *slot = Value::String(MASK.into());
+            }
+        }
+    }
+    // A database URL may carry its password.
+    if let Some(Value::String(location)) = fields.get_mut("location")
+        && let Ok(mut url) = url::Url::parse(location)
+        && url.password().is_some()
+    {
+        let _ = url.set_password(Some(MASK));
+        *location = url.to_string();
+    }
+}
+
+/// A `***` sent back (a client that read, edited and saved) keeps the stored secret.
+fn keep_secrets(new: &mut Value, old: &Value) {
+    let (Some(fields), Some(stored)) = (new.as_object_mut(), old.as_object()) else { return };
+    for key in SECRET_KEYS {
+        if fields.get(key).and_then(Value::as_str) == Some(MASK)
+            && let Some(value) = stored.get(key)
+        {
+            fields.insert(key.into(), value.clone());
+        }
+    }
+    if let (Some(auth), Some(stored_auth)) = (fields.get_mut("auth"), stored.get("auth")) {
+        keep_secrets(auth, stored_auth);
+    }
+    if let (Some(Value::String(location)), Some(Value::String(stored_location))) = (fields.get_mut("location"), stored.get("location"))
+        && location.contains(&format!(":{MASK}@"))
+    {
+        *location = stored_location.clone();
+    }
+}
+
+/// The id of a new definition: its `id`, else its `name` made into a slug.
+fn new_id(body: &mut Value) -> Result<String, ApiError> {
+    let fields = body.as_object_mut().expect("checked to be an object");
+    let id = match fields.remove("id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s,
+        Some(Value::Number(n)) => n.to_string(),
+        _ => match fields.get("name").and_then(Value::as_str) {
+            Some(name) if !name.trim().is_empty() => crate::mapping::twig::slugify(name),
+            _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "give the definition an `id` or a `name`")),
+        },
+    };
+    Ok(id)
+}
+
+#[utoipa::path(get, path = "/api/{section}", params(("section" = String, Path, description = "sources, mappings, registers or synchronizations")),
+    responses((status = 200, description = "`{results, total}`")))]
+pub async fn list(State(shared): State<Shared>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let section = section(&name)?;
+    let results: Vec<Value> = shared.catalog.list(section)?.into_iter().map(|e| shown(&shared, section, e)).collect();
+    Ok(Json(json!({ "total": results.len(), "results": results })))
+}
+
+#[utoipa::path(get, path = "/api/{section}/{id}", params(("section" = String, Path), ("id" = String, Path)),
+    responses((status = 200, description = "The definition"), (status = 404, description = "No such definition")))]
+pub async fn get_one(State(shared): State<Shared>, Path((name, id)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+    let section = section(&name)?;
+    let entry = shared.catalog.get(section, &id)?.ok_or_else(|| ApiError::not_found(format!("no {name} `{id}`")))?;
+    Ok(Json(shown(&shared, section, entry)))
+}
+
+#[utoipa::path(post, path = "/api/{section}", params(("section" = String, Path)), request_body = Object,
+    responses((status = 201, description = "Created"), (status = 400, description = "Not valid, with every problem"), (status = 409, description = "Exists")))]
+pub async fn create(State(shared): State<Shared>, Path(name): Path<String>, json: Result<Json<Value>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let section = section(&name)?;
+    let mut value = body(json)?;
+    let id = new_id(&mut value)?;
+    if shared.catalog.get(section, &id)?.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("{name} `{id}` exists; PUT /api/{name}/{id} replaces it")));
+    }
+    let entry = shared.catalog.put(section, &id, value)?;
+    Ok((StatusCode::CREATED, Json(shown(&shared, section, entry))))
+}
+
+#[utoipa::path(put, path = "/api/{section}/{id}", params(("section" = String, Path), ("id" = String, Path)), request_body = Object,
+    responses((status = 200, description = "Replaced"), (status = 400, description = "Not valid")))]
+pub async fn replace(State(shared): State<Shared>, Path((name, id)): Path<(String, String)>, json: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let section = section(&name)?;
+    let mut value = body(json)?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("id");
+        fields.remove("file");
+        fields.remove("running");
+        fields.remove("next_run");
+    }
+    if let Some(old) = shared.catalog.get(section, &id)? {
+        keep_secrets(&mut value, &old.body);
+    }
+    let entry = shared.catalog.put(section, &id, value)?;
+    Ok(Json(shown(&shared, section, entry)))
+}
+
+#[utoipa::path(delete, path = "/api/{section}/{id}", params(("section" = String, Path), ("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 400, description = "Still used by another definition")))]
+pub async fn remove(State(shared): State<Shared>, Path((name, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    let section = section(&name)?;
+    shared.catalog.delete(section, &id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/sources/{id}/test", params(("id" = String, Path)),
+    responses((status = 200, description = "`{ok, message, category}`: OK, or the protocol-level error in one line")))]
+pub async fn test_source(State(shared): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let entry = shared.catalog.get(Section::Sources, &id)?.ok_or_else(|| ApiError::not_found(format!("no source `{id}`")))?;
+    let mut sources = BTreeMap::new();
+    sources.insert(id.clone(), entry.body);
+    let document = json!({ "sources": sources });
+    let pipeline = crate::config::Pipeline::from_value("definitions", document, shared.state.root()).map_err(|e| ApiError::from(super::CatalogError::Invalid(e.0)))?;
+    let def = &pipeline.sources[&id];
+    let outcome = match crate::sources::probe(def) {
+        Ok(source) => source.check().await,
+        Err(error) => Err(error),
+    };
+    Ok(Json(match outcome {
+        Ok(message) => json!({ "ok": true, "message": message }),
+        Err(error) => json!({ "ok": false, "message": error.to_string(), "category": error.category().as_str() }),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/mappings/test", request_body(content = Object, description = "`{mapping, inputObject}`, as OpenConnector takes them"),
+    responses((status = 200, description = "`{result}`"), (status = 400, description = "The template error, with its field")))]
+pub async fn test_mapping(json: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let value = body(json)?;
+    let input = value.get("inputObject").or_else(|| value.get("input")).cloned().unwrap_or(Value::Object(Map::new()));
+    // `mapping` is either the field map itself (the seed's curl) or a whole mapping definition.
+    let mapping = value.get("mapping").cloned().unwrap_or(Value::Null);
+    let definition = match &mapping {
+        Value::Object(fields) if fields.contains_key("mapping") => mapping.clone(),
+        Value::Object(_) => json!({ "mapping": mapping }),
+        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "give `mapping` (target field → template) and `inputObject`")),
+    };
+    let def: crate::config::MappingDef =
+        serde_json::from_value(definition).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("mapping: {e}")))?;
+    let compiled = Mapping::compile("test", &def).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let result = compiled.apply(&input).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Json(json!({ "result": result })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_and_kept() {
+        let stored = json!({"location": "mysql://u:pw@h/db", "password": "s3cret", "auth": {"type": "bearer", "token": "t0k"}});
+        let mut shown = stored.clone();
+        mask(&mut shown);
+        assert_eq!(shown, json!({"location": "mysql://u:***@h/db", "password": "***", "auth": {"type": "bearer", "token": "***"}}));
+        let mut edited = shown.clone();
+        keep_secrets(&mut edited, &stored);
+        assert_eq!(edited, stored);
+    }
+}

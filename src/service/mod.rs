@@ -1,0 +1,168 @@
+//! Service mode (`syncline serve`): the HTTP API over the same engine. Definitions live in the catalog,
+//! runs go to the runner as background jobs, a scheduler starts the scheduled ones, and every endpoint
+//! but `/api/health` asks for an `x-api-key`.
+
+mod catalog;
+mod definitions;
+mod error;
+mod operations;
+mod runner;
+mod scheduler;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+pub use catalog::{Catalog, CatalogError, Section};
+pub use error::{ApiError, ServiceError};
+pub use runner::Runner;
+
+use crate::config::Secret;
+use crate::store::StateDir;
+
+/// Request bodies above this are refused (413): definitions and test records are small.
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// What every handler shares.
+pub struct AppState {
+    pub state: StateDir,
+    pub catalog: Catalog,
+    pub runner: Arc<Runner>,
+    keys: Vec<Secret>,
+    started: chrono::DateTime<chrono::Utc>,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// How to serve.
+pub struct ServeOptions {
+    /// Where `spawn` binds (`serve` takes a bound listener).
+    pub listen: SocketAddr,
+    pub files: Vec<PathBuf>,
+    pub api_keys: Vec<Secret>,
+    /// How often the scheduler looks for due runs.
+    pub tick: Duration,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "syncline", description = "Sources, mappings and synchronizations, run as jobs into a register."),
+    paths(
+        health,
+        definitions::list, definitions::get_one, definitions::create, definitions::replace, definitions::remove,
+        definitions::test_source, definitions::test_mapping,
+        operations::run, operations::jobs, operations::job, operations::cancel, operations::logs,
+        operations::contracts, operations::remove_contract, operations::objects, operations::object, operations::dashboard,
+    ),
+    modifiers(&ApiKeyScheme)
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+        openapi.security = Some(vec![SecurityRequirement::new("api_key", Vec::<String>::new())]);
+    }
+}
+
+/// The service's routes; `shared` holds its state.
+pub fn router(shared: Shared) -> Router {
+    let api = Router::new()
+        .route("/api/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .merge(definitions::routes())
+        .merge(operations::routes())
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_key));
+    Router::new()
+        .route("/api/health", get(health))
+        .merge(api)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+/// Liveness, without a key.
+#[utoipa::path(get, path = "/api/health", security(()), responses((status = 200, description = "The service answers")))]
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Every key is compared in constant time, so the time taken says nothing about a near miss.
+async fn require_key(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    let given = request.headers().get("x-api-key").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+    let known = shared.keys.iter().fold(0u8, |hit, key| hit | given.ct_eq(key.expose().as_bytes()).unwrap_u8());
+    if given.is_empty() || known == 0 {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "a valid x-api-key header is required").into_response();
+    }
+    next.run(request).await
+}
+
+/// Runs the service on `listener` until `stop` (or SIGTERM / Ctrl-C): then takes no new runs, cancels
+/// the running jobs, waits for them to record CANCELLED, and returns.
+pub async fn serve(state: StateDir, listener: tokio::net::TcpListener, options: ServeOptions, stop: CancellationToken) -> Result<(), ServiceError> {
+    if options.api_keys.iter().all(|k| k.expose().is_empty()) {
+        return Err(ServiceError::NoKey);
+    }
+    let orphans = state.jobs()?.fail_orphans(None)?;
+    if orphans > 0 {
+        tracing::warn!("{orphans} job(s) left running by an earlier process were marked FAILED");
+    }
+    let catalog = Catalog::open(state.root(), &options.files)?;
+    let runner = Arc::new(Runner::new(state.clone()));
+    let shared = Arc::new(AppState { state, catalog, runner: Arc::clone(&runner), keys: options.api_keys, started: chrono::Utc::now() });
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let scheduler = tokio::spawn(scheduler::run(Arc::clone(&shared), options.tick, stop.clone()));
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown_signal() => signal.cancel(),
+            _ = signal.cancelled() => {}
+        }
+    });
+    let closing = stop.clone();
+    axum::serve(listener, router(shared)).with_graceful_shutdown(async move { closing.cancelled().await }).await?;
+    runner.shutdown().await;
+    let _ = scheduler.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Starts the service on a loopback port of its own (tests, the demo): its address, the token that
+/// stops it, and the task to await after.
+pub async fn spawn(state: StateDir, options: ServeOptions) -> Result<(SocketAddr, CancellationToken, tokio::task::JoinHandle<Result<(), ServiceError>>), ServiceError> {
+    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    let address = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(serve(state, listener, options, stop.clone()));
+    Ok((address, stop, handle))
+}

@@ -1,0 +1,125 @@
+//! Jobs in the background: at most one active job per synchronization, each with its own cancel
+//! token and live counts. A run request answers at once with the PENDING job; the run itself goes on in
+//! a task the runner tracks, so a shutdown can cancel every job and wait for it to settle.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Pipeline;
+use crate::errors::ErrorCategory;
+use crate::pipeline::{self, Progress, RunOptions};
+use crate::store::{now_text, JobRecord, JobStatus, StateDir, StoreError};
+
+struct Active {
+    job: String,
+    cancel: CancellationToken,
+    progress: Arc<Progress>,
+}
+
+pub struct Runner {
+    state: StateDir,
+    active: Mutex<HashMap<String, Active>>,
+    tasks: TaskTracker,
+    /// Set once shutdown starts: no new runs.
+    closing: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("synchronization `{sync}` is already running (job {job})")]
+    Busy { sync: String, job: String },
+    #[error("the service is shutting down and takes no new runs")]
+    Closing,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Runner {
+    pub fn new(state: StateDir) -> Runner {
+        Runner { state, active: Mutex::new(HashMap::new()), tasks: TaskTracker::new(), closing: CancellationToken::new() }
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a PENDING job for `sync` and runs it in the background.
+    pub fn start(self: &Arc<Self>, pipeline: Pipeline, sync: &str, force_full_sync: bool) -> Result<JobRecord, StartError> {
+        if self.closing.is_cancelled() {
+            return Err(StartError::Closing);
+        }
+        let mut active = self.active();
+        if let Some(running) = active.get(sync) {
+            return Err(StartError::Busy { sync: sync.to_string(), job: running.job.clone() });
+        }
+        let jobs = self.state.jobs()?;
+        let job = jobs.create(sync, JobStatus::Pending, force_full_sync, false)?;
+        let cancel = self.closing.child_token();
+        let progress = Arc::new(Progress::default());
+        active.insert(sync.to_string(), Active { job: job.id.clone(), cancel: cancel.clone(), progress: Arc::clone(&progress) });
+        drop(active);
+
+        let runner = Arc::clone(self);
+        let (record, sync) = (job.clone(), sync.to_string());
+        self.tasks.spawn(async move {
+            let options = RunOptions { force_full_sync, cancel, ..RunOptions::default() };
+            runner.execute(&pipeline, record, options, progress).await;
+            runner.active().remove(&sync);
+        });
+        Ok(job)
+    }
+
+    async fn execute(&self, pipeline: &Pipeline, mut job: JobRecord, options: RunOptions, progress: Arc<Progress>) {
+        let fail = |job: &mut JobRecord, category: ErrorCategory, message: String| {
+            job.status = JobStatus::Failed;
+            job.error = Some(message);
+            job.error_category = Some(category.as_str().to_string());
+            job.completed_at = Some(now_text());
+            if let Ok(jobs) = self.state.jobs() {
+                let _ = jobs.update(job);
+            }
+        };
+        // The same lock a command-line run takes: never two runs of one synchronization, whoever starts them.
+        let lock = match self.state.lock(&job.synchronization) {
+            Ok(lock) => lock,
+            Err(error) => return fail(&mut job, ErrorCategory::State, error.to_string()),
+        };
+        if let Err(error) = pipeline::run_job(pipeline, job.clone(), &self.state, options, progress, false).await {
+            fail(&mut job, ErrorCategory::State, error.to_string());
+        }
+        drop(lock);
+    }
+
+    /// Asks the job to stop: CANCELLING now, CANCELLED once its writes settle. `None`: not running here.
+    pub fn cancel(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let active = self.active();
+        let Some(entry) = active.values().find(|a| a.job == job_id) else { return Ok(None) };
+        let jobs = self.state.jobs()?;
+        let mut job = jobs.get(job_id)?;
+        if !job.status.is_final() {
+            job.status = JobStatus::Cancelling;
+            jobs.update(&job)?;
+        }
+        entry.cancel.cancel();
+        Ok(Some(job))
+    }
+
+    /// Live counts of a running job.
+    pub fn progress(&self, job_id: &str) -> Option<crate::store::Counts> {
+        self.active().values().find(|a| a.job == job_id).map(|a| a.progress.get())
+    }
+
+    pub fn is_running(&self, sync: &str) -> bool {
+        self.active().contains_key(sync)
+    }
+
+    /// Stops taking runs, cancels every job and waits for all of them to record how they ended.
+    pub async fn shutdown(&self) {
+        self.closing.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
