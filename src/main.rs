@@ -47,6 +47,8 @@ enum Command {
     Objects(cli::inspect::ObjectsCommand),
     /// Serve the HTTP API: definitions, runs as background jobs, a scheduler.
     Serve(cli::serve::ServeArgs),
+    /// Serve the bundled pet-store API alone (to try `serve` by hand).
+    Fixture(cli::demo::FixtureArgs),
     /// Start the bundled pet-store API and run pipelines/petstore.yaml against it twice.
     Demo(cli::demo::DemoArgs),
 }
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
             Command::Logs { job } => cli::inspect::logs(&args.state, &job),
             Command::Objects(command) => cli::inspect::objects(&args.state, command),
             Command::Serve(serve) => cli::serve::serve(&args.state, serve).await,
+            Command::Fixture(fixture) => cli::demo::fixture(fixture).await,
             Command::Demo(demo) => cli::demo::demo(&args.state, demo).await,
         }
     });

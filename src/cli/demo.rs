@@ -23,6 +23,23 @@ pub struct DemoArgs {
     pets: usize,
 }
 
+#[derive(Args)]
+pub struct FixtureArgs {
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: String,
+    /// How many pets it serves.
+    #[arg(long, default_value_t = 60)]
+    pets: usize,
+}
+
+/// `syncline fixture`: the bundled pet-store API alone, until Ctrl-C (for trying `serve` by hand).
+pub async fn fixture(args: FixtureArgs) -> anyhow::Result<ExitCode> {
+    let server = Fixture::start_on(&args.listen, fixture::pets(args.pets)).await?;
+    println!("pet-store fixture API on {} ({} pets); Ctrl-C stops it", server.base_url(), args.pets);
+    tokio::signal::ctrl_c().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn demo(state: &Path, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let server = Fixture::start(fixture::pets(args.pets)).await?;
     let url = server.base_url();

@@ -5,10 +5,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use futures::StreamExt;
-use syncline::config::{Pipeline, SourceKind};
+use syncline::config::Pipeline;
 use syncline::envelope::lookup_text;
 use syncline::path::DotPath;
-use syncline::sources::api::ApiSource;
 use syncline::sources::{self, Chunk, RawRecord, Source, SourceError, SourceEvent};
 
 use super::{load, USAGE};
@@ -76,17 +75,9 @@ fn resolve(pipeline: &Pipeline, name: &str) -> Option<Resolved> {
     if let Some(sync) = pipeline.synchronizations.get(name) {
         return Some((sources::build(pipeline, sync), Some(sync.id_position.clone())));
     }
-    let def = pipeline.sources.get(name)?;
-    let sync = pipeline.synchronizations.values().find(|s| s.source == name);
-    let source = match (def.kind, sync) {
-        // A bare API base URL may well 404: test the endpoint a synchronization reads, page one only.
-        (SourceKind::Api, sync) => {
-            ApiSource::probe(def, sync.and_then(|s| s.source_config.endpoint.as_deref())).map(|s| Box::new(s) as Box<dyn Source>)
-        }
-        (_, Some(sync)) => sources::build(pipeline, sync),
-        (_, None) => sources::probe(def),
-    };
-    Some((source, sync.map(|s| s.id_position.clone())))
+    pipeline.sources.get(name)?;
+    let id_position = pipeline.synchronizations.values().find(|s| s.source == name).map(|s| s.id_position.clone());
+    Some((sources::for_check(pipeline, name), id_position))
 }
 
 async fn preview(name: &str, source: &dyn Source, id_position: Option<&str>, limit: usize) -> anyhow::Result<ExitCode> {

@@ -184,12 +184,18 @@ pub async fn remove(State(shared): State<Shared>, Path((name, id)): Path<(String
     responses((status = 200, description = "`{ok, message, category}`: OK, or the protocol-level error in one line")))]
 pub async fn test_source(State(shared): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let entry = shared.catalog.get(Section::Sources, &id)?.ok_or_else(|| ApiError::not_found(format!("no source `{id}`")))?;
-    let mut sources = BTreeMap::new();
-    sources.insert(id.clone(), entry.body);
-    let document = json!({ "sources": sources });
-    let pipeline = crate::config::Pipeline::from_value("definitions", document, shared.state.root()).map_err(|e| ApiError::from(super::CatalogError::Invalid(e.0)))?;
-    let def = &pipeline.sources[&id];
-    let outcome = match crate::sources::probe(def) {
+    // With a synchronization that reads it, test what that reads (its endpoint, table or files).
+    let user = shared.catalog.list(Section::Synchronizations)?.into_iter().find(|s| {
+        ["source", "sourceId"].iter().any(|k| s.body.get(*k).is_some_and(|v| v.as_str() == Some(id.as_str()) || v.to_string() == id))
+    });
+    let pipeline = match user {
+        Some(sync) => shared.catalog.pipeline_for(&sync.id)?,
+        None => {
+            let document = json!({ "sources": BTreeMap::from([(id.clone(), entry.body)]) });
+            crate::config::Pipeline::from_value("definitions", document, shared.state.root()).map_err(|e| ApiError::from(super::CatalogError::Invalid(e.0)))?
+        }
+    };
+    let outcome = match crate::sources::for_check(&pipeline, &id) {
         Ok(source) => source.check().await,
         Err(error) => Err(error),
     };

@@ -142,6 +142,19 @@ pub fn build(pipeline: &Pipeline, sync: &Synchronization) -> Result<Box<dyn Sour
     }
 }
 
+/// The source to check for `source test` and the service's Test connection: read with the settings of
+/// the first synchronization that reads it (an API source: that endpoint's first page only, since a
+/// bare base URL may well answer 404), or from its location alone when none does.
+pub fn for_check(pipeline: &Pipeline, source: &str) -> Result<Box<dyn Source>, SourceError> {
+    let def = pipeline.sources.get(source).ok_or_else(|| SourceError::Config(format!("no source named `{source}`")))?;
+    let sync = pipeline.synchronizations.values().find(|s| s.source == source);
+    match (def.kind, sync) {
+        (SourceKind::Api, sync) => Ok(Box::new(api::ApiSource::probe(def, sync.and_then(|s| s.source_config.endpoint.as_deref()))?)),
+        (_, Some(sync)) => build(pipeline, sync),
+        (_, None) => probe(def),
+    }
+}
+
 /// Builds a source from its definition alone, for `source test` and `source preview` without a
 /// synchronization: the location itself is read with default settings.
 pub fn probe(def: &SourceDef) -> Result<Box<dyn Source>, SourceError> {

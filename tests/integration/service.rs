@@ -103,6 +103,8 @@ async fn the_seed_curl_flow_runs_polls_and_reruns_unchanged() {
     let service = Service::start(&state, vec![]).await;
     define(&service, &fixture, json!({})).await;
 
+    let (_, source_test) = service.post("/api/sources/swagger-pet-store/test", json!({})).await;
+    assert_eq!(source_test["ok"], true, "the source is tested on the endpoint its synchronization reads: {source_test}");
     let (status, tested) = service.post("/api/mappings/test", json!({ "mapping": { "title": "{{ name }}" }, "inputObject": { "name": "Bella" } })).await;
     assert_eq!((status, tested["result"]["title"].as_str()), (StatusCode::OK, Some("Bella")));
     let (status, broken) = service.post("/api/mappings/test", json!({ "mapping": { "title": "{{ name | }}" }, "inputObject": {} })).await;
