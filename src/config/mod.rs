@@ -77,8 +77,11 @@ pub struct Synchronization {
     pub name: String,
     pub source: String,
     pub mapping: String,
+    /// A register target's register and schema (empty for other targets).
     pub register: String,
     pub schema: String,
+    /// Any other target (a database table); `None` writes into the register.
+    pub target: Option<TargetDef>,
     pub source_config: SourceConfigDef,
     pub id_position: String,
     pub pagination: PaginationDef,

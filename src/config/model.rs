@@ -567,19 +567,48 @@ pub struct SourceConfigDef {
     pub pagination_query: Option<String>,
 }
 
-/// A synchronization's target.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TargetDef {
-    /// `register` (the embedded register).
-    #[serde(rename = "type", default = "register_kind")]
-    pub kind: String,
-    pub register: String,
-    pub schema: String,
+/// The kinds of target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// The embedded register.
+    #[default]
+    Register,
+    /// A table of PostgreSQL or MySQL/MariaDB.
+    Database,
 }
 
-fn register_kind() -> String {
-    "register".to_string()
+/// A synchronization's target.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetDef {
+    /// `register` (default) or `database`.
+    #[serde(rename = "type", default)]
+    pub kind: TargetKind,
+    /// Register: the register's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register: Option<String>,
+    /// Register: the schema's name. Database: the database schema of the table (PostgreSQL; default
+    /// the connection's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Database: `postgres://user@host:5432/db` or `mysql://user@host:3306/db`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// Database: the table written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Database: the key column, holding each record's origin id (default `origin_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<String>,
+    /// Database: create the table from the first batch's fields when it does not exist (default false:
+    /// the table must exist with a column for every mapped field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_table: Option<Flag>,
 }
 
 /// A synchronization: source + mapping + target.
@@ -597,7 +626,7 @@ pub struct SynchronizationDef {
     /// The mapping's name (OpenConnector: `sourceTargetMapping`).
     #[serde(default, alias = "sourceTargetMapping", skip_serializing_if = "Option::is_none")]
     pub mapping: Option<Text>,
-    /// `{type: register, register: dcat, schema: dataset}`.
+    /// `{type: register, register: dcat, schema: dataset}` or `{type: database, location, table}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetDef>,
     /// OpenConnector: `register/schema`.

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    AuthKind, ConfigError, ConfigErrors, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, SourceKind,
+    AuthKind, ConfigError, ConfigErrors, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, SourceKind, TargetKind,
     Synchronization, SynchronizationDef,
 };
 use crate::mapping::{Filter, Mapping};
@@ -188,12 +188,19 @@ fn resolve_sync(
     };
 
     let (register, schema, at) = match (&def.target, &def.target_type, &def.target_id) {
-        (Some(target), _, _) => {
-            if target.kind != "register" {
-                fail(".target.type", format!("target type `{}` is not supported yet; use `register`", target.kind));
+        (Some(target), _, _) if target.kind == TargetKind::Database => {
+            if let Err(message) = check_database_target(target) {
+                fail(".target", message);
             }
-            (target.register.clone(), target.schema.clone(), ".target")
+            (String::new(), String::new(), ".target")
         }
+        (Some(target), _, _) => match (&target.register, &target.schema) {
+            (Some(register), Some(schema)) => (register.clone(), schema.clone(), ".target"),
+            _ => {
+                fail(".target", "a register target names its `register` and `schema`".into());
+                (String::new(), String::new(), ".target")
+            }
+        },
         (None, Some(kind), Some(id)) if kind == "register/schema" => match id.0.split_once('/') {
             Some((r, s)) => (r.to_string(), s.to_string(), ".targetId"),
             None => {
@@ -273,6 +280,7 @@ fn resolve_sync(
         mapping,
         register,
         schema,
+        target: def.target.clone().filter(|t| t.kind == TargetKind::Database),
         source_config: config.clone(),
         id_position,
         pagination,
@@ -282,6 +290,19 @@ fn resolve_sync(
         max_delete_share,
         definition: def.clone(),
     })
+}
+
+/// A database target needs a connection URL and a table; nothing of a register.
+fn check_database_target(target: &super::TargetDef) -> Result<(), String> {
+    let location = target.location.as_deref().ok_or("a database target needs a `location` (postgres:// or mysql://)")?;
+    check_location(SourceKind::Database, location)?;
+    if target.table.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        return Err("a database target needs a `table`".into());
+    }
+    if target.register.is_some() {
+        return Err("`register` does not apply to a database target".into());
+    }
+    Ok(())
 }
 
 /// The `sourceConfig` keys each kind needs, and those it cannot use (a typo there would silently do

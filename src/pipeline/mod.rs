@@ -25,6 +25,7 @@ use crate::config::{Pipeline, Synchronization};
 use crate::diff::{Differ, Work};
 use crate::errors::ErrorCategory;
 use crate::mapping::{Filter, Mapping};
+use crate::sinks::database::DatabaseSink;
 use crate::sinks::register::RegisterSink;
 use crate::sinks::{Ack, Sink};
 use crate::sources::{self, SourceError, SourceEvent};
@@ -172,14 +173,20 @@ impl Run {
             Some(text) => Some(Arc::new(Filter::compile(text).map_err(|e| config(e.to_string()))?)),
             None => None,
         };
-        let schema = pipeline
-            .registers
-            .get(&sync.register)
-            .and_then(|r| r.get(&sync.schema))
-            .ok_or_else(|| config(format!("no schema {}/{}", sync.register, sync.schema)))?;
         let source = sources::build(pipeline, sync)?;
-        let sink = RegisterSink::new(state.clone(), &sync.register, &sync.schema, schema, &sync.name, &sync.source, &job.id, options.dry_run)
-            .map_err(|e| Failure::new(ErrorCategory::Config, e.to_string()))?;
+        let sink: Box<dyn Sink> = match &sync.target {
+            Some(target) => Box::new(DatabaseSink::new(target, &sync.name, options.dry_run).map_err(|e| config(e.to_string()))?),
+            None => {
+                let schema = pipeline
+                    .registers
+                    .get(&sync.register)
+                    .and_then(|r| r.get(&sync.schema))
+                    .ok_or_else(|| config(format!("no schema {}/{}", sync.register, sync.schema)))?;
+                let sink = RegisterSink::new(state.clone(), &sync.register, &sync.schema, schema, &sync.name, &sync.source, &job.id, options.dry_run)
+                    .map_err(|e| config(e.to_string()))?;
+                Box::new(sink)
+            }
+        };
 
         // The fingerprint covers everything that shapes an object besides the record itself.
         let mut fingerprint = blake3::Hasher::new();
@@ -197,7 +204,7 @@ impl Run {
             }
         }
         self.differ = Some(differ);
-        let result = self.pump(sync, source.open(cursor), Box::new(sink), mapping, filter, options, progress).await;
+        let result = self.pump(sync, source.open(cursor), sink, mapping, filter, options, progress).await;
         let differ = self.differ.as_mut().expect("set above");
         progress.set(&differ.counts);
         if !options.dry_run {

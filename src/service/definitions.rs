@@ -186,7 +186,8 @@ pub async fn test_source(State(shared): State<Shared>, Path(id): Path<String>) -
     let entry = shared.catalog.get(Section::Sources, &id)?.ok_or_else(|| ApiError::not_found(format!("no source `{id}`")))?;
     // With a synchronization that reads it, test what that reads (its endpoint, table or files).
     let user = shared.catalog.list(Section::Synchronizations)?.into_iter().find(|s| {
-        ["source", "sourceId"].iter().any(|k| s.body.get(*k).is_some_and(|v| v.as_str() == Some(id.as_str()) || v.to_string() == id))
+        // `sourceId` may be a number, as OpenConnector writes ids.
+        ["source", "sourceId"].iter().any(|k| s.body.get(*k).is_some_and(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string) == id))
     });
     let pipeline = match user {
         Some(sync) => shared.catalog.pipeline_for(&sync.id)?,

@@ -4,6 +4,7 @@
 //! reports every write's outcome. The diff stage commits a contract only on such a report, so the
 //! contracts never claim more than the target holds.
 
+pub mod database;
 pub mod register;
 
 use futures::future::BoxFuture;

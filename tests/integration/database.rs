@@ -9,19 +9,19 @@ use syncline::pipeline::RunOptions;
 use crate::common::counts;
 use crate::workspace::{completed, Workspace};
 
-fn mysql_url() -> String {
+pub fn mysql_url() -> String {
     std::env::var("SYNCLINE_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
 }
 
-fn postgres_url() -> String {
+pub fn postgres_url() -> String {
     std::env::var("SYNCLINE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
 }
 
-fn table_name(prefix: &str) -> String {
+pub fn table_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap_or_default())
 }
 
-async fn mysql() -> Option<mysql_async::Conn> {
+pub async fn mysql() -> Option<mysql_async::Conn> {
     match mysql_async::Conn::from_url(mysql_url()).await {
         Ok(conn) => Some(conn),
         Err(error) => {
@@ -111,7 +111,7 @@ async fn mysql_query_source_and_failures() {
     db.query_drop(format!("DROP TABLE {table}")).await.unwrap();
 }
 
-async fn postgres() -> Option<tokio_postgres::Client> {
+pub async fn postgres() -> Option<tokio_postgres::Client> {
     match tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await {
         Ok((client, connection)) => {
             tokio::spawn(connection);

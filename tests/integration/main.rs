@@ -11,4 +11,5 @@ mod files;
 mod ftp;
 mod service;
 mod sftp;
+mod targets;
 mod workspace;

@@ -34,6 +34,11 @@ impl Workspace {
 
     /// Writes the pipeline: `source` and `source_config` are YAML flow maps.
     pub fn write(&self, source: &str, source_config: &str) {
+        self.write_to(source, source_config, "{ type: register, register: r, schema: rows }", "")
+    }
+
+    /// Writes the pipeline with its own `target` (a YAML flow map) and extra synchronization lines.
+    pub fn write_to(&self, source: &str, source_config: &str, target: &str, extra: &str) {
         let text = format!(
             r#"
 sources:
@@ -50,8 +55,9 @@ synchronizations:
     source: src
     sourceConfig: {source_config}
     mapping: copy
-    target: {{ type: register, register: r, schema: rows }}
+    target: {target}
     maxDeleteShare: 1
+    {extra}
 "#
         );
         std::fs::write(&self.file, text).expect("pipeline written");

@@ -1,0 +1,234 @@
+//! The database target (`target: {type: database}`): a table of PostgreSQL or MySQL/MariaDB, one row per
+//! record keyed by its origin id (the `primaryKey` column, default `origin_id`), one column per mapped
+//! field. Each batch is one transaction of multi-row upserts and deletes; a batch that a bad row breaks
+//! is written again row by row, so that row fails alone. A dry run rolls every batch back.
+
+mod mysql;
+mod postgres;
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use crate::config::TargetDef;
+use crate::diff::contracts::{target_id, target_namespace};
+
+/// The table's soft-delete column, created with the table and filled by `deletePolicy: soft-delete`.
+pub const DELETED_AT: &str = "deleted_at";
+
+/// A column's type, as the first batch's values say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    Integer,
+    Float,
+    Boolean,
+    /// Objects and arrays: JSON (jsonb in PostgreSQL).
+    Json,
+}
+
+impl ColumnType {
+    fn of(value: &Value) -> Option<ColumnType> {
+        Some(match value {
+            Value::Null => return None,
+            Value::Bool(_) => ColumnType::Boolean,
+            Value::Number(n) if n.is_i64() || n.is_u64() => ColumnType::Integer,
+            Value::Number(_) => ColumnType::Float,
+            Value::String(_) => ColumnType::Text,
+            Value::Array(_) | Value::Object(_) => ColumnType::Json,
+        })
+    }
+
+    fn widen(self, other: ColumnType) -> ColumnType {
+        match (self, other) {
+            (a, b) if a == b => a,
+            (ColumnType::Integer, ColumnType::Float) | (ColumnType::Float, ColumnType::Integer) => ColumnType::Float,
+            _ => ColumnType::Text,
+        }
+    }
+}
+
+/// The columns of a batch's objects with their types (text where only nulls were seen).
+pub fn columns_of(ops: &[Op]) -> BTreeMap<String, ColumnType> {
+    let mut columns: BTreeMap<String, Option<ColumnType>> = BTreeMap::new();
+    for op in ops {
+        if let Op::Upsert { object: Value::Object(fields), .. } = op {
+            for (name, value) in fields {
+                let seen = ColumnType::of(value);
+                let slot = columns.entry(name.clone()).or_insert(None);
+                *slot = match (*slot, seen) {
+                    (Some(a), Some(b)) => Some(a.widen(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    }
+    columns.into_iter().map(|(name, kind)| (name, kind.unwrap_or(ColumnType::Text))).collect()
+}
+
+/// Where and how to write.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub url: url::Url,
+    /// The URL without its password, for messages.
+    pub shown: String,
+    pub schema: Option<String>,
+    pub name: String,
+    pub key: String,
+    pub create: bool,
+}
+
+/// A statement that failed: the row's own problem (a value the column refuses) or the connection's.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The data: retried row by row, each bad row fails alone.
+    Rejected(String),
+    /// The database as a whole: the run stops.
+    Broken(String),
+}
+
+pub struct DatabaseSink {
+    table: Table,
+    synchronization: String,
+    dry_run: bool,
+    postgres: bool,
+}
+
+impl DatabaseSink {
+    pub fn new(def: &TargetDef, synchronization: &str, dry_run: bool) -> Result<DatabaseSink, SinkError> {
+        let invalid = |message: String| SinkError::Stopped(message);
+        let location = def.location.as_deref().ok_or_else(|| invalid("a database target needs a `location`".into()))?;
+        let mut url = url::Url::parse(location).map_err(|_| invalid("the database target's location is not a URL".into()))?;
+        if let Some(user) = &def.username {
+            let _ = url.set_username(user);
+        }
+        if let Some(password) = def.password.as_ref().filter(|p| !p.expose().is_empty()) {
+            let _ = url.set_password(Some(password.expose()));
+        }
+        let mut shown = url.clone();
+        let _ = shown.set_password(None);
+        let postgres = matches!(url.scheme(), "postgres" | "postgresql");
+        Ok(DatabaseSink {
+            table: Table {
+                url,
+                shown: shown.to_string(),
+                schema: def.schema.clone(),
+                name: def.table.clone().unwrap_or_default(),
+                key: def.primary_key.clone().unwrap_or_else(|| "origin_id".into()),
+                create: def.create_table.is_some_and(|f| f.0),
+            },
+            synchronization: synchronization.to_string(),
+            dry_run,
+            postgres,
+        })
+    }
+}
+
+/// What each engine provides; the batching, the row-by-row retry and the outcomes are shared.
+pub trait Connection: Send {
+    /// Checks (or creates) the table for these columns before the first write.
+    fn prepare(&mut self, columns: &BTreeMap<String, ColumnType>, soft: bool) -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// Applies `ops` in one transaction, committed, or rolled back when `dry_run`.
+    fn apply(&mut self, ops: &[&Op], dry_run: bool) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// The origin ids the table holds (adopting objects of an interrupted run).
+    fn keys(&mut self) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
+}
+
+async fn write<C: Connection>(mut conn: C, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender, dry_run: bool) -> Result<(), SinkError> {
+    let mut prepared = false;
+    while let Some(batch) = input.recv().await {
+        if !prepared && batch.iter().any(|op| matches!(op, Op::Upsert { .. })) {
+            let soft = batch.iter().any(|op| matches!(op, Op::Delete { soft: true, .. }));
+            conn.prepare(&columns_of(&batch), soft).await?;
+            prepared = true;
+        }
+        let all: Vec<&Op> = batch.iter().collect();
+        let outcomes: Vec<Outcome> = match conn.apply(&all, dry_run).await {
+            Ok(()) => batch.iter().map(done).collect(),
+            Err(WriteError::Broken(message)) => return Err(SinkError::Stopped(message)),
+            Err(WriteError::Rejected(_)) => {
+                // One bad row spoils a multi-row statement: find it by writing each row alone.
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for op in &batch {
+                    outcomes.push(match conn.apply(&[op], dry_run).await {
+                        Ok(()) => done(op),
+                        Err(WriteError::Rejected(message)) => Outcome::Failed(message),
+                        Err(WriteError::Broken(message)) => return Err(SinkError::Stopped(message)),
+                    });
+                }
+                outcomes
+            }
+        };
+        let report = batch.into_iter().zip(outcomes).map(|(op, outcome)| ack(op, outcome)).collect();
+        if acks.send(report).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn done(op: &Op) -> Outcome {
+    match op {
+        Op::Upsert { created: true, .. } => Outcome::Created,
+        Op::Upsert { .. } => Outcome::Updated,
+        Op::Delete { .. } => Outcome::Deleted,
+    }
+}
+
+fn ack(op: Op, outcome: Outcome) -> Ack {
+    match op {
+        Op::Upsert { row, origin_id, hash, .. } => Ack { row, origin_id, hash, outcome },
+        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome },
+    }
+}
+
+/// The row an upsert writes: the mapped object plus its key (and a cleared soft-delete mark).
+pub fn row_of(op: &Op, key: &str, with_deleted_at: bool) -> Option<serde_json::Map<String, Value>> {
+    let Op::Upsert { origin_id, object, .. } = op else { return None };
+    let mut row = match object {
+        Value::Object(fields) => fields.clone(),
+        other => serde_json::Map::from_iter([("value".to_string(), other.clone())]),
+    };
+    row.insert(key.to_string(), Value::String(origin_id.clone()));
+    if with_deleted_at {
+        row.insert(DELETED_AT.to_string(), Value::Null);
+    }
+    Some(row)
+}
+
+impl Sink for DatabaseSink {
+    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError> {
+        let table = self.table.clone();
+        let postgres = self.postgres;
+        // Called before the run's tasks start, from async code: a short-lived runtime of its own.
+        let keys = std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SinkError::Stopped(e.to_string()))?;
+                    runtime.block_on(async move {
+                        if postgres { postgres::Pg::connect(table).await?.keys().await } else { mysql::My::connect(table).await?.keys().await }
+                    })
+                })
+                .join()
+                .map_err(|_| SinkError::Stopped("the key reader stopped".into()))?
+        })?;
+        let namespace = target_namespace();
+        Ok(keys.into_iter().map(|origin| (target_id(&namespace, &self.synchronization, &origin), origin)).map(|(t, o)| (o, t)).collect())
+    }
+
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+        async move {
+            if self.postgres {
+                write(postgres::Pg::connect(self.table).await?, input, acks, self.dry_run).await
+            } else {
+                write(mysql::My::connect(self.table).await?, input, acks, self.dry_run).await
+            }
+        }
+        .boxed()
+    }
+}
