@@ -187,6 +187,23 @@ fn ack(op: Op, outcome: Outcome) -> Ack {
     }
 }
 
+/// Refuses, before any write, a table that lacks a column the records need.
+pub fn check_columns(table: &Table, existing: &[String], columns: &BTreeMap<String, ColumnType>, soft: bool) -> Result<(), SinkError> {
+    let missing: Vec<&String> = columns.keys().chain([&table.key]).filter(|c| !existing.contains(c)).collect();
+    if !missing.is_empty() {
+        return Err(SinkError::Stopped(format!(
+            "table {} has no column {} (its columns: {}); nothing was written",
+            table.name,
+            missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+            existing.join(", ")
+        )));
+    }
+    if soft && !existing.iter().any(|c| c == DELETED_AT) {
+        return Err(SinkError::Stopped(format!("soft-delete needs a `{DELETED_AT}` column in table {}", table.name)));
+    }
+    Ok(())
+}
+
 /// The row an upsert writes: the mapped object plus its key (and a cleared soft-delete mark).
 pub fn row_of(op: &Op, key: &str, with_deleted_at: bool) -> Option<serde_json::Map<String, Value>> {
     let Op::Upsert { origin_id, object, .. } = op else { return None };

@@ -7,7 +7,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, TxOpts, Value as SqlValue};
 use serde_json::Value;
 
-use super::{row_of, ColumnType, Connection, Table, WriteError, DELETED_AT};
+use super::{check_columns, row_of, ColumnType, Connection, Table, WriteError, DELETED_AT};
 use crate::sinks::{Op, SinkError};
 
 pub struct My {
@@ -86,18 +86,7 @@ impl Connection for My {
             self.conn.query_drop(ddl).await.map_err(|e| SinkError::Stopped(format!("cannot create table {}: {e}", self.table.name)))?;
             existing = self.existing_columns().await?;
         }
-        let missing: Vec<&String> = columns.keys().chain([&self.table.key]).filter(|c| !existing.contains(c)).collect();
-        if !missing.is_empty() {
-            return Err(SinkError::Stopped(format!(
-                "table {} has no column {} (its columns: {}); nothing was written",
-                self.table.name,
-                missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
-                existing.join(", ")
-            )));
-        }
-        if soft && !existing.iter().any(|c| c == DELETED_AT) {
-            return Err(SinkError::Stopped(format!("soft-delete needs a `{DELETED_AT}` column in table {}", self.table.name)));
-        }
+        check_columns(&self.table, &existing, columns, soft)?;
         self.columns = existing;
         Ok(())
     }

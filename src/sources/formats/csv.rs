@@ -77,21 +77,9 @@ pub(super) fn read(reader: impl Read, name: &str, options: &FormatOptions, tx: &
     out.flush()
 }
 
-/// Column names from the header line: trimmed, blanks named by position, repeats numbered.
+/// Column names from the header line: blanks named by position (`column3`).
 fn header_names(header: &::csv::ByteRecord) -> Vec<String> {
-    let mut names: Vec<String> = Vec::with_capacity(header.len());
-    for (i, field) in header.iter().enumerate() {
-        let base = String::from_utf8_lossy(field).trim().to_string();
-        let base = if base.is_empty() { format!("column{}", i + 1) } else { base };
-        let mut candidate = base.clone();
-        let mut n = 2;
-        while names.contains(&candidate) {
-            candidate = format!("{base}_{n}");
-            n += 1;
-        }
-        names.push(candidate);
-    }
-    names
+    super::unique_names(header.iter().map(|f| String::from_utf8_lossy(f).into_owned()), |i| format!("column{}", i + 1))
 }
 
 fn infer_kinds(columns: &[String], sample: &[(u64, Result<::csv::ByteRecord, String>)]) -> Vec<Kind> {

@@ -109,6 +109,24 @@ fn cell(text: &str) -> Option<(u32, u32)> {
     (row >= 1).then(|| (row - 1, column))
 }
 
+/// Column names as records use them: each header text trimmed, a blank one named by `blank(index)`,
+/// a repeated one numbered (`name`, `name_2`).
+pub fn unique_names(texts: impl Iterator<Item = String>, blank: impl Fn(usize) -> String) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, text) in texts.enumerate() {
+        let text = text.trim();
+        let base = if text.is_empty() { blank(i) } else { text.to_string() };
+        let mut candidate = base.clone();
+        let mut n = 2;
+        while names.contains(&candidate) {
+            candidate = format!("{base}_{n}");
+            n += 1;
+        }
+        names.push(candidate);
+    }
+    names
+}
+
 /// `2` → `C`: a spreadsheet's name for column index 2.
 pub fn column_letters(mut index: u32) -> String {
     let mut out = Vec::new();

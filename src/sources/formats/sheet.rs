@@ -59,25 +59,14 @@ fn pick_sheet(sheets: &[String], wanted: Option<&str>) -> Result<String, String>
     }
 }
 
+/// Column names from the header row: a blank cell is named by its column letter, as the user sees it.
 fn header_names(header: &[Data], first_column: u32) -> Vec<String> {
-    let mut names: Vec<String> = Vec::with_capacity(header.len());
-    for (i, cell) in header.iter().enumerate() {
-        let text = match cell_value(cell) {
-            Value::String(s) => s.trim().to_string(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        // A blank header cell is named by its column letter, as the user sees it.
-        let base = if text.is_empty() { column_letters(first_column + i as u32) } else { text };
-        let mut candidate = base.clone();
-        let mut n = 2;
-        while names.contains(&candidate) {
-            candidate = format!("{base}_{n}");
-            n += 1;
-        }
-        names.push(candidate);
-    }
-    names
+    let texts = header.iter().map(|cell| match cell_value(cell) {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    });
+    super::unique_names(texts, |i| column_letters(first_column + i as u32))
 }
 
 fn cell_value(cell: &Data) -> Value {
