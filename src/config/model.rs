@@ -576,13 +576,26 @@ pub enum TargetKind {
     Register,
     /// A table of PostgreSQL or MySQL/MariaDB.
     Database,
+    /// Files (NDJSON, CSV, Parquet) at a path or an object-store URL.
+    File,
+}
+
+/// How a file target writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileMode {
+    /// One file holding every object, replaced whole each run.
+    #[default]
+    Snapshot,
+    /// One file per run of what it created, updated and deleted.
+    Changes,
 }
 
 /// A synchronization's target.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TargetDef {
-    /// `register` (default) or `database`.
+    /// `register` (default), `database` or `file`.
     #[serde(rename = "type", default)]
     pub kind: TargetKind,
     /// Register: the register's name.
@@ -592,7 +605,8 @@ pub struct TargetDef {
     /// the connection's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
-    /// Database: `postgres://user@host:5432/db` or `mysql://user@host:3306/db`.
+    /// Database: `postgres://user@host:5432/db` or `mysql://user@host:3306/db`. File: a folder's path or
+    /// object-store URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -609,6 +623,15 @@ pub struct TargetDef {
     /// the table must exist with a column for every mapped field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_table: Option<Flag>,
+    /// File: `ndjson` (default), `csv` or `parquet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<FileFormat>,
+    /// File: `snapshot` (default) or `changes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FileMode>,
+    /// File: the file's name without extension (default the synchronization's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
 }
 
 /// A synchronization: source + mapping + target.

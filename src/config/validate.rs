@@ -47,7 +47,7 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
 
     let mut synchronizations = BTreeMap::new();
     for (name, def) in &file.synchronizations {
-        if let Some(sync) = resolve_sync(doc, name, def, &file, &mut errors) {
+        if let Some(sync) = resolve_sync(doc, name, def, &file, base, &mut errors) {
             synchronizations.insert(name.clone(), sync);
         }
     }
@@ -153,6 +153,7 @@ fn resolve_sync(
     name: &str,
     def: &SynchronizationDef,
     file: &PipelineFile,
+    base: &Path,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Synchronization> {
     let key = format!("synchronizations.{name}");
@@ -188,8 +189,8 @@ fn resolve_sync(
     };
 
     let (register, schema, at) = match (&def.target, &def.target_type, &def.target_id) {
-        (Some(target), _, _) if target.kind == TargetKind::Database => {
-            if let Err(message) = check_database_target(target) {
+        (Some(target), _, _) if target.kind != TargetKind::Register => {
+            if let Err(message) = check_target(target) {
                 fail(".target", message);
             }
             (String::new(), String::new(), ".target")
@@ -280,7 +281,17 @@ fn resolve_sync(
         mapping,
         register,
         schema,
-        target: def.target.clone().filter(|t| t.kind == TargetKind::Database),
+        target: def.target.clone().filter(|t| t.kind != TargetKind::Register).map(|mut t| {
+            // A relative folder is relative to the pipeline file, as a file source's is.
+            if t.kind == TargetKind::File
+                && let Some(location) = t.location.as_mut()
+                && !location.contains("://")
+                && Path::new(location.as_str()).is_relative()
+            {
+                *location = base.join(&*location).display().to_string();
+            }
+            t
+        }),
         source_config: config.clone(),
         id_position,
         pagination,
@@ -292,15 +303,23 @@ fn resolve_sync(
     })
 }
 
-/// A database target needs a connection URL and a table; nothing of a register.
-fn check_database_target(target: &super::TargetDef) -> Result<(), String> {
-    let location = target.location.as_deref().ok_or("a database target needs a `location` (postgres:// or mysql://)")?;
+/// A database target needs a connection URL and a table, a file target a folder and a format it
+/// writes; neither takes a register.
+fn check_target(target: &super::TargetDef) -> Result<(), String> {
+    if target.register.is_some() {
+        return Err("`register` applies to a register target only".into());
+    }
+    let location = target.location.as_deref().ok_or("this target needs a `location`")?;
+    if target.kind == TargetKind::File {
+        check_location(SourceKind::File, location)?;
+        return match target.format {
+            None | Some(super::FileFormat::Ndjson | super::FileFormat::Csv | super::FileFormat::Parquet) => Ok(()),
+            Some(other) => Err(format!("a file target writes ndjson, csv or parquet, not {other:?}")),
+        };
+    }
     check_location(SourceKind::Database, location)?;
     if target.table.as_deref().is_none_or(|t| t.trim().is_empty()) {
         return Err("a database target needs a `table`".into());
-    }
-    if target.register.is_some() {
-        return Err("`register` does not apply to a database target".into());
     }
     Ok(())
 }

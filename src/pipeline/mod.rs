@@ -21,11 +21,12 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Pipeline, Synchronization};
+use crate::config::{Pipeline, Synchronization, TargetKind};
 use crate::diff::{Differ, Work};
 use crate::errors::ErrorCategory;
 use crate::mapping::{Filter, Mapping};
 use crate::sinks::database::DatabaseSink;
+use crate::sinks::file::FileSink;
 use crate::sinks::register::RegisterSink;
 use crate::sinks::{Ack, Sink};
 use crate::sources::{self, SourceError, SourceEvent};
@@ -175,6 +176,9 @@ impl Run {
         };
         let source = sources::build(pipeline, sync)?;
         let sink: Box<dyn Sink> = match &sync.target {
+            Some(target) if target.kind == TargetKind::File => {
+                Box::new(FileSink::new(target, &sync.name, &job.id, options.dry_run).map_err(|e| config(e.to_string()))?)
+            }
             Some(target) => Box::new(DatabaseSink::new(target, &sync.name, options.dry_run).map_err(|e| config(e.to_string()))?),
             None => {
                 let schema = pipeline

@@ -210,7 +210,7 @@ fn the_bundled_connector_pipelines_validate_and_preview() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    for pipeline in ["files", "excel", "ftp", "sftp", "database", "petstore", "to-postgres"] {
+    for pipeline in ["files", "excel", "ftp", "sftp", "database", "petstore", "to-postgres", "to-files"] {
         let file = root.join(format!("pipelines/{pipeline}.yaml"));
         let out = Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(&state).args(["validate"]).arg(&file).env("FTP_PASSWORD", "x").output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{pipeline}: {}", text(&out));

@@ -98,3 +98,68 @@ async fn mysql_table_upserts_and_deletes() {
     assert_eq!(rows, [("1".to_string(), "Rexy".to_string(), 13), ("2".to_string(), "Tom".to_string(), 4)]);
     db.query_drop(format!("DROP TABLE {table}")).await.unwrap();
 }
+
+fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_snapshot_file_is_replaced_whole_and_only_when_something_changed() {
+    let out = tempfile::tempdir().unwrap();
+    let target = format!("{{ type: file, location: \"{}\", fileName: pets }}", out.path().display());
+    let ws = workspace(&target, "");
+    let first = ws.run().await;
+    completed(&first);
+    assert_eq!(counts(&first), (3, 3, 0, 0, 0, 0));
+    let file = out.path().join("pets.ndjson");
+    let rows = lines(&file);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0], serde_json::json!({"_id": "1", "id": 1, "name": "Rex", "weight": 12, "tags": "dog"}));
+    let written = std::fs::metadata(&file).unwrap().modified().unwrap();
+
+    assert_eq!(counts(&ws.run().await), (3, 0, 0, 3, 0, 0));
+    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), written, "a re-run writes nothing");
+
+    edit(&ws, b"id,name,weight,tags\n1,Rexy,13,dog\n2,Tom,4,cat\n");
+    let report = ws.run().await;
+    completed(&report);
+    assert_eq!(counts(&report), (2, 0, 1, 1, 1, 0));
+    let mut ids: Vec<(String, String)> = lines(&file).iter().map(|r| (r["_id"].as_str().unwrap().to_string(), r["name"].as_str().unwrap().to_string())).collect();
+    ids.sort();
+    assert_eq!(ids, [("1".to_string(), "Rexy".to_string()), ("2".to_string(), "Tom".to_string())], "the edit in, the unchanged row carried over, the deleted one out");
+    let leftovers: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no partial files left: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn change_files_in_csv_and_a_parquet_snapshot() {
+    let out = tempfile::tempdir().unwrap();
+    let target = format!("{{ type: file, location: \"{}\", format: csv, mode: changes }}", out.path().display());
+    let ws = workspace(&target, "");
+    completed(&ws.run().await);
+    completed(&ws.run().await);
+    edit(&ws, b"id,name,weight,tags\n1,Rexy,13,dog\n2,Tom,4,cat\n");
+    let report = ws.run().await;
+    completed(&report);
+    let mut files: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    assert_eq!(files.len(), 2, "one file per run that changed something: {files:?}");
+    let last = std::fs::read_to_string(files[1].to_str().unwrap()).unwrap();
+    let mut rows: Vec<&str> = last.lines().collect();
+    let header = rows.remove(0);
+    assert!(header.starts_with("_id,id,name,weight,tags,_op,_job"), "{header}");
+    assert!(rows.iter().any(|r| r.starts_with("1,1,Rexy,13,dog,updated,")), "{last}");
+    assert!(rows.iter().any(|r| r.starts_with("3,,,,,deleted,")), "{last}");
+
+    let out = tempfile::tempdir().unwrap();
+    let target = format!("{{ type: file, location: \"{}\", format: parquet }}", out.path().display());
+    let ws = workspace(&target, "");
+    completed(&ws.run().await);
+    edit(&ws, b"id,name,weight,tags\n1,Rexy,13,dog\n2,Tom,4,cat\n3,Kit,3,cat\n4,Max,9,dog\n");
+    let report = ws.run().await;
+    completed(&report);
+    let file = std::fs::File::open(out.path().join("sync.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let total: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(total, 4, "two carried over, one updated, one created");
+}

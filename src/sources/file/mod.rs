@@ -91,6 +91,17 @@ fn open_store(location: &str, is_file: bool) -> Result<Opened, SourceError> {
     Ok((Arc::from(store), root, file))
 }
 
+/// A folder to write into (a file target): a local one is created when missing.
+pub fn open_dir(location: &str) -> Result<(Arc<dyn ObjectStore>, StorePath), SourceError> {
+    let location = location.trim_end_matches('/');
+    if !location.contains("://") || location.starts_with("file://") {
+        let path = location.strip_prefix("file://").unwrap_or(location);
+        std::fs::create_dir_all(path).map_err(|e| SourceError::File { file: path.to_string(), reason: format!("cannot create the folder: {e}") })?;
+    }
+    let (store, root, _) = open_store(location, false)?;
+    Ok((store, root))
+}
+
 /// A URL without its password or signed query.
 fn redact(location: &str) -> String {
     match url::Url::parse(location) {

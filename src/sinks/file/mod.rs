@@ -1,0 +1,244 @@
+//! The file target (`target: {type: file}`): NDJSON, CSV or Parquet at a local path or any object-store
+//! URL. `mode: snapshot` (default) keeps one file holding every object, replaced whole each run;
+//! `mode: changes` writes one file per run of what it created, updated and deleted (`_op`, `_job`).
+//! Every row carries its origin id as `_id`.
+//!
+//! A file appears only complete: it is uploaded under a temporary name and renamed at the end of the
+//! run, and only then are the writes reported, so contracts never claim rows a file does not hold. A
+//! run cut off leaves the last complete file, and nothing to adopt. A snapshot is the new and changed
+//! rows as they come, then the previous snapshot's other rows streamed across at the end, so memory
+//! holds the ids this run touched, never the file.
+
+mod writer;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::object_store::path::Path as StorePath;
+use datafusion::object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use crate::config::{ColumnTypes, FileFormat, FileMode, SourceConfigDef, TargetDef};
+use crate::sources::formats::{self, FormatOptions, ReadError};
+use crate::sources::{RawRecord, SourceEvent};
+use writer::RowWriter;
+
+pub struct FileSink {
+    store: Arc<dyn ObjectStore>,
+    dir: StorePath,
+    shown: String,
+    name: String,
+    format: FileFormat,
+    mode: FileMode,
+    job: String,
+    dry_run: bool,
+}
+
+fn extension(format: FileFormat) -> &'static str {
+    match format {
+        FileFormat::Csv => "csv",
+        FileFormat::Parquet => "parquet",
+        _ => "ndjson",
+    }
+}
+
+impl FileSink {
+    pub fn new(def: &TargetDef, synchronization: &str, job: &str, dry_run: bool) -> Result<FileSink, SinkError> {
+        let location = def.location.clone().ok_or_else(|| SinkError::Stopped("a file target needs a `location`".into()))?;
+        let format = def.format.unwrap_or(FileFormat::Ndjson);
+        RowWriter::new(format).map_err(SinkError::Stopped)?;
+        let (store, dir) = crate::sources::file::open_dir(&location).map_err(|e| SinkError::Stopped(e.to_string()))?;
+        Ok(FileSink {
+            store,
+            dir,
+            shown: location.trim_end_matches('/').to_string(),
+            name: def.file_name.clone().unwrap_or_else(|| synchronization.to_string()),
+            format,
+            mode: def.mode.unwrap_or_default(),
+            job: job.to_string(),
+            dry_run,
+        })
+    }
+
+    fn path(&self, name: &str) -> StorePath {
+        self.dir.clone().join(name)
+    }
+
+    fn stopped(&self, what: &str, error: impl std::fmt::Display) -> SinkError {
+        SinkError::Stopped(format!("{}/{}: {what}: {error}", self.shown, self.name))
+    }
+
+    async fn write(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
+        let ext = extension(self.format);
+        let final_name = match self.mode {
+            FileMode::Snapshot => format!("{}.{ext}", self.name),
+            FileMode::Changes => format!("{}-{}.{ext}", self.name, self.job),
+        };
+        let temp = self.path(&format!(".{final_name}.partial-{}", self.job));
+        let mut pending: Vec<Ack> = Vec::new();
+        if self.dry_run {
+            while let Some(batch) = input.recv().await {
+                let _ = acks.send(batch.into_iter().map(|op| ack(op, None)).collect());
+            }
+            return Ok(());
+        }
+        let mut upload = WriteMultipart::new(self.store.put_multipart(&temp).await.map_err(|e| self.stopped("cannot write", e))?);
+        let mut rows = RowWriter::new(self.format).map_err(SinkError::Stopped)?;
+        let (mut touched, mut deleted, mut soft) = (HashSet::new(), HashSet::new(), HashSet::new());
+        let mut any = false;
+        while let Some(batch) = input.recv().await {
+            any = true;
+            let mut out = Vec::with_capacity(batch.len());
+            for op in &batch {
+                match (op, self.mode) {
+                    (Op::Upsert { origin_id, object, created, .. }, mode) => {
+                        touched.insert(origin_id.clone());
+                        let mut row = with_id(origin_id, object);
+                        if mode == FileMode::Changes {
+                            row.insert("_op".into(), Value::from(if *created { "created" } else { "updated" }));
+                            row.insert("_job".into(), Value::from(self.job.as_str()));
+                        }
+                        out.push(row);
+                    }
+                    (Op::Delete { origin_id, soft: is_soft, .. }, FileMode::Snapshot) => {
+                        if *is_soft { soft.insert(origin_id.clone()) } else { deleted.insert(origin_id.clone()) };
+                    }
+                    (Op::Delete { origin_id, soft: is_soft, .. }, FileMode::Changes) => {
+                        let mut row = with_id(origin_id, &Value::Null);
+                        row.insert("_op".into(), Value::from(if *is_soft { "soft-deleted" } else { "deleted" }));
+                        row.insert("_job".into(), Value::from(self.job.as_str()));
+                        out.push(row);
+                    }
+                }
+            }
+            // A batch a format refuses (a Parquet value of another type than its column) fails as a whole.
+            let refused = rows.write(&out).err();
+            pending.extend(batch.into_iter().map(|op| ack(op, refused.clone())));
+            upload.write(&rows.take());
+            upload.wait_for_capacity(2).await.map_err(|e| self.stopped("cannot write", e))?;
+        }
+        // Nothing changed: no change file, and the snapshot stays as it is (a re-run writes nothing).
+        if !any && (self.mode == FileMode::Changes || self.store.head(&self.path(&final_name)).await.is_ok()) {
+            let _ = upload.abort().await;
+            return Ok(());
+        }
+        if self.mode == FileMode::Snapshot {
+            self.carry_over(&final_name, &touched, &deleted, &soft, &mut rows, &mut upload).await?;
+        }
+        upload.write(&rows.finish().map_err(|e| self.stopped("cannot finish", e))?);
+        upload.finish().await.map_err(|e| self.stopped("cannot write", e))?;
+        self.store.rename(&temp, &self.path(&final_name)).await.map_err(|e| self.stopped("cannot put the file in place", e))?;
+        let _ = acks.send(pending);
+        Ok(())
+    }
+
+    /// Streams the previous snapshot's rows this run did not touch into the new one.
+    async fn carry_over(
+        &self,
+        name: &str,
+        touched: &HashSet<String>,
+        deleted: &HashSet<String>,
+        soft: &HashSet<String>,
+        rows: &mut RowWriter,
+        upload: &mut WriteMultipart,
+    ) -> Result<(), SinkError> {
+        let path = self.path(name);
+        let size = match self.store.head(&path).await {
+            Ok(meta) => meta.size,
+            Err(datafusion::object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(self.stopped("cannot read the previous snapshot", e)),
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let (store, format, shown) = (Arc::clone(&self.store), self.format, format!("{}/{name}", self.shown));
+        // Read back as text: the values were written from typed objects, CSV keeps them as text anyway.
+        let options = FormatOptions::from_config(&SourceConfigDef { column_types: Some(ColumnTypes::Text), ..SourceConfigDef::default() })
+            .map_err(|e| SinkError::Stopped(e.to_string()))?;
+        let reader = tokio::spawn(async move {
+            let read = if format == FileFormat::Parquet {
+                formats::read_parquet(store, &path, size, &shown, &tx).await
+            } else {
+                match store.get(&path).await {
+                    Ok(got) => {
+                        let bytes = tokio_util::io::StreamReader::new(got.into_stream().map_err(std::io::Error::other));
+                        formats::read_async(bytes, &shown, format, &options, &tx).await.map(drop)
+                    }
+                    Err(e) => Err(ReadError::Failed(crate::sources::SourceError::File { file: shown.clone(), reason: e.to_string() })),
+                }
+            };
+            if let Err(ReadError::Failed(error)) = read {
+                let _ = tx.send(Err(error)).await;
+            }
+        });
+        let now = Value::from(crate::store::now_text());
+        while let Some(event) = rx.recv().await {
+            let chunk = match event {
+                Ok(SourceEvent::Chunk(chunk)) => chunk,
+                Ok(_) => continue,
+                Err(error) => return Err(self.stopped("cannot read the previous snapshot", error)),
+            };
+            let mut out = Vec::with_capacity(chunk.records.len());
+            for record in chunk.records {
+                let value = match record {
+                    RawRecord::Json(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    RawRecord::Value(value) => value,
+                    RawRecord::Broken(_) => continue,
+                };
+                let Value::Object(mut row) = value else { continue };
+                let id = match row.get("_id") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => continue,
+                };
+                if touched.contains(&id) || deleted.contains(&id) {
+                    continue;
+                }
+                if soft.contains(&id) {
+                    row.insert("_deleted_at".into(), now.clone());
+                }
+                out.push(row);
+            }
+            rows.write(&out).map_err(|e| self.stopped("cannot carry the previous snapshot over", e))?;
+            upload.write(&rows.take());
+            upload.wait_for_capacity(2).await.map_err(|e| self.stopped("cannot write", e))?;
+        }
+        let _ = reader.await;
+        Ok(())
+    }
+}
+
+fn with_id(origin_id: &str, object: &Value) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert("_id".into(), Value::from(origin_id));
+    match object {
+        Value::Object(fields) => row.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        Value::Null => {}
+        other => {
+            row.insert("value".into(), other.clone());
+        }
+    }
+    row
+}
+
+fn ack(op: Op, refused: Option<String>) -> Ack {
+    let outcome = |done: Outcome| refused.clone().map_or(done, Outcome::Failed);
+    match op {
+        Op::Upsert { row, origin_id, hash, created, .. } => Ack { row, origin_id, hash, outcome: outcome(if created { Outcome::Created } else { Outcome::Updated }) },
+        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: outcome(Outcome::Deleted) },
+    }
+}
+
+impl Sink for FileSink {
+    /// Files appear only complete, at the end of a run: an interrupted run left nothing to adopt.
+    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError> {
+        Ok(Vec::new())
+    }
+
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.write(input, acks).boxed()
+    }
+}
