@@ -100,7 +100,7 @@ fn diff(c: &mut Criterion) {
             .diff_chunk(chunk)
             .into_iter()
             .map(|w| match w {
-                Work::Upsert(c) => Ack { row: c.row, origin_id: c.origin_id, hash: c.hash, outcome: Outcome::Created },
+                Work::Upsert(c) => Ack { row: c.row, origin_id: c.origin_id, hash: c.hash, outcome: Outcome::Created, remote_id: None },
                 Work::Delete { .. } => unreachable!(),
             })
             .collect();

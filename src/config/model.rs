@@ -578,6 +578,8 @@ pub enum TargetKind {
     Database,
     /// Files (NDJSON, CSV, Parquet) at a path or an object-store URL.
     File,
+    /// Another API, through one of the pipeline's `api` sources (OpenConnector's `targetType: api`).
+    Api,
 }
 
 /// How a file target writes.
@@ -632,6 +634,30 @@ pub struct TargetDef {
     /// File: the file's name without extension (default the synchronization's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// Api: the `api` source whose location, auth, TLS, retries and rate limit the pushes use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Api: the collection, after the source's location: `POST {endpoint}` creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Api: the dot path of the new object's id in the create answer (default `id`).
+    #[serde(default, alias = "idposition", skip_serializing_if = "Option::is_none")]
+    pub id_position: Option<String>,
+    /// Api: where updates go (default `{endpoint}/{{targetId}}`); `{{targetId}}` is the id the create gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_endpoint: Option<String>,
+    /// Api: `PUT` (default) or `PATCH`, `POST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_method: Option<String>,
+    /// Api: where deletes go (default `{endpoint}/{{targetId}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_endpoint: Option<String>,
+    /// Api: `DELETE` (default) or another method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_method: Option<String>,
+    /// Api: requests in flight at once (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
 }
 
 /// A synchronization: source + mapping + target.

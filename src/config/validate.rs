@@ -188,7 +188,14 @@ fn resolve_sync(
         }
     };
 
+    let mut api_target = None;
     let (register, schema, at) = match (&def.target, &def.target_type, &def.target_id) {
+        (Some(target), _, _) if target.kind == TargetKind::Api => {
+            if let Err(message) = check_api_target(target, file) {
+                fail(".target", message);
+            }
+            (String::new(), String::new(), ".target")
+        }
         (Some(target), _, _) if target.kind != TargetKind::Register => {
             if let Err(message) = check_target(target) {
                 fail(".target", message);
@@ -209,6 +216,23 @@ fn resolve_sync(
                 (String::new(), String::new(), ".targetId")
             }
         },
+        (None, Some(kind), Some(id)) if kind == "api" => {
+            // OpenConnector's form: the target source's id, and the push settings in targetConfig.
+            let mut target: super::TargetDef = def
+                .target_config
+                .clone()
+                .filter(Value::is_object)
+                .and_then(|config| serde_json::from_value::<ApiTargetConfig>(config).ok())
+                .map(ApiTargetConfig::into_target)
+                .unwrap_or_default();
+            target.kind = TargetKind::Api;
+            target.source = Some(id.0.clone());
+            if let Err(message) = check_api_target(&target, file) {
+                fail(".targetConfig", message);
+            }
+            api_target = Some(target);
+            (String::new(), String::new(), ".targetId")
+        }
         (None, Some(kind), _) if kind != "register/schema" => {
             fail(".targetType", format!("targetType `{kind}` is not supported yet; use `register/schema`"));
             (String::new(), String::new(), "")
@@ -281,7 +305,7 @@ fn resolve_sync(
         mapping,
         register,
         schema,
-        target: def.target.clone().filter(|t| t.kind != TargetKind::Register).map(|mut t| {
+        target: def.target.clone().or(api_target).filter(|t| t.kind != TargetKind::Register).map(|mut t| {
             // A relative folder is relative to the pipeline file, as a file source's is.
             if t.kind == TargetKind::File
                 && let Some(location) = t.location.as_mut()
@@ -301,6 +325,52 @@ fn resolve_sync(
         max_delete_share,
         definition: def.clone(),
     })
+}
+
+/// OpenConnector's `targetConfig` of an `api` target: the keys syncline honours (others are accepted).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiTargetConfig {
+    endpoint: Option<String>,
+    #[serde(alias = "idposition")]
+    id_position: Option<String>,
+    update_endpoint: Option<String>,
+    update_method: Option<String>,
+    delete_endpoint: Option<String>,
+    delete_method: Option<String>,
+}
+
+impl ApiTargetConfig {
+    fn into_target(self) -> super::TargetDef {
+        super::TargetDef {
+            endpoint: self.endpoint,
+            id_position: self.id_position,
+            update_endpoint: self.update_endpoint,
+            update_method: self.update_method,
+            delete_endpoint: self.delete_endpoint,
+            delete_method: self.delete_method,
+            ..super::TargetDef::default()
+        }
+    }
+}
+
+/// An API target pushes through one of the pipeline's `api` sources, to an endpoint.
+fn check_api_target(target: &super::TargetDef, file: &PipelineFile) -> Result<(), String> {
+    let source = target.source.as_deref().ok_or("an api target names the `source` it pushes to")?;
+    match file.sources.get(source) {
+        None => return Err(format!("no source named `{source}` (sources: {})", names(file.sources.keys()))),
+        Some(def) if def.kind != SourceKind::Api => return Err(format!("source `{source}` is not an api source")),
+        Some(_) => {}
+    }
+    if target.endpoint.is_none() {
+        return Err("an api target needs an `endpoint` (where POST creates)".into());
+    }
+    for method in [&target.update_method, &target.delete_method].into_iter().flatten() {
+        if reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).is_err() {
+            return Err(format!("`{method}` is not an HTTP method"));
+        }
+    }
+    Ok(())
 }
 
 /// A database target needs a connection URL and a table, a file target a folder and a format it

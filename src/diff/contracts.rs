@@ -69,6 +69,9 @@ pub struct ContractTable {
     last_seen: Vec<i64>,
     last_changed: Vec<i64>,
     flags: Vec<u8>,
+    /// Ids another system gave the objects (an API target), by row: few targets have them, so they
+    /// cost nothing where they are absent, and their column is saved only when there are some.
+    remote_ids: hashbrown::HashMap<u32, Box<str>>,
     index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
 }
@@ -85,6 +88,7 @@ impl Default for ContractTable {
             last_seen: Vec::new(),
             last_changed: Vec::new(),
             flags: Vec::new(),
+            remote_ids: hashbrown::HashMap::new(),
             index: HashTable::new(),
             hasher: Default::default(),
         }
@@ -134,6 +138,12 @@ impl ContractTable {
                 .iter()
                 .map(|a| a.as_any().downcast_ref::<TimestampMillisecondArray>().ok_or_else(|| type_error("timestamps")))
                 .collect::<Result<_, _>>()?;
+            // Present only in the files of targets that hand out their own ids.
+            let remote = batch.column_by_name("remote_id").cloned();
+            let remote = match &remote {
+                Some(array) => Some(array.as_any().downcast_ref::<LargeStringArray>().ok_or_else(|| type_error("remote_id"))?),
+                None => None,
+            };
             for i in 0..batch.num_rows() {
                 let row = table.insert(ids.value(i), targets.value(i).try_into().map_err(|_| type_error("target_id"))?);
                 let r = row as usize;
@@ -142,6 +152,11 @@ impl ContractTable {
                 table.last_seen[r] = times[1].value(i);
                 table.last_changed[r] = times[2].value(i);
                 table.flags[r] = COMMITTED;
+                if let Some(remote) = remote
+                    && remote.is_valid(i)
+                {
+                    table.remote_ids.insert(row, remote.value(i).into());
+                }
             }
         }
         Ok(())
@@ -231,6 +246,15 @@ impl ContractTable {
         self.last_seen[row as usize] = now;
     }
 
+    /// The id another system gave row's object.
+    pub fn remote_id(&self, row: u32) -> Option<&str> {
+        self.remote_ids.get(&row).map(|id| &**id)
+    }
+
+    pub fn set_remote_id(&mut self, row: u32, id: String) {
+        self.remote_ids.insert(row, id.into_boxed_str());
+    }
+
     /// Drops the row (its object was deleted).
     pub fn remove(&mut self, row: u32) {
         self.flags[row as usize] |= REMOVED;
@@ -257,6 +281,7 @@ impl ContractTable {
             last_seen: self.last_seen.clone(),
             last_changed: self.last_changed.clone(),
             flags: self.flags.clone(),
+            remote_ids: self.remote_ids.clone(),
             index: HashTable::new(),
             hasher: self.hasher.clone(),
         }
@@ -271,17 +296,25 @@ impl ContractTable {
         let offsets = OffsetBuffer::new(ScalarBuffer::from(self.id_offsets));
         let ids = LargeStringArray::try_new(offsets, Buffer::from_vec(self.id_bytes), None)?;
         drop(self.index);
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(ids),
-                Arc::new(fixed(self.target_ids)?),
-                Arc::new(fixed(self.hashes)?),
-                ts(self.first_seen),
-                ts(self.last_seen),
-                ts(self.last_changed),
-            ],
-        )?;
+        let rows = self.flags.len() as u32;
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(ids),
+            Arc::new(fixed(self.target_ids)?),
+            Arc::new(fixed(self.hashes)?),
+            ts(self.first_seen),
+            ts(self.last_seen),
+            ts(self.last_changed),
+        ];
+        let schema = if self.remote_ids.is_empty() {
+            schema()
+        } else {
+            let remote: LargeStringArray = (0..rows).map(|r| self.remote_ids.get(&r).map(|id| &**id)).collect();
+            columns.push(Arc::new(remote));
+            let mut fields: Vec<Field> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new("remote_id", DataType::LargeUtf8, true));
+            Arc::new(Schema::new(fields))
+        };
+        let batch = RecordBatch::try_new(schema, columns)?;
         if keep.true_count() == keep.len() { Ok(batch) } else { filter_record_batch(&batch, &keep) }
     }
 
@@ -330,9 +363,12 @@ mod tests {
         }
         let uncommitted = t.insert("4", [0; 16]);
         assert_eq!(t.find("4"), Some(uncommitted));
+        let plain = t.to_record_batch().unwrap();
+        assert_eq!(plain.num_columns(), 6, "no remote ids, no column for them");
         let two = t.find("2").unwrap();
         t.remove(two);
         assert_eq!(t.find("2"), None);
+        t.set_remote_id(t.find("3").unwrap(), "srv-3".into());
         let batch = t.to_record_batch().unwrap();
         assert_eq!(batch.num_rows(), 2);
         let loaded = ContractTable::from_batches(&[batch]).unwrap();
@@ -340,6 +376,8 @@ mod tests {
         let three = loaded.find("3").unwrap();
         assert_eq!(loaded.target_id(three), target_id(&ns, "s", "3"));
         assert_eq!(loaded.hash(three), &[2u8; 32]);
+        assert_eq!(loaded.remote_id(three), Some("srv-3"));
+        assert_eq!(loaded.remote_id(loaded.find("1").unwrap()), None);
         assert!(loaded.find("4").is_none());
     }
 

@@ -25,6 +25,8 @@ pub struct Change {
     pub row: u32,
     pub origin_id: String,
     pub target_id: Uuid,
+    /// The id another system gave the object, from its contract.
+    pub remote_id: Option<String>,
     pub hash: [u8; 32],
     pub created: bool,
     pub record: RawRecord,
@@ -34,7 +36,7 @@ pub struct Change {
 #[derive(Debug)]
 pub enum Work {
     Upsert(Change),
-    Delete { row: u32, origin_id: String, target_id: Uuid, soft: bool },
+    Delete { row: u32, origin_id: String, target_id: Uuid, remote_id: Option<String>, soft: bool },
 }
 
 /// The diff state of one run.
@@ -152,7 +154,8 @@ impl Differ {
                 self.table.touch(row, self.now);
                 continue;
             }
-            work.push(Work::Upsert(Change { row, target_id: self.table.target_id(row), origin_id, hash, created: !committed, record }));
+            let remote_id = self.table.remote_id(row).map(str::to_string);
+            work.push(Work::Upsert(Change { row, target_id: self.table.target_id(row), remote_id, origin_id, hash, created: !committed, record }));
         }
         work
     }
@@ -164,6 +167,9 @@ impl Differ {
                 Outcome::Created => {
                     self.counts.created += 1;
                     self.table.commit(ack.row, ack.hash, self.now);
+                    if let Some(remote) = ack.remote_id {
+                        self.table.set_remote_id(ack.row, remote);
+                    }
                 }
                 Outcome::Updated => {
                     self.counts.updated += 1;
@@ -205,6 +211,7 @@ impl Differ {
                 row,
                 origin_id: self.table.origin_id(row).to_string(),
                 target_id: self.table.target_id(row),
+                remote_id: self.table.remote_id(row).map(str::to_string),
                 soft: policy == DeletePolicy::SoftDelete,
             })
             .collect())
@@ -243,8 +250,14 @@ mod tests {
         let acks = work
             .into_iter()
             .map(|w| match w {
-                Work::Upsert(c) => Ack { row: c.row, origin_id: c.origin_id, hash: c.hash, outcome: if c.created { Outcome::Created } else { Outcome::Updated } },
-                Work::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted },
+                Work::Upsert(c) => Ack {
+                    row: c.row,
+                    origin_id: c.origin_id,
+                    hash: c.hash,
+                    outcome: if c.created { Outcome::Created } else { Outcome::Updated },
+                    remote_id: None,
+                },
+                Work::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted, remote_id: None },
             })
             .collect();
         differ.apply(acks);
@@ -291,7 +304,7 @@ mod tests {
         let mut second = Differ::new(save(&first), "s", "id", [0; 32], false);
         let work = second.diff_chunk(chunk(&[r#"{"id":1,"v":2}"#]));
         let Work::Upsert(change) = &work[0] else { panic!() };
-        second.apply(vec![Ack { row: change.row, origin_id: "1".into(), hash: change.hash, outcome: Outcome::Failed("bad".into()) }]);
+        second.apply(vec![Ack { row: change.row, origin_id: "1".into(), hash: change.hash, outcome: Outcome::Failed("bad".into()), remote_id: None }]);
         assert!(second.deletions(DeletePolicy::Delete, 0.5, false).unwrap().is_empty(), "a failed record is not deleted");
         let third = run(save(&second), &[r#"{"id":1,"v":2}"#]);
         assert_eq!(third.counts.updated, 1, "the failed change is retried");

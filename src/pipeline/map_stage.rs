@@ -18,14 +18,20 @@ pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::
         let mut settled = Vec::new();
         for work in batch {
             match work {
-                Work::Delete { row, origin_id, target_id, soft } => ops.push(Op::Delete { row, origin_id, target_id, soft }),
+                Work::Delete { row, origin_id, target_id, remote_id, soft } => ops.push(Op::Delete { row, origin_id, target_id, remote_id, soft }),
                 Work::Upsert(change) => {
                     let parsed = match change.record {
                         RawRecord::Json(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}")),
                         RawRecord::Value(value) => Ok(value),
                         RawRecord::Broken(problem) => Err(problem),
                     };
-                    let fail = |message: String| Ack { row: change.row, origin_id: change.origin_id.clone(), hash: change.hash, outcome: Outcome::Failed(message) };
+                    let fail = |message: String| Ack {
+                        row: change.row,
+                        origin_id: change.origin_id.clone(),
+                        hash: change.hash,
+                        outcome: Outcome::Failed(message),
+                        remote_id: None,
+                    };
                     let record = match parsed {
                         Ok(record) => record,
                         Err(message) => {
@@ -51,6 +57,7 @@ pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::
                             row: change.row,
                             origin_id: change.origin_id,
                             target_id: change.target_id,
+                            remote_id: change.remote_id,
                             hash: change.hash,
                             created: change.created,
                             object,

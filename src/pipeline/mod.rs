@@ -25,6 +25,7 @@ use crate::config::{Pipeline, Synchronization, TargetKind};
 use crate::diff::{Differ, Work};
 use crate::errors::ErrorCategory;
 use crate::mapping::{Filter, Mapping};
+use crate::sinks::api::ApiSink;
 use crate::sinks::database::DatabaseSink;
 use crate::sinks::file::FileSink;
 use crate::sinks::register::RegisterSink;
@@ -176,6 +177,11 @@ impl Run {
         };
         let source = sources::build(pipeline, sync)?;
         let sink: Box<dyn Sink> = match &sync.target {
+            Some(target) if target.kind == TargetKind::Api => {
+                let name = target.source.as_deref().unwrap_or_default();
+                let source = pipeline.sources.get(name).ok_or_else(|| config(format!("no source named `{name}` to push to")))?;
+                Box::new(ApiSink::new(target, source, options.dry_run).map_err(|e| config(e.to_string()))?)
+            }
             Some(target) if target.kind == TargetKind::File => {
                 Box::new(FileSink::new(target, &sync.name, &job.id, options.dry_run).map_err(|e| config(e.to_string()))?)
             }

@@ -4,6 +4,7 @@
 //! reports every write's outcome. The diff stage commits a contract only on such a report, so the
 //! contracts never claim more than the target holds.
 
+pub mod api;
 pub mod database;
 pub mod file;
 pub mod register;
@@ -18,8 +19,9 @@ use crate::store::StoreError;
 /// One write.
 #[derive(Debug)]
 pub enum Op {
-    Upsert { row: u32, origin_id: String, target_id: Uuid, hash: [u8; 32], created: bool, object: Value },
-    Delete { row: u32, origin_id: String, target_id: Uuid, soft: bool },
+    /// `remote_id`: the id another system gave the object (an API target), kept in its contract.
+    Upsert { row: u32, origin_id: String, target_id: Uuid, remote_id: Option<String>, hash: [u8; 32], created: bool, object: Value },
+    Delete { row: u32, origin_id: String, target_id: Uuid, remote_id: Option<String>, soft: bool },
 }
 
 /// What became of one record or delete.
@@ -40,6 +42,8 @@ pub struct Ack {
     pub origin_id: String,
     pub hash: [u8; 32],
     pub outcome: Outcome,
+    /// The id the target gave a created object, when it gives one (an API target's POST answer).
+    pub remote_id: Option<String>,
 }
 
 pub type AckSender = mpsc::UnboundedSender<Vec<Ack>>;

@@ -15,7 +15,7 @@ use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::path::Path as StorePath;
 use datafusion::object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 
-use crate::diff::contracts::{self, ContractTable};
+use crate::diff::contracts::ContractTable;
 pub use jobs::{Counts, JobRecord, JobStatus, JobStore, SavedCursor};
 pub use register::RegisterStore;
 
@@ -142,7 +142,7 @@ impl StateDir {
         let object = |source| StoreError::Object { sync: sync.into(), source };
         let batch = table.into_record_batch().map_err(arrow)?;
         let mut upload = WriteMultipart::new(self.objects.put_multipart(&Self::contract_path(sync)).await.map_err(object)?);
-        let mut writer = FileWriter::try_new(Vec::new(), &contracts::schema()).map_err(arrow)?;
+        let mut writer = FileWriter::try_new(Vec::new(), &batch.schema()).map_err(arrow)?;
         writer.write_metadata("rows", batch.num_rows().to_string());
         let mut offset = 0;
         while offset < batch.num_rows() {

@@ -163,3 +163,105 @@ async fn change_files_in_csv_and_a_parquet_snapshot() {
     let total: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(total, 4, "two carried over, one updated, one created");
 }
+
+/// An API that records what it receives: POST creates `srv-N`, PUT updates, DELETE deletes; a pet
+/// named `Bad` is refused with 422.
+#[derive(Default)]
+struct Receiver {
+    requests: std::sync::Mutex<Vec<(String, String, serde_json::Value)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+async fn start_receiver() -> (String, std::sync::Arc<Receiver>, tokio::task::JoinHandle<()>) {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::routing::{post, put};
+    use axum::Json;
+    use std::sync::Arc;
+    type Shared = Arc<Receiver>;
+    async fn create(State(r): State<Shared>, Json(body): Json<serde_json::Value>) -> (StatusCode, Json<serde_json::Value>) {
+        if body["name"] == "Bad" {
+            r.requests.lock().unwrap().push(("POST".into(), "refused".into(), body.clone()));
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({"message": "name Bad is not allowed"})));
+        }
+        let n = r.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        // The path field records the id this create gave.
+        r.requests.lock().unwrap().push(("POST".into(), format!("/api/items/srv-{n}"), body.clone()));
+        (StatusCode::CREATED, Json(serde_json::json!({"data": {"id": format!("srv-{n}")}})))
+    }
+    async fn update(State(r): State<Shared>, Path(id): Path<String>, Json(body): Json<serde_json::Value>) -> StatusCode {
+        r.requests.lock().unwrap().push(("PUT".into(), format!("/api/items/{id}"), body));
+        StatusCode::OK
+    }
+    async fn remove(State(r): State<Shared>, Path(id): Path<String>) -> StatusCode {
+        r.requests.lock().unwrap().push(("DELETE".into(), format!("/api/items/{id}"), serde_json::Value::Null));
+        StatusCode::NO_CONTENT
+    }
+    let receiver = Arc::new(Receiver::default());
+    let app = axum::Router::new()
+        .route("/api/items", post(create))
+        .route("/api/items/{id}", put(update).delete(remove))
+        .with_state(Arc::clone(&receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, receiver, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_push_creates_updates_deletes_and_fails_refused_records_alone() {
+    let (url, receiver, server) = start_receiver().await;
+    let ws = Workspace::new();
+    write_file(&ws.data(), "pets.csv", b"id,name\n1,Rex\n2,Tom\n3,Bad\n", 600);
+    let text = format!(
+        r#"
+sources:
+  feed: {{ type: file, location: "{csv}" }}
+  remote: {{ type: api, location: "{url}", retries: {{ initialBackoff: 10ms, maxBackoff: 20ms }} }}
+mappings:
+  pet: {{ mapping: {{ name: "{{{{ name }}}}" }} }}
+synchronizations:
+  sync:
+    source: feed
+    sourceConfig: {{ idPosition: id }}
+    mapping: pet
+    targetType: api
+    targetId: remote
+    targetConfig: {{ endpoint: /items, idPosition: data.id }}
+    maxDeleteShare: 1
+"#,
+        csv = ws.data().join("pets.csv").display()
+    );
+    std::fs::write(&ws.file, text).unwrap();
+    let taken = |r: &Receiver| std::mem::take(&mut *r.requests.lock().unwrap());
+
+    let first = ws.run().await;
+    completed(&first);
+    assert_eq!(counts(&first), (3, 2, 0, 0, 0, 1), "{:?}", first.warnings);
+    let errors = ws.state.jobs().unwrap().errors(&first.job.id, 10).unwrap();
+    assert!(errors[0].message.contains("422") && errors[0].message.contains("name Bad is not allowed"), "{:?}", errors[0]);
+    let created = taken(&receiver);
+    assert_eq!(created.iter().filter(|(m, _, _)| m == "POST").count(), 3);
+    let rex_at = created.iter().find(|(_, _, body)| body["name"] == "Rex").map(|(_, path, _)| path.clone()).unwrap();
+
+    // Unchanged rows send nothing; the refused one is tried again.
+    let again = ws.run().await;
+    assert_eq!(counts(&again), (3, 0, 0, 2, 0, 1));
+    assert_eq!(taken(&receiver).len(), 1);
+
+    // An edit goes to the id the API gave at create; a vanished record is deleted there.
+    write_file(&ws.data(), "pets.csv", b"id,name\n1,Rexy\n", 300);
+    let report = ws.run().await;
+    completed(&report);
+    assert_eq!(counts(&report), (1, 0, 1, 0, 1, 0));
+    let requests = taken(&receiver);
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let put = requests.iter().find(|(m, _, _)| m == "PUT").expect("an update");
+    let delete = requests.iter().find(|(m, _, _)| m == "DELETE").expect("a delete");
+    assert_eq!(put.2, serde_json::json!({"name": "Rexy"}));
+    assert_eq!(put.1, rex_at, "the update goes to the id Rex's create got");
+    assert!(delete.1 != rex_at && delete.1.starts_with("/api/items/srv-"), "{delete:?}");
+    server.abort();
+}

@@ -182,8 +182,8 @@ fn done(op: &Op) -> Outcome {
 
 fn ack(op: Op, outcome: Outcome) -> Ack {
     match op {
-        Op::Upsert { row, origin_id, hash, .. } => Ack { row, origin_id, hash, outcome },
-        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome },
+        Op::Upsert { row, origin_id, hash, .. } => Ack { row, origin_id, hash, outcome, remote_id: None },
+        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome, remote_id: None },
     }
 }
 

@@ -227,8 +227,10 @@ fn with_id(origin_id: &str, object: &Value) -> Map<String, Value> {
 fn ack(op: Op, refused: Option<String>) -> Ack {
     let outcome = |done: Outcome| refused.clone().map_or(done, Outcome::Failed);
     match op {
-        Op::Upsert { row, origin_id, hash, created, .. } => Ack { row, origin_id, hash, outcome: outcome(if created { Outcome::Created } else { Outcome::Updated }) },
-        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: outcome(Outcome::Deleted) },
+        Op::Upsert { row, origin_id, hash, created, .. } => {
+            Ack { row, origin_id, hash, outcome: outcome(if created { Outcome::Created } else { Outcome::Updated }), remote_id: None }
+        }
+        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: outcome(Outcome::Deleted), remote_id: None },
     }
 }
 

@@ -111,7 +111,7 @@ impl RegisterSink {
             let mut batch = store.batch(&self.job, &now_text())?;
             for op in ops {
                 match op {
-                    Op::Upsert { row, origin_id, target_id, hash, created, object } => {
+                    Op::Upsert { row, origin_id, target_id, hash, created, object, .. } => {
                         let outcome = match describe_violations(&self.validator, &object) {
                             Some(problem) => Outcome::Failed(problem),
                             None => {
@@ -131,11 +131,11 @@ impl RegisterSink {
                                 if created { Outcome::Created } else { Outcome::Updated }
                             }
                         };
-                        outcomes.push(Ack { row, origin_id, hash, outcome });
+                        outcomes.push(Ack { row, origin_id, hash, outcome, remote_id: None });
                     }
-                    Op::Delete { row, origin_id, target_id, soft } => {
+                    Op::Delete { row, origin_id, target_id, soft, .. } => {
                         batch.delete(&target_id.to_string(), &self.synchronization, soft)?;
-                        outcomes.push(Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted });
+                        outcomes.push(Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted, remote_id: None });
                     }
                 }
             }

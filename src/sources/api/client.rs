@@ -120,13 +120,20 @@ impl HttpClient {
 
     /// GETs `url`, retrying transient failures. Any final non-2xx answer is an error.
     pub async fn get(&self, url: &Url) -> Result<Response, SourceError> {
+        self.request(reqwest::Method::GET, url, None).await
+    }
+
+    /// Sends `method` to `url` with a JSON `body`, with the source's auth, headers, pace and retries
+    /// (connect errors, timeouts, 429 and 5xx, honouring `Retry-After`). Any final non-2xx answer is
+    /// an error.
+    pub async fn request(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>) -> Result<Response, SourceError> {
         let shown = self.redact(url);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             self.pace().await;
             let last = attempt >= self.retry.max_attempts.max(1);
-            let outcome = self.send(url, &shown).await;
+            let outcome = self.send(method.clone(), url, body, &shown).await;
             let (error, retry_after) = match outcome {
                 Ok(response) if (200..300).contains(&response.status) => return Ok(response),
                 Ok(response) => {
@@ -153,12 +160,15 @@ impl HttpClient {
         }
     }
 
-    async fn send(&self, url: &Url, shown: &str) -> Result<Response, SourceError> {
+    async fn send(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, shown: &str) -> Result<Response, SourceError> {
         let mut url = url.clone();
         if let Auth::Query { name, key } = &self.auth {
             url.query_pairs_mut().append_pair(name, key.expose());
         }
-        let mut request = self.client.get(url).headers(self.headers.clone());
+        let mut request = self.client.request(method, url).headers(self.headers.clone());
+        if let Some(body) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
+        }
         request = match &self.auth {
             Auth::None | Auth::Query { .. } => request,
             Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),

@@ -1,0 +1,177 @@
+//! The API target (`target: {type: api}`, OpenConnector's `targetType: api`): objects pushed to another
+//! API through one of the pipeline's `api` sources (its location, auth, TLS, retries, rate limit and
+//! `Retry-After`). `POST {endpoint}` creates and the answer's `idPosition` gives the object's id there,
+//! kept in the contract; `PUT {endpoint}/{id}` updates, `DELETE {endpoint}/{id}` deletes.
+//!
+//! Requests run `concurrency` at a time (default 8), a batch at a time, so a slow API slows the run
+//! instead of queueing work. A 4xx fails that record with the API's message; a 5xx is retried, then
+//! fails the record; only an API that cannot be reached at all fails the run.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use reqwest::Method;
+use tokio::sync::mpsc;
+use url::Url;
+use uuid::Uuid;
+
+use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use crate::config::{SourceDef, TargetDef, TextMap};
+use crate::envelope::lookup_text;
+use crate::path::DotPath;
+use crate::sources::api::HttpClient;
+use crate::sources::SourceError;
+
+pub struct ApiSink {
+    client: Arc<HttpClient>,
+    base: String,
+    endpoint: String,
+    id_position: DotPath,
+    update_endpoint: Option<String>,
+    update_method: Method,
+    delete_endpoint: Option<String>,
+    delete_method: Method,
+    concurrency: usize,
+    dry_run: bool,
+}
+
+fn method(text: Option<&str>, default: Method) -> Method {
+    text.and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok()).unwrap_or(default)
+}
+
+impl ApiSink {
+    pub fn new(def: &TargetDef, source: &SourceDef, dry_run: bool) -> Result<ApiSink, SinkError> {
+        let client = HttpClient::new(source, &TextMap::new(), &TextMap::new()).map_err(|e| SinkError::Stopped(e.to_string()))?;
+        Ok(ApiSink {
+            client: Arc::new(client),
+            base: source.location.trim_end_matches('/').to_string(),
+            endpoint: def.endpoint.clone().unwrap_or_default(),
+            id_position: DotPath::parse(def.id_position.as_deref().unwrap_or("id")),
+            update_endpoint: def.update_endpoint.clone(),
+            update_method: method(def.update_method.as_deref(), Method::PUT),
+            delete_endpoint: def.delete_endpoint.clone(),
+            delete_method: method(def.delete_method.as_deref(), Method::DELETE),
+            concurrency: def.concurrency.unwrap_or(8).max(1) as usize,
+            dry_run,
+        })
+    }
+
+    /// `location` + `path`, as API sources join them; an absolute path stands alone.
+    fn url(&self, path: &str) -> Result<Url, String> {
+        let text = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        };
+        Url::parse(&text).map_err(|e| format!("`{text}` is not a URL: {e}"))
+    }
+
+    /// The URL of one object: the configured template with `{{targetId}}` (or OpenConnector's
+    /// `{{originId}}`, which it fills with the target id too) replaced, else `{endpoint}/{id}`.
+    fn object_url(&self, template: Option<&str>, remote_id: &str) -> Result<Url, String> {
+        let encoded = percent_encoding::utf8_percent_encode(remote_id, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let path = match template {
+            Some(t) => t.replace("{{targetId}}", &encoded).replace("{{ targetId }}", &encoded).replace("{{originId}}", &encoded),
+            None => format!("{}/{encoded}", self.endpoint.trim_end_matches('/')),
+        };
+        self.url(&path)
+    }
+
+    /// One write; `Err` only when the API cannot be reached at all.
+    async fn push(&self, op: &Op) -> Result<(Outcome, Option<String>), SinkError> {
+        if self.dry_run {
+            return Ok((done(op), None));
+        }
+        let (method, url, body) = match op {
+            Op::Upsert { remote_id: Some(id), object, .. } => {
+                (self.update_method.clone(), self.object_url(self.update_endpoint.as_deref(), id), Some(object))
+            }
+            Op::Upsert { object, .. } => (Method::POST, self.url(&self.endpoint), Some(object)),
+            // Never created there (its create failed, or it predates this target): nothing to delete.
+            Op::Delete { remote_id: None, .. } => return Ok((Outcome::Deleted, None)),
+            Op::Delete { remote_id: Some(id), .. } => (self.delete_method.clone(), self.object_url(self.delete_endpoint.as_deref(), id), None),
+        };
+        let url = match url {
+            Ok(url) => url,
+            Err(message) => return Ok((Outcome::Failed(message), None)),
+        };
+        match self.client.request(method, &url, body).await {
+            Ok(response) => {
+                let Op::Upsert { remote_id: None, .. } = op else { return Ok((done(op), None)) };
+                let text = String::from_utf8_lossy(&response.body);
+                match lookup_text(&text, &self.id_position) {
+                    Some(id) => Ok((Outcome::Created, Some(id))),
+                    None => Ok((Outcome::Failed(format!("the create answer has no id at idPosition `{}`", self.id_position.segments().join("."))), None)),
+                }
+            }
+            // Gone already: what a delete wanted.
+            Err(SourceError::Http { status: 404, .. }) if matches!(op, Op::Delete { .. }) => Ok((Outcome::Deleted, None)),
+            Err(error @ SourceError::Http { .. }) => Ok((Outcome::Failed(error.to_string()), None)),
+            Err(error @ (SourceError::Connect { .. } | SourceError::Tls { .. } | SourceError::Timeout { .. })) => Err(SinkError::Stopped(error.to_string())),
+            Err(other) => Ok((Outcome::Failed(other.to_string()), None)),
+        }
+    }
+
+    async fn write(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
+        while let Some(batch) = input.recv().await {
+            // At most `concurrency` requests in flight, answers kept in the batch's order.
+            let mut in_flight = futures::stream::FuturesOrdered::new();
+            let mut results = Vec::with_capacity(batch.len());
+            for op in &batch {
+                if in_flight.len() >= self.concurrency
+                    && let Some(result) = in_flight.next().await
+                {
+                    results.push(result);
+                }
+                in_flight.push_back(self.push(op));
+            }
+            while let Some(result) = in_flight.next().await {
+                results.push(result);
+            }
+            drop(in_flight);
+            let mut report = Vec::with_capacity(batch.len());
+            let mut broken = None;
+            for (op, result) in batch.into_iter().zip(results) {
+                match result {
+                    Ok((outcome, remote_id)) => report.push(ack(op, outcome, remote_id)),
+                    // Writes that did go through are still reported before the run stops.
+                    Err(error) => broken = broken.or(Some(error)),
+                }
+            }
+            let _ = acks.send(report);
+            if let Some(error) = broken {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn done(op: &Op) -> Outcome {
+    match op {
+        Op::Upsert { created: true, .. } | Op::Upsert { remote_id: None, .. } => Outcome::Created,
+        Op::Upsert { .. } => Outcome::Updated,
+        Op::Delete { .. } => Outcome::Deleted,
+    }
+}
+
+fn ack(op: Op, outcome: Outcome, remote_id: Option<String>) -> Ack {
+    match op {
+        Op::Upsert { row, origin_id, hash, .. } => Ack { row, origin_id, hash, outcome, remote_id },
+        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome, remote_id: None },
+    }
+}
+
+impl Sink for ApiSink {
+    /// An interrupted run's creates are unknown here (the API's ids were never saved): they are created
+    /// again. An API that needs exactly-once creates must dedupe on its side (the body carries the
+    /// record's fields).
+    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError> {
+        Ok(Vec::new())
+    }
+
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.write(input, acks).boxed()
+    }
+}
