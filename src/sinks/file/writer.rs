@@ -15,7 +15,7 @@ pub enum RowWriter {
     Ndjson(Vec<u8>),
     /// `columns`: the header, fixed by the first rows and written once.
     Csv { out: Vec<u8>, columns: Option<Vec<String>> },
-    Parquet { writer: Option<ArrowWriter<Vec<u8>>>, schema: Option<SchemaRef> },
+    Parquet { writer: Option<Box<ArrowWriter<Vec<u8>>>>, schema: Option<SchemaRef> },
 }
 
 impl RowWriter {
@@ -70,7 +70,7 @@ impl RowWriter {
                         let inferred = infer_json_schema_from_iterator(rows.iter().map(|r| Ok(Value::Object(r.clone())))).map_err(|e| e.to_string())?;
                         let inferred = Arc::new(inferred);
                         *schema = Some(Arc::clone(&inferred));
-                        *writer = Some(ArrowWriter::try_new(Vec::new(), Arc::clone(&inferred), None).map_err(|e| e.to_string())?);
+                        *writer = Some(Box::new(ArrowWriter::try_new(Vec::new(), Arc::clone(&inferred), None).map_err(|e| e.to_string())?));
                         inferred
                     }
                 };
