@@ -582,6 +582,20 @@ pub enum TargetKind {
     Api,
 }
 
+/// How a file target compresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    /// NDJSON and CSV (`.gz` added to the name), or Parquet's pages.
+    Gzip,
+    /// Parquet's pages.
+    Snappy,
+    /// Parquet's pages.
+    Zstd,
+}
+
 /// How a file target writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -634,6 +648,9 @@ pub struct TargetDef {
     /// File: the file's name without extension (default the synchronization's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// File: `none` (default), `gzip` (any format), `snappy` or `zstd` (Parquet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
     /// Api: the `api` source whose location, auth, TLS, retries and rate limit the pushes use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -382,6 +382,10 @@ fn check_target(target: &super::TargetDef) -> Result<(), String> {
     let location = target.location.as_deref().ok_or("this target needs a `location`")?;
     if target.kind == TargetKind::File {
         check_location(SourceKind::File, location)?;
+        let parquet = target.format == Some(super::FileFormat::Parquet);
+        if matches!(target.compression, Some(super::Compression::Snappy | super::Compression::Zstd)) && !parquet {
+            return Err("snappy and zstd compress Parquet; NDJSON and CSV take gzip".into());
+        }
         return match target.format {
             None | Some(super::FileFormat::Ndjson | super::FileFormat::Csv | super::FileFormat::Parquet) => Ok(()),
             Some(other) => Err(format!("a file target writes ndjson, csv or parquet, not {other:?}")),

@@ -265,3 +265,20 @@ synchronizations:
     assert!(delete.1 != rex_at && delete.1.starts_with("/api/items/srv-"), "{delete:?}");
     server.abort();
 }
+
+#[tokio::test]
+async fn a_gzip_snapshot_is_merged_through_its_compression() {
+    use std::io::Read;
+    let out = tempfile::tempdir().unwrap();
+    let target = format!("{{ type: file, location: \"{}\", compression: gzip }}", out.path().display());
+    let ws = workspace(&target, "");
+    completed(&ws.run().await);
+    edit(&ws, b"id,name,weight,tags\n1,Rexy,13,dog\n2,Tom,4,cat\n");
+    let report = ws.run().await;
+    completed(&report);
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(out.path().join("sync.ndjson.gz")).unwrap()).read_to_string(&mut text).unwrap();
+    let mut names: Vec<String> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["Rexy", "Tom"]);
+}

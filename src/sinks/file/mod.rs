@@ -23,10 +23,10 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::{ColumnTypes, FileFormat, FileMode, SourceConfigDef, TargetDef};
+use crate::config::{ColumnTypes, Compression, FileFormat, FileMode, SourceConfigDef, TargetDef};
 use crate::sources::formats::{self, FormatOptions, ReadError};
 use crate::sources::{RawRecord, SourceEvent};
-use writer::RowWriter;
+use writer::Output;
 
 pub struct FileSink {
     store: Arc<dyn ObjectStore>,
@@ -34,6 +34,7 @@ pub struct FileSink {
     shown: String,
     name: String,
     format: FileFormat,
+    compression: Compression,
     mode: FileMode,
     job: String,
     dry_run: bool,
@@ -51,7 +52,8 @@ impl FileSink {
     pub fn new(def: &TargetDef, synchronization: &str, job: &str, dry_run: bool) -> Result<FileSink, SinkError> {
         let location = def.location.clone().ok_or_else(|| SinkError::Stopped("a file target needs a `location`".into()))?;
         let format = def.format.unwrap_or(FileFormat::Ndjson);
-        RowWriter::new(format).map_err(SinkError::Stopped)?;
+        let compression = def.compression.unwrap_or_default();
+        Output::new(format, compression).map_err(SinkError::Stopped)?;
         let (store, dir) = crate::sources::file::open_dir(&location).map_err(|e| SinkError::Stopped(e.to_string()))?;
         Ok(FileSink {
             store,
@@ -59,6 +61,7 @@ impl FileSink {
             shown: location.trim_end_matches('/').to_string(),
             name: def.file_name.clone().unwrap_or_else(|| synchronization.to_string()),
             format,
+            compression,
             mode: def.mode.unwrap_or_default(),
             job: job.to_string(),
             dry_run,
@@ -74,7 +77,8 @@ impl FileSink {
     }
 
     async fn write(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
-        let ext = extension(self.format);
+        let gz = if self.compression == Compression::Gzip && self.format != FileFormat::Parquet { ".gz" } else { "" };
+        let ext = format!("{}{gz}", extension(self.format));
         let final_name = match self.mode {
             FileMode::Snapshot => format!("{}.{ext}", self.name),
             FileMode::Changes => format!("{}-{}.{ext}", self.name, self.job),
@@ -88,7 +92,7 @@ impl FileSink {
             return Ok(());
         }
         let mut upload = WriteMultipart::new(self.store.put_multipart(&temp).await.map_err(|e| self.stopped("cannot write", e))?);
-        let mut rows = RowWriter::new(self.format).map_err(SinkError::Stopped)?;
+        let mut rows = Output::new(self.format, self.compression).map_err(SinkError::Stopped)?;
         let (mut touched, mut deleted, mut soft) = (HashSet::new(), HashSet::new(), HashSet::new());
         let mut any = false;
         while let Some(batch) = input.recv().await {
@@ -119,7 +123,7 @@ impl FileSink {
             // A batch a format refuses (a Parquet value of another type than its column) fails as a whole.
             let refused = rows.write(&out).err();
             pending.extend(batch.into_iter().map(|op| ack(op, refused.clone())));
-            upload.write(&rows.take());
+            upload.write(&rows.take().map_err(|e| self.stopped("cannot compress", e))?);
             upload.wait_for_capacity(2).await.map_err(|e| self.stopped("cannot write", e))?;
         }
         // Nothing changed: no change file, and the snapshot stays as it is (a re-run writes nothing).
@@ -144,7 +148,7 @@ impl FileSink {
         touched: &HashSet<String>,
         deleted: &HashSet<String>,
         soft: &HashSet<String>,
-        rows: &mut RowWriter,
+        rows: &mut Output,
         upload: &mut WriteMultipart,
     ) -> Result<(), SinkError> {
         let path = self.path(name);
@@ -158,6 +162,7 @@ impl FileSink {
         // Read back as text: the values were written from typed objects, CSV keeps them as text anyway.
         let options = FormatOptions::from_config(&SourceConfigDef { column_types: Some(ColumnTypes::Text), ..SourceConfigDef::default() })
             .map_err(|e| SinkError::Stopped(e.to_string()))?;
+        let gzip = self.compression == Compression::Gzip;
         let reader = tokio::spawn(async move {
             let read = if format == FileFormat::Parquet {
                 formats::read_parquet(store, &path, size, &shown, &tx).await
@@ -165,7 +170,16 @@ impl FileSink {
                 match store.get(&path).await {
                     Ok(got) => {
                         let bytes = tokio_util::io::StreamReader::new(got.into_stream().map_err(std::io::Error::other));
-                        formats::read_async(bytes, &shown, format, &options, &tx).await.map(drop)
+                        let bridge = tokio_util::io::SyncIoBridge::new(bytes);
+                        let (tx, shown) = (tx.clone(), shown.clone());
+                        let blocking = tokio::task::spawn_blocking(move || {
+                            if gzip {
+                                formats::read_blocking(flate2::read::GzDecoder::new(bridge), &shown, format, &options, &tx)
+                            } else {
+                                formats::read_blocking(bridge, &shown, format, &options, &tx)
+                            }
+                        });
+                        blocking.await.unwrap_or_else(|e| Err(ReadError::Failed(crate::sources::SourceError::Config(e.to_string()))))
                     }
                     Err(e) => Err(ReadError::Failed(crate::sources::SourceError::File { file: shown.clone(), reason: e.to_string() })),
                 }
@@ -203,7 +217,7 @@ impl FileSink {
                 out.push(row);
             }
             rows.write(&out).map_err(|e| self.stopped("cannot carry the previous snapshot over", e))?;
-            upload.write(&rows.take());
+            upload.write(&rows.take().map_err(|e| self.stopped("cannot compress", e))?);
             upload.wait_for_capacity(2).await.map_err(|e| self.stopped("cannot write", e))?;
         }
         let _ = reader.await;

@@ -9,28 +9,73 @@ use datafusion::arrow::json::reader::{infer_json_schema_from_iterator, ReaderBui
 use parquet::arrow::ArrowWriter;
 use serde_json::{Map, Value};
 
-use crate::config::FileFormat;
+use crate::config::{Compression, FileFormat};
+
+/// A format's rows, gzip-compressed on the way out when asked (NDJSON and CSV; Parquet compresses its
+/// own pages).
+pub struct Output {
+    rows: RowWriter,
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+}
+
+impl Output {
+    pub fn new(format: FileFormat, compression: Compression) -> Result<Output, String> {
+        let gzip = (compression == Compression::Gzip && format != FileFormat::Parquet)
+            .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+        Ok(Output { rows: RowWriter::new(format, compression)?, gzip })
+    }
+
+    pub fn write(&mut self, rows: &[Map<String, Value>]) -> Result<(), String> {
+        self.rows.write(rows)
+    }
+
+    /// The bytes ready to upload.
+    pub fn take(&mut self) -> Result<Vec<u8>, String> {
+        let bytes = self.rows.take();
+        match &mut self.gzip {
+            None => Ok(bytes),
+            Some(encoder) => {
+                std::io::Write::write_all(encoder, &bytes).map_err(|e| e.to_string())?;
+                Ok(std::mem::take(encoder.get_mut()))
+            }
+        }
+    }
+
+    /// The file's last bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>, String> {
+        let mut last = self.take()?;
+        let tail = self.rows.finish()?;
+        match self.gzip {
+            None => last.extend(tail),
+            Some(mut encoder) => {
+                std::io::Write::write_all(&mut encoder, &tail).map_err(|e| e.to_string())?;
+                last.extend(encoder.finish().map_err(|e| e.to_string())?);
+            }
+        }
+        Ok(last)
+    }
+}
 
 pub enum RowWriter {
     Ndjson(Vec<u8>),
     /// `columns`: the header, fixed by the first rows and written once.
     Csv { out: Vec<u8>, columns: Option<Vec<String>> },
-    Parquet { writer: Option<Box<ArrowWriter<Vec<u8>>>>, schema: Option<SchemaRef> },
+    Parquet { writer: Option<Box<ArrowWriter<Vec<u8>>>>, schema: Option<SchemaRef>, compression: Compression },
 }
 
 impl RowWriter {
-    pub fn new(format: FileFormat) -> Result<RowWriter, String> {
+    fn new(format: FileFormat, compression: Compression) -> Result<RowWriter, String> {
         match format {
             FileFormat::Ndjson => Ok(RowWriter::Ndjson(Vec::new())),
             FileFormat::Csv => Ok(RowWriter::Csv { out: Vec::new(), columns: None }),
-            FileFormat::Parquet => Ok(RowWriter::Parquet { writer: None, schema: None }),
+            FileFormat::Parquet => Ok(RowWriter::Parquet { writer: None, schema: None, compression }),
             other => Err(format!("a file target writes ndjson, csv or parquet, not {other:?}")),
         }
     }
 
     /// Adds rows. The first rows fix a CSV header and a Parquet schema: a later field they lack is
     /// left out, a value of another type fails the batch.
-    pub fn write(&mut self, rows: &[Map<String, Value>]) -> Result<(), String> {
+    fn write(&mut self, rows: &[Map<String, Value>]) -> Result<(), String> {
         match self {
             RowWriter::Ndjson(out) => {
                 for row in rows {
@@ -60,7 +105,7 @@ impl RowWriter {
                 *out = csv.into_inner().map_err(|e| e.to_string())?;
                 Ok(())
             }
-            RowWriter::Parquet { writer, schema } => {
+            RowWriter::Parquet { writer, schema, compression } => {
                 if rows.is_empty() {
                     return Ok(());
                 }
@@ -70,7 +115,14 @@ impl RowWriter {
                         let inferred = infer_json_schema_from_iterator(rows.iter().map(|r| Ok(Value::Object(r.clone())))).map_err(|e| e.to_string())?;
                         let inferred = Arc::new(inferred);
                         *schema = Some(Arc::clone(&inferred));
-                        *writer = Some(Box::new(ArrowWriter::try_new(Vec::new(), Arc::clone(&inferred), None).map_err(|e| e.to_string())?));
+                        let codec = match compression {
+                            Compression::None => parquet::basic::Compression::UNCOMPRESSED,
+                            Compression::Snappy => parquet::basic::Compression::SNAPPY,
+                            Compression::Gzip => parquet::basic::Compression::GZIP(Default::default()),
+                            Compression::Zstd => parquet::basic::Compression::ZSTD(Default::default()),
+                        };
+                        let properties = parquet::file::properties::WriterProperties::builder().set_compression(codec).build();
+                        *writer = Some(Box::new(ArrowWriter::try_new(Vec::new(), Arc::clone(&inferred), Some(properties)).map_err(|e| e.to_string())?));
                         inferred
                     }
                 };
@@ -84,8 +136,7 @@ impl RowWriter {
         }
     }
 
-    /// The bytes ready to upload.
-    pub fn take(&mut self) -> Vec<u8> {
+    fn take(&mut self) -> Vec<u8> {
         match self {
             RowWriter::Ndjson(out) => std::mem::take(out),
             RowWriter::Csv { out, .. } => std::mem::take(out),
@@ -95,7 +146,7 @@ impl RowWriter {
     }
 
     /// The file's last bytes (Parquet's footer).
-    pub fn finish(self) -> Result<Vec<u8>, String> {
+    fn finish(self) -> Result<Vec<u8>, String> {
         match self {
             RowWriter::Parquet { writer: Some(writer), .. } => writer.into_inner().map_err(|e| e.to_string()),
             RowWriter::Csv { out, .. } => Ok(out),
