@@ -180,6 +180,10 @@ async fn start_receiver() -> (String, std::sync::Arc<Receiver>, tokio::task::Joi
     use std::sync::Arc;
     type Shared = Arc<Receiver>;
     async fn create(State(r): State<Shared>, Json(body): Json<serde_json::Value>) -> (StatusCode, Json<serde_json::Value>) {
+        if body["name"] == "Down" {
+            r.requests.lock().unwrap().push(("POST".into(), "unavailable".into(), body.clone()));
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"message": "try later"})));
+        }
         if body["name"] == "Bad" {
             r.requests.lock().unwrap().push(("POST".into(), "refused".into(), body.clone()));
             return (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({"message": "name Bad is not allowed"})));
@@ -214,12 +218,12 @@ async fn start_receiver() -> (String, std::sync::Arc<Receiver>, tokio::task::Joi
 async fn api_push_creates_updates_deletes_and_fails_refused_records_alone() {
     let (url, receiver, server) = start_receiver().await;
     let ws = Workspace::new();
-    write_file(&ws.data(), "pets.csv", b"id,name\n1,Rex\n2,Tom\n3,Bad\n", 600);
+    write_file(&ws.data(), "pets.csv", b"id,name\n1,Rex\n2,Tom\n3,Bad\n4,Down\n", 600);
     let text = format!(
         r#"
 sources:
   feed: {{ type: file, location: "{csv}" }}
-  remote: {{ type: api, location: "{url}", retries: {{ initialBackoff: 10ms, maxBackoff: 20ms }} }}
+  remote: {{ type: api, location: "{url}", retries: {{ maxAttempts: 3, initialBackoff: 10ms, maxBackoff: 20ms }} }}
 mappings:
   pet: {{ mapping: {{ name: "{{{{ name }}}}" }} }}
 synchronizations:
@@ -239,17 +243,19 @@ synchronizations:
 
     let first = ws.run().await;
     completed(&first);
-    assert_eq!(counts(&first), (3, 2, 0, 0, 0, 1), "{:?}", first.warnings);
+    assert_eq!(counts(&first), (4, 2, 0, 0, 0, 2), "{:?}", first.warnings);
     let errors = ws.state.jobs().unwrap().errors(&first.job.id, 10).unwrap();
     assert!(errors[0].message.contains("422") && errors[0].message.contains("name Bad is not allowed"), "{:?}", errors[0]);
     let created = taken(&receiver);
-    assert_eq!(created.iter().filter(|(m, _, _)| m == "POST").count(), 3);
+    assert_eq!(created.iter().filter(|(_, p, _)| p == "unavailable").count(), 3, "a 5xx is retried (3 attempts), then fails the record");
+    let errors = ws.state.jobs().unwrap().errors(&first.job.id, 10).unwrap();
+    assert!(errors.iter().any(|e| e.message.contains("503")), "{errors:?}");
     let rex_at = created.iter().find(|(_, _, body)| body["name"] == "Rex").map(|(_, path, _)| path.clone()).unwrap();
 
     // Unchanged rows send nothing; the refused one is tried again.
     let again = ws.run().await;
-    assert_eq!(counts(&again), (3, 0, 0, 2, 0, 1));
-    assert_eq!(taken(&receiver).len(), 1);
+    assert_eq!(counts(&again), (4, 0, 0, 2, 0, 2));
+    assert_eq!(taken(&receiver).len(), 4, "only the failed records are tried again (one 422, three 503 attempts)");
 
     // An edit goes to the id the API gave at create; a vanished record is deleted there.
     write_file(&ws.data(), "pets.csv", b"id,name\n1,Rexy\n", 300);
