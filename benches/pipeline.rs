@@ -1,6 +1,7 @@
 //! End-to-end benchmark: runs the real `syncline` binary against a generated paged JSON feed served
-//! over loopback HTTP, and the peers (dlt, Sling) on the same data when they are installed, then
-//! writes `benches/RESULTS.md`.
+//! over loopback HTTP, and the peers (dlt, Sling) on the same data when they are installed; then a
+//! generated MariaDB table into the register and into PostgreSQL, and a generated xlsx sheet, where the
+//! servers answer; then writes `benches/RESULTS.md`.
 //!
 //! ```sh
 //! cargo bench --bench pipeline                 # 1M records, then a 10M-record memory run
@@ -139,6 +140,7 @@ fn main() {
     feed.changed.store(false, Ordering::SeqCst);
 
     rows.extend(peers::run(&runtime, &feed, &server.url(), dir.path()));
+    rows.extend(tables::run(&runtime, dir.path(), env_u64("SYNCLINE_BENCH_TABLE_ROWS", 1_000_000), env_u64("SYNCLINE_BENCH_XLSX_ROWS", 100_000)));
 
     if big > 0 {
         let big_feed = Arc::new(Feed::new(big, 1000));
@@ -191,6 +193,141 @@ fn write_results(rows: &[Row], records: u64, big: u64) {
     let notes = std::fs::read_to_string(&path).ok().and_then(|t| t.split_once("\n## Notes").map(|(_, n)| format!("\n## Notes{n}"))).unwrap_or_default();
     std::fs::write(&path, out + &notes).unwrap();
     println!("wrote {}", path.display());
+}
+
+mod tables {
+    //! A MariaDB table into the register and into a PostgreSQL table, and a spreadsheet into the
+    //! register, where the servers answer (URLs as the tests take them).
+    use super::*;
+    use mysql_async::prelude::Queryable;
+
+    const MAPPING: &str = r#"mappings:
+  row:
+    mapping:
+      id: "{{ id }}"
+      name: "{{ name }}"
+      status: "{{ status }}"
+      category: "{{ category }}"
+      price: "{{ price }}"
+      email: "{{ email }}"
+      city: "{{ city }}"
+      updated: "{{ updated_at }}"
+registers:
+  bench: { schemas: { row: { type: object } } }
+"#;
+
+    fn url(name: &str, default: &str) -> String {
+        std::env::var(name).unwrap_or_else(|_| default.to_string())
+    }
+
+    pub fn run(runtime: &tokio::runtime::Runtime, dir: &Path, table_rows: u64, xlsx_rows: u64) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let mysql = url("SYNCLINE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
+        let postgres = url("SYNCLINE_TEST_POSTGRES_URL", "postgres://root@127.0.0.1:5432/test");
+        if table_rows > 0 {
+            match runtime.block_on(fill_mariadb(&mysql, table_rows)) {
+                Ok(()) => {
+                    let file = dir.join("tables.yaml");
+                    std::fs::write(
+                        &file,
+                        format!(
+                            "sources:\n  maria: {{ type: database, location: \"{mysql}\" }}\n{MAPPING}synchronizations:\n  \
+                             maria-to-register:\n    source: maria\n    sourceConfig: {{ table: syncline_bench, idPosition: id }}\n    mapping: row\n    \
+                             target: {{ type: register, register: bench, schema: row }}\n  \
+                             maria-to-postgres:\n    source: maria\n    sourceConfig: {{ table: syncline_bench, idPosition: id }}\n    mapping: row\n    \
+                             target: {{ type: database, location: \"{postgres}\", table: syncline_bench_target, createTable: true }}\n"
+                        ),
+                    )
+                    .unwrap();
+                    let state = dir.join("tables-state");
+                    let run = |sync: &str, workload: &str, expect: &str| syncline_run_one(&state, &file, sync, workload, expect);
+                    rows.push(run("maria-to-register", "MariaDB table → register, first run", "all created"));
+                    rows.push(run("maria-to-register", "MariaDB table → register, unchanged", "all unchanged"));
+                    let _ = runtime.block_on(drop_postgres(&postgres));
+                    rows.push(run("maria-to-postgres", "MariaDB table → PostgreSQL table, first run", "all created"));
+                    rows.push(run("maria-to-postgres", "MariaDB table → PostgreSQL table, unchanged", "all unchanged"));
+                    let _ = runtime.block_on(drop_postgres(&postgres));
+                }
+                Err(error) => eprintln!("skipping the table workloads: no MariaDB at {mysql} ({error})"),
+            }
+        }
+        if xlsx_rows > 0 {
+            let book = dir.join("rows.xlsx");
+            write_xlsx(&book, xlsx_rows);
+            let file = dir.join("xlsx.yaml");
+            std::fs::write(
+                &file,
+                format!(
+                    "sources:\n  sheet: {{ type: excel, location: \"{}\" }}\n{MAPPING}synchronizations:\n  xlsx:\n    source: sheet\n    \
+                     sourceConfig: {{ idPosition: id }}\n    mapping: row\n    target: {{ type: register, register: bench, schema: row }}\n",
+                    book.display()
+                ),
+            )
+            .unwrap();
+            let state = dir.join("xlsx-state");
+            rows.push(syncline_run_one(&state, &file, "xlsx", "xlsx sheet → register, first run", "all created"));
+            rows.push(syncline_run_one(&state, &file, "xlsx", "xlsx sheet → register, unchanged", "all unchanged"));
+        }
+        rows
+    }
+
+    fn syncline_run_one(state: &Path, file: &Path, sync: &str, workload: &str, expect: &str) -> Row {
+        let (seconds, rss_mb, stdout) =
+            timed(Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(state).arg("run").arg(file).arg(sync).arg("--json"));
+        let job: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
+        let count = |k: &str| job[k].as_u64().unwrap_or(0);
+        if job["status"] != "COMPLETED" {
+            eprintln!("syncline {workload}: {job}");
+        }
+        let note = format!("created {}, unchanged {}, failed {}", count("created"), count("unchanged"), count("failed"));
+        println!("syncline  {workload:<44} {:>10} records {:>8.2}s  {:>9.0} rec/s  {:>7.1} MB  ({note}; expected {expect})", count("found"), seconds, count("found") as f64 / seconds, rss_mb);
+        Row { tool: "syncline".into(), workload: workload.into(), records: count("found"), seconds, rss_mb, note }
+    }
+
+    /// `rows` generated rows in `syncline_bench` (the server's sequence engine makes them).
+    async fn fill_mariadb(url: &str, rows: u64) -> Result<(), mysql_async::Error> {
+        let mut conn = mysql_async::Conn::from_url(url).await?;
+        conn.query_drop("DROP TABLE IF EXISTS syncline_bench").await?;
+        conn.query_drop(
+            "CREATE TABLE syncline_bench (id INT PRIMARY KEY, name VARCHAR(40), status VARCHAR(12), category VARCHAR(20), \
+             price DECIMAL(10,2), email VARCHAR(60), city VARCHAR(30), updated_at DATETIME NOT NULL)",
+        )
+        .await?;
+        conn.query_drop(format!(
+            "INSERT INTO syncline_bench SELECT seq, CONCAT('pet-', seq), ELT(1 + seq % 3, 'available', 'pending', 'sold'), \
+             ELT(1 + seq % 4, 'Dogs', 'Cats', 'Birds', 'Fish'), (seq % 10000) / 100, CONCAT('owner', seq, '@example.org'), \
+             ELT(1 + seq % 5, 'Utrecht', 'Amsterdam', 'Leiden', 'Delft', 'Gouda'), '2026-01-01' + INTERVAL (seq % 100000) SECOND \
+             FROM seq_1_to_{rows}"
+        ))
+        .await?;
+        conn.disconnect().await
+    }
+
+    async fn drop_postgres(url: &str) -> Result<(), tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        client.batch_execute("DROP TABLE IF EXISTS syncline_bench_target").await
+    }
+
+    fn write_xlsx(path: &Path, rows: u64) {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        for (c, title) in ["id", "name", "status", "category", "price", "email", "city", "updated_at"].iter().enumerate() {
+            sheet.write(0, c as u16, *title).unwrap();
+        }
+        for i in 1..=rows {
+            let r = i as u32;
+            sheet.write(r, 0, i as f64).unwrap();
+            sheet.write(r, 1, format!("pet-{i}")).unwrap();
+            sheet.write(r, 2, ["available", "pending", "sold"][(i % 3) as usize]).unwrap();
+            sheet.write(r, 3, ["Dogs", "Cats", "Birds", "Fish"][(i % 4) as usize]).unwrap();
+            sheet.write(r, 4, (i % 10000) as f64 / 100.0).unwrap();
+            sheet.write(r, 5, format!("owner{i}@example.org")).unwrap();
+            sheet.write(r, 6, ["Utrecht", "Amsterdam", "Leiden", "Delft", "Gouda"][(i % 5) as usize]).unwrap();
+            sheet.write(r, 7, format!("2026-01-01T{:02}:{:02}:00", (i / 60) % 24, i % 60)).unwrap();
+        }
+        book.save(path).unwrap();
+    }
 }
 
 mod peers {
