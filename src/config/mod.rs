@@ -5,6 +5,7 @@ pub mod de;
 mod document;
 mod interpolate;
 pub mod model;
+pub mod target;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde_json::Value;
 pub use de::{Flag, QueryDef, Secret, Span, Text, TextMap};
 pub use document::{Document, Position};
 pub use model::*;
+pub use target::*;
 
 /// One problem in a pipeline file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

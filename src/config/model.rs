@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::de::{Flag, QueryDef, Secret, Span, Text, TextMap};
+use super::target::TargetDef;
 
 /// A whole pipeline file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -565,116 +566,6 @@ pub struct SourceConfigDef {
     /// OpenConnector: the page-number query parameter (default `page`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagination_query: Option<String>,
-}
-
-/// The kinds of target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    /// The embedded register.
-    #[default]
-    Register,
-    /// A table of PostgreSQL or MySQL/MariaDB.
-    Database,
-    /// Files (NDJSON, CSV, Parquet) at a path or an object-store URL.
-    File,
-    /// Another API, through one of the pipeline's `api` sources (OpenConnector's `targetType: api`).
-    Api,
-}
-
-/// How a file target compresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    None,
-    /// NDJSON and CSV (`.gz` added to the name), or Parquet's pages.
-    Gzip,
-    /// Parquet's pages.
-    Snappy,
-    /// Parquet's pages.
-    Zstd,
-}
-
-/// How a file target writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileMode {
-    /// One file holding every object, replaced whole each run.
-    #[default]
-    Snapshot,
-    /// One file per run of what it created, updated and deleted.
-    Changes,
-}
-
-/// A synchronization's target.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TargetDef {
-    /// `register` (default), `database` or `file`.
-    #[serde(rename = "type", default)]
-    pub kind: TargetKind,
-    /// Register: the register's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub register: Option<String>,
-    /// Register: the schema's name. Database: the database schema of the table (PostgreSQL; default
-    /// the connection's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
-    /// Database: `postgres://user@host:5432/db` or `mysql://user@host:3306/db`. File: a folder's path or
-    /// object-store URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<Secret>,
-    /// Database: the table written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
-    /// Database: the key column, holding each record's origin id (default `origin_id`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub primary_key: Option<String>,
-    /// Database: create the table from the first batch's fields when it does not exist (default false:
-    /// the table must exist with a column for every mapped field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create_table: Option<Flag>,
-    /// File: `ndjson` (default), `csv` or `parquet`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<FileFormat>,
-    /// File: `snapshot` (default) or `changes`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<FileMode>,
-    /// File: the file's name without extension (default the synchronization's name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_name: Option<String>,
-    /// File: `none` (default), `gzip` (any format), `snappy` or `zstd` (Parquet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<Compression>,
-    /// Api: the `api` source whose location, auth, TLS, retries and rate limit the pushes use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Api: the collection, after the source's location: `POST {endpoint}` creates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// Api: the dot path of the new object's id in the create answer (default `id`).
-    #[serde(default, alias = "idposition", skip_serializing_if = "Option::is_none")]
-    pub id_position: Option<String>,
-    /// Api: where updates go (default `{endpoint}/{{targetId}}`); `{{targetId}}` is the id the create gave.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_endpoint: Option<String>,
-    /// Api: `PUT` (default) or `PATCH`, `POST`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_method: Option<String>,
-    /// Api: where deletes go (default `{endpoint}/{{targetId}}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_endpoint: Option<String>,
-    /// Api: `DELETE` (default) or another method.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_method: Option<String>,
-    /// Api: requests in flight at once (default 8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<u32>,
 }
 
 /// A synchronization: source + mapping + target.
