@@ -262,3 +262,19 @@ async fn a_scheduled_interval_runs_on_time_and_never_twice_at_once() {
     assert!(times.windows(2).all(|w| (w[0] - w[1]).num_milliseconds() >= 900), "runs at least the interval apart: {times:?}");
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_files_are_served_read_only() {
+    let state = tempfile::tempdir().unwrap();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/petstore.yaml");
+    let service = Service::start(&state, vec![file]).await;
+    let (_, syncs) = service.get("/api/synchronizations").await;
+    assert_eq!(syncs["results"][0]["id"], "pets-to-datasets", "{syncs}");
+    assert!(syncs["results"][0]["file"].as_str().unwrap().ends_with("petstore.yaml"));
+    let (_, register) = service.get("/api/registers/dcat").await;
+    assert!(register["schemas"]["dataset"]["properties"]["title"].is_object(), "the schema file is read in: {register}");
+    let (status, refused) = service.call(reqwest::Method::DELETE, "/api/sources/petstore", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("petstore.yaml"), "{refused}");
+    service.stop().await;
+}
