@@ -288,3 +288,63 @@ async fn a_gzip_snapshot_is_merged_through_its_compression() {
     names.sort();
     assert_eq!(names, ["Rexy", "Tom"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_write_to_postgres_converges_without_duplicates() {
+    use std::sync::atomic::Ordering;
+    let Some(db) = postgres().await else { return };
+    let fixture = syncline::fixture::Fixture::start(syncline::fixture::pets(200)).await.unwrap();
+    fixture.store.faults.delay_ms.store(40, Ordering::SeqCst);
+    let table = table_name("killed");
+    let ws = Workspace::new();
+    let text = format!(
+        r#"
+sources:
+  pets: {{ type: api, location: "{url}" }}
+mappings:
+  pet: {{ mapping: {{ name: "{{{{ name }}}}", status: "{{{{ status }}}}" }} }}
+synchronizations:
+  sync:
+    source: pets
+    sourceConfig: {{ endpoint: /feed/page, idPosition: id, resultsPosition: data.items, pagination: {{ type: page, sizeParam: size, size: 5 }} }}
+    mapping: pet
+    target: {{ type: database, location: "{pg}", table: {table}, createTable: true }}
+"#,
+        url = fixture.base_url(),
+        pg = postgres_url()
+    );
+    std::fs::write(&ws.file, text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .arg("--state")
+        .arg(ws.state.root())
+        .args(["run", ws.file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let written: i64 = match db.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await {
+            Ok(row) => row.get(0),
+            Err(_) => 0,
+        };
+        if written >= 20 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run never wrote");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fixture.store.faults.delay_ms.store(0, Ordering::SeqCst);
+    let report = ws.run().await;
+    completed(&report);
+    assert!(report.warnings.iter().any(|w| w.contains("adopted")), "the rows the killed run wrote are adopted: {:?}", report.warnings);
+    let (rows, distinct): (i64, i64) = {
+        let row = db.query_one(&format!("SELECT count(*), count(DISTINCT name) FROM {table}"), &[]).await.unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((rows, distinct), (200, 200), "every pet once");
+    assert_eq!(counts(&ws.run().await), (200, 0, 0, 200, 0, 0), "and then nothing to do");
+    db.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+}
