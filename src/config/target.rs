@@ -88,6 +88,9 @@ pub struct TargetDef {
     /// File: the file's name without extension (default the synchronization's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// File, `mode: changes`: at most this many rows a file (default: one file a run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_per_file: Option<u64>,
     /// File: `none` (default), `gzip` (any format), `snappy` or `zstd` (Parquet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,

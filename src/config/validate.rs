@@ -382,6 +382,9 @@ fn check_target(target: &super::TargetDef) -> Result<(), String> {
     let location = target.location.as_deref().ok_or("this target needs a `location`")?;
     if target.kind == TargetKind::File {
         check_location(SourceKind::File, location)?;
+        if target.rows_per_file.is_some() && target.mode != Some(super::FileMode::Changes) {
+            return Err("`rowsPerFile` splits change files (`mode: changes`); a snapshot is one file".into());
+        }
         let parquet = target.format == Some(super::FileFormat::Parquet);
         if matches!(target.compression, Some(super::Compression::Snappy | super::Compression::Zstd)) && !parquet {
             return Err("snappy and zstd compress Parquet; NDJSON and CSV take gzip".into());

@@ -348,3 +348,18 @@ synchronizations:
     assert_eq!(counts(&ws.run().await), (200, 0, 0, 200, 0, 0), "and then nothing to do");
     db.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
 }
+
+#[tokio::test]
+async fn change_files_split_at_rows_per_file() {
+    let out = tempfile::tempdir().unwrap();
+    let target = format!("{{ type: file, location: \"{}\", mode: changes, rowsPerFile: 2, fileName: pets }}", out.path().display());
+    let ws = workspace(&target, "");
+    let report = ws.run().await;
+    completed(&report);
+    let mut files: Vec<String> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "3 rows, 2 a file: {files:?}");
+    assert!(files[0].ends_with("-0001.ndjson") && files[1].ends_with("-0002.ndjson"), "{files:?}");
+    let rows: usize = files.iter().map(|f| lines(&out.path().join(f)).len()).sum();
+    assert_eq!(rows, 3);
+}

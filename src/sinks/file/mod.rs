@@ -36,6 +36,8 @@ pub struct FileSink {
     format: FileFormat,
     compression: Compression,
     mode: FileMode,
+    /// Change files: at most this many rows each (`{name}-{job}-0001…`).
+    rows_per_file: Option<usize>,
     job: String,
     dry_run: bool,
 }
@@ -63,6 +65,7 @@ impl FileSink {
             format,
             compression,
             mode: def.mode.unwrap_or_default(),
+            rows_per_file: def.rows_per_file.filter(|n| *n > 0).map(|n| n as usize),
             job: job.to_string(),
             dry_run,
         })
@@ -79,11 +82,18 @@ impl FileSink {
     async fn write(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
         let gz = if self.compression == Compression::Gzip && self.format != FileFormat::Parquet { ".gz" } else { "" };
         let ext = format!("{}{gz}", extension(self.format));
-        let final_name = match self.mode {
-            FileMode::Snapshot => format!("{}.{ext}", self.name),
-            FileMode::Changes => format!("{}-{}.{ext}", self.name, self.job),
+        let part_name = |part: usize| match (self.mode, self.rows_per_file) {
+            (FileMode::Snapshot, _) => format!("{}.{ext}", self.name),
+            (FileMode::Changes, None) => format!("{}-{}.{ext}", self.name, self.job),
+            (FileMode::Changes, Some(_)) => format!("{}-{}-{part:04}.{ext}", self.name, self.job),
         };
-        let temp = self.path(&format!(".{final_name}.partial-{}", self.job));
+        let mut final_name = part_name(1);
+        let mut temp = self.path(&format!(".{final_name}.partial-{}", self.job));
+        // Change files completed so far, to put in place at the end.
+        let mut parts: Vec<(StorePath, String)> = Vec::new();
+        let mut part_rows = 0usize;
+        // Only change files are split: a snapshot is one file, merged whole.
+        let limit = if self.mode == FileMode::Changes { self.rows_per_file } else { None };
         let mut pending: Vec<Ack> = Vec::new();
         if self.dry_run {
             while let Some(batch) = input.recv().await {
@@ -121,10 +131,29 @@ impl FileSink {
                 }
             }
             // A batch a format refuses (a Parquet value of another type than its column) fails as a whole.
-            let refused = rows.write(&out).err();
+            let mut refused = None;
+            let mut rest = &out[..];
+            while !rest.is_empty() {
+                let room = limit.map_or(rest.len(), |n| n - part_rows).min(rest.len());
+                let (now, later) = rest.split_at(room);
+                refused = refused.or(rows.write(now).err());
+                upload.write(&rows.take().map_err(|e| self.stopped("cannot compress", e))?);
+                upload.wait_for_capacity(2).await.map_err(|e| self.stopped("cannot write", e))?;
+                part_rows += now.len();
+                rest = later;
+                if limit == Some(part_rows) && !rest.is_empty() {
+                    // This part is full: complete it, and go on in the next.
+                    let full = std::mem::replace(&mut rows, Output::new(self.format, self.compression).map_err(SinkError::Stopped)?);
+                    upload.write(&full.finish().map_err(|e| self.stopped("cannot finish", e))?);
+                    upload.finish().await.map_err(|e| self.stopped("cannot write", e))?;
+                    parts.push((temp.clone(), final_name.clone()));
+                    final_name = part_name(parts.len() + 1);
+                    temp = self.path(&format!(".{final_name}.partial-{}", self.job));
+                    upload = WriteMultipart::new(self.store.put_multipart(&temp).await.map_err(|e| self.stopped("cannot write", e))?);
+                    part_rows = 0;
+                }
+            }
             pending.extend(batch.into_iter().map(|op| ack(op, refused.clone())));
-            upload.write(&rows.take().map_err(|e| self.stopped("cannot compress", e))?);
-            upload.wait_for_capacity(2).await.map_err(|e| self.stopped("cannot write", e))?;
         }
         // Nothing changed: no change file, and the snapshot stays as it is (a re-run writes nothing).
         if !any && (self.mode == FileMode::Changes || self.store.head(&self.path(&final_name)).await.is_ok()) {
@@ -136,7 +165,10 @@ impl FileSink {
         }
         upload.write(&rows.finish().map_err(|e| self.stopped("cannot finish", e))?);
         upload.finish().await.map_err(|e| self.stopped("cannot write", e))?;
-        self.store.rename(&temp, &self.path(&final_name)).await.map_err(|e| self.stopped("cannot put the file in place", e))?;
+        parts.push((temp, final_name));
+        for (temp, name) in &parts {
+            self.store.rename(temp, &self.path(name)).await.map_err(|e| self.stopped("cannot put the file in place", e))?;
+        }
         let _ = acks.send(pending);
         Ok(())
     }
