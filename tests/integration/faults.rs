@@ -148,7 +148,8 @@ async fn one_synchronization_runs_once_at_a_time() {
     let h = Harness::new(3).await;
     let lock = h.state.lock("pets").expect("lock");
     let busy = syncline::pipeline::run(&h.pipeline(), "pets", &h.state, Default::default(), Default::default()).await;
-    let error = busy.err().expect("refused while locked").to_string();
+    let Err(error) = busy else { panic!("a run must be refused while the synchronization is locked") };
+    let error = error.to_string();
     assert!(error.contains("already running"), "{error}");
     drop(lock);
     assert_eq!(h.run().await.job.counts.created, 3);
