@@ -363,3 +363,52 @@ async fn change_files_split_at_rows_per_file() {
     let rows: usize = files.iter().map(|f| lines(&out.path().join(f)).len()).sum();
     assert_eq!(rows, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_write_to_a_file_leaves_the_last_complete_one() {
+    use std::sync::atomic::Ordering;
+    let fixture = syncline::fixture::Fixture::start(syncline::fixture::pets(200)).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let ws = Workspace::new();
+    let text = |size: u32| {
+        format!(
+            r#"
+sources:
+  pets: {{ type: api, location: "{url}" }}
+mappings:
+  pet: {{ mapping: {{ name: "{{{{ name }}}}" }} }}
+synchronizations:
+  sync:
+    source: pets
+    sourceConfig: {{ endpoint: /feed/page, idPosition: id, resultsPosition: data.items, pagination: {{ type: page, sizeParam: size, size: {size} }} }}
+    mapping: pet
+    target: {{ type: file, location: "{dir}", fileName: pets }}
+"#,
+            url = fixture.base_url(),
+            dir = out.path().display()
+        )
+    };
+    std::fs::write(&ws.file, text(5)).unwrap();
+    fixture.store.faults.delay_ms.store(40, Ordering::SeqCst);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .arg("--state")
+        .arg(ws.state.root())
+        .args(["run", ws.file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.path().join("pets.ndjson").exists(), "no file appears before its run completes");
+    fixture.store.faults.delay_ms.store(0, Ordering::SeqCst);
+    let report = ws.run().await;
+    completed(&report);
+    assert_eq!(report.job.counts.created, 200, "nothing was committed by the killed run");
+    let rows = lines(&out.path().join("pets.ndjson"));
+    let mut ids: Vec<&str> = rows.iter().map(|r| r["_id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((rows.len(), ids.len()), (200, 200), "every pet once");
+}
