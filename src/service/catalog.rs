@@ -236,7 +236,7 @@ impl Catalog {
         Pipeline::from_value("definitions", Value::Object(root), &self.base).map_err(|e| CatalogError::Invalid(e.0))
     }
 
-    /// The whole catalog validated, for the definitions that do validate (the scheduler's view).
+    /// The ids of every synchronization, from files and the API.
     pub fn synchronization_ids(&self) -> Result<Vec<String>, CatalogError> {
         Ok(self.list(Section::Synchronizations)?.into_iter().map(|e| e.id).collect())
     }

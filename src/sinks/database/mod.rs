@@ -235,7 +235,13 @@ impl Sink for DatabaseSink {
                 .map_err(|_| SinkError::Stopped("the key reader stopped".into()))?
         })?;
         let namespace = target_namespace();
-        Ok(keys.into_iter().map(|origin| (target_id(&namespace, &self.synchronization, &origin), origin)).map(|(t, o)| (o, t)).collect())
+        Ok(keys
+            .into_iter()
+            .map(|origin| {
+                let target = target_id(&namespace, &self.synchronization, &origin);
+                (origin, target)
+            })
+            .collect())
     }
 
     fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
