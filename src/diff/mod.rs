@@ -79,11 +79,13 @@ impl Differ {
     }
 
     /// Adds contracts for objects the target holds without one (written by a run that was killed
-    /// before it saved its contracts). Their hash is unknown, so they update if seen and delete if not.
-    pub fn adopt(&mut self, existing: Vec<(String, Uuid)>) -> usize {
+    /// before it saved its contracts), given their origin ids; target ids follow from them. Their hash
+    /// is unknown, so they update if seen and delete if not.
+    pub fn adopt(&mut self, origin_ids: Vec<String>) -> usize {
         let mut adopted = 0;
-        for (origin_id, target) in existing {
+        for origin_id in origin_ids {
             if self.table.find(&origin_id).is_none() {
+                let target = target_id(&self.namespace, &self.synchronization, &origin_id);
                 let row = self.table.insert(&origin_id, *target.as_bytes());
                 self.table.commit(row, [0; 32], self.now);
                 adopted += 1;
@@ -316,7 +318,7 @@ mod tests {
         let mut forced = Differ::new(save(&first), "s", "id", [0; 32], true);
         assert_eq!(forced.diff_chunk(chunk(&[r#"{"id":1}"#])).len(), 1);
         let mut d = Differ::new(ContractTable::new(), "s", "id", [0; 32], false);
-        assert_eq!(d.adopt(vec![("1".into(), Uuid::nil()), ("2".into(), Uuid::nil())]), 2);
+        assert_eq!(d.adopt(vec!["1".into(), "2".into()]), 2);
         let work = d.diff_chunk(chunk(&[r#"{"id":1}"#]));
         assert!(matches!(&work[0], Work::Upsert(c) if !c.created));
         assert_eq!(d.deletions(DeletePolicy::Delete, 0.5, false).unwrap().len(), 1);

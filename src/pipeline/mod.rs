@@ -185,7 +185,7 @@ impl Run {
             Some(target) if target.kind == TargetKind::File => {
                 Box::new(FileSink::new(target, &sync.name, &job.id, options.dry_run).map_err(|e| config(e.to_string()))?)
             }
-            Some(target) => Box::new(DatabaseSink::new(target, &sync.name, options.dry_run).map_err(|e| config(e.to_string()))?),
+            Some(target) => Box::new(DatabaseSink::new(target, options.dry_run).map_err(|e| config(e.to_string()))?),
             None => {
                 let schema = pipeline
                     .registers

@@ -61,9 +61,9 @@ pub enum SinkError {
 
 /// The boundary every target kind implements.
 pub trait Sink: Send {
-    /// The objects this target already holds for the synchronization, as (origin id, target id): used
-    /// after an interrupted run to adopt objects written after the last saved contracts.
-    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError>;
+    /// The origin ids of the objects this target already holds for the synchronization: used after an
+    /// interrupted run to adopt objects written after the last saved contracts.
+    fn existing(&self) -> Result<Vec<String>, SinkError>;
 
     /// Writes every batch from `input`, each atomically, reporting outcomes on `acks` after each commit.
     /// Called once per run; returns when `input` closes.

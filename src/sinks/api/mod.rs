@@ -14,7 +14,6 @@ use futures::{FutureExt, StreamExt};
 use reqwest::Method;
 use tokio::sync::mpsc;
 use url::Url;
-use uuid::Uuid;
 
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
 use crate::config::{SourceDef, TargetDef, TextMap};
@@ -167,7 +166,7 @@ impl Sink for ApiSink {
     /// An interrupted run's creates are unknown here (the API's ids were never saved): they are created
     /// again. An API that needs exactly-once creates must dedupe on its side (the body carries the
     /// record's fields).
-    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError> {
+    fn existing(&self) -> Result<Vec<String>, SinkError> {
         Ok(Vec::new())
     }
 

@@ -12,11 +12,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
 use crate::config::TargetDef;
-use crate::diff::contracts::{target_id, target_namespace};
 
 /// The table's soft-delete column, created with the table and filled by `deletePolicy: soft-delete`.
 pub const DELETED_AT: &str = "deleted_at";
@@ -94,13 +92,12 @@ pub enum WriteError {
 
 pub struct DatabaseSink {
     table: Table,
-    synchronization: String,
     dry_run: bool,
     postgres: bool,
 }
 
 impl DatabaseSink {
-    pub fn new(def: &TargetDef, synchronization: &str, dry_run: bool) -> Result<DatabaseSink, SinkError> {
+    pub fn new(def: &TargetDef, dry_run: bool) -> Result<DatabaseSink, SinkError> {
         let invalid = |message: String| SinkError::Stopped(message);
         let location = def.location.as_deref().ok_or_else(|| invalid("a database target needs a `location`".into()))?;
         let mut url = url::Url::parse(location).map_err(|_| invalid("the database target's location is not a URL".into()))?;
@@ -122,7 +119,6 @@ impl DatabaseSink {
                 key: def.primary_key.clone().unwrap_or_else(|| "origin_id".into()),
                 create: def.create_table.is_some_and(|f| f.0),
             },
-            synchronization: synchronization.to_string(),
             dry_run,
             postgres,
         })
@@ -219,11 +215,11 @@ pub fn row_of(op: &Op, key: &str, with_deleted_at: bool) -> Option<serde_json::M
 }
 
 impl Sink for DatabaseSink {
-    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError> {
+    fn existing(&self) -> Result<Vec<String>, SinkError> {
         let table = self.table.clone();
         let postgres = self.postgres;
         // Called before the run's tasks start, from async code: a short-lived runtime of its own.
-        let keys = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             scope
                 .spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SinkError::Stopped(e.to_string()))?;
@@ -233,15 +229,7 @@ impl Sink for DatabaseSink {
                 })
                 .join()
                 .map_err(|_| SinkError::Stopped("the key reader stopped".into()))?
-        })?;
-        let namespace = target_namespace();
-        Ok(keys
-            .into_iter()
-            .map(|origin| {
-                let target = target_id(&namespace, &self.synchronization, &origin);
-                (origin, target)
-            })
-            .collect())
+        })
     }
 
     fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {

@@ -20,7 +20,6 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
 use crate::config::{ColumnTypes, Compression, FileFormat, FileMode, SourceConfigDef, TargetDef};
@@ -282,7 +281,7 @@ fn ack(op: Op, refused: Option<String>) -> Ack {
 
 impl Sink for FileSink {
     /// Files appear only complete, at the end of a run: an interrupted run left nothing to adopt.
-    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError> {
+    fn existing(&self) -> Result<Vec<String>, SinkError> {
         Ok(Vec::new())
     }
 

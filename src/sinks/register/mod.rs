@@ -10,10 +10,8 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::diff::contracts::{target_id, target_namespace};
 use crate::store::register::ObjectWrite;
 use crate::store::{now_text, StateDir};
 
@@ -84,17 +82,8 @@ fn describe(error: &ValidationError) -> String {
 }
 
 impl Sink for RegisterSink {
-    fn existing(&self) -> Result<Vec<(String, Uuid)>, SinkError> {
-        let store = self.state.register()?;
-        let namespace = target_namespace();
-        Ok(store
-            .origin_ids_of(&self.synchronization)?
-            .into_iter()
-            .map(|origin| {
-                let target = target_id(&namespace, &self.synchronization, &origin);
-                (origin, target)
-            })
-            .collect())
+    fn existing(&self) -> Result<Vec<String>, SinkError> {
+        Ok(self.state.register()?.origin_ids_of(&self.synchronization)?)
     }
 
     fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
