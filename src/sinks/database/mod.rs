@@ -125,33 +125,87 @@ impl DatabaseSink {
     }
 }
 
-/// What each engine provides; the batching, the row-by-row retry and the outcomes are shared.
+/// What each engine provides: its SQL. The table check, the batching, the row-by-row retry and the
+/// outcomes are shared.
 pub trait Connection: Send {
-    /// Checks (or creates) the table for these columns before the first write.
-    fn prepare(&mut self, columns: &BTreeMap<String, ColumnType>, soft: bool) -> impl Future<Output = Result<(), SinkError>> + Send;
-    /// Applies `ops` in one transaction, committed, or rolled back when `dry_run`.
-    fn apply(&mut self, ops: &[&Op], dry_run: bool) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// The SQL type of the key column, and of `deleted_at`.
+    const KEY_TYPE: &'static str;
+    const TIMESTAMP_TYPE: &'static str;
+    fn quote(identifier: &str) -> String;
+    fn column_type(kind: ColumnType) -> &'static str;
+    /// The table's columns in order; none when it does not exist.
+    fn columns(&mut self) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
+    /// Creates the table from column definitions (`"name" type`).
+    fn create(&mut self, definitions: &[String]) -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// Applies `changes` in one transaction, committed, or rolled back when `dry_run`.
+    fn apply(&mut self, changes: &Changes, dry_run: bool) -> impl Future<Output = Result<(), WriteError>> + Send;
     /// The origin ids the table holds (adopting objects of an interrupted run).
     fn keys(&mut self) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
 }
 
-async fn write<C: Connection>(mut conn: C, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender, dry_run: bool) -> Result<(), SinkError> {
-    let mut prepared = false;
-    while let Some(batch) = input.recv().await {
-        if !prepared && batch.iter().any(|op| matches!(op, Op::Upsert { .. })) {
-            let soft = batch.iter().any(|op| matches!(op, Op::Delete { soft: true, .. }));
-            conn.prepare(&columns_of(&batch), soft).await?;
-            prepared = true;
+/// One transaction's writes, in the table's terms.
+pub struct Changes {
+    /// Upserted rows: the mapped object, its key and a cleared soft-delete mark.
+    pub rows: Vec<serde_json::Map<String, Value>>,
+    /// The table's columns the rows carry: a field no row sets keeps its value.
+    pub columns: Vec<String>,
+    pub deleted: Vec<String>,
+    pub soft_deleted: Vec<String>,
+}
+
+impl Changes {
+    fn of(ops: &[&Op], table: &Table, existing: &[String]) -> Changes {
+        let with_deleted_at = existing.iter().any(|c| c == DELETED_AT);
+        let rows: Vec<_> = ops.iter().filter_map(|op| row_of(op, &table.key, with_deleted_at)).collect();
+        let columns = existing.iter().filter(|c| rows.iter().any(|r| r.contains_key(c.as_str()))).cloned().collect();
+        let (mut deleted, mut soft_deleted) = (Vec::new(), Vec::new());
+        for op in ops {
+            if let Op::Delete { origin_id, soft, .. } = op {
+                if *soft { soft_deleted.push(origin_id.clone()) } else { deleted.push(origin_id.clone()) }
+            }
         }
+        Changes { rows, columns, deleted, soft_deleted }
+    }
+}
+
+/// Checks the table for these columns before the first write, creating it when asked; its columns.
+async fn prepare<C: Connection>(conn: &mut C, table: &Table, columns: &BTreeMap<String, ColumnType>, soft: bool) -> Result<Vec<String>, SinkError> {
+    let mut existing = conn.columns().await?;
+    if existing.is_empty() {
+        if !table.create {
+            return Err(SinkError::Stopped(format!("table {} does not exist in {} (set `createTable: true` to create it)", table.name, table.shown)));
+        }
+        let mut definitions = vec![format!("{} {} PRIMARY KEY", C::quote(&table.key), C::KEY_TYPE)];
+        definitions.extend(columns.iter().filter(|(c, _)| **c != table.key).map(|(c, t)| format!("{} {}", C::quote(c), C::column_type(*t))));
+        definitions.push(format!("{} {}", C::quote(DELETED_AT), C::TIMESTAMP_TYPE));
+        conn.create(&definitions).await?;
+        existing = conn.columns().await?;
+    }
+    check_columns(table, &existing, columns, soft)?;
+    Ok(existing)
+}
+
+async fn write<C: Connection>(mut conn: C, table: &Table, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender, dry_run: bool) -> Result<(), SinkError> {
+    let mut existing: Option<Vec<String>> = None;
+    while let Some(batch) = input.recv().await {
+        let columns = match &existing {
+            Some(columns) => columns,
+            None if batch.iter().any(|op| matches!(op, Op::Upsert { .. })) => {
+                let soft = batch.iter().any(|op| matches!(op, Op::Delete { soft: true, .. }));
+                existing.insert(prepare(&mut conn, table, &columns_of(&batch), soft).await?)
+            }
+            // Deletes alone need no columns.
+            None => &Vec::new() as &Vec<String>,
+        };
         let all: Vec<&Op> = batch.iter().collect();
-        let outcomes: Vec<Outcome> = match conn.apply(&all, dry_run).await {
+        let outcomes: Vec<Outcome> = match conn.apply(&Changes::of(&all, table, columns), dry_run).await {
             Ok(()) => batch.iter().map(done).collect(),
             Err(WriteError::Broken(message)) => return Err(SinkError::Stopped(message)),
             Err(WriteError::Rejected(_)) => {
                 // One bad row spoils a multi-row statement: find it by writing each row alone.
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for op in &batch {
-                    outcomes.push(match conn.apply(&[op], dry_run).await {
+                    outcomes.push(match conn.apply(&Changes::of(&[op], table, columns), dry_run).await {
                         Ok(()) => done(op),
                         Err(WriteError::Rejected(message)) => Outcome::Failed(message),
                         Err(WriteError::Broken(message)) => return Err(SinkError::Stopped(message)),
@@ -184,7 +238,7 @@ fn ack(op: Op, outcome: Outcome) -> Ack {
 }
 
 /// Refuses, before any write, a table that lacks a column the records need.
-pub fn check_columns(table: &Table, existing: &[String], columns: &BTreeMap<String, ColumnType>, soft: bool) -> Result<(), SinkError> {
+fn check_columns(table: &Table, existing: &[String], columns: &BTreeMap<String, ColumnType>, soft: bool) -> Result<(), SinkError> {
     let missing: Vec<&String> = columns.keys().chain([&table.key]).filter(|c| !existing.contains(c)).collect();
     if !missing.is_empty() {
         return Err(SinkError::Stopped(format!(
@@ -201,7 +255,7 @@ pub fn check_columns(table: &Table, existing: &[String], columns: &BTreeMap<Stri
 }
 
 /// The row an upsert writes: the mapped object plus its key (and a cleared soft-delete mark).
-pub fn row_of(op: &Op, key: &str, with_deleted_at: bool) -> Option<serde_json::Map<String, Value>> {
+fn row_of(op: &Op, key: &str, with_deleted_at: bool) -> Option<serde_json::Map<String, Value>> {
     let Op::Upsert { origin_id, object, .. } = op else { return None };
     let mut row = match object {
         Value::Object(fields) => fields.clone(),
@@ -235,9 +289,9 @@ impl Sink for DatabaseSink {
     fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
         async move {
             if self.postgres {
-                write(postgres::Pg::connect(self.table).await?, input, acks, self.dry_run).await
+                write(postgres::Pg::connect(self.table.clone()).await?, &self.table, input, acks, self.dry_run).await
             } else {
-                write(mysql::My::connect(self.table).await?, input, acks, self.dry_run).await
+                write(mysql::My::connect(self.table.clone()).await?, &self.table, input, acks, self.dry_run).await
             }
         }
         .boxed()

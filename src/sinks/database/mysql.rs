@@ -1,19 +1,17 @@
 //! MySQL/MariaDB: multi-row `INSERT … ON DUPLICATE KEY UPDATE` and `DELETE … WHERE key IN (…)`, a
 //! batch per transaction; objects and arrays go into JSON columns as their text.
 
-use std::collections::BTreeMap;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, TxOpts, Value as SqlValue};
 use serde_json::Value;
 
-use super::{check_columns, row_of, ColumnType, Connection, Table, WriteError, DELETED_AT};
-use crate::sinks::{Op, SinkError};
+use super::{Changes, ColumnType, Connection, Table, WriteError, DELETED_AT};
+use crate::sinks::SinkError;
 
 pub struct My {
     conn: Conn,
     table: Table,
-    columns: Vec<String>,
 }
 
 fn quote(identifier: &str) -> String {
@@ -55,7 +53,7 @@ impl My {
     pub async fn connect(table: Table) -> Result<My, SinkError> {
         let opts = Opts::from_url(table.url.as_str()).map_err(|e| SinkError::Stopped(format!("{}: {e}", table.shown)))?;
         let conn = Conn::new(opts).await.map_err(|e| SinkError::Stopped(format!("cannot connect to {}: {e}", table.shown)))?;
-        Ok(My { conn, table, columns: Vec::new() })
+        Ok(My { conn, table })
     }
 
     fn qualified(&self) -> String {
@@ -72,48 +70,42 @@ impl My {
 }
 
 impl Connection for My {
-    async fn prepare(&mut self, columns: &BTreeMap<String, ColumnType>, soft: bool) -> Result<(), SinkError> {
-        let mut existing = self.existing_columns().await?;
-        if existing.is_empty() {
-            if !self.table.create {
-                return Err(SinkError::Stopped(format!("table {} does not exist in {} (set `createTable: true` to create it)", self.table.name, self.table.shown)));
-            }
-            // A key must have a length in MySQL: origin ids up to 255 characters.
-            let mut defs = vec![format!("{} VARCHAR(255) NOT NULL PRIMARY KEY", quote(&self.table.key))];
-            defs.extend(columns.iter().filter(|(c, _)| **c != self.table.key).map(|(c, t)| format!("{} {}", quote(c), sql_type(*t))));
-            defs.push(format!("{} DATETIME(6) NULL", quote(DELETED_AT)));
-            let ddl = format!("CREATE TABLE IF NOT EXISTS {} ({})", self.qualified(), defs.join(", "));
-            self.conn.query_drop(ddl).await.map_err(|e| SinkError::Stopped(format!("cannot create table {}: {e}", self.table.name)))?;
-            existing = self.existing_columns().await?;
-        }
-        check_columns(&self.table, &existing, columns, soft)?;
-        self.columns = existing;
-        Ok(())
+    // A key must have a length in MySQL: origin ids up to 255 characters.
+    const KEY_TYPE: &'static str = "VARCHAR(255) NOT NULL";
+    const TIMESTAMP_TYPE: &'static str = "DATETIME(6) NULL";
+
+    fn quote(identifier: &str) -> String {
+        quote(identifier)
     }
 
-    async fn apply(&mut self, ops: &[&Op], dry_run: bool) -> Result<(), WriteError> {
-        let with_deleted_at = self.columns.iter().any(|c| c == DELETED_AT);
-        let rows: Vec<_> = ops.iter().filter_map(|op| row_of(op, &self.table.key, with_deleted_at)).collect();
-        let (mut hard, mut soft) = (Vec::new(), Vec::new());
-        for op in ops {
-            if let Op::Delete { origin_id, soft: is_soft, .. } = op {
-                if *is_soft { soft.push(origin_id.clone()) } else { hard.push(origin_id.clone()) }
-            }
-        }
+    fn column_type(kind: ColumnType) -> &'static str {
+        sql_type(kind)
+    }
+
+    async fn columns(&mut self) -> Result<Vec<String>, SinkError> {
+        self.existing_columns().await
+    }
+
+    async fn create(&mut self, definitions: &[String]) -> Result<(), SinkError> {
+        let ddl = format!("CREATE TABLE IF NOT EXISTS {} ({})", self.qualified(), definitions.join(", "));
+        self.conn.query_drop(ddl).await.map_err(|e| SinkError::Stopped(format!("cannot create table {}: {e}", self.table.name)))
+    }
+
+    async fn apply(&mut self, changes: &Changes, dry_run: bool) -> Result<(), WriteError> {
         let table = self.qualified();
         let key = quote(&self.table.key);
-        let present: Vec<String> = self.columns.iter().filter(|c| rows.iter().any(|r| r.contains_key(c.as_str()))).cloned().collect();
+        let columns = &changes.columns;
         let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(classify)?;
-        if !rows.is_empty() {
-            let list = present.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-            let one = format!("({})", vec!["?"; present.len()].join(", "));
-            let updates: Vec<String> = present.iter().filter(|c| **c != self.table.key).map(|c| format!("{0} = VALUES({0})", quote(c))).collect();
+        if !changes.rows.is_empty() {
+            let list = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+            let one = format!("({})", vec!["?"; columns.len()].join(", "));
+            let updates: Vec<String> = columns.iter().filter(|c| **c != self.table.key).map(|c| format!("{0} = VALUES({0})", quote(c))).collect();
             let on_duplicate = if updates.is_empty() { format!("{key} = {key}") } else { updates.join(", ") };
-            let sql = format!("INSERT INTO {table} ({list}) VALUES {} ON DUPLICATE KEY UPDATE {on_duplicate}", vec![one; rows.len()].join(", "));
-            let params: Vec<SqlValue> = rows.iter().flat_map(|r| present.iter().map(|c| r.get(c).map_or(SqlValue::NULL, sql_value))).collect();
+            let sql = format!("INSERT INTO {table} ({list}) VALUES {} ON DUPLICATE KEY UPDATE {on_duplicate}", vec![one; changes.rows.len()].join(", "));
+            let params: Vec<SqlValue> = changes.rows.iter().flat_map(|r| columns.iter().map(|c| r.get(c).map_or(SqlValue::NULL, sql_value))).collect();
             tx.exec_drop(sql, params).await.map_err(classify)?;
         }
-        for (ids, soft) in [(&hard, false), (&soft, true)] {
+        for (ids, soft) in [(&changes.deleted, false), (&changes.soft_deleted, true)] {
             if ids.is_empty() {
                 continue;
             }

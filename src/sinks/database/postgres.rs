@@ -2,19 +2,15 @@
 //! so the server converts each value to its column's type and a batch is one statement whatever its
 //! size; upserts are `INSERT … ON CONFLICT (key) DO UPDATE`, deletes `DELETE … WHERE key = ANY($1)`.
 
-use std::collections::BTreeMap;
 
-use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
-use super::{check_columns, row_of, ColumnType, Connection, Table, WriteError, DELETED_AT};
-use crate::sinks::{Op, SinkError};
+use super::{Changes, ColumnType, Connection, Table, WriteError, DELETED_AT};
+use crate::sinks::SinkError;
 
 pub struct Pg {
     client: Client,
     table: Table,
-    /// The table's columns, known after `prepare`.
-    columns: Vec<String>,
 }
 
 fn quote(identifier: &str) -> String {
@@ -29,7 +25,7 @@ impl Pg {
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Pg { client, table, columns: Vec::new() })
+        Ok(Pg { client, table })
     }
 
     fn qualified(&self) -> String {
@@ -74,52 +70,43 @@ fn classify(error: tokio_postgres::Error) -> WriteError {
 }
 
 impl Connection for Pg {
-    async fn prepare(&mut self, columns: &BTreeMap<String, ColumnType>, soft: bool) -> Result<(), SinkError> {
-        let mut existing = self.existing_columns().await?;
-        if existing.is_empty() {
-            if !self.table.create {
-                return Err(SinkError::Stopped(format!("table {} does not exist in {} (set `createTable: true` to create it)", self.table.name, self.table.shown)));
-            }
-            let mut defs = vec![format!("{} text PRIMARY KEY", quote(&self.table.key))];
-            defs.extend(columns.iter().filter(|(c, _)| **c != self.table.key).map(|(c, t)| format!("{} {}", quote(c), sql_type(*t))));
-            defs.push(format!("{} timestamptz", quote(DELETED_AT)));
-            let ddl = format!("CREATE TABLE IF NOT EXISTS {} ({})", self.qualified(), defs.join(", "));
-            self.client.batch_execute(&ddl).await.map_err(|e| SinkError::Stopped(format!("cannot create table {}: {e}", self.table.name)))?;
-            existing = self.existing_columns().await?;
-        }
-        check_columns(&self.table, &existing, columns, soft)?;
-        self.columns = existing;
-        Ok(())
+    const KEY_TYPE: &'static str = "text";
+    const TIMESTAMP_TYPE: &'static str = "timestamptz";
+
+    fn quote(identifier: &str) -> String {
+        quote(identifier)
     }
 
-    async fn apply(&mut self, ops: &[&Op], dry_run: bool) -> Result<(), WriteError> {
-        let with_deleted_at = self.columns.iter().any(|c| c == DELETED_AT);
-        let rows: Vec<Value> = ops.iter().filter_map(|op| row_of(op, &self.table.key, with_deleted_at)).map(Value::Object).collect();
-        let (mut hard, mut soft) = (Vec::new(), Vec::new());
-        for op in ops {
-            if let Op::Delete { origin_id, soft: is_soft, .. } = op {
-                if *is_soft { soft.push(origin_id.clone()) } else { hard.push(origin_id.clone()) }
-            }
-        }
+    fn column_type(kind: ColumnType) -> &'static str {
+        sql_type(kind)
+    }
+
+    async fn columns(&mut self) -> Result<Vec<String>, SinkError> {
+        self.existing_columns().await
+    }
+
+    async fn create(&mut self, definitions: &[String]) -> Result<(), SinkError> {
+        let ddl = format!("CREATE TABLE IF NOT EXISTS {} ({})", self.qualified(), definitions.join(", "));
+        self.client.batch_execute(&ddl).await.map_err(|e| SinkError::Stopped(format!("cannot create table {}: {e}", self.table.name)))
+    }
+
+    async fn apply(&mut self, changes: &Changes, dry_run: bool) -> Result<(), WriteError> {
         let table = self.qualified();
         let key = quote(&self.table.key);
         let transaction = self.client.transaction().await.map_err(classify)?;
-        if !rows.is_empty() {
-            // Only the columns the batch carries: a field no record sets keeps its value.
-            let mut present: Vec<&String> = self.columns.iter().filter(|c| rows.iter().any(|r| r.get(c.as_str()).is_some())).collect();
-            present.dedup();
-            let list = present.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-            let updates = present.iter().filter(|c| ***c != self.table.key).map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect::<Vec<_>>();
+        if !changes.rows.is_empty() {
+            let list = changes.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+            let updates = changes.columns.iter().filter(|c| **c != self.table.key).map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect::<Vec<_>>();
             let on_conflict = if updates.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", updates.join(", ")) };
             let sql = format!("INSERT INTO {table} ({list}) SELECT {list} FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) ON CONFLICT ({key}) {on_conflict}");
-            transaction.execute(&sql, &[&Value::Array(rows)]).await.map_err(classify)?;
+            transaction.execute(&sql, &[&tokio_postgres::types::Json(&changes.rows)]).await.map_err(classify)?;
         }
-        if !hard.is_empty() {
-            transaction.execute(&format!("DELETE FROM {table} WHERE {key}::text = ANY($1::text[])"), &[&hard]).await.map_err(classify)?;
+        if !changes.deleted.is_empty() {
+            transaction.execute(&format!("DELETE FROM {table} WHERE {key}::text = ANY($1::text[])"), &[&changes.deleted]).await.map_err(classify)?;
         }
-        if !soft.is_empty() {
+        if !changes.soft_deleted.is_empty() {
             let sql = format!("UPDATE {table} SET {} = now() WHERE {key}::text = ANY($1::text[])", quote(DELETED_AT));
-            transaction.execute(&sql, &[&soft]).await.map_err(classify)?;
+            transaction.execute(&sql, &[&changes.soft_deleted]).await.map_err(classify)?;
         }
         if dry_run { transaction.rollback().await.map_err(classify) } else { transaction.commit().await.map_err(classify) }
     }
