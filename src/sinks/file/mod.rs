@@ -79,6 +79,12 @@ impl FileSink {
     }
 
     async fn write(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
+        if self.dry_run {
+            while let Some(batch) = input.recv().await {
+                let _ = acks.send(batch.into_iter().map(|op| ack(op, None)).collect());
+            }
+            return Ok(());
+        }
         let gz = if self.compression == Compression::Gzip && self.format != FileFormat::Parquet { ".gz" } else { "" };
         let ext = format!("{}{gz}", extension(self.format));
         let part_name = |part: usize| match (self.mode, self.rows_per_file) {
@@ -94,12 +100,6 @@ impl FileSink {
         // Only change files are split: a snapshot is one file, merged whole.
         let limit = if self.mode == FileMode::Changes { self.rows_per_file } else { None };
         let mut pending: Vec<Ack> = Vec::new();
-        if self.dry_run {
-            while let Some(batch) = input.recv().await {
-                let _ = acks.send(batch.into_iter().map(|op| ack(op, None)).collect());
-            }
-            return Ok(());
-        }
         let mut upload = WriteMultipart::new(self.store.put_multipart(&temp).await.map_err(|e| self.stopped("cannot write", e))?);
         let mut rows = Output::new(self.format, self.compression).map_err(SinkError::Stopped)?;
         let (mut touched, mut deleted, mut soft) = (HashSet::new(), HashSet::new(), HashSet::new());
@@ -143,12 +143,11 @@ impl FileSink {
                 if limit == Some(part_rows) && !rest.is_empty() {
                     // This part is full: complete it, and go on in the next.
                     let full = std::mem::replace(&mut rows, Output::new(self.format, self.compression).map_err(SinkError::Stopped)?);
-                    upload.write(&full.finish().map_err(|e| self.stopped("cannot finish", e))?);
-                    upload.finish().await.map_err(|e| self.stopped("cannot write", e))?;
-                    parts.push((temp.clone(), final_name.clone()));
+                    parts.push((temp, final_name));
                     final_name = part_name(parts.len() + 1);
                     temp = self.path(&format!(".{final_name}.partial-{}", self.job));
-                    upload = WriteMultipart::new(self.store.put_multipart(&temp).await.map_err(|e| self.stopped("cannot write", e))?);
+                    let next = WriteMultipart::new(self.store.put_multipart(&temp).await.map_err(|e| self.stopped("cannot write", e))?);
+                    self.seal(std::mem::replace(&mut upload, next), full).await?;
                     part_rows = 0;
                 }
             }
@@ -162,14 +161,19 @@ impl FileSink {
         if self.mode == FileMode::Snapshot {
             self.carry_over(&final_name, &touched, &deleted, &soft, &mut rows, &mut upload).await?;
         }
-        upload.write(&rows.finish().map_err(|e| self.stopped("cannot finish", e))?);
-        upload.finish().await.map_err(|e| self.stopped("cannot write", e))?;
+        self.seal(upload, rows).await?;
         parts.push((temp, final_name));
         for (temp, name) in &parts {
             self.store.rename(temp, &self.path(name)).await.map_err(|e| self.stopped("cannot put the file in place", e))?;
         }
         let _ = acks.send(pending);
         Ok(())
+    }
+
+    /// Completes an upload with the format's last bytes (Parquet's footer, gzip's trailer).
+    async fn seal(&self, mut upload: WriteMultipart, rows: Output) -> Result<(), SinkError> {
+        upload.write(&rows.finish().map_err(|e| self.stopped("cannot finish", e))?);
+        upload.finish().await.map_err(|e| self.stopped("cannot write", e)).map(drop)
     }
 
     /// Streams the previous snapshot's rows this run did not touch into the new one.
@@ -191,9 +195,10 @@ impl FileSink {
         let (tx, mut rx) = mpsc::channel(4);
         let (store, format, shown) = (Arc::clone(&self.store), self.format, format!("{}/{name}", self.shown));
         // Read back as text: the values were written from typed objects, CSV keeps them as text anyway.
-        let options = FormatOptions::from_config(&SourceConfigDef { column_types: Some(ColumnTypes::Text), ..SourceConfigDef::default() })
+        let mut options = FormatOptions::from_config(&SourceConfigDef { column_types: Some(ColumnTypes::Text), ..SourceConfigDef::default() })
             .map_err(|e| SinkError::Stopped(e.to_string()))?;
-        let gzip = self.compression == Compression::Gzip;
+        // Parquet compresses its own pages; a text snapshot was gzipped whole.
+        options.gzip = self.compression == Compression::Gzip && self.format != FileFormat::Parquet;
         let reader = tokio::spawn(async move {
             let read = if format == FileFormat::Parquet {
                 formats::read_parquet(store, &path, size, &shown, &tx).await
@@ -201,16 +206,7 @@ impl FileSink {
                 match store.get(&path).await {
                     Ok(got) => {
                         let bytes = tokio_util::io::StreamReader::new(got.into_stream().map_err(std::io::Error::other));
-                        let bridge = tokio_util::io::SyncIoBridge::new(bytes);
-                        let (tx, shown) = (tx.clone(), shown.clone());
-                        let blocking = tokio::task::spawn_blocking(move || {
-                            if gzip {
-                                formats::read_blocking(flate2::read::GzDecoder::new(bridge), &shown, format, &options, &tx)
-                            } else {
-                                formats::read_blocking(bridge, &shown, format, &options, &tx)
-                            }
-                        });
-                        blocking.await.unwrap_or_else(|e| Err(ReadError::Failed(crate::sources::SourceError::Config(e.to_string()))))
+                        formats::read_async(bytes, &shown, format, &options, &tx).await.map(drop)
                     }
                     Err(e) => Err(ReadError::Failed(crate::sources::SourceError::File { file: shown.clone(), reason: e.to_string() })),
                 }

@@ -36,6 +36,8 @@ pub struct FormatOptions {
     pub sheet: Option<String>,
     pub header_row: Option<u32>,
     pub range: Option<CellRange>,
+    /// The text arrives gzip-compressed (a file target's own `.gz` snapshot).
+    pub gzip: bool,
 }
 
 /// Cells `A1:F500` as 0-based (row, column) corners.
@@ -67,6 +69,7 @@ impl FormatOptions {
             sheet: config.sheet.as_ref().map(|s| s.0.clone()),
             header_row: config.header_row,
             range,
+            gzip: false,
         })
     }
 
@@ -193,6 +196,7 @@ impl<'a> ChunkWriter<'a> {
 /// Reads one file of a streamable or in-memory format (everything but Parquet), in a blocking thread.
 /// `name` is the file as the user knows it, used in every message.
 pub fn read_blocking(reader: impl Read, name: &str, format: FileFormat, options: &FormatOptions, tx: &EventSender) -> Result<(), ReadError> {
+    let reader: Box<dyn Read + '_> = if options.gzip { Box::new(flate2::read::GzDecoder::new(reader)) } else { Box::new(reader) };
     let file_error = |reason: String| ReadError::Failed(SourceError::File { file: name.to_string(), reason });
     match format {
         FileFormat::Csv => csv::read(decoded(reader, options), name, options, tx),
