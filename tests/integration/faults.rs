@@ -1,6 +1,5 @@
 //! Failures: retried transient errors, a source that dies mid-feed, credentials, a killed process.
 
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -99,14 +98,7 @@ async fn a_killed_run_converges_on_the_next_run() {
     )
     .await;
     h.fixture.store.faults.delay_ms.store(40, Ordering::SeqCst);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_syncline"))
-        .arg("--state")
-        .arg(h.state.root())
-        .args(["run", h.file.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("syncline starts");
+    let mut child = crate::workspace::spawn_run(h.state.root(), &h.file);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let written = h.state.register().ok().and_then(|r| r.count("shop", "pet", &[]).ok()).unwrap_or(0);

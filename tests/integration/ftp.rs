@@ -10,7 +10,7 @@ use syncline::pipeline::RunOptions;
 use unftp_core::auth::{AuthenticationError, Authenticator, Credentials, Principal};
 
 use crate::common::counts;
-use crate::workspace::{completed, write_file, Workspace};
+use crate::workspace::{completed, create_rerun_edit, write_file, Workspace};
 
 #[derive(Debug)]
 struct OnePassword(&'static str);
@@ -81,16 +81,7 @@ async fn ftp_create_rerun_update_delete_and_incremental() {
     let server = start_ftp(data.clone(), None).await;
     ws.write(&ftp_source(&server, ""), r#"{ path: "*.csv", idPosition: id }"#);
 
-    let first = ws.run().await;
-    completed(&first);
-    assert_eq!(counts(&first), (3, 3, 0, 0, 0, 0));
-    assert_eq!(ws.objects()["3"], json!({"id": 3, "name": "Kit"}));
-    assert_eq!(counts(&ws.run().await), (3, 0, 0, 3, 0, 0));
-
-    write_file(&data, "exports/a.csv", b"id,name\n1,Rexy\n", 600);
-    let edited = ws.run().await;
-    completed(&edited);
-    assert_eq!(counts(&edited), (2, 0, 1, 1, 1, 0));
+    create_rerun_edit(&ws, &data).await;
 
     // Incremental: only files at or past the newest one read before.
     ws.write(&ftp_source(&server, ""), r#"{ path: "*.csv", idPosition: id, incremental: true }"#);

@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use serde_json::json;
 
-use crate::common::counts;
-use crate::workspace::{completed, write_file, Workspace};
+use crate::workspace::{completed, create_rerun_edit, write_file, Workspace};
 
 struct Sshd {
     port: u16,
@@ -99,16 +97,7 @@ async fn sftp_create_rerun_update_delete_and_incremental() {
     write_file(&data, "exports/b.ndjson", b"{\"id\": 3, \"name\": \"Kit\"}\n", 3000);
     let pinned = format!(", hostKey: \"{}\"", server.fingerprint);
     ws.write(&source(&server, &data, &pinned), r#"{ path: "*.{csv,ndjson}", idPosition: id }"#);
-    let first = ws.run().await;
-    completed(&first);
-    assert_eq!(counts(&first), (3, 3, 0, 0, 0, 0));
-    assert_eq!(ws.objects()["3"], json!({"id": 3, "name": "Kit"}));
-    assert_eq!(counts(&ws.run().await), (3, 0, 0, 3, 0, 0));
-
-    write_file(&data, "exports/a.csv", b"id,name\n1,Rexy\n", 600);
-    let edited = ws.run().await;
-    completed(&edited);
-    assert_eq!(counts(&edited), (2, 0, 1, 1, 1, 0));
+    create_rerun_edit(&ws, &data).await;
 
     ws.write(&source(&server, &data, &pinned), r#"{ path: "*.{csv,ndjson}", idPosition: id, incremental: true }"#);
     completed(&ws.run().await);

@@ -7,7 +7,7 @@ use syncline::pipeline::RunOptions;
 
 use crate::common::counts;
 use crate::database::{mysql, mysql_url, postgres, postgres_url, table_name};
-use crate::workspace::{completed, write_file, Workspace};
+use crate::workspace::{completed, spawn_run, write_file, Workspace};
 
 const PETS: &[u8] = b"id,name,weight,tags\n1,Rex,12,dog\n2,Tom,4,cat\n3,Kit,3,cat\n";
 
@@ -314,14 +314,7 @@ synchronizations:
         pg = postgres_url()
     );
     std::fs::write(&ws.file, text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
-        .arg("--state")
-        .arg(ws.state.root())
-        .args(["run", ws.file.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(ws.state.root(), &ws.file);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let written: i64 = match db.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await {
@@ -390,14 +383,7 @@ synchronizations:
     };
     std::fs::write(&ws.file, text(5)).unwrap();
     fixture.store.faults.delay_ms.store(40, Ordering::SeqCst);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
-        .arg("--state")
-        .arg(ws.state.root())
-        .args(["run", ws.file.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(ws.state.root(), &ws.file);
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     child.kill().unwrap();
     child.wait().unwrap();

@@ -102,3 +102,31 @@ pub fn completed(report: &RunReport) {
         report.warnings
     );
 }
+
+/// Starts `syncline run FILE` as a process of its own (to kill it part-way).
+pub fn spawn_run(state: &Path, file: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .arg("--state")
+        .arg(state)
+        .arg("run")
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("syncline starts")
+}
+
+/// What every file server's source must do, once `a.csv` (rows 1, 2) and a second file holding
+/// `{"id": 3, "name": "Kit"}` are in its folder: create all, re-run unchanged, then an edit of `a.csv`
+/// that changes row 1 and drops row 2 updates one and deletes one.
+pub async fn create_rerun_edit(ws: &Workspace, data: &Path) {
+    let first = ws.run().await;
+    completed(&first);
+    assert_eq!(crate::common::counts(&first), (3, 3, 0, 0, 0, 0));
+    assert_eq!(ws.objects()["3"], serde_json::json!({"id": 3, "name": "Kit"}));
+    assert_eq!(crate::common::counts(&ws.run().await), (3, 0, 0, 3, 0, 0));
+    write_file(data, "exports/a.csv", b"id,name\n1,Rexy\n", 600);
+    let edited = ws.run().await;
+    completed(&edited);
+    assert_eq!(crate::common::counts(&edited), (2, 0, 1, 1, 1, 0));
+}
