@@ -41,6 +41,8 @@ pub enum StoreError {
 pub struct StateDir {
     root: PathBuf,
     objects: Arc<dyn ObjectStore>,
+    /// The jobs database, opened once: the service reads it on every request and scheduler tick.
+    jobs: Arc<std::sync::Mutex<Option<Arc<JobStore>>>>,
 }
 
 impl StateDir {
@@ -51,15 +53,21 @@ impl StateDir {
         let root = root.canonicalize().map_err(io)?;
         let objects = LocalFileSystem::new_with_prefix(&root)
             .map_err(|e| StoreError::Io { path: root.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
-        Ok(StateDir { root, objects: Arc::new(objects) })
+        Ok(StateDir { root, objects: Arc::new(objects), jobs: Arc::default() })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn jobs(&self) -> Result<JobStore, StoreError> {
-        JobStore::open(&self.root.join("jobs.db"))
+    pub fn jobs(&self) -> Result<Arc<JobStore>, StoreError> {
+        let mut slot = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(jobs) = slot.as_ref() {
+            return Ok(Arc::clone(jobs));
+        }
+        let jobs = Arc::new(JobStore::open(&self.root.join("jobs.db"))?);
+        *slot = Some(Arc::clone(&jobs));
+        Ok(jobs)
     }
 
     pub fn register(&self) -> Result<RegisterStore, StoreError> {
