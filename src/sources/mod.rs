@@ -133,13 +133,7 @@ pub fn build(pipeline: &Pipeline, sync: &Synchronization) -> Result<Box<dyn Sour
     if !def.is_enabled.0 {
         return Err(SourceError::Disabled(sync.source.clone()));
     }
-    match def.kind {
-        SourceKind::Api => Ok(Box::new(api::ApiSource::new(def, sync)?)),
-        SourceKind::Database => Ok(Box::new(database::DatabaseSource::new(def, &sync.source_config)?)),
-        SourceKind::Ftp => Ok(Box::new(ftp::FtpSource::new(def, &sync.source_config)?)),
-        SourceKind::Sftp => Ok(Box::new(sftp::SftpSource::new(def, &sync.source_config)?)),
-        SourceKind::Excel | SourceKind::File => Ok(Box::new(file::FileSource::new(def, &sync.source_config)?)),
-    }
+    open(def, &sync.source_config, Some(sync))
 }
 
 /// The source to check for `source test` and the service's Test connection: read with the settings of
@@ -158,12 +152,18 @@ pub fn for_check(pipeline: &Pipeline, source: &str) -> Result<Box<dyn Source>, S
 /// Builds a source from its definition alone, for `source test` and `source preview` without a
 /// synchronization: the location itself is read with default settings.
 pub fn probe(def: &SourceDef) -> Result<Box<dyn Source>, SourceError> {
-    let config = SourceConfigDef::default();
-    match def.kind {
-        SourceKind::Api => Ok(Box::new(api::ApiSource::probe(def, None)?)),
-        SourceKind::Database => Ok(Box::new(database::DatabaseSource::new(def, &config)?)),
-        SourceKind::Ftp => Ok(Box::new(ftp::FtpSource::new(def, &config)?)),
-        SourceKind::Sftp => Ok(Box::new(sftp::SftpSource::new(def, &config)?)),
-        SourceKind::Excel | SourceKind::File => Ok(Box::new(file::FileSource::new(def, &config)?)),
-    }
+    open(def, &SourceConfigDef::default(), None)
+}
+
+/// The source of `def` read with `config`; an API source walks a synchronization's pages, or without
+/// one answers its location's first page.
+fn open(def: &SourceDef, config: &SourceConfigDef, sync: Option<&Synchronization>) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match (def.kind, sync) {
+        (SourceKind::Api, Some(sync)) => Box::new(api::ApiSource::new(def, sync)?),
+        (SourceKind::Api, None) => Box::new(api::ApiSource::probe(def, None)?),
+        (SourceKind::Database, _) => Box::new(database::DatabaseSource::new(def, config)?),
+        (SourceKind::Ftp, _) => Box::new(ftp::FtpSource::new(def, config)?),
+        (SourceKind::Sftp, _) => Box::new(sftp::SftpSource::new(def, config)?),
+        (SourceKind::Excel | SourceKind::File, _) => Box::new(file::FileSource::new(def, config)?),
+    })
 }
