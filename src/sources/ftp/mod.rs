@@ -146,6 +146,14 @@ impl Inner {
         Ok(entries)
     }
 
+    /// How many files match, and the server's greeting, for `check`.
+    async fn summary<T: TokioTlsStream + Send>(&self, mut ftp: ImplAsyncFtpStream<T>) -> Result<(usize, String), SourceError> {
+        let count = self.listing(&mut ftp).await?.len();
+        let welcome = ftp.get_welcome_msg().unwrap_or("").trim().to_string();
+        let _ = ftp.quit().await;
+        Ok((count, welcome))
+    }
+
     async fn feed<T: TokioTlsStream + Send + 'static>(&self, mut ftp: ImplAsyncFtpStream<T>, cursor: Option<String>, tx: &EventSender) -> Result<(), ReadError> {
         let listing = self.listing(&mut ftp).await?;
         select::feed(&self.selection, listing, cursor, &self.at.shown, tx, &mut Session { inner: self, ftp: &mut ftp }).await?;
@@ -192,15 +200,8 @@ impl Source for FtpSource {
     fn check(&self) -> BoxFuture<'_, Result<String, SourceError>> {
         async move {
             let inner = &self.inner;
-            let (count, welcome) = if inner.secure {
-                let mut ftp = inner.connect_secure().await?;
-                let listing = inner.listing(&mut ftp).await?;
-                (listing.len(), ftp.get_welcome_msg().unwrap_or("").trim().to_string())
-            } else {
-                let mut ftp = inner.connect_plain().await?;
-                let listing = inner.listing(&mut ftp).await?;
-                (listing.len(), ftp.get_welcome_msg().unwrap_or("").trim().to_string())
-            };
+            let (count, welcome) =
+                if inner.secure { inner.summary(inner.connect_secure().await?).await? } else { inner.summary(inner.connect_plain().await?).await? };
             let glob = inner.selection.glob.as_deref().unwrap_or("*");
             Ok(format!("OK: logged in to {} as {} ({welcome}); {count} file(s) match `{glob}`", inner.at.shown, inner.user))
         }
