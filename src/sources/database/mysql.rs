@@ -11,8 +11,8 @@ use mysql_async::{Column, Conn, Opts, OptsBuilder, Row, Value as SqlValue};
 use serde_json::{Map, Value};
 
 use super::{decimal_value, Inner};
-use crate::sources::formats::{EventSender, ReadError, CHUNK_RECORDS};
-use crate::sources::{Chunk, RawRecord, SourceError, SourceEvent};
+use crate::sources::formats::{ChunkWriter, EventSender, ReadError};
+use crate::sources::{RawRecord, SourceError, SourceEvent};
 
 /// The `binary` character set: such text columns hold bytes.
 const BINARY_CHARSET: u16 = 63;
@@ -60,12 +60,10 @@ pub(super) async fn feed(inner: &Inner, since: Option<String>, tx: &EventSender)
         }
         sql.push_str(&format!(" ORDER BY {}", inner.quote(column)));
     }
-    let origin = inner.target();
     let mut last_cursor: Option<String> = None;
     {
         let mut result = conn.exec_iter(sql, params).await.map_err(fail)?;
-        let mut records = Vec::with_capacity(CHUNK_RECORDS);
-        let mut lines = Vec::with_capacity(CHUNK_RECORDS);
+        let mut out = ChunkWriter::new(tx, inner.target(), "row");
         let mut number = 0u64;
         while let Some(row) = result.next().await.map_err(fail)? {
             number += 1;
@@ -73,17 +71,9 @@ pub(super) async fn feed(inner: &Inner, since: Option<String>, tx: &EventSender)
             if cursor.is_some() {
                 last_cursor = cursor;
             }
-            records.push(RawRecord::Value(record));
-            lines.push(number);
-            if records.len() >= CHUNK_RECORDS {
-                let chunk = Chunk { records: std::mem::take(&mut records), origin: origin.clone(), lines: std::mem::take(&mut lines), unit: "row" };
-                tx.send(Ok(SourceEvent::Chunk(chunk))).await.map_err(|_| ReadError::Stopped)?;
-            }
+            out.push_async(RawRecord::Value(record), number).await?;
         }
-        if !records.is_empty() {
-            let chunk = Chunk { records, origin: origin.clone(), lines, unit: "row" };
-            tx.send(Ok(SourceEvent::Chunk(chunk))).await.map_err(|_| ReadError::Stopped)?;
-        }
+        out.flush_async().await?;
     }
     let cursor = last_cursor.or(since);
     if let Some(cursor) = cursor.and_then(|value| inner.cursor_text(value)) {

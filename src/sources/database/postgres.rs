@@ -11,8 +11,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
 use super::Inner;
-use crate::sources::formats::{EventSender, ReadError, CHUNK_RECORDS};
-use crate::sources::{Chunk, RawRecord, SourceError, SourceEvent};
+use crate::sources::formats::{ChunkWriter, EventSender, ReadError};
+use crate::sources::{RawRecord, SourceError, SourceEvent};
 
 async fn connect(inner: &Inner) -> Result<Client, SourceError> {
     let (client, connection) = tokio_postgres::connect(inner.url.as_str(), NoTls).await.map_err(|e| sql_error(inner, e))?;
@@ -79,10 +79,8 @@ pub(super) async fn feed(inner: &Inner, since: Option<String>, tx: &EventSender)
     let statement = client.prepare(&sql).await.map_err(fail)?;
     let rows = client.query_raw(&statement, params.iter()).await.map_err(fail)?;
     pin_mut!(rows);
-    let origin = inner.target();
     let mut last_cursor: Option<String> = None;
-    let mut records = Vec::with_capacity(CHUNK_RECORDS);
-    let mut lines = Vec::with_capacity(CHUNK_RECORDS);
+    let mut out = ChunkWriter::new(tx, inner.target(), "row");
     let mut number = 0u64;
     while let Some(row) = rows.try_next().await.map_err(fail)? {
         number += 1;
@@ -92,16 +90,10 @@ pub(super) async fn feed(inner: &Inner, since: Option<String>, tx: &EventSender)
         {
             last_cursor = Some(value.to_string());
         }
-        records.push(if bytea.is_empty() { RawRecord::Json(Bytes::copy_from_slice(text.as_bytes())) } else { with_base64(text, &bytea) });
-        lines.push(number);
-        if records.len() >= CHUNK_RECORDS {
-            let chunk = Chunk { records: std::mem::take(&mut records), origin: origin.clone(), lines: std::mem::take(&mut lines), unit: "row" };
-            tx.send(Ok(SourceEvent::Chunk(chunk))).await.map_err(|_| ReadError::Stopped)?;
-        }
+        let record = if bytea.is_empty() { RawRecord::Json(Bytes::copy_from_slice(text.as_bytes())) } else { with_base64(text, &bytea) };
+        out.push_async(record, number).await?;
     }
-    if !records.is_empty() {
-        tx.send(Ok(SourceEvent::Chunk(Chunk { records, origin, lines, unit: "row" }))).await.map_err(|_| ReadError::Stopped)?;
-    }
+    out.flush_async().await?;
     if let Some(cursor) = last_cursor.or(since).and_then(|value| inner.cursor_text(value)) {
         tx.send(Ok(SourceEvent::Cursor(cursor))).await.map_err(|_| ReadError::Stopped)?;
     }

@@ -180,16 +180,33 @@ impl<'a> ChunkWriter<'a> {
     }
 
     pub fn flush(&mut self) -> Result<(), ReadError> {
-        if self.records.is_empty() {
-            return Ok(());
+        match self.take() {
+            Some(chunk) => self.tx.blocking_send(Ok(SourceEvent::Chunk(chunk))).map_err(|_| ReadError::Stopped),
+            None => Ok(()),
         }
-        let chunk = Chunk {
+    }
+
+    /// [`Self::push`] for a reader on the runtime (a database's row stream).
+    pub async fn push_async(&mut self, record: RawRecord, line: u64) -> Result<(), ReadError> {
+        self.records.push(record);
+        self.lines.push(line);
+        if self.records.len() >= CHUNK_RECORDS { self.flush_async().await } else { Ok(()) }
+    }
+
+    pub async fn flush_async(&mut self) -> Result<(), ReadError> {
+        match self.take() {
+            Some(chunk) => self.tx.send(Ok(SourceEvent::Chunk(chunk))).await.map_err(|_| ReadError::Stopped),
+            None => Ok(()),
+        }
+    }
+
+    fn take(&mut self) -> Option<Chunk> {
+        (!self.records.is_empty()).then(|| Chunk {
             records: std::mem::replace(&mut self.records, Vec::with_capacity(CHUNK_RECORDS)),
             origin: self.origin.clone(),
             lines: std::mem::replace(&mut self.lines, Vec::with_capacity(CHUNK_RECORDS)),
             unit: self.unit,
-        };
-        self.tx.blocking_send(Ok(SourceEvent::Chunk(chunk))).map_err(|_| ReadError::Stopped)
+        })
     }
 }
 
