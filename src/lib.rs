@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod errors;
 pub mod fixture;
 pub mod mapping;
+pub mod openconnector;
 pub mod path;
 pub mod pipeline;
 pub mod schedule;

@@ -45,6 +45,10 @@ enum Command {
     /// Read the embedded register.
     #[command(subcommand)]
     Objects(cli::inspect::ObjectsCommand),
+    /// Read an OpenConnector/OpenRegister configuration file into a pipeline file.
+    Import(cli::openconnector::ImportArgs),
+    /// Write a pipeline file as an OpenConnector/OpenRegister configuration file.
+    Export(cli::openconnector::ExportArgs),
     /// Serve the HTTP API: definitions, runs as background jobs, a scheduler.
     Serve(cli::serve::ServeArgs),
     /// Serve the bundled pet-store API alone (to try `serve` by hand).
@@ -76,6 +80,8 @@ fn main() -> ExitCode {
             Command::Jobs(jobs) => cli::inspect::jobs(&args.state, jobs),
             Command::Logs { job } => cli::inspect::logs(&args.state, &job),
             Command::Objects(command) => cli::inspect::objects(&args.state, command),
+            Command::Import(import) => cli::openconnector::import(import),
+            Command::Export(export) => cli::openconnector::export(export),
             Command::Serve(serve) => cli::serve::serve(&args.state, serve).await,
             Command::Fixture(fixture) => cli::demo::fixture(fixture).await,
             Command::Demo(demo) => cli::demo::demo(&args.state, demo).await,

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod inspect;
+pub mod openconnector;
 pub mod run;
 pub mod serve;
 pub mod source;
@@ -16,10 +17,14 @@ pub const USAGE: u8 = 2;
 
 /// Loads a pipeline file, printing every problem; `Err` holds the exit code.
 pub fn load(file: &Path) -> Result<Pipeline, ExitCode> {
-    Pipeline::load(file).map_err(|errors| {
+    let pipeline = Pipeline::load(file).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(USAGE)
-    })
+    })?;
+    for warning in &pipeline.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(pipeline)
 }
 
 /// `1234567` → `1,234,567`.

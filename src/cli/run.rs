@@ -61,6 +61,7 @@ pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             dry_run: args.dry_run,
             allow_mass_delete: args.allow_mass_delete,
             cancel: cancel.clone(),
+            ..RunOptions::default()
         };
         let report = run_one(&pipeline, &name, &state, options, !args.json).await?;
         failed |= report.job.status != JobStatus::Completed;

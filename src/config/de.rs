@@ -134,6 +134,12 @@ impl<'de> Deserialize<'de> for Text {
 /// Header or query parameters: names to values, numbers accepted as values.
 pub type TextMap = BTreeMap<String, Text>;
 
+/// A whole number that may arrive as text (`"50"`): OpenConnector's UI stores every value as a string.
+pub fn loose_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let text = Text::deserialize(deserializer)?;
+    text.0.trim().parse().map(Some).map_err(|_| de::Error::custom(format!("`{}` is not a whole number", text.0)))
+}
+
 /// `sourceConfig.query`: HTTP query parameters for an API source (a map), or the SQL of a database
 /// source (a string). One key serves both because both are what their users call it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::openconnector;
+
 pub use de::{Flag, QueryDef, Secret, Span, Text, TextMap};
 pub use document::{Document, Position};
 pub use model::*;
@@ -103,6 +105,9 @@ pub struct Pipeline {
     /// Register → schema → JSON Schema (with `$ref` files loaded).
     pub registers: BTreeMap<String, BTreeMap<String, Value>>,
     pub synchronizations: BTreeMap<String, Synchronization>,
+    /// What the file asks for that syncline reads differently or does not honour (OpenConnector's
+    /// fields), each naming its key; shown before a run, never fatal.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Reads the process environment for `${VAR}`.
@@ -136,6 +141,15 @@ impl Pipeline {
 
     fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigErrors> {
         let mut value = std::mem::take(&mut doc.value);
+        let mut notices = Vec::new();
+        if openconnector::is_configuration(&value) {
+            // An OpenConnector configuration file runs as it is, as if imported first.
+            let imported = openconnector::import(&value).map_err(|e| ConfigError::file(&doc.file, e.to_string()))?;
+            value = imported.pipeline;
+            notices = imported.notices;
+        }
+        openconnector::normalize_pipeline(&mut value, &mut notices);
+        let warnings: Vec<ConfigError> = notices.iter().map(|n| doc.error(&n.key, n.message.clone())).collect();
         let bookkeeping = take_bookkeeping(&doc, &mut value)?;
         let mut parsed: PipelineFile = deserialize(&doc, &value)?;
         for ((section, name), value) in bookkeeping {
@@ -149,7 +163,9 @@ impl Pipeline {
                 *slot = value;
             }
         }
-        validate::resolve(&doc, parsed, base)
+        let mut pipeline = validate::resolve(&doc, parsed, base)?;
+        pipeline.warnings = warnings;
+        Ok(pipeline)
     }
 }
 

@@ -214,6 +214,10 @@ pub struct SourceDef {
     /// SFTP: check the server's host key (default true); `false` only on a network you trust.
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub verify_host_key: Flag,
+    /// Token authentication (OAuth 2, JWT) for `{{ oauthToken(source) }}` / `{{ jwtToken(source) }}` in
+    /// `headers` and `query` values (OpenConnector's `configuration.authentication`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationDef>,
     /// A disabled source is never called (OpenConnector's `isEnabled`).
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub is_enabled: Flag,
@@ -398,12 +402,64 @@ pub struct TlsDef {
     /// Verify server certificates (default true). Turn off only for trusted networks.
     #[serde(default = "enabled")]
     pub verify: Flag,
+    /// API: extra CA certificates (PEM text) trusted next to the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// API: a client certificate (PEM text) for mutual TLS, with `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    /// API: the client certificate's private key (unencrypted PEM text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
 }
 
 impl Default for TlsDef {
     fn default() -> Self {
-        TlsDef { verify: Flag(true) }
+        TlsDef { verify: Flag(true), ca: None, cert: None, key: None }
     }
+}
+
+/// Token authentication in OpenConnector's shape (`configuration.authentication`), used by the
+/// template functions `oauthToken(source)` and `jwtToken(source)` in header and query values.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationDef {
+    /// OAuth 2: `client_credentials` or `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<String>,
+    /// OAuth 2: the token endpoint.
+    #[serde(default, rename = "tokenUrl", skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// OAuth 2: how the client authenticates, `body` (default) or `basic_auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    /// OAuth 2 password grant: the resource owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// OAuth 2: dot path of the token in the token response (default `access_token`).
+    #[serde(default, rename = "tokenLocation", skip_serializing_if = "Option::is_none")]
+    pub token_location: Option<String>,
+    /// JWT: HS256, HS384, HS512 (with `secret`), or RS256, RS384, RS512, PS256 (with a PEM private key
+    /// in `secret`, plain or base64-encoded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// JWT: the HMAC secret or the RSA private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// JWT: the claims, a JSON object or JSON text; string values may be templates (`{{ 'now'|date('U') }}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    /// JWT: the `x5t` header (certificate thumbprint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x5t: Option<String>,
 }
 
 /// A mapping: one source record to one target object.
@@ -489,9 +545,13 @@ pub struct PaginationDef {
     /// First page number (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<u64>,
-    /// Dot path of the next link (`next`) or cursor (`cursor`) in the body.
+    /// Dot path of the next link or cursor in the body (next: `next`, `links.next` or
+    /// `_links.next.href`, whichever is there; cursor: `next_cursor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// OpenConnector's page mode (`usesPagination`): follow a next link when a page has one.
+    #[serde(skip)]
+    pub follow_next: bool,
 }
 
 /// Where a synchronization reads inside its source (OpenConnector's `sourceConfig`).
@@ -558,7 +618,7 @@ pub struct SourceConfigDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagination: Option<PaginationDef>,
     /// Stop after this many pages; a run cut short this way deletes nothing and warns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::de::loose_count", skip_serializing_if = "Option::is_none")]
     pub max_pages: Option<u32>,
     /// OpenConnector: page-number pagination on (`true`) or off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -595,6 +655,10 @@ pub struct SynchronizationDef {
     /// OpenConnector's target settings; accepted, not used by register targets.
     #[serde(default, skip_serializing)]
     pub target_config: Option<Value>,
+    /// OpenConnector's `conditions`: a JsonLogic rule on the source record; records where it is false are
+    /// skipped, as with `filter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Value>,
     /// A template expression; records where it is false are skipped (never deleted by it alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,

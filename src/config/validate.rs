@@ -59,6 +59,7 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
             mappings: file.mappings,
             registers,
             synchronizations,
+            warnings: Vec::new(),
         })
     } else {
         errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
@@ -279,7 +280,10 @@ fn resolve_sync(
     if let Some(def) = file.sources.get(&source) {
         check_source_config(def.kind, config, &mut fail);
     }
-    let pagination = resolve_pagination(config.pagination.clone(), config.uses_pagination.map(|f| f.0), config.pagination_query.clone());
+    // OpenConnector reads a single object (`_object`) without pagination.
+    let single = config.results_position.as_deref() == Some("_object");
+    let uses_pagination = config.uses_pagination.map(|f| f.0).filter(|_| !single);
+    let pagination = resolve_pagination(config.pagination.clone(), uses_pagination, config.pagination_query.clone());
     if let Err(message) = check_pagination(&pagination) {
         fail(".sourceConfig.pagination", message);
     }
@@ -288,6 +292,11 @@ fn resolve_sync(
         && let Err(error) = Filter::compile(filter)
     {
         fail(".filter", error.to_string());
+    }
+    if let Some(conditions) = &def.conditions
+        && let Err(error) = Filter::new(None, Some(conditions))
+    {
+        fail(".conditions", error.to_string());
     }
     if let Some(schedule) = &def.schedule
         && let Err(message) = crate::schedule::Schedule::parse(schedule)
@@ -468,7 +477,7 @@ fn check_source_config(kind: SourceKind, config: &SourceConfigDef, fail: &mut im
 fn resolve_pagination(explicit: Option<PaginationDef>, uses: Option<bool>, query: Option<String>) -> PaginationDef {
     match (explicit, uses) {
         (Some(p), _) => p,
-        (None, Some(true)) => PaginationDef { kind: PaginationKind::Page, param: query, ..PaginationDef::default() },
+        (None, Some(true)) => PaginationDef { kind: PaginationKind::Page, param: query, follow_next: true, ..PaginationDef::default() },
         (None, _) => PaginationDef::default(),
     }
 }

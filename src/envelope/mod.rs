@@ -1,6 +1,8 @@
 //! The envelope extractor: finds the list of records in a response body (`resultsPosition`) and splits
 //! it into one byte slice per record, without parsing the records themselves.
 
+pub mod xml;
+
 use std::collections::HashMap;
 
 use bytes::Bytes;

@@ -132,27 +132,65 @@ impl Mapping {
     }
 }
 
-/// A synchronization's `filter`: a template expression that must be true for a record to be written.
+/// Which records a synchronization writes: its `filter` (a template expression) and OpenConnector's
+/// `conditions` (a JsonLogic rule); a record must pass both that are set.
 pub struct Filter {
     templates: Templates,
-    template: String,
+    template: Option<String>,
+    logic: Option<datalogic_rs::Logic>,
     source: String,
+}
+
+/// One engine for every rule: it holds no per-rule state and is cheap to share.
+fn logic_engine() -> &'static datalogic_rs::Engine {
+    static ENGINE: OnceLock<datalogic_rs::Engine> = OnceLock::new();
+    ENGINE.get_or_init(datalogic_rs::Engine::new)
 }
 
 impl Filter {
     /// Compiles `{{ status == "available" }}` or the bare expression `status == "available"`.
     pub fn compile(source: &str) -> Result<Filter, MappingError> {
-        let trimmed = source.trim();
-        let expression = trimmed
-            .strip_prefix("{{")
-            .and_then(|s| s.strip_suffix("}}"))
-            .filter(|inner| !inner.contains("{{") && !inner.contains("}}"))
-            .unwrap_or(trimmed);
+        Self::new(Some(source), None)
+    }
+
+    /// A filter from a template expression, a JsonLogic rule (`{"==": [{"var": "status"}, "available"]}`),
+    /// or both.
+    pub fn new(expression: Option<&str>, conditions: Option<&Value>) -> Result<Filter, MappingError> {
         let mut templates = Templates::new();
-        let template = templates
-            .add(&format!("{{% if {expression} %}}1{{% endif %}}"))
-            .map_err(|e| MappingError::Filter { message: describe(&e) })?;
-        Ok(Filter { templates, template, source: source.to_string() })
+        let template = match expression {
+            Some(source) => {
+                let trimmed = source.trim();
+                let expression = trimmed
+                    .strip_prefix("{{")
+                    .and_then(|s| s.strip_suffix("}}"))
+                    .filter(|inner| !inner.contains("{{") && !inner.contains("}}"))
+                    .unwrap_or(trimmed);
+                Some(
+                    templates
+                        .add(&format!("{{% if {expression} %}}1{{% endif %}}"))
+                        .map_err(|e| MappingError::Filter { message: describe(&e) })?,
+                )
+            }
+            None => None,
+        };
+        let logic = match conditions {
+            Some(rule) => {
+                let invalid = |e: datalogic_rs::Error| MappingError::Filter { message: format!("conditions are not a JsonLogic rule: {e}") };
+                let logic = logic_engine().compile(rule).map_err(invalid)?;
+                // An unknown operator only shows when it runs: try the rule once on an empty record, so
+                // a typo is a load error rather than every record failing.
+                let arena = datalogic_rs::bumpalo::Bump::new();
+                if let Err(error) = logic_engine().evaluate(&logic, &Value::Object(Map::new()), &arena)
+                    && matches!(error.kind, datalogic_rs::ErrorKind::InvalidOperator(_))
+                {
+                    return Err(invalid(error));
+                }
+                Some(logic)
+            }
+            None => None,
+        };
+        let source = [expression.map(str::to_string), conditions.map(|c| c.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" and ");
+        Ok(Filter { templates, template, logic, source })
     }
 
     pub fn source(&self) -> &str {
@@ -161,10 +199,44 @@ impl Filter {
 
     /// Whether `record` passes.
     pub fn accepts(&self, record: &Value) -> Result<bool, MappingError> {
-        let context = minijinja::Value::from(minijinja::value::Serde(record));
-        let rendered = self.templates.render(&self.template, &context).map_err(|e| MappingError::Filter { message: describe(&e) })?;
-        Ok(rendered == "1")
+        if let Some(template) = &self.template {
+            let context = minijinja::Value::from(minijinja::value::Serde(record));
+            let rendered = self.templates.render(template, &context).map_err(|e| MappingError::Filter { message: describe(&e) })?;
+            if rendered != "1" {
+                return Ok(false);
+            }
+        }
+        if let Some(logic) = &self.logic {
+            // OpenConnector hands JsonLogic keys with `.` encoded, so `{"var": "a.b"}` walks a→b only.
+            let encoded = encode_dotted_keys(record);
+            let engine = logic_engine();
+            let arena = datalogic_rs::bumpalo::Bump::new();
+            let result = engine
+                .evaluate(logic, encoded.as_ref(), &arena)
+                .map_err(|e| MappingError::Filter { message: format!("conditions: {e}") })?;
+            return Ok(engine.truthy(result));
+        }
+        Ok(true)
     }
+}
+
+/// Keys holding a `.` get it written as `&#46;`, at every depth (OpenConnector's encoding).
+fn encode_dotted_keys(value: &Value) -> std::borrow::Cow<'_, Value> {
+    fn has_dotted(value: &Value) -> bool {
+        match value {
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('.') || has_dotted(v)),
+            Value::Array(items) => items.iter().any(has_dotted),
+            _ => false,
+        }
+    }
+    fn encode(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.replace('.', "&#46;"), encode(v))).collect()),
+            Value::Array(items) => Value::Array(items.iter().map(encode).collect()),
+            other => other.clone(),
+        }
+    }
+    if has_dotted(value) { std::borrow::Cow::Owned(encode(value)) } else { std::borrow::Cow::Borrowed(value) }
 }
 
 #[cfg(test)]
@@ -231,5 +303,20 @@ mod tests {
         let f = Filter::compile("price > 10 and tags|length > 0").unwrap();
         assert!(f.accepts(&json!({"price": 11, "tags": ["a"]})).unwrap());
         assert!(Filter::compile("{{ status == }}").is_err());
+    }
+
+    #[test]
+    fn json_logic_conditions() {
+        let rule = json!({"and": [{"==": [{"var": "status"}, "available"]}, {">": [{"var": "price"}, 10]}]});
+        let f = Filter::new(None, Some(&rule)).unwrap();
+        assert!(f.accepts(&json!({"status": "available", "price": 11})).unwrap());
+        assert!(!f.accepts(&json!({"status": "available", "price": 9})).unwrap());
+        assert!(!f.accepts(&json!({"status": "sold", "price": 11})).unwrap());
+        let dotted = Filter::new(None, Some(&json!({"==": [{"var": "a&#46;b"}, 1]}))).unwrap();
+        assert!(dotted.accepts(&json!({"a.b": 1})).unwrap(), "a dotted key is addressed encoded");
+        let both = Filter::new(Some("price > 10"), Some(&json!({"==": [{"var": "status"}, "sold"]}))).unwrap();
+        assert!(both.accepts(&json!({"status": "sold", "price": 11})).unwrap());
+        assert!(!both.accepts(&json!({"status": "sold", "price": 1})).unwrap());
+        assert!(Filter::new(None, Some(&json!({"nosuchop": [1]}))).is_err());
     }
 }

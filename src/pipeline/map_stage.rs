@@ -8,12 +8,14 @@ use tokio::sync::mpsc;
 
 use crate::diff::Work;
 use crate::mapping::{Filter, Mapping};
+use super::progress::{Stage, Timings};
 use crate::sinks::{Ack, AckSender, Op, Outcome};
 use crate::sources::RawRecord;
 
 /// Runs until `input` closes or the sink goes away.
-pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::Receiver<Vec<Work>>, output: mpsc::Sender<Vec<Op>>, acks: AckSender) {
+pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::Receiver<Vec<Work>>, output: mpsc::Sender<Vec<Op>>, acks: AckSender, timings: &Timings) {
     while let Some(batch) = input.blocking_recv() {
+        let busy = std::time::Instant::now();
         let mut ops = Vec::with_capacity(batch.len());
         let mut settled = Vec::new();
         for work in batch {
@@ -67,6 +69,7 @@ pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::
                 }
             }
         }
+        timings.add(Stage::Map, busy.elapsed());
         if !settled.is_empty() && acks.send(settled).is_err() {
             return;
         }

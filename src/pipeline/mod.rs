@@ -32,7 +32,7 @@ use crate::sinks::register::RegisterSink;
 use crate::sinks::{Ack, Sink};
 use crate::sources::{self, SourceError, SourceEvent};
 use crate::store::{now_text, JobRecord, JobStatus, SavedCursor, StateDir, StoreError};
-pub use progress::Progress;
+pub use progress::{Progress, Stage, Timings};
 
 /// Batches in flight between two stages.
 const CHANNEL_DEPTH: usize = 4;
@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Let a run delete more than the synchronization's `maxDeleteShare`.
     pub allow_mass_delete: bool,
+    /// Read only the first page (OpenConnector's test run); deletes nothing.
+    pub first_page_only: bool,
     pub cancel: CancellationToken,
 }
 
@@ -163,17 +165,19 @@ impl Run {
         job: &JobRecord,
         state: &StateDir,
         options: &RunOptions,
-        progress: &Progress,
+        progress: &Arc<Progress>,
         interrupted: bool,
     ) -> Result<(), Failure> {
+        let prepared = Instant::now();
         let config = |message: String| Failure::new(ErrorCategory::Config, message);
         let sync: &Synchronization =
             pipeline.synchronizations.get(&job.synchronization).ok_or_else(|| config(format!("no synchronization named `{}`", job.synchronization)))?;
         let mapping_def = pipeline.mappings.get(&sync.mapping).ok_or_else(|| config(format!("no mapping named `{}`", sync.mapping)))?;
         let mapping = Arc::new(Mapping::compile(&sync.mapping, mapping_def).map_err(|e| config(format!("mapping `{}`: {e}", sync.mapping)))?);
-        let filter = match &sync.filter {
-            Some(text) => Some(Arc::new(Filter::compile(text).map_err(|e| config(e.to_string()))?)),
-            None => None,
+        let conditions = sync.definition.conditions.as_ref();
+        let filter = match (&sync.filter, conditions) {
+            (None, None) => None,
+            (text, conditions) => Some(Arc::new(Filter::new(text.as_deref(), conditions).map_err(|e| config(e.to_string()))?)),
         };
         let source = sources::build(pipeline, sync)?;
         let sink: Box<dyn Sink> = match &sync.target {
@@ -202,6 +206,9 @@ impl Run {
         let mut fingerprint = blake3::Hasher::new();
         fingerprint.update(&mapping.fingerprint());
         fingerprint.update(sync.filter.as_deref().unwrap_or("").as_bytes());
+        if let Some(conditions) = conditions {
+            fingerprint.update(conditions.to_string().as_bytes());
+        }
         let fingerprint = *fingerprint.finalize().as_bytes();
         let cursor = self.start_cursor(state, sync, &fingerprint, options)?;
         let table = state.load_contracts(&sync.name).await?;
@@ -214,6 +221,7 @@ impl Run {
             }
         }
         self.differ = Some(differ);
+        progress.timings.add(Stage::Prepare, prepared.elapsed());
         let result = self.pump(sync, source.open(cursor), sink, mapping, filter, options, progress).await;
         let differ = self.differ.as_mut().expect("set above");
         progress.set(&differ.counts);
@@ -262,20 +270,24 @@ impl Run {
         mapping: Arc<Mapping>,
         filter: Option<Arc<Filter>>,
         options: &RunOptions,
-        progress: &Progress,
+        progress: &Arc<Progress>,
     ) -> Result<(), Failure> {
+        let processing = Instant::now();
         let (event_tx, mut events) = mpsc::channel::<Result<SourceEvent, SourceError>>(CHANNEL_DEPTH);
         let (work_tx, work_rx) = mpsc::channel::<Vec<Work>>(CHANNEL_DEPTH);
         let (op_tx, op_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (ack_tx, mut acks) = mpsc::unbounded_channel::<Vec<Ack>>();
 
         let cancel = options.cancel.clone();
+        let timed = Arc::clone(progress);
         let reader = tokio::spawn(async move {
             loop {
+                let waited = Instant::now();
                 let next = tokio::select! {
                     _ = cancel.cancelled() => break,
                     next = stream.next() => next,
                 };
+                timed.timings.add(Stage::Fetch, waited.elapsed());
                 let Some(event) = next else { break };
                 let failed = event.is_err();
                 if event_tx.send(event).await.is_err() || failed {
@@ -284,7 +296,8 @@ impl Run {
             }
         });
         let map_acks = ack_tx.clone();
-        let mapper = tokio::task::spawn_blocking(move || map_stage::run(mapping, filter, work_rx, op_tx, map_acks));
+        let timed = Arc::clone(progress);
+        let mapper = tokio::task::spawn_blocking(move || map_stage::run(mapping, filter, work_rx, op_tx, map_acks, &timed.timings));
         let writer = tokio::spawn(sink.write_all(op_rx, ack_tx));
 
         let differ = self.differ.as_mut().expect("set before pumping");
@@ -325,6 +338,12 @@ impl Run {
                                 break;
                             }
                         }
+                        if options.first_page_only {
+                            // A test run (OpenConnector's `test: true`) looks at the first page alone.
+                            truncated = true;
+                            self.warnings.insert("test run: only the first page was read, and nothing was written".into());
+                            break;
+                        }
                     }
                 }
             }
@@ -332,9 +351,12 @@ impl Run {
         drop(events);
         let _ = reader.await;
 
+        let cleanup = Instant::now();
         if failure.is_none() && work_tx.is_some() {
             if truncated {
-                self.warnings.insert("the fetch was incomplete, so no objects were deleted".into());
+                if !options.first_page_only {
+                    self.warnings.insert("the fetch was incomplete, so no objects were deleted".into());
+                }
             } else if differ.unidentified > 0 {
                 self.warnings.insert(format!(
                     "{} record(s) could not be read or had no id, so no objects were deleted (a record that cannot be \
@@ -366,6 +388,8 @@ impl Run {
             progress.set(&differ.counts);
         }
         let _ = mapper.await;
+        progress.timings.add(Stage::Cleanup, cleanup.elapsed());
+        progress.timings.add(Stage::Process, processing.elapsed());
         match writer.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => failure = failure.or(Some(Failure::new(ErrorCategory::Target, error.to_string()))),

@@ -14,6 +14,7 @@ pub struct Progress {
     skipped: AtomicU64,
     deleted: AtomicU64,
     failed: AtomicU64,
+    pub timings: Timings,
 }
 
 impl Progress {
@@ -37,5 +38,40 @@ impl Progress {
             deleted: self.deleted.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Where a run's time goes, for OpenConnector's `timing.stages`. Stages overlap (the run streams), so
+/// each is the time that stage itself was busy or waited for, not a slice of the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Compiling the mapping, opening the source and target, loading the contracts.
+    Prepare,
+    /// Waiting for the source's pages.
+    Fetch,
+    /// Parsing, filtering and mapping records.
+    Map,
+    /// Diffing, writing and recording outcomes, wall clock from the first page to the last outcome.
+    Process,
+    /// Finding and writing the deletes.
+    Cleanup,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [Stage::Prepare, Stage::Fetch, Stage::Map, Stage::Process, Stage::Cleanup];
+}
+
+/// Microseconds spent per [`Stage`].
+#[derive(Debug, Default)]
+pub struct Timings([AtomicU64; 5]);
+
+impl Timings {
+    pub fn add(&self, stage: Stage, elapsed: std::time::Duration) {
+        self.0[stage as usize].fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Milliseconds spent in `stage`.
+    pub fn millis(&self, stage: Stage) -> f64 {
+        self.0[stage as usize].load(Ordering::Relaxed) as f64 / 1000.0
     }
 }

@@ -64,6 +64,9 @@ impl From<rusqlite::Error> for CatalogError {
     }
 }
 
+/// A definition to put (`Some`) or remove (`None`), for validating changes before they are kept.
+pub type Change<'a> = (Section, &'a str, Option<&'a Value>);
+
 pub struct Catalog {
     db: Mutex<Connection>,
     files: BTreeMap<(Section, String), (Value, String)>,
@@ -142,21 +145,21 @@ impl Catalog {
         Ok(body.map(|b| Entry { id: id.to_string(), file: None, body: serde_json::from_str(&b).unwrap_or(Value::Null) }))
     }
 
-    /// All definitions as one pipeline document, with `change` applied (`None` body: removed).
-    fn assemble(&self, change: Option<(Section, &str, Option<&Value>)>) -> Result<Value, CatalogError> {
+    /// All definitions as one pipeline document, with `changes` applied (`None` body: removed).
+    pub fn assemble(&self, changes: &[Change<'_>]) -> Result<Value, CatalogError> {
         let mut root = Map::new();
         for section in Section::ALL {
             let mut entries = Map::new();
             for entry in self.list(section)? {
                 entries.insert(entry.id, entry.body);
             }
-            if let Some((s, id, body)) = change
-                && s == section
-            {
-                match body {
-                    Some(body) => entries.insert(id.to_string(), body.clone()),
-                    None => entries.remove(id),
-                };
+            for (s, id, body) in changes {
+                if *s == section {
+                    match body {
+                        Some(body) => entries.insert(id.to_string(), (*body).clone()),
+                        None => entries.remove(*id),
+                    };
+                }
             }
             root.insert(section.as_str().to_string(), Value::Object(entries));
         }
@@ -164,28 +167,41 @@ impl Catalog {
     }
 
     /// The errors of the assembled definitions (none: they all validate).
-    fn errors_with(&self, change: Option<(Section, &str, Option<&Value>)>) -> Result<Vec<ConfigError>, CatalogError> {
-        let value = self.assemble(change)?;
+    fn errors_with(&self, changes: &[Change<'_>]) -> Result<Vec<ConfigError>, CatalogError> {
+        let value = self.assemble(changes)?;
         Ok(Pipeline::from_value("definitions", value, &self.base).err().map(|e| e.0).unwrap_or_default())
+    }
+
+    /// Creates or replaces several definitions at once (an import): all are kept, or none when they
+    /// would add a validation error.
+    pub fn put_all(&self, entries: &[(Section, String, Value)]) -> Result<(), CatalogError> {
+        for (section, id, _) in entries {
+            if let Some((_, file)) = self.files.get(&(*section, id.clone())) {
+                return Err(CatalogError::FromFile { id: id.clone(), file: file.clone() });
+            }
+        }
+        let changes: Vec<Change<'_>> = entries.iter().map(|(s, id, body)| (*s, id.as_str(), Some(body))).collect();
+        let before = self.errors_with(&[])?;
+        let new: Vec<ConfigError> = self.errors_with(&changes)?.into_iter().filter(|e| !before.contains(e)).collect();
+        if !new.is_empty() {
+            return Err(CatalogError::Invalid(new));
+        }
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let transaction = db.transaction()?;
+        for (section, id, body) in entries {
+            transaction.execute(
+                "INSERT INTO definitions (section, id, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (section, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![section.as_str(), id, body.to_string(), now_text()],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(())
     }
 
     /// Creates or replaces a definition made over the API, if the whole still validates where it did.
     pub fn put(&self, section: Section, id: &str, body: Value) -> Result<Entry, CatalogError> {
-        if let Some((_, file)) = self.files.get(&(section, id.to_string())) {
-            return Err(CatalogError::FromFile { id: id.to_string(), file: file.clone() });
-        }
-        let before = self.errors_with(None)?;
-        let after = self.errors_with(Some((section, id, Some(&body))))?;
-        let new: Vec<ConfigError> = after.into_iter().filter(|e| !before.contains(e)).collect();
-        if !new.is_empty() {
-            return Err(CatalogError::Invalid(new));
-        }
-        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        db.execute(
-            "INSERT INTO definitions (section, id, body, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (section, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-            params![section.as_str(), id, body.to_string(), now_text()],
-        )?;
+        self.put_all(&[(section, id.to_string(), body.clone())])?;
         Ok(Entry { id: id.to_string(), file: None, body })
     }
 
@@ -197,8 +213,8 @@ impl Catalog {
         if self.get(section, id)?.is_none() {
             return Err(CatalogError::NotFound { section: section.as_str(), id: id.to_string() });
         }
-        let before = self.errors_with(None)?;
-        let new: Vec<ConfigError> = self.errors_with(Some((section, id, None)))?.into_iter().filter(|e| !before.contains(e)).collect();
+        let before = self.errors_with(&[])?;
+        let new: Vec<ConfigError> = self.errors_with(&[(section, id, None)])?.into_iter().filter(|e| !before.contains(e)).collect();
         if !new.is_empty() {
             return Err(CatalogError::Invalid(new));
         }
@@ -218,21 +234,25 @@ impl Catalog {
         let register = body.pointer("/target/register").map(text_of).or_else(|| {
             body.get("targetId").map(text_of).and_then(|t| t.split_once('/').map(|(r, _)| r.to_string()))
         });
+        // An API target pushes through a second source of the catalog.
+        let push_source = body.pointer("/target/source").map(text_of).or_else(|| {
+            (body.get("targetType").and_then(Value::as_str) == Some("api")).then(|| body.get("targetId").map(text_of)).flatten()
+        });
         let mut root = Map::new();
-        let mut add = |section: Section, id: Option<String>| -> Result<(), CatalogError> {
+        let mut add = |section: Section, ids: Vec<Option<String>>| -> Result<(), CatalogError> {
             let mut entries = Map::new();
-            if let Some(id) = id
-                && let Some(found) = self.get(section, &id)?
-            {
-                entries.insert(id, found.body);
+            for id in ids.into_iter().flatten() {
+                if let Some(found) = self.get(section, &id)? {
+                    entries.insert(id, found.body);
+                }
             }
             root.insert(section.as_str().into(), Value::Object(entries));
             Ok(())
         };
-        add(Section::Sources, name(&["source", "sourceId"]))?;
-        add(Section::Mappings, name(&["mapping", "sourceTargetMapping"]))?;
-        add(Section::Registers, register)?;
-        add(Section::Synchronizations, Some(sync.to_string()))?;
+        add(Section::Sources, vec![name(&["source", "sourceId"]), push_source])?;
+        add(Section::Mappings, vec![name(&["mapping", "sourceTargetMapping"])])?;
+        add(Section::Registers, vec![register])?;
+        add(Section::Synchronizations, vec![Some(sync.to_string())])?;
         Pipeline::from_value("definitions", Value::Object(root), &self.base).map_err(|e| CatalogError::Invalid(e.0))
     }
 

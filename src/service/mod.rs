@@ -3,6 +3,7 @@
 //! but `/api/health` asks for an `x-api-key`.
 
 mod catalog;
+mod compat;
 mod definitions;
 mod error;
 mod operations;
@@ -64,6 +65,7 @@ pub struct ServeOptions {
         definitions::test_source, definitions::test_mapping,
         operations::run, operations::jobs, operations::job, operations::cancel, operations::logs,
         operations::contracts, operations::remove_contract, operations::objects, operations::object, operations::dashboard,
+        compat::import, compat::export,
     ),
     modifiers(&ApiKeyScheme)
 )]
@@ -86,6 +88,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .merge(definitions::routes())
         .merge(operations::routes())
+        .merge(compat::routes())
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_key));
     Router::new()
         .route("/api/health", get(health))

@@ -10,7 +10,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use axum::response::{IntoResponse, Response};
+
 use super::catalog::Section;
+use super::compat::{run_answer, RunBody};
+use super::runner::RunRequest;
 use super::{ApiError, Shared};
 use crate::store::{JobRecord, StoreError};
 
@@ -66,13 +70,25 @@ pub struct RunQuery {
     force_full_sync: Option<String>,
 }
 
+/// Without a body (or `{}`): 201 with the PENDING job, to follow at `/api/jobs/{id}`. With OpenConnector's
+/// body `{test, force}`: waits for the run and answers its `SynchronizationLog` (200, or 400 when it failed).
 #[utoipa::path(post, path = "/api/synchronizations/{id}/run", params(("id" = String, Path), ("force_full_sync" = Option<bool>, Query, description = "ignore saved hashes and cursors")),
-    responses((status = 201, description = "The job, PENDING; poll GET /api/jobs/{id}"), (status = 409, description = "Already running")))]
-pub async fn run(State(shared): State<Shared>, Path(id): Path<String>, Query(query): Query<RunQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request_body(content = Option<Object>, description = "OpenConnector's `{test, force}`: run synchronously; `test` reads the first page and writes nothing"),
+    responses((status = 201, description = "The job, PENDING; poll GET /api/jobs/{id}"), (status = 200, description = "With a body: the finished run, in OpenConnector's shape"),
+        (status = 400, description = "With a body: the run failed"), (status = 409, description = "Already running")))]
+pub async fn run(State(shared): State<Shared>, Path(id): Path<String>, Query(query): Query<RunQuery>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let force = matches!(query.force_full_sync.as_deref(), Some("true" | "1" | "yes"));
+    let body = RunBody::parse(&body)?;
     let pipeline = shared.catalog.pipeline_for(&id)?;
-    let job = shared.runner.start(pipeline, &id, force)?;
-    Ok((StatusCode::CREATED, Json(job_view(&shared, &job))))
+    let Some(body) = body else {
+        let job = shared.runner.start(pipeline, &id, force)?;
+        return Ok((StatusCode::CREATED, Json(job_view(&shared, &job))).into_response());
+    };
+    let (force, test) = (force || body.force.0, body.test.0);
+    let request = RunRequest { force_full_sync: force, dry_run: test, first_page_only: test };
+    let (_, done) = shared.runner.start_with(pipeline, &id, request)?;
+    let finished = done.await.map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the run ended without reporting how"))?;
+    Ok(run_answer(job_view(&shared, &finished.job), &finished, &body, force))
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -17,6 +18,22 @@ struct Active {
     job: String,
     cancel: CancellationToken,
     progress: Arc<Progress>,
+}
+
+/// How to run a job.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunRequest {
+    pub force_full_sync: bool,
+    pub dry_run: bool,
+    /// OpenConnector's test run: the first page only, nothing written.
+    pub first_page_only: bool,
+}
+
+/// A job that ended, with its warnings and where its time went.
+pub struct Finished {
+    pub job: JobRecord,
+    pub warnings: Vec<String>,
+    pub progress: Arc<Progress>,
 }
 
 pub struct Runner {
@@ -48,6 +65,13 @@ impl Runner {
 
     /// Records a PENDING job for `sync` and runs it in the background.
     pub fn start(self: &Arc<Self>, pipeline: Pipeline, sync: &str, force_full_sync: bool) -> Result<JobRecord, StartError> {
+        let request = RunRequest { force_full_sync, ..RunRequest::default() };
+        self.start_with(pipeline, sync, request).map(|(job, _)| job)
+    }
+
+    /// Starts a run and also hands back a receiver for how it ended (OpenConnector's synchronous run).
+    pub fn start_with(self: &Arc<Self>, pipeline: Pipeline, sync: &str, request: RunRequest) -> Result<(JobRecord, oneshot::Receiver<Finished>), StartError> {
+        let RunRequest { force_full_sync, dry_run, first_page_only } = request;
         if self.closing.is_cancelled() {
             return Err(StartError::Closing);
         }
@@ -56,7 +80,7 @@ impl Runner {
             return Err(StartError::Busy { sync: sync.to_string(), job: running.job.clone() });
         }
         let jobs = self.state.jobs()?;
-        let job = jobs.create(sync, JobStatus::Pending, force_full_sync, false)?;
+        let job = jobs.create(sync, JobStatus::Pending, force_full_sync, dry_run)?;
         let cancel = self.closing.child_token();
         let progress = Arc::new(Progress::default());
         active.insert(sync.to_string(), Active { job: job.id.clone(), cancel: cancel.clone(), progress: Arc::clone(&progress) });
@@ -64,15 +88,18 @@ impl Runner {
 
         let runner = Arc::clone(self);
         let (record, sync) = (job.clone(), sync.to_string());
+        let (done_tx, done_rx) = oneshot::channel();
         self.tasks.spawn(async move {
-            let options = RunOptions { force_full_sync, cancel, ..RunOptions::default() };
-            runner.execute(&pipeline, record, options, progress).await;
+            let options = RunOptions { force_full_sync, dry_run, first_page_only, cancel, ..RunOptions::default() };
+            let (job, warnings) = runner.execute(&pipeline, record, options, Arc::clone(&progress)).await;
             runner.active().remove(&sync);
+            let _ = done_tx.send(Finished { job, warnings, progress });
         });
-        Ok(job)
+        Ok((job, done_rx))
     }
 
-    async fn execute(&self, pipeline: &Pipeline, mut job: JobRecord, options: RunOptions, progress: Arc<Progress>) {
+    /// Runs the job; how it ended, and its warnings.
+    async fn execute(&self, pipeline: &Pipeline, mut job: JobRecord, options: RunOptions, progress: Arc<Progress>) -> (JobRecord, Vec<String>) {
         let fail = |job: &mut JobRecord, category: ErrorCategory, message: String| {
             job.status = JobStatus::Failed;
             job.error = Some(message);
@@ -85,12 +112,20 @@ impl Runner {
         // The same lock a command-line run takes: never two runs of one synchronization, whoever starts them.
         let lock = match self.state.lock(&job.synchronization) {
             Ok(lock) => lock,
-            Err(error) => return fail(&mut job, ErrorCategory::State, error.to_string()),
+            Err(error) => {
+                fail(&mut job, ErrorCategory::State, error.to_string());
+                return (job, Vec::new());
+            }
         };
-        if let Err(error) = pipeline::run_job(pipeline, job.clone(), &self.state, options, progress, false).await {
-            fail(&mut job, ErrorCategory::State, error.to_string());
-        }
+        let ended = match pipeline::run_job(pipeline, job.clone(), &self.state, options, progress, false).await {
+            Ok(report) => (report.job, report.warnings),
+            Err(error) => {
+                fail(&mut job, ErrorCategory::State, error.to_string());
+                (job, Vec::new())
+            }
+        };
         drop(lock);
+        ended
     }
 
     /// Asks the job to stop: CANCELLING now, CANCELLED once its writes settle. `None`: not running here.

@@ -98,7 +98,7 @@ pub enum SourceError {
     Timeout { url: String, reason: String },
     #[error("{url} answered HTTP {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
     Http { url: String, status: u16, body: String },
-    #[error("the response of {url} is not valid JSON: {reason}")]
+    #[error("the response of {url} is not valid JSON or XML: {reason}")]
     Format { url: String, reason: String },
     #[error("{url} refused the credentials: {reason}")]
     Auth { url: String, reason: String },

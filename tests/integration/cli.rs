@@ -6,11 +6,11 @@ use std::process::{Command, Output};
 
 use crate::common::Harness;
 
-fn syncline(state: &Path, args: &[&str]) -> Output {
+pub fn syncline(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(state).args(args).output().expect("syncline runs")
 }
 
-fn text(output: &Output) -> String {
+pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 

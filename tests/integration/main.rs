@@ -9,6 +9,8 @@ mod database;
 mod faults;
 mod files;
 mod ftp;
+mod oc_sources;
+mod openconnector;
 mod service;
 mod sftp;
 mod targets;

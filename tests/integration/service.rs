@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "test-key-9f8e7d";
 
-struct Service {
+pub struct Service {
     url: String,
     stop: CancellationToken,
     handle: tokio::task::JoinHandle<Result<(), service::ServiceError>>,
@@ -23,7 +23,7 @@ struct Service {
 }
 
 impl Service {
-    async fn start(state: &TempDir, files: Vec<std::path::PathBuf>) -> Service {
+    pub async fn start(state: &TempDir, files: Vec<std::path::PathBuf>) -> Service {
         let state = StateDir::open(state.path()).unwrap();
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -35,12 +35,12 @@ impl Service {
         Service { url: format!("http://{address}"), stop, handle, http: reqwest::Client::new() }
     }
 
-    async fn stop(self) {
+    pub async fn stop(self) {
         self.stop.cancel();
         self.handle.await.unwrap().unwrap();
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.url)).header("x-api-key", KEY);
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body.to_string());
@@ -51,16 +51,16 @@ impl Service {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
     /// Polls a job until it ends.
-    async fn finished(&self, job: &str) -> Value {
+    pub async fn finished(&self, job: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (_, job) = self.get(&format!("/api/jobs/{job}")).await;

@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::config::{AuthKind, KeyPlacement, RetryDef, Secret, SourceDef, TextMap};
 use crate::sources::SourceError;
+use super::auth::RequestTemplates;
 
 /// One answered request.
 #[derive(Debug)]
@@ -38,8 +39,12 @@ pub struct HttpClient {
     headers: HeaderMap,
     query: Vec<(String, String)>,
     retry: RetryDef,
+    /// Header and query values rendered per request (OAuth and JWT tokens).
+    templates: Option<RequestTemplates>,
     /// Minimum spacing of requests, and when the next may go.
     rate: Option<(Duration, Mutex<Instant>)>,
+    /// When the server said its request budget is spent (`X-RateLimit-Remaining: 0`): its reset time.
+    exhausted: std::sync::Mutex<Option<Instant>>,
     timeout: Duration,
 }
 
@@ -48,22 +53,40 @@ impl HttpClient {
     pub fn new(source: &SourceDef, extra_headers: &TextMap, extra_query: &TextMap) -> Result<Self, SourceError> {
         crate::sources::tls::install_provider();
         let timeout = source.timeout.map(|s| s.0).unwrap_or(Duration::from_secs(30));
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("syncline/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
             .connect_timeout(source.connect_timeout.map(|s| s.0).unwrap_or(Duration::from_secs(10)))
             .danger_accept_invalid_certs(!source.tls.verify.0)
-            .no_proxy()
-            .build()
-            .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?;
+            .no_proxy();
+        if let Some(ca) = &source.tls.ca {
+            let certificates = reqwest::Certificate::from_pem_bundle(ca.as_bytes())
+                .map_err(|e| SourceError::Config(format!("tls.ca is not a PEM certificate bundle: {}", chain(&e))))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        match (&source.tls.cert, &source.tls.key) {
+            (Some(cert), Some(key)) => {
+                let pem = format!("{}\n{}", cert.trim_end(), key.expose());
+                let identity = reqwest::Identity::from_pem(pem.as_bytes())
+                    .map_err(|e| SourceError::Config(format!("tls.cert and tls.key are not a PEM certificate and private key: {}", chain(&e))))?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => return Err(SourceError::Config("a client certificate needs both tls.cert and tls.key".into())),
+        }
+        let client = builder.build().map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?;
 
+        let mut header_pairs: Vec<(String, crate::config::Text)> = source.headers.iter().chain(extra_headers).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut query: Vec<(String, String)> = source.query.iter().chain(extra_query).map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        let templates = RequestTemplates::take(source, &mut header_pairs, &mut query, &client)?;
         let mut headers = HeaderMap::new();
-        for (name, value) in source.headers.iter().chain(extra_headers) {
+        for (name, value) in header_pairs {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
             let value = HeaderValue::from_str(&value.0).map_err(|_| SourceError::Config(format!("header `{name}` has a value that cannot be sent")))?;
             headers.insert(name, value);
         }
-        let query = source.query.iter().chain(extra_query).map(|(k, v)| (k.clone(), v.0.clone())).collect();
 
         let settings = &source.auth.0;
         let need = |what: &str| SourceError::Config(format!("auth needs `{what}`"));
@@ -87,7 +110,7 @@ impl HttpClient {
             }
         };
         let rate = source.rate_limit.map(|r| (r.per.0 / r.requests, Mutex::new(Instant::now())));
-        Ok(HttpClient { client, auth, headers, query, retry: source.retries.clone(), rate, timeout })
+        Ok(HttpClient { client, auth, headers, query, templates, retry: source.retries.clone(), rate, exhausted: std::sync::Mutex::new(None), timeout })
     }
 
     /// The URL with the source's and synchronization's query parameters added (not the API key).
@@ -131,9 +154,13 @@ impl HttpClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            self.wait_for_budget(&shown).await?;
             self.pace().await;
             let last = attempt >= self.retry.max_attempts.max(1);
             let outcome = self.send(method.clone(), url, body, &shown).await;
+            if let Ok(response) = &outcome {
+                self.note_budget(&response.headers);
+            }
             let (error, retry_after) = match outcome {
                 Ok(response) if (200..300).contains(&response.status) => return Ok(response),
                 Ok(response) => {
@@ -142,7 +169,7 @@ impl HttpClient {
                     if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
                         return Err(error);
                     }
-                    (error, retry_after(&response.headers))
+                    (error, retry_after(&response.headers).or_else(|| budget_reset(&response.headers)))
                 }
                 Err(error @ (SourceError::Connect { .. } | SourceError::Timeout { .. })) => (error, None),
                 Err(error) => return Err(error),
@@ -162,10 +189,18 @@ impl HttpClient {
 
     async fn send(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, shown: &str) -> Result<Response, SourceError> {
         let mut url = url.clone();
+        let mut headers = self.headers.clone();
+        if let Some(templates) = &self.templates {
+            let (rendered_headers, rendered_query) = templates.render().await?;
+            headers.extend(rendered_headers.into_iter().map(|(k, v)| (Some(k), v)));
+            if !rendered_query.is_empty() {
+                url.query_pairs_mut().extend_pairs(rendered_query);
+            }
+        }
         if let Auth::Query { name, key } = &self.auth {
             url.query_pairs_mut().append_pair(name, key.expose());
         }
-        let mut request = self.client.request(method, url).headers(self.headers.clone());
+        let mut request = self.client.request(method, url).headers(headers);
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
         }
@@ -206,6 +241,34 @@ impl HttpClient {
         }
     }
 
+    /// Remembers a spent request budget (`X-RateLimit-Remaining: 0` with `X-RateLimit-Reset`), as
+    /// OpenConnector does, so the next request waits for the reset instead of being refused.
+    fn note_budget(&self, headers: &HeaderMap) {
+        let Some(remaining) = header_number(headers, "x-ratelimit-remaining") else { return };
+        if let Ok(mut exhausted) = self.exhausted.lock() {
+            *exhausted = if remaining <= 0.0 { budget_reset(headers).map(|wait| Instant::now() + wait) } else { None };
+        }
+    }
+
+    /// Waits until a spent budget resets; a reset further away than `maxRetryAfter` fails the request.
+    async fn wait_for_budget(&self, shown: &str) -> Result<(), SourceError> {
+        let until = self.exhausted.lock().ok().and_then(|e| *e);
+        let Some(until) = until else { return Ok(()) };
+        let wait = until.saturating_duration_since(Instant::now());
+        if wait > self.retry.max_retry_after.0 {
+            return Err(SourceError::Http {
+                url: shown.to_string(),
+                status: 429,
+                body: format!("the request budget is spent and resets in {}s, later than maxRetryAfter allows", wait.as_secs()),
+            });
+        }
+        if !wait.is_zero() {
+            tracing::warn!(url = %shown, wait_ms = wait.as_millis() as u64, "request budget spent (X-RateLimit-Remaining: 0): waiting for the reset");
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+
     /// Exponential backoff with "equal jitter": half the step fixed, half random.
     fn backoff(&self, attempt: u32) -> Duration {
         let step = self.retry.initial_backoff.0.saturating_mul(1 << (attempt - 1).min(16)).min(self.retry.max_backoff.0);
@@ -222,6 +285,23 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<f64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// How long until `X-RateLimit-Reset`: a Unix time (OpenConnector's reading) or, when small, seconds.
+fn budget_reset(headers: &HeaderMap) -> Option<Duration> {
+    let reset = header_number(headers, "x-ratelimit-reset")?;
+    if reset < 0.0 {
+        return None;
+    }
+    if reset > 1_000_000_000.0 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+        return Some(Duration::from_secs_f64((reset - now).max(0.0)));
+    }
+    Some(Duration::from_secs_f64(reset))
 }
 
 /// The start of an error body, on one line.
@@ -282,5 +362,16 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn rate_limit_resets() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("2"));
+        assert_eq!(budget_reset(&h), Some(Duration::from_secs(2)));
+        let soon = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+        h.insert("x-ratelimit-reset", HeaderValue::from_str(&soon.to_string()).unwrap());
+        let wait = budget_reset(&h).unwrap();
+        assert!(wait > Duration::from_secs(58) && wait <= Duration::from_secs(60), "{wait:?}");
     }
 }

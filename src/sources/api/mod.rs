@@ -2,6 +2,7 @@
 //! The envelope extractor runs inside the reader, because whether there is a next page depends on the
 //! records (or links) each page holds.
 
+mod auth;
 mod client;
 mod pagination;
 
@@ -69,6 +70,18 @@ fn endpoint_url(location: &str, endpoint: Option<&str>) -> Result<Url, SourceErr
     Url::parse(&text).map_err(|e| SourceError::Config(format!("`{text}` is not a URL: {e}")))
 }
 
+/// An XML body (OpenConnector parses a body that is not JSON as XML) becomes its JSON reading, so
+/// `resultsPosition`, `idPosition` and next links work the same on both.
+fn xml_as_json(body: &mut bytes::Bytes) -> Result<(), String> {
+    if !envelope::xml::looks_like_xml(body) {
+        return Ok(());
+    }
+    let text = std::str::from_utf8(body).map_err(|e| format!("the XML body is not UTF-8: {e}"))?;
+    let value = envelope::xml::to_json(text)?;
+    *body = bytes::Bytes::from(serde_json::to_vec(&value).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 struct Reader {
     client: Arc<HttpClient>,
     position: ResultsPosition,
@@ -85,10 +98,13 @@ impl Reader {
         }
         let url = self.next.take()?;
         self.page += 1;
-        let response = match self.client.get(&url).await {
+        let mut response = match self.client.get(&url).await {
             Ok(response) => response,
             Err(error) => return Some((Err(error), self)),
         };
+        if let Err(reason) = xml_as_json(&mut response.body) {
+            return Some((Err(SourceError::Format { url: self.client.redact(&url), reason }), self));
+        }
         let extracted = match envelope::extract(&response.body, &self.position) {
             Ok(extracted) => extracted,
             Err(error) => return Some((Err(SourceError::Format { url: self.client.redact(&url), reason: error.0 }), self)),
@@ -128,7 +144,9 @@ impl Source for ApiSource {
     fn check(&self) -> BoxFuture<'_, Result<String, SourceError>> {
         async move {
             let started = std::time::Instant::now();
-            let response = self.client.get(&self.url).await?;
+            let mut response = self.client.get(&self.url).await?;
+            // An XML body that cannot be read shows below as "not JSON", with its size.
+            let _ = xml_as_json(&mut response.body);
             let records = envelope::extract(&response.body, &self.position).map(|e| e.records.len()).ok();
             let what = match records {
                 Some(n) => format!("{n} record(s) in the first page"),

@@ -11,6 +11,10 @@ use crate::config::{PaginationDef, PaginationKind};
 use crate::envelope::lookup_text;
 use crate::path::DotPath;
 
+/// Where APIs put the next page's link: a top-level `next` (OpenConnector's only place), JSON:API's
+/// `links.next` and HAL's `_links.next.href`.
+const NEXT_LINKS: [&str; 3] = ["next", "links.next", "_links.next.href"];
+
 /// What to do after a page.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
@@ -25,7 +29,8 @@ pub enum Next {
 /// The pagination state of one feed.
 pub struct Pager {
     def: PaginationDef,
-    path: Option<DotPath>,
+    /// Where a next link or cursor may sit in the body, tried in order.
+    paths: Vec<DotPath>,
     max_pages: Option<u32>,
     pages: u32,
     /// The longest page so far: a shorter one after it is the last (servers may cap the page size).
@@ -35,19 +40,22 @@ pub struct Pager {
     previous_body: Option<blake3::Hash>,
     visited: HashSet<String>,
     last_cursor: Option<String>,
+    /// Page mode found next links in the bodies and follows them (OpenConnector's page mode).
+    following: bool,
 }
 
 impl Pager {
     pub fn new(def: &PaginationDef, max_pages: Option<u32>) -> Pager {
-        let path = match def.kind {
-            PaginationKind::Next => Some(def.path.as_deref().unwrap_or("next")),
-            PaginationKind::Cursor => Some(def.path.as_deref().unwrap_or("next_cursor")),
-            _ => None,
-        }
-        .map(DotPath::parse);
+        let paths: Vec<&str> = match (def.kind, def.path.as_deref()) {
+            (PaginationKind::Next | PaginationKind::Cursor, Some(path)) => vec![path],
+            (PaginationKind::Cursor, None) => vec!["next_cursor"],
+            (PaginationKind::Next, None) => NEXT_LINKS.to_vec(),
+            (PaginationKind::Page, _) if def.follow_next => NEXT_LINKS.to_vec(),
+            _ => Vec::new(),
+        };
         Pager {
             def: def.clone(),
-            path,
+            paths: paths.into_iter().map(DotPath::parse).collect(),
             max_pages,
             pages: 0,
             longest: 0,
@@ -56,6 +64,7 @@ impl Pager {
             previous_body: None,
             visited: HashSet::new(),
             last_cursor: None,
+            following: false,
         }
     }
 
@@ -106,6 +115,28 @@ impl Pager {
                         self.pages
                     ));
                 }
+                let link = self.link_in(body).and_then(|link| current.join(&link).ok()).filter(|_| self.def.kind == PaginationKind::Page);
+                if self.following && link.is_none() {
+                    // A feed walked by its links ends where the links end.
+                    return Next::Done;
+                }
+                if let Some(link) = link {
+                    self.following = true;
+                    // OpenConnector's page mode follows a next link when the body has one, keeping
+                    // the query parameters the link leaves out.
+                    let page_param = self.def.param.as_deref().unwrap_or("page");
+                    let carried: Vec<(String, String)> = current
+                        .query_pairs()
+                        .into_owned()
+                        .filter(|(k, _)| k != page_param && Some(k.as_str()) != self.def.size_param.as_deref())
+                        .filter(|(k, _)| !link.query_pairs().any(|(lk, _)| lk == *k))
+                        .collect();
+                    let link = set_params(&link, &carried.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
+                    if !self.visited.insert(link.to_string()) {
+                        return Next::DoneWarning(format!("the next link leads back to a page already read ({}); stopped reading", link.path()));
+                    }
+                    return self.fetch(link);
+                }
                 if records < self.longest {
                     return Next::Done;
                 }
@@ -119,8 +150,7 @@ impl Pager {
                 }
             }
             PaginationKind::Next => {
-                let text = std::str::from_utf8(body).unwrap_or_default();
-                let Some(link) = self.path.as_ref().and_then(|p| lookup_text(text, p)) else { return Next::Done };
+                let Some(link) = self.link_in(body) else { return Next::Done };
                 match current.join(&link) {
                     Ok(url) => url,
                     Err(_) => return Next::DoneWarning(format!("the next link `{link}` is not a URL; stopped reading")),
@@ -131,8 +161,7 @@ impl Pager {
                 None => return Next::Done,
             },
             PaginationKind::Cursor => {
-                let text = std::str::from_utf8(body).unwrap_or_default();
-                let Some(cursor) = self.path.as_ref().and_then(|p| lookup_text(text, p)) else { return Next::Done };
+                let Some(cursor) = self.link_in(body) else { return Next::Done };
                 if self.last_cursor.as_deref() == Some(cursor.as_str()) {
                     return Next::DoneWarning(format!("the cursor `{cursor}` repeated; stopped reading"));
                 }
@@ -143,6 +172,17 @@ impl Pager {
         if matches!(self.def.kind, PaginationKind::Next | PaginationKind::Link) && !self.visited.insert(next.to_string()) {
             return Next::DoneWarning(format!("the next link leads back to a page already read ({}); stopped reading", next.path()));
         }
+        self.fetch(next)
+    }
+
+    /// The first next link (or cursor) found at the paths this feed uses.
+    fn link_in(&self, body: &[u8]) -> Option<String> {
+        let text = std::str::from_utf8(body).ok()?;
+        self.paths.iter().find_map(|path| lookup_text(text, path))
+    }
+
+    /// Fetch `next`, unless `maxPages` is reached.
+    fn fetch(&self, next: Url) -> Next {
         if self.max_pages.is_some_and(|max| self.pages >= max) {
             return Next::Truncated(format!(
                 "maxPages ({}) reached before the last page: the feed was cut short, so nothing is deleted in this run",

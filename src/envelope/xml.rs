@@ -1,0 +1,190 @@
+//! XML bodies read as OpenConnector reads them (`xmlToArray`): the root element becomes an object whose
+//! children are keys, attributes sit under `@attributes`, text next to attributes or children under
+//! `#text`, a repeated element becomes a list, and an element holding only text is that text. The
+//! result goes through the same `resultsPosition` and `idPosition` as JSON.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use serde_json::{Map, Value};
+
+/// Whether a body that is not JSON looks like XML (after a BOM and whitespace).
+pub fn looks_like_xml(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+}
+
+/// One element being read.
+#[derive(Default)]
+struct Element {
+    name: String,
+    attributes: Map<String, Value>,
+    children: Map<String, Value>,
+    text: String,
+}
+
+impl Element {
+    fn into_value(self) -> Value {
+        let text = self.text.trim();
+        if self.attributes.is_empty() && self.children.is_empty() {
+            return Value::String(text.to_string());
+        }
+        let mut out = Map::new();
+        if !self.attributes.is_empty() {
+            out.insert("@attributes".into(), Value::Object(self.attributes));
+        }
+        out.extend(self.children);
+        if !text.is_empty() {
+            out.insert("#text".into(), Value::String(text.to_string()));
+        }
+        Value::Object(out)
+    }
+
+    /// Adds a child; a second child of the same name turns the key into a list.
+    fn add_child(&mut self, name: String, value: Value) {
+        let repeated = self.repeated(&name);
+        match self.children.get_mut(&name) {
+            Some(Value::Array(items)) if repeated => items.push(value),
+            Some(existing) => {
+                let first = std::mem::take(existing);
+                *existing = Value::Array(vec![first, value]);
+                self.children.insert(format!("\u{0}{name}"), Value::Null);
+            }
+            None => {
+                self.children.insert(name, value);
+            }
+        }
+    }
+
+    /// Whether `name` already repeated (a marker key, removed at the end, tells a list made from
+    /// repeats apart from one element whose value is itself a list).
+    fn repeated(&self, name: &str) -> bool {
+        self.children.contains_key(&format!("\u{0}{name}"))
+    }
+}
+
+fn strip_markers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, _| !key.starts_with('\u{0}'));
+            map.values_mut().for_each(strip_markers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_markers),
+        _ => {}
+    }
+}
+
+/// Reads an XML document into a JSON value.
+pub fn to_json(text: &str) -> Result<Value, String> {
+    let mut reader = Reader::from_str(text);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Value> = None;
+    loop {
+        let event = reader.read_event().map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.buffer_position()))?;
+        match event {
+            Event::Start(start) => stack.push(open(&start)?),
+            Event::Empty(start) => {
+                let element = open(&start)?;
+                close(element, &mut stack, &mut root);
+            }
+            Event::End(_) => {
+                let element = stack.pop().ok_or("an end tag without its start tag")?;
+                close(element, &mut stack, &mut root);
+            }
+            Event::Text(text) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&text.xml10_content());
+                }
+            }
+            Event::CData(data) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&data.xml10_content());
+                }
+            }
+            Event::GeneralRef(reference) => {
+                if let Some(top) = stack.last_mut() {
+                    let name = reference.xml10_content();
+                    top.text.push_str(&resolve_entity(&name).ok_or_else(|| format!("unknown entity `&{name};`"))?);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err("the document ends inside an element".into());
+    }
+    let mut root = root.ok_or("no root element")?;
+    strip_markers(&mut root);
+    Ok(root)
+}
+
+fn open(start: &quick_xml::events::BytesStart) -> Result<Element, String> {
+    let mut element = Element { name: start.name().0.to_string(), ..Element::default() };
+    for attribute in start.attributes() {
+        let attribute = attribute.map_err(|e| format!("a broken attribute: {e}"))?;
+        let value = attribute.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| format!("a broken attribute value: {e}"))?;
+        element.attributes.insert(attribute.key.0.to_string(), Value::String(value.into_owned()));
+    }
+    Ok(element)
+}
+
+/// Hangs a finished element on its parent, or makes it the document (whose own name is dropped).
+fn close(element: Element, stack: &mut [Element], root: &mut Option<Value>) {
+    let name = element.name.clone();
+    let value = element.into_value();
+    match stack.last_mut() {
+        Some(parent) => parent.add_child(name, value),
+        None => *root = Some(value),
+    }
+}
+
+fn resolve_entity(name: &str) -> Option<String> {
+    let text = match name {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => {
+            let number = name.strip_prefix('#')?;
+            let code = match number.strip_prefix('x').or_else(|| number.strip_prefix('X')) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => number.parse().ok()?,
+            };
+            return char::from_u32(code).map(String::from);
+        }
+    };
+    Some(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_like_openconnector() {
+        let xml = r#"<?xml version="1.0"?>
+            <response total="2">
+              <items>
+                <item identifier="a1"><title>Bella &amp; co</title><tag>x</tag><tag>y</tag></item>
+                <item identifier="a2"><title><![CDATA[Max <3>]]></title><empty/></item>
+              </items>
+              <note lang="en">hi</note>
+            </response>"#;
+        assert!(looks_like_xml(xml.as_bytes()));
+        assert_eq!(
+            to_json(xml).unwrap(),
+            json!({"@attributes": {"total": "2"}, "items": {"item": [
+                {"@attributes": {"identifier": "a1"}, "title": "Bella & co", "tag": ["x", "y"]},
+                {"@attributes": {"identifier": "a2"}, "title": "Max <3>", "empty": ""}
+            ]}, "note": {"@attributes": {"lang": "en"}, "#text": "hi"}})
+        );
+    }
+
+    #[test]
+    fn broken_xml_is_an_error() {
+        assert!(to_json("<a><b></a>").is_err());
+        assert!(!looks_like_xml(b"{\"a\": 1}"));
+    }
+}

@@ -1,0 +1,13 @@
+//! OpenConnector compatibility: its JSON quirks, its Source `configuration`, and its configuration files
+//! (`openapi` + `components`), imported into pipelines and exported back. The facts come from
+//! `shared/reference/OPENCONNECTOR.md`; where OpenConnector has a known bug, syncline keeps the meaning
+//! users intend and reports it as a [`Notice`].
+
+mod configuration;
+pub mod export;
+pub mod import;
+pub mod quirks;
+
+pub use export::export;
+pub use import::{import, is_configuration, Imported};
+pub use quirks::{normalize_pipeline, Notice};
