@@ -207,3 +207,74 @@ async fn next_links_are_found_where_hal_puts_them() {
     let (report, _) = run(json!({"sources": source, "synchronizations": sync("/hal", config)})).await;
     assert_eq!(found_created(&report), (12, 12));
 }
+
+/// A test CA and a certificate for 127.0.0.1 it signed, made with openssl: (CA, certificate, key) as PEM.
+fn certificates(dir: &std::path::Path) -> Option<(String, String, String)> {
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl").current_dir(dir).args(args).stderr(std::process::Stdio::null()).status().ok().filter(|s| s.success())
+    };
+    std::fs::write(dir.join("leaf.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").ok()?;
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=syncline test CA", "-keyout", "ca.key", "-out", "ca.pem"])?;
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"])?;
+    openssl(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "cert.pem"])?;
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    Some((read("ca.pem")?, read("cert.pem")?, read("key.pem")?))
+}
+
+/// An HTTPS server answering every request with one page of items: enough HTTP/1.1 for one client.
+async fn start_https(cert: &str, key: &str) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    syncline::sources::tls::install_provider();
+    let certs = CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = json!({"items": items(1)}).to_string();
+                let response = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn verify_takes_a_ca_bundle_and_the_string_false_turns_checks_off_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ca, cert, key)) = certificates(dir.path()) else {
+        eprintln!("SKIPPED https test: the openssl command is not available to make a certificate");
+        return;
+    };
+    let url = start_https(&cert, &key).await;
+    let with = |configuration: Value| json!({"sources": {"api": {"location": url, "retries": {"maxAttempts": 1}, "configuration": configuration}},
+                                             "synchronizations": sync("/items", json!({}))});
+    let (refused, _) = run(with(json!({}))).await;
+    assert_eq!(refused.job.error_category.as_deref(), Some("tls"), "{:?}", refused.job.error);
+    let (trusted, _) = run(with(json!({"verify": ca.replace('\n', "\\n")}))).await;
+    assert_eq!(found_created(&trusted), (4, 4));
+    let mut file = with(json!({"verify": "false"}));
+    file["mappings"] = json!({"named": {"mapping": {"name": "name"}}});
+    file["registers"] = json!({"r": {"schemas": {"s": {"type": "object"}}}});
+    let pipeline = Pipeline::from_value("test", file.clone(), dir.path()).unwrap();
+    assert!(pipeline.warnings.iter().any(|w| w.message.contains("NOT verified")), "{:?}", pipeline.warnings);
+    let (unverified, _) = run(with(json!({"verify": "false"}))).await;
+    assert_eq!(found_created(&unverified), (4, 4));
+}

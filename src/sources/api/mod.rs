@@ -57,9 +57,22 @@ impl ApiSource {
     }
 }
 
-/// `location` + `endpoint`, as OpenConnector joins them; an absolute endpoint stands alone.
+/// `location` + `endpoint`, as OpenConnector joins them; an absolute endpoint stands alone. An endpoint
+/// with `{{ … }}` is a template (OpenConnector renders it with the run's `data`, which a syncline run
+/// does not take: `data` is empty).
 fn endpoint_url(location: &str, endpoint: Option<&str>) -> Result<Url, SourceError> {
-    let endpoint = endpoint.unwrap_or("");
+    let rendered;
+    let endpoint = match endpoint {
+        Some(text) if text.contains("{{") || text.contains("{%") => {
+            let mut env = minijinja::Environment::new();
+            crate::mapping::twig::install(&mut env);
+            rendered = env
+                .render_str(text, minijinja::context! { data => minijinja::Value::from(std::collections::BTreeMap::<String, String>::new()) })
+                .map_err(|e| SourceError::Config(format!("the endpoint `{text}` is not a valid template: {e}")))?;
+            rendered.as_str()
+        }
+        other => other.unwrap_or(""),
+    };
     let text = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         endpoint.to_string()
     } else if endpoint.is_empty() {
@@ -174,5 +187,6 @@ mod tests {
         assert_eq!(url("http://h/api/v3/", Some("pets")), "http://h/api/v3/pets");
         assert_eq!(url("http://h/api", Some("https://other/x")), "https://other/x");
         assert_eq!(url("http://h/api", None), "http://h/api");
+        assert_eq!(url("http://h/api", Some("/since/{{ '2024-01-02'|date('Y') }}")), "http://h/api/since/2024");
     }
 }
