@@ -104,7 +104,7 @@ fn check_location(kind: SourceKind, location: &str) -> Result<(), String> {
         SourceKind::Ftp => &["ftp", "ftps"],
         SourceKind::Sftp => &["sftp"],
         SourceKind::Database => &["mysql", "mariadb", "postgres", "postgresql"],
-        SourceKind::Excel | SourceKind::File => &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https"],
+        SourceKind::Excel | SourceKind::File => &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https", "memory"],
     };
     let local = matches!(kind, SourceKind::Excel | SourceKind::File) && !location.contains("://");
     if local {

@@ -397,4 +397,33 @@ synchronizations:
     ids.sort();
     ids.dedup();
     assert_eq!((rows.len(), ids.len()), (200, 200), "every pet once");
+    let leftovers: Vec<String> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".partial-")).collect();
+    assert!(leftovers.is_empty(), "the killed run's staging file is cleaned up: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn files_on_the_in_memory_object_store() {
+    use datafusion::object_store::{path::Path as StorePath, ObjectStoreExt};
+    let ws = Workspace::new();
+    let data = ws.data();
+    edit(&ws, b"id,name\n1,Rex\n2,Tom\n");
+    let bucket = format!("targets-{}", std::process::id());
+    ws.write_to(
+        &format!("{{ type: file, location: \"{}\" }}", data.display()),
+        r#"{ path: "pets.csv", idPosition: id }"#,
+        &format!("{{ type: file, location: \"memory://{bucket}/exports\", fileName: pets }}"),
+        "",
+    );
+    completed(&ws.run().await);
+    let store = syncline::sources::file::memory_store(&bucket);
+    let read = |store: std::sync::Arc<dyn datafusion::object_store::ObjectStore>| async move {
+        let bytes = store.get(&StorePath::from("exports/pets.ndjson")).await.unwrap().bytes().await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(read(store.clone()).await.len(), 2);
+    edit(&ws, b"id,name\n1,Rex\n");
+    let report = ws.run().await;
+    completed(&report);
+    assert_eq!(report.job.counts.deleted, 1);
+    assert_eq!(read(store).await, vec![serde_json::json!({"_id": "1", "id": 1, "name": "Rex"})]);
 }

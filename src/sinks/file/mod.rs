@@ -39,6 +39,8 @@ pub struct FileSink {
     rows_per_file: Option<usize>,
     job: String,
     dry_run: bool,
+    /// The folder, when it is on this machine.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 fn extension(format: FileFormat) -> &'static str {
@@ -67,6 +69,8 @@ impl FileSink {
             rows_per_file: def.rows_per_file.filter(|n| *n > 0).map(|n| n as usize),
             job: job.to_string(),
             dry_run,
+            local_dir: (!location.contains("://") || location.starts_with("file://"))
+                .then(|| std::path::PathBuf::from(location.strip_prefix("file://").unwrap_or(&location))),
         })
     }
 
@@ -92,6 +96,7 @@ impl FileSink {
             (FileMode::Changes, None) => format!("{}-{}.{ext}", self.name, self.job),
             (FileMode::Changes, Some(_)) => format!("{}-{}-{part:04}.{ext}", self.name, self.job),
         };
+        self.remove_stale_staging().await;
         let mut final_name = part_name(1);
         let mut temp = self.path(&format!(".{final_name}.partial-{}", self.job));
         // Change files completed so far, to put in place at the end.
@@ -168,6 +173,35 @@ impl FileSink {
         }
         let _ = acks.send(pending);
         Ok(())
+    }
+
+    /// Removes what a run cut off earlier left under its temporary names (`.NAME….partial-JOB`): never
+    /// a complete file, so nothing of value; best effort, since a leftover only costs space.
+    async fn remove_stale_staging(&self) {
+        let prefix = format!(".{}", self.name);
+        let own = format!(".partial-{}", self.job);
+        let stale = |name: &str| name.starts_with(&prefix) && name.contains(".partial-") && !name.contains(&own);
+        let report = |name: &str, result: Result<(), String>| match result {
+            Ok(()) => tracing::info!(file = name, "removed the staging file of a run that was cut off"),
+            Err(error) => tracing::warn!(file = name, %error, "cannot remove a stale staging file"),
+        };
+        // A local upload cut off lives on as `NAME#N`, which the store's listing leaves out.
+        if let Some(dir) = &self.local_dir {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if stale(&name) {
+                    report(&name, std::fs::remove_file(entry.path()).map_err(|e| e.to_string()));
+                }
+            }
+            return;
+        }
+        let Ok(listed) = self.store.list_with_delimiter(Some(&self.dir)).await else { return };
+        for object in listed.objects {
+            let name = object.location.filename().unwrap_or_default().to_string();
+            if stale(&name) {
+                report(&name, self.store.delete(&object.location).await.map_err(|e| e.to_string()));
+            }
+        }
     }
 
     /// Completes an upload with the format's last bytes (Parquet's footer, gzip's trailer).

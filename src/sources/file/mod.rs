@@ -80,6 +80,10 @@ fn open_store(location: &str, is_file: bool) -> Result<Opened, SourceError> {
         return Ok((Arc::new(store), StorePath::default(), file));
     }
     let url = url::Url::parse(dir).map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", redact(location))))?;
+    if url.scheme() == "memory" {
+        let root = StorePath::from_url_path(url.path()).map_err(|e| SourceError::Config(format!("`{location}`: {e}")))?;
+        return Ok((memory_store(url.host_str().unwrap_or_default()), root, file));
+    }
     // Only the stores' own settings: any other variable is not theirs to read.
     let mut settings: Vec<(String, String)> = std::env::vars().filter(|(k, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| k.starts_with(p))).collect();
     // A location written as plain http:// asks for plain HTTP; the store refuses it unless told.
@@ -89,6 +93,17 @@ fn open_store(location: &str, is_file: bool) -> Result<Opened, SourceError> {
     let (store, root) = datafusion::object_store::parse_url_opts(&url, settings)
         .map_err(|e| SourceError::Config(format!("cannot use `{}`: {e}", redact(location))))?;
     Ok((Arc::from(store), root, file))
+}
+
+/// The store of `memory://NAME/…` locations: held in this process and shared by every location that
+/// names it (for embedding syncline, and for tests); nothing in it outlives the process.
+pub fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    let mut stores = STORES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    let store = stores.entry(name.to_string()).or_insert_with(|| Arc::new(datafusion::object_store::memory::InMemory::new()));
+    Arc::clone(store)
 }
 
 /// A folder to write into (a file target): a local one is created when missing.
