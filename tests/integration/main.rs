@@ -9,6 +9,7 @@ mod database;
 mod faults;
 mod files;
 mod ftp;
+mod mapping_golden;
 mod service;
 mod sftp;
 mod targets;
