@@ -33,7 +33,7 @@ pub struct Library {
 
 impl Library {
     pub fn new(defs: BTreeMap<String, MappingDef>) -> Arc<Library> {
-        Arc::new_cyclic(|this| Library { defs, compiled: Mutex::new(HashMap::new()), this: this.clone() })
+        Arc::new_cyclic(|this| Library { defs, compiled: Mutex::new(HashMap::new()), this: Weak::clone(this) })
     }
 
     /// The name of the definition `reference` points at: its name, or OpenConnector's slug, id, uuid
@@ -95,14 +95,14 @@ impl Library {
         };
         let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(mapping) = compiled.get(&key) {
-            return Ok(mapping.clone());
+            return Ok(Arc::clone(mapping));
         }
         let def = match &def {
             Some(def) => def,
             None => &self.defs[&name],
         };
-        let mapping = Arc::new(Mapping::build(&name, def, self.this.clone()).map_err(|e| format!("mapping `{name}`: {e}"))?);
-        compiled.insert(key, mapping.clone());
+        let mapping = Arc::new(Mapping::build(&name, def, Weak::clone(&self.this)).map_err(|e| format!("mapping `{name}`: {e}"))?);
+        compiled.insert(key, Arc::clone(&mapping));
         Ok(mapping)
     }
 }

@@ -56,7 +56,7 @@ impl Json {
             Value::Array(_) | Value::Object(_) => {
                 let mut path = self.path.clone();
                 path.push(step);
-                JinjaValue::from_object(Json { root: self.root.clone(), path })
+                JinjaValue::from_object(Json { root: Arc::clone(&self.root), path })
             }
             scalar => scalar_to_jinja(scalar),
         }

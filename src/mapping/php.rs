@@ -39,7 +39,7 @@ pub fn float_string(f: f64) -> String {
     let sign = if f < 0.0 { "-" } else { "" };
     // PHP's decimal point position: value = 0.DIGITS × 10^decpt.
     let decpt = exponent + 1;
-    if decpt < -3 || decpt > 14 {
+    if !(-3..=14).contains(&decpt) {
         let (first, rest) = digits.split_at(1);
         let rest = if rest.is_empty() { "0" } else { rest };
         let e_sign = if exponent < 0 { '-' } else { '+' };
@@ -172,7 +172,7 @@ pub fn loose_eq(value: &Value, text: &str) -> bool {
     match value {
         // null == "x" compares "" with "x".
         Value::Null => text.is_empty(),
-        Value::Bool(b) => *b == !(text.is_empty() || text == "0"),
+        Value::Bool(b) => *b != (text.is_empty() || text == "0"),
         Value::Number(n) => match numeric(text) {
             Some(t) => n.as_f64() == Some(t),
             None => php_string(value) == text,
