@@ -121,7 +121,8 @@ pub fn install(templates: &mut Templates, library: Weak<Library>) {
         let output = if list.unwrap_or(false) { child.apply_list(&input) } else { child.apply(&input) };
         match output {
             Ok(value) => Ok(super::ordered::to_jinja(&value)),
-            // Nesting errors already say what happened; others get the called mapping's name.
+            // A nesting failure deeper down is passed up as it is, not wrapped once per level.
+            Err(_) if let Some(message) = NESTING.with(|n| n.borrow().clone()) => Err(fail(message)),
             Err(MappingError::Call { message }) => Err(fail(message)),
             Err(e) => Err(fail(format!("mapping `{}`: {e}", child.name()))),
         }
@@ -170,6 +171,14 @@ pub fn apply_list(mapping: &Mapping, input: &Value) -> Result<Value, MappingErro
 thread_local! {
     /// The mappings running on this thread, outermost first, with a hash of their input.
     static FRAMES: RefCell<Vec<(String, [u8; 32])>> = const { RefCell::new(Vec::new()) };
+    /// Why the innermost call was refused, so every level reports that once instead of wrapping it.
+    static NESTING: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// For the outermost mapping: why a call deep inside was refused, if that is what failed.
+pub fn take_nesting_failure() -> Option<String> {
+    let outermost = FRAMES.with(|frames| frames.borrow().len() <= 1);
+    if outermost { NESTING.with(|n| n.borrow_mut().take()) } else { None }
 }
 
 /// One running mapping; leaving it (also by an error) pops it.
@@ -178,8 +187,11 @@ pub struct Frame;
 impl Frame {
     pub fn enter(name: &str, input: &Value) -> Result<Frame, String> {
         let hash = *blake3::hash(&serde_json::to_vec(input).unwrap_or_default()).as_bytes();
-        FRAMES.with(|frames| {
+        let refused = FRAMES.with(|frames| {
             let mut frames = frames.borrow_mut();
+            if frames.is_empty() {
+                NESTING.with(|n| n.borrow_mut().take());
+            }
             let chain = || frames.iter().map(|(n, _)| n.as_str()).chain([name]).collect::<Vec<_>>().join(" → ");
             if frames.iter().any(|(n, h)| n == name && *h == hash) {
                 return Err(format!("mapping `{name}` calls itself with the same input, which would never end ({})", chain()));
@@ -189,7 +201,11 @@ impl Frame {
             }
             frames.push((name.to_string(), hash));
             Ok(Frame)
-        })
+        });
+        if let Err(message) = &refused {
+            NESTING.with(|n| *n.borrow_mut() = Some(message.clone()));
+        }
+        refused
     }
 }
 
@@ -257,6 +273,20 @@ mod tests {
         let out = tree.apply(&json!({"name": "a", "children": [{"name": "b", "children": []}]})).unwrap();
         assert_eq!(out["name"], "a");
         assert!(out["children"].as_str().unwrap().contains(r#""name":"b""#), "{out}");
+        FRAMES.with(|f| assert!(f.borrow().is_empty(), "frames are popped"));
+    }
+
+    #[test]
+    fn deep_nesting_stops_with_an_error_not_a_stack_overflow() {
+        let lib = library(json!({"deep": {"mapping": {"next": "{% if next %}{{ executeMapping('deep', next)|json_encode }}{% endif %}"}}}));
+        let m = Mapping::compile_in("deep", &lib["deep"], &lib).unwrap();
+        let mut input = json!({});
+        for _ in 0..40 {
+            input = json!({ "next": input });
+        }
+        let err = m.apply(&input).unwrap_err().to_string();
+        assert!(err.starts_with("field `next`: executeMapping: mappings nested more than 16 deep (deep → deep"), "{err}");
+        assert_eq!(err.matches("field").count(), 1, "reported once, not per level: {err}");
         FRAMES.with(|f| assert!(f.borrow().is_empty(), "frames are popped"));
     }
 

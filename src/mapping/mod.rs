@@ -160,10 +160,11 @@ impl Mapping {
             if self.pass_through && (input.is_object() || input.is_array()) { encoded.as_ref().clone() } else { Value::Object(Map::new()) };
         let context = OnceLock::new();
         for field in &self.fields {
-            let value = self
-                .templates
-                .evaluate(&field.source, input, encoded.as_ref(), &context)
-                .map_err(|e| MappingError::Template { field: field.key.clone(), message: describe(&e) })?;
+            let value = self.templates.evaluate(&field.source, input, encoded.as_ref(), &context).map_err(|e| {
+                let nested = if self.calls { library::take_nesting_failure() } else { None };
+                let message = nested.map(|m| format!("executeMapping: {m}")).unwrap_or_else(|| describe(&e));
+                MappingError::Template { field: field.key.clone(), message }
+            })?;
             dot::set(&mut output, &field.out, value);
         }
         for path in &self.unset {
