@@ -103,6 +103,17 @@ impl Mapping {
                 }
             }
         }
+        // What a mapping that calls others produces depends on them too, so their definitions join
+        // its fingerprint: changing a called mapping then updates the caller's objects as well. The
+        // names may be computed in the template, so all of the pipeline's mappings count.
+        if mapping.calls && !library.is_empty() {
+            let others = serde_json::to_vec(&library.iter().map(|(n, d)| (n, (&d.mapping, &d.unset, &d.cast, d.pass_through.0))).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&mapping.fingerprint);
+            hasher.update(&others);
+            mapping.fingerprint = *hasher.finalize().as_bytes();
+        }
         mapping._library = Some(shared);
         Ok(mapping)
     }
@@ -284,6 +295,22 @@ mod tests {
         let b = mapping(json!({"mapping": {"t": "{{ name|upper }}"}}));
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint(), mapping(json!({"mapping": {"t": "{{ name }}"}})).fingerprint());
+    }
+
+    #[test]
+    fn a_changed_called_mapping_changes_the_callers_fingerprint() {
+        let library = |child: &str| -> BTreeMap<String, MappingDef> {
+            let parent = json!({"mapping": {"kids": "{{ executeMapping('child', items, true)|json_encode }}"}});
+            [("parent", parent), ("child", json!({"mapping": {"n": child}}))]
+                .into_iter()
+                .map(|(n, d)| (n.to_string(), serde_json::from_value(d).unwrap()))
+                .collect()
+        };
+        let (a, b) = (library("name"), library("title"));
+        let fa = Mapping::compile_in("parent", &a["parent"], &a).unwrap().fingerprint();
+        let fb = Mapping::compile_in("parent", &b["parent"], &b).unwrap().fingerprint();
+        assert_ne!(fa, fb);
+        assert_eq!(fa, Mapping::compile_in("parent", &a["parent"], &a).unwrap().fingerprint());
     }
 
     #[test]
