@@ -48,6 +48,10 @@ impl Templates {
         // As Twig's default: printed values are escaped for HTML, and `evaluate` decodes the result.
         env.set_auto_escape_callback(|_| AutoEscape::Html);
         env.set_formatter(twig_formatter);
+        // Twig drops the first newline after a block tag and keeps a template's last newline.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build() {
+            env.set_syntax(syntax);
+        }
         twig::install(&mut env);
         Templates { env, count: 0 }
     }
@@ -129,7 +133,8 @@ pub fn is_template(text: &str) -> bool {
 
 /// `{{ a.b.c }}` (only identifiers and list indexes, no filters): the path inside.
 fn plain_lookup(text: &str) -> Option<&str> {
-    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    // Text around the tag is printed too, so only the bare tag is a lookup.
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?.trim();
     let mut segments = inner.split('.');
     let first = segments.next()?;
     let ident = |s: &str| !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -213,5 +218,6 @@ mod tests {
         assert_eq!(plain_lookup("{{ a|upper }}"), None);
         assert_eq!(plain_lookup("{{ true }}"), None);
         assert_eq!(plain_lookup("x {{ a }}"), None);
+        assert_eq!(plain_lookup("{{ a }}\n"), None);
     }
 }
