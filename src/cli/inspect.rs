@@ -56,7 +56,7 @@ pub fn mapping(command: MappingCommand) -> anyhow::Result<ExitCode> {
     };
     let text = std::fs::read_to_string(&input).with_context(|| format!("cannot read {}", input.display()))?;
     let record: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", input.display()))?;
-    let compiled = Mapping::compile(&mapping, def)?;
+    let compiled = Mapping::compile_in(&mapping, def, &pipeline.mappings)?;
     match compiled.apply(&record) {
         Ok(object) => {
             println!("{}", serde_json::to_string_pretty(&object)?);

@@ -131,6 +131,21 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+/// An object that PHP may have written as `[]` (its empty array) or `null`: all three read as empty.
+pub fn php_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<serde_json::Map<String, serde_json::Value>, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Object(map) => Ok(map),
+        serde_json::Value::Null => Ok(serde_json::Map::new()),
+        serde_json::Value::Array(items) if items.is_empty() => Ok(serde_json::Map::new()),
+        other => Err(de::Error::custom(format!("expected an object, found `{other}`"))),
+    }
+}
+
+/// A list of strings that may be `null` (empty).
+pub fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// Header or query parameters: names to values, numbers accepted as values.
 pub type TextMap = BTreeMap<String, Text>;
 

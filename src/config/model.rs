@@ -467,13 +467,13 @@ pub struct AuthenticationDef {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MappingDef {
     /// Target field (a dot path) → template (`{{ name }}`), a dot path into the source, or a constant.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::de::php_object")]
     pub mapping: Map<String, Value>,
     /// Dot paths removed from the result.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::de::string_list")]
     pub unset: Vec<String>,
     /// Dot path → cast(s), `"int"`, `"string,nullStringToNull"` or a list.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::de::php_object")]
     pub cast: Map<String, Value>,
     /// Start from a copy of the source record instead of an empty object.
     #[serde(default)]

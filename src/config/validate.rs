@@ -21,7 +21,7 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
         anchor_location(source, base);
     }
     for (name, mapping) in &file.mappings {
-        if let Err(error) = Mapping::compile(name, mapping) {
+        if let Err(error) = Mapping::compile_in(name, mapping, &file.mappings) {
             let key = format!("mappings.{name}.{}", error.key());
             errors.push(doc.error(&key, error.to_string()));
         }

@@ -1,18 +1,26 @@
 //! The mapping stage: one source record becomes one target object, with OpenConnector's semantics
-//! (`passThrough`, field values, `unset`, `cast`, a lone `#` key replacing the root). Templates compile
-//! once per run; plain lookups never reach the template engine.
+//! (`MappingService::executeMapping`): input keys holding `.` encoded, `passThrough`, field values by
+//! rules a/b/c (see `template`), `unset`, `cast`, keys decoded, a lone `#` key replacing the root.
+//! Templates compile once per run; plain lookups never reach the template engine.
 
 pub mod casts;
+mod dot;
+pub mod entities;
+mod library;
+mod ordered;
+pub mod php;
 mod template;
 pub mod twig;
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, Weak};
 
 use serde_json::{Map, Value};
 
 use crate::config::MappingDef;
 use crate::path::DotPath;
 use casts::Cast;
+use library::{Frame, Library};
 pub use template::{FieldSource, Templates};
 
 /// A mapping or filter that could not compile or render.
@@ -24,6 +32,9 @@ pub enum MappingError {
     Cast { field: String, message: String },
     #[error("filter: {message}")]
     Filter { message: String },
+    /// `executeMapping` nested without end, or given what it cannot map.
+    #[error("executeMapping: {message}")]
+    Call { message: String },
 }
 
 impl MappingError {
@@ -33,6 +44,7 @@ impl MappingError {
             MappingError::Template { field, .. } => format!("mapping.{field}"),
             MappingError::Cast { field, .. } => format!("cast.{field}"),
             MappingError::Filter { .. } => "filter".into(),
+            MappingError::Call { .. } => "mapping".into(),
         }
     }
 }
@@ -61,13 +73,54 @@ pub struct Mapping {
     unset: Vec<DotPath>,
     casts: Vec<(String, DotPath, Vec<Cast>)>,
     pass_through: bool,
+    /// Whether a template calls `executeMapping` (only then are calls tracked, see `library`).
+    calls: bool,
+    /// Whether the definition itself writes `&#46;` in keys, which must be decoded in the output.
+    encoded_keys: bool,
+    /// The pipeline's mappings, for `executeMapping` by name. Held by the mapping a caller compiled;
+    /// mappings compiled on demand for `executeMapping` only point back weakly, so nothing leaks.
+    _library: Option<Arc<Library>>,
     fingerprint: [u8; 32],
 }
 
 impl Mapping {
-    /// Compiles every field, cast and template of `def`.
+    /// Compiles every field, cast and template of `def`, on its own: `executeMapping` can then only
+    /// run inline mappings. Use `compile_in` where the pipeline's mappings are known.
     pub fn compile(name: &str, def: &MappingDef) -> Result<Mapping, MappingError> {
+        Self::compile_in(name, def, &BTreeMap::new())
+    }
+
+    /// Compiles `def` as mapping `name` of a pipeline whose mappings are `library`, so that
+    /// `executeMapping('other', …)` finds them; a literal name that is not there is an error now.
+    pub fn compile_in(name: &str, def: &MappingDef, library: &BTreeMap<String, MappingDef>) -> Result<Mapping, MappingError> {
+        let shared = Library::new(library.clone());
+        let mut mapping = Self::build(name, def, Arc::downgrade(&shared))?;
+        if !library.is_empty() {
+            for (key, value) in &def.mapping {
+                if let Some(missing) = value.as_str().and_then(|text| shared.first_unknown_reference(text)) {
+                    let message = format!("executeMapping: no mapping `{missing}` in this pipeline (there: {:?})", library.keys().collect::<Vec<_>>());
+                    return Err(MappingError::Template { field: key.clone(), message });
+                }
+            }
+        }
+        // What a mapping that calls others produces depends on them too, so their definitions join
+        // its fingerprint: changing a called mapping then updates the caller's objects as well. The
+        // names may be computed in the template, so all of the pipeline's mappings count.
+        if mapping.calls && !library.is_empty() {
+            let others = serde_json::to_vec(&library.iter().map(|(n, d)| (n, (&d.mapping, &d.unset, &d.cast, d.pass_through.0))).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&mapping.fingerprint);
+            hasher.update(&others);
+            mapping.fingerprint = *hasher.finalize().as_bytes();
+        }
+        mapping._library = Some(shared);
+        Ok(mapping)
+    }
+
+    fn build(name: &str, def: &MappingDef, library: Weak<Library>) -> Result<Mapping, MappingError> {
         let mut templates = Templates::new();
+        library::install(&mut templates, library);
         let mut fields = Vec::with_capacity(def.mapping.len());
         for (key, value) in &def.mapping {
             let source = templates
@@ -81,6 +134,7 @@ impl Mapping {
             casts.push((key.clone(), DotPath::parse(key), list));
         }
         let definition = serde_json::to_vec(&(&def.mapping, &def.unset, &def.cast, def.pass_through.0)).unwrap_or_default();
+        let calls = def.mapping.values().any(|v| v.as_str().is_some_and(|t| t.contains("executeMapping")));
         Ok(Mapping {
             name: name.to_string(),
             templates,
@@ -88,6 +142,9 @@ impl Mapping {
             unset: def.unset.iter().map(|p| DotPath::parse(p)).collect(),
             casts,
             pass_through: def.pass_through.0,
+            calls,
+            encoded_keys: String::from_utf8_lossy(&definition).contains(dot::ENCODED_DOT),
+            _library: None,
             fingerprint: *blake3::hash(&definition).as_bytes(),
         })
     }
@@ -104,20 +161,31 @@ impl Mapping {
 
     /// Maps one record.
     pub fn apply(&self, input: &Value) -> Result<Value, MappingError> {
-        let mut output = if self.pass_through && input.is_object() { input.clone() } else { Value::Object(Map::new()) };
+        // Tracked only where this mapping can call others: a call back into itself with the same
+        // input would never end.
+        let _frame = if self.calls { Some(Frame::enter(&self.name, input).map_err(|message| MappingError::Call { message })?) } else { None };
+        // Dot paths address the input with `.` in keys encoded; templates see the input as it is.
+        let encoded = dot::encode_keys(input);
+        let rekeyed = matches!(encoded, std::borrow::Cow::Owned(_));
+        let mut output =
+            if self.pass_through && (input.is_object() || input.is_array()) { encoded.as_ref().clone() } else { Value::Object(Map::new()) };
         let context = OnceLock::new();
         for field in &self.fields {
-            let value = self
-                .templates
-                .evaluate(&field.source, input, &context)
-                .map_err(|e| MappingError::Template { field: field.key.clone(), message: describe(&e) })?;
-            field.out.set(&mut output, value);
+            let value = self.templates.evaluate(&field.source, input, encoded.as_ref(), &context).map_err(|e| {
+                let nested = if self.calls { library::take_nesting_failure() } else { None };
+                let message = nested.map(|m| format!("executeMapping: {m}")).unwrap_or_else(|| describe(&e));
+                MappingError::Template { field: field.key.clone(), message }
+            })?;
+            dot::set(&mut output, &field.out, value);
         }
         for path in &self.unset {
-            path.remove(&mut output);
+            dot::remove(&mut output, path);
         }
         casts::apply_all(&mut output, &self.casts);
-        // A lone `#` key makes its value the whole object (OpenConnector).
+        if rekeyed || self.encoded_keys {
+            dot::decode_keys(&mut output);
+        }
+        // A lone `#` key makes its value the whole object (a scalar wrapped in a list, null empty).
         if let Value::Object(map) = &mut output
             && map.len() == 1
             && let Some(root) = map.shift_remove("#")
@@ -129,6 +197,12 @@ impl Mapping {
             };
         }
         Ok(output)
+    }
+
+    /// Maps every element of a list (or every value of an object, keeping its keys), as
+    /// `executeMapping(mapping, input, true)` does; see `library::list_elements`.
+    pub fn apply_list(&self, input: &Value) -> Result<Value, MappingError> {
+        library::apply_list(self, input)
     }
 }
 
@@ -293,6 +367,22 @@ mod tests {
         let b = mapping(json!({"mapping": {"t": "{{ name|upper }}"}}));
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint(), mapping(json!({"mapping": {"t": "{{ name }}"}})).fingerprint());
+    }
+
+    #[test]
+    fn a_changed_called_mapping_changes_the_callers_fingerprint() {
+        let library = |child: &str| -> BTreeMap<String, MappingDef> {
+            let parent = json!({"mapping": {"kids": "{{ executeMapping('child', items, true)|json_encode }}"}});
+            [("parent", parent), ("child", json!({"mapping": {"n": child}}))]
+                .into_iter()
+                .map(|(n, d)| (n.to_string(), serde_json::from_value(d).unwrap()))
+                .collect()
+        };
+        let (a, b) = (library("name"), library("title"));
+        let fa = Mapping::compile_in("parent", &a["parent"], &a).unwrap().fingerprint();
+        let fb = Mapping::compile_in("parent", &b["parent"], &b).unwrap().fingerprint();
+        assert_ne!(fa, fb);
+        assert_eq!(fa, Mapping::compile_in("parent", &a["parent"], &a).unwrap().fingerprint());
     }
 
     #[test]

@@ -1,7 +1,14 @@
-//! How one mapping value is computed. Values are compiled once per run into the cheapest form that
-//! gives the same output as rendering them as Twig templates would: `{{ a.b }}` becomes a direct lookup
-//! (the template engine is only used for real templates), a bare dot path copies the input value with
-//! its type (OpenConnector's rule), objects and non-strings are literals.
+//! How one mapping value is computed, following OpenConnector's three rules: (a) a value that is a dot
+//! path existing in the input copies that input value with its type; (b) a list or object is set as
+//! written; (c) anything else is rendered as a Twig template and comes out as a string, passed through
+//! `html_entity_decode`. Values are compiled once per run into the cheapest form that gives the same
+//! output: `{{ a.b }}` becomes a direct lookup, and text without template tags is not rendered at all.
+//!
+//! Twig escapes every printed value for HTML (autoescape is on in OpenConnector's environment) and the
+//! decode undoes exactly that, so a printed value comes out as it was in the input, entities and all
+//! (`{{ name }}` of `"Tom &amp; Jerry"` stays `"Tom &amp; Jerry"`), while entities written in the
+//! template text itself, or printed with `|raw`, are decoded. The same autoescape-then-decode runs
+//! here.
 
 use std::sync::OnceLock;
 
@@ -9,7 +16,8 @@ use minijinja::value::{Value as JinjaValue, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior};
 use serde_json::Value;
 
-use super::casts::{html_decode, php_string};
+use super::entities::html_decode;
+use super::php::{float_string, php_string};
 use super::twig;
 use crate::path::DotPath;
 
@@ -18,17 +26,18 @@ use crate::path::DotPath;
 pub enum FieldSource {
     /// `{{ a.b }}`: a direct lookup; values that are lists or objects fall back to the template.
     Lookup { path: DotPath, template: String },
-    /// A plain string: the input value at that dot path if it exists (typed), else the string itself.
+    /// Text without template tags: the input value at that dot path if it exists (typed, rule a),
+    /// else the text as Twig renders it (entities decoded, rule c).
     PathOrText { path: DotPath, text: String },
     /// A real template, rendered; `context` says whether it reads the record at all.
     Template { template: String, context: bool },
-    /// A list, an object, a number, a boolean or null: set as written.
+    /// A list or an object: set as written (rule b).
     Literal(Value),
 }
 
 /// A template environment with the Twig-compatible filters, in which templates are added by name.
 pub struct Templates {
-    env: Environment<'static>,
+    pub(super) env: Environment<'static>,
     count: usize,
 }
 
@@ -36,8 +45,13 @@ impl Templates {
     pub fn new() -> Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        env.set_auto_escape_callback(|_| AutoEscape::None);
+        // As Twig's default: printed values are escaped for HTML, and `evaluate` decodes the result.
+        env.set_auto_escape_callback(|_| AutoEscape::Html);
         env.set_formatter(twig_formatter);
+        // Twig drops the first newline after a block tag and keeps a template's last newline.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build() {
+            env.set_syntax(syntax);
+        }
         twig::install(&mut env);
         Templates { env, count: 0 }
     }
@@ -61,23 +75,31 @@ impl Templates {
 
     /// Compiles one mapping value.
     pub fn compile_field(&mut self, value: &Value) -> Result<FieldSource, Error> {
-        let Value::String(text) = value else { return Ok(FieldSource::Literal(value.clone())) };
-        if !(text.contains("{{") || text.contains("{%") || text.contains("{#")) {
-            return Ok(FieldSource::PathOrText { path: DotPath::parse(text), text: text.clone() });
+        let text = match value {
+            Value::Array(_) | Value::Object(_) => return Ok(FieldSource::Literal(value.clone())),
+            Value::String(text) => text.clone(),
+            // Numbers and booleans reach Twig as PHP strings (`5` → "5", `true` → "1"); null, which
+            // OpenConnector cannot render at all, as "".
+            scalar => php_string(scalar),
+        };
+        if !is_template(&text) {
+            return Ok(FieldSource::PathOrText { path: DotPath::parse(&text), text: html_decode(&text) });
         }
-        let template = self.add(text)?;
-        if let Some(path) = plain_lookup(text) {
+        let template = self.add(&text)?;
+        if let Some(path) = plain_lookup(&text) {
             return Ok(FieldSource::Lookup { path: DotPath::parse(path), template });
         }
         let context = self.reads_variables(&template);
         Ok(FieldSource::Template { template, context })
     }
 
-    /// Computes a field for `input`; `context` is the record as a template value, made on first need.
-    pub fn evaluate(&self, source: &FieldSource, input: &Value, context: &OnceLock<JinjaValue>) -> Result<Value, Error> {
+    /// Computes a field for `input`; `encoded` is the input with `.` in keys written `&#46;`, which
+    /// dot paths (rule a) address, while templates see `input` itself. `context` is the record as a
+    /// template value, made on first need.
+    pub fn evaluate(&self, source: &FieldSource, input: &Value, encoded: &Value, context: &OnceLock<JinjaValue>) -> Result<Value, Error> {
         let render = |template: &str, needs_record: bool| -> Result<Value, Error> {
             let rendered = if needs_record {
-                self.render(template, context.get_or_init(|| JinjaValue::from(minijinja::value::Serde(input))))?
+                self.render(template, context.get_or_init(|| super::ordered::to_jinja(input)))?
             } else {
                 self.render(template, &JinjaValue::UNDEFINED)?
             };
@@ -85,10 +107,11 @@ impl Templates {
         };
         match source {
             FieldSource::Literal(v) => Ok(v.clone()),
-            FieldSource::PathOrText { path, text } => Ok(path.get(input).cloned().unwrap_or_else(|| Value::String(text.clone()))),
+            FieldSource::PathOrText { path, text } => Ok(path.get(encoded).cloned().unwrap_or_else(|| Value::String(text.clone()))),
             FieldSource::Lookup { path, template } => match path.get(input) {
                 None => Ok(Value::String(String::new())),
-                Some(Value::String(s)) => Ok(Value::String(html_decode(s))),
+                // Escaped and decoded again: the string itself.
+                Some(Value::String(s)) => Ok(Value::String(s.clone())),
                 Some(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => Ok(Value::String(php_string(v))),
                 Some(_) => render(template, true),
             },
@@ -103,10 +126,15 @@ impl Default for Templates {
     }
 }
 
+/// Whether Twig would see a tag in `text` (otherwise it renders the text as it is).
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
 
 /// `{{ a.b.c }}` (only identifiers and list indexes, no filters): the path inside.
 fn plain_lookup(text: &str) -> Option<&str> {
-    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    // Text around the tag is printed too, so only the bare tag is a lookup.
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?.trim();
     let mut segments = inner.split('.');
     let first = segments.next()?;
     let ident = |s: &str| !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -125,13 +153,10 @@ fn twig_formatter(out: &mut minijinja::Output, state: &mut minijinja::State, val
             }
             Ok(())
         }
-        ValueKind::Number if !value.is_integer() => {
-            let number = f64::try_from(value.clone()).ok().and_then(serde_json::Number::from_f64);
-            match number {
-                Some(n) => out.write_str(&php_string(&Value::Number(n))).map_err(Error::from),
-                None => minijinja::escape_formatter(out, state, value),
-            }
-        }
+        ValueKind::Number if !value.is_integer() => match f64::try_from(value.clone()) {
+            Ok(f) => out.write_str(&float_string(f)).map_err(Error::from),
+            Err(_) => minijinja::escape_formatter(out, state, value),
+        },
         _ => minijinja::escape_formatter(out, state, value),
     }
 }
@@ -144,7 +169,7 @@ mod tests {
     fn eval(mapping_value: Value, input: Value) -> Value {
         let mut t = Templates::new();
         let source = t.compile_field(&mapping_value).unwrap();
-        t.evaluate(&source, &input, &OnceLock::new()).unwrap()
+        t.evaluate(&source, &input, &input, &OnceLock::new()).unwrap()
     }
 
     #[test]
@@ -158,7 +183,8 @@ mod tests {
         assert_eq!(eval(json!("{{ a.i }}"), input.clone()), json!("7"));
         assert_eq!(eval(json!("{{ a.t }}"), input.clone()), json!("1"));
         assert_eq!(eval(json!("{{ a.whole }}"), input.clone()), json!("2"));
-        assert_eq!(eval(json!("{{ a.s }}"), input), json!("x&y"));
+        assert_eq!(eval(json!("{{ a.s }}"), input.clone()), json!("x&amp;y"), "printed values keep their entities");
+        assert_eq!(eval(json!("{{ a.s|raw }} &lt;b&gt;"), input), json!("x&y <b>"), "raw values and template text are decoded");
     }
 
     #[test]
@@ -167,7 +193,10 @@ mod tests {
         assert_eq!(eval(json!("category.id"), input.clone()), json!(3));
         assert_eq!(eval(json!("category"), input.clone()), json!({"name": "Dogs", "id": 3}));
         assert_eq!(eval(json!("Published"), input.clone()), json!("Published"));
-        assert_eq!(eval(json!(["a", 1]), input), json!(["a", 1]));
+        assert_eq!(eval(json!(["a", 1]), input.clone()), json!(["a", 1]));
+        assert_eq!(eval(json!(5), input.clone()), json!("5"));
+        assert_eq!(eval(json!(true), input.clone()), json!("1"));
+        assert_eq!(eval(json!("R&amp;D"), input), json!("R&D"));
     }
 
     #[test]
@@ -189,5 +218,6 @@ mod tests {
         assert_eq!(plain_lookup("{{ a|upper }}"), None);
         assert_eq!(plain_lookup("{{ true }}"), None);
         assert_eq!(plain_lookup("x {{ a }}"), None);
+        assert_eq!(plain_lookup("{{ a }}\n"), None);
     }
 }

@@ -1,31 +1,41 @@
 //! The Twig pieces OpenConnector mappings rely on, on top of minijinja: the `date` filter with PHP's
 //! format letters (`{{ "now"|date("Y-m-d H:i:s") }}` works verbatim), and OpenConnector's own filters
-//! and functions (`b64enc`, `b64dec`, `json_decode`, `slugify`, `raw`, `generateUuid()`).
+//! and functions (`b64enc`, `b64dec`, `json_decode`, `slugify`, `raw`, `json_encode`, `generateUuid()`).
+//! `executeMapping()` needs the pipeline's other mappings and is added by `library`.
 
 use base64::Engine;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind};
 
+use super::php;
+
 /// Registers the Twig-compatible filters and functions on `env`.
 pub fn install(env: &mut Environment<'static>) {
     env.add_filter("date", date_filter);
-    env.add_filter("b64enc", |s: String| base64::engine::general_purpose::STANDARD.encode(s));
-    env.add_filter("b64dec", |s: String| -> Result<String, Error> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("b64dec: {e}")))?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
-    });
+    env.add_filter("b64enc", |v: Value| base64::engine::general_purpose::STANDARD.encode(php_text(&v)));
+    // PHP's non-strict base64_decode never fails: junk characters are skipped.
+    env.add_filter("b64dec", |v: Value| String::from_utf8_lossy(&php::base64_decode(&php_text(&v))).into_owned());
     env.add_filter("json_decode", json_decode);
     env.add_filter("jsonDecode", json_decode);
+    env.add_filter("json_encode", |v: Value| -> Result<String, Error> {
+        let json = serde_json::to_value(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("json_encode: {e}")))?;
+        Ok(php::json_encode(&json))
+    });
     env.add_filter("slugify", |s: String| slugify(&s));
-    env.add_filter("raw", |v: Value| v);
+    // Twig's `raw` marks a value safe, so autoescape leaves it alone and the decode after rendering
+    // turns its entities into characters.
+    env.add_filter("raw", |v: Value| if v.kind() == minijinja::value::ValueKind::String { Value::from_safe_string(v.to_string()) } else { v });
     env.add_function("generateUuid", || uuid::Uuid::new_v4().to_string());
 }
 
+/// A value as PHP's `(string)` makes it, for filters that take strings.
+fn php_text(v: &Value) -> String {
+    serde_json::to_value(v).map(|json| php::php_string(&json)).unwrap_or_else(|_| v.to_string())
+}
+
 fn json_decode(s: String) -> Value {
-    serde_json::from_str::<serde_json::Value>(&s).map(|v| Value::from(minijinja::value::Serde(&v))).unwrap_or(Value::from(()))
+    serde_json::from_str::<serde_json::Value>(&s).map(|v| super::ordered::to_jinja(&v)).unwrap_or(Value::from(()))
 }
 
 /// OpenConnector's slugify: lowercase, spaces and `_` to `-`, only `[a-z0-9-]`, no repeated or

@@ -173,7 +173,7 @@ impl Run {
         let sync: &Synchronization =
             pipeline.synchronizations.get(&job.synchronization).ok_or_else(|| config(format!("no synchronization named `{}`", job.synchronization)))?;
         let mapping_def = pipeline.mappings.get(&sync.mapping).ok_or_else(|| config(format!("no mapping named `{}`", sync.mapping)))?;
-        let mapping = Arc::new(Mapping::compile(&sync.mapping, mapping_def).map_err(|e| config(format!("mapping `{}`: {e}", sync.mapping)))?);
+        let mapping = Arc::new(Mapping::compile_in(&sync.mapping, mapping_def, &pipeline.mappings).map_err(|e| config(format!("mapping `{}`: {e}", sync.mapping)))?);
         let conditions = sync.definition.conditions.as_ref();
         let filter = match (&sync.filter, conditions) {
             (None, None) => None,

@@ -9,6 +9,7 @@ mod database;
 mod faults;
 mod files;
 mod ftp;
+mod mapping_golden;
 mod oc_sources;
 mod openconnector;
 mod service;
