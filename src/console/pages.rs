@@ -198,7 +198,18 @@ pub async fn mapping(State(shared): State<Shared>, signed: SignedIn, Path(id): P
     let body = editable(&entry);
     let title = entry.as_ref().and_then(|e| e["name"].as_str().map(str::to_string)).unwrap_or_else(|| if entry.is_some() { id.clone() } else { "New mapping".into() });
     let sample = json!({ "id": 7, "name": "Bella", "status": "available", "category": { "name": "Dogs" } });
-    page("mapping.html", &signed, "mappings", json!({ "title": title, "id": id, "entry": entry, "body": body, "sample": serde_json::to_string_pretty(&sample).unwrap_or_default() }))
+    // A sample can also be fetched through a synchronization: the first record its source gives.
+    let feeds: Vec<Value> = list_of(&shared, "synchronizations")
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            let source = ["source", "sourceId"].iter().find_map(|k| s.get(*k).and_then(Value::as_str))?.to_string();
+            Some(json!({ "id": s["id"], "source": source }))
+        })
+        .collect();
+    page("mapping.html", &signed, "mappings", json!({
+        "title": title, "id": id, "entry": entry, "body": body, "feeds": feeds, "sample": serde_json::to_string_pretty(&sample).unwrap_or_default(),
+    }))
 }
 
 pub async fn synchronization(State(shared): State<Shared>, signed: SignedIn, Path(id): Path<String>) -> Result<Response, ConsoleError> {

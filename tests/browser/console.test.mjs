@@ -160,7 +160,7 @@ await step("add the dcat register", async () => {
   await page.waitForURL(/\/registers\/dcat/);
 });
 
-await step("add the synchronization, with its schedule and next planned run", async () => {
+await step("add the synchronization", async () => {
   await page.goto(`${BASE}/synchronizations`);
   await page.getByRole("link", { name: "Add synchronization" }).click();
   await page.getByLabel("Name", { exact: true }).fill("Pet store to datasets");
@@ -182,6 +182,8 @@ await step("the source page previews the first records with idPosition applied",
   await page.getByRole("button", { name: "Preview first records" }).click();
   await page.locator("#preview h3").first().waitFor();
   assert.match(await page.locator("#preview h3").first().innerText(), /, id 1$/);
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await page.locator("#test-result.ok").waitFor();
   await shot("source");
   await page.goto(`${BASE}/sources`);
   await shot("sources");
@@ -192,12 +194,14 @@ await step("Run now: Running…, then Done with the right counts", async () => {
   await page.getByRole("button", { name: "Run now" }).click();
   await page.locator("#run-status.ok").waitFor();
   assert.equal((await text("#run-status")).replace(/\s*job$/, ""), `Done — ${available} created, 0 updated, 0 errors`);
+  // The list of last runs is refreshed from the server when the run ends.
+  await page.locator("#runs tbody tr").first().waitFor();
+  await shot("synchronization-done");
   await page.reload();
-  await page.locator("table tbody tr").first().waitFor();
   await page.getByRole("button", { name: "Run now" }).click();
   await page.locator("#run-status.ok").waitFor();
   assert.match(await text("#run-status"), /^Done — 0 created, 0 updated, 0 errors/, "a second run changes nothing");
-  await shot("synchronization-done");
+  await page.waitForFunction(() => document.querySelectorAll("#runs tbody tr").length === 2);
 });
 
 await step("contracts: search, paging, delete one", async () => {
@@ -232,6 +236,16 @@ await step("a daily schedule shows its next planned run", async () => {
   await page.reload();
   assert.equal(await page.getByLabel("Schedule").inputValue(), "daily");
   assert.match(await text("#next-run"), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+});
+
+await step("the mapping's test pane maps a record fetched through a synchronization", async () => {
+  await page.goto(`${BASE}/mappings/pet-to-dataset`);
+  await page.getByLabel("Or a record from a synchronization's source").selectOption({ label: "pet-store-to-datasets (swagger-pet-store)" });
+  await page.getByRole("button", { name: "Fetch first record" }).click();
+  await page.waitForFunction(() => document.getElementById("sample").value.includes("Max 1"));
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.locator("#mapping-result pre").waitFor();
+  assert.deepEqual(JSON.parse(await text("#mapping-result pre")), { title: "Max 1", category: "Cats", status: "Published" });
 });
 
 await step("jobs and their logs", async () => {

@@ -142,6 +142,20 @@ async function testMapping() {
   }
 }
 
+async function fetchSample(button) {
+  const source = document.getElementById("feed").value;
+  button.disabled = true;
+  const answer = await api("GET", `/api/sources/${encodeURIComponent(source)}/preview?limit=1`);
+  button.disabled = false;
+  const out = document.getElementById("mapping-result");
+  const record = answer.ok && answer.data.ok !== false ? answer.data.records[0]?.record : undefined;
+  if (record === undefined) {
+    out.innerHTML = ""; const p = document.createElement("p"); p.className = "alert";
+    p.textContent = answer.ok ? (answer.data.message ?? "the source gave no records") : problem(answer.data); out.append(p); return;
+  }
+  document.getElementById("sample").value = JSON.stringify(record, null, 2);
+}
+
 // ---- schedule ----
 function scheduleText() {
   const kind = document.getElementById("f-schedule-kind")?.value ?? "manual";
@@ -278,7 +292,18 @@ async function follow(jobId) {
   }
   following = null;
   cancel.hidden = true;
+  await refreshRuns();
   document.querySelectorAll('[data-action="run"]').forEach((b) => { b.disabled = false; });
+}
+
+/// The page's list of last runs, rendered anew by the server once a run ends.
+async function refreshRuns() {
+  const runs = document.getElementById("runs");
+  if (!runs) return;
+  const response = await fetch(location.pathname, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("runs");
+  if (fresh) runs.replaceWith(fresh);
 }
 
 async function run(button) {
@@ -313,6 +338,7 @@ const actions = {
   "preview-source": previewSource,
   "delete-definition": deleteDefinition,
   "test-mapping": testMapping,
+  "fetch-sample": fetchSample,
   "run": run,
   "cancel": cancelRun,
   "delete-contract": deleteContract,
