@@ -207,8 +207,10 @@ pub async fn mapping(State(shared): State<Shared>, signed: SignedIn, Path(id): P
             Some(json!({ "id": s["id"], "source": source }))
         })
         .collect();
+    // As pairs: the template engine would list a map's fields sorted, not in the mapping's order.
+    let pairs = |key: &str| body.get(key).and_then(Value::as_object).map(|m| m.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()).unwrap_or_default();
     page("mapping.html", &signed, "mappings", json!({
-        "title": title, "id": id, "entry": entry, "body": body, "feeds": feeds, "sample": serde_json::to_string_pretty(&sample).unwrap_or_default(),
+        "title": title, "id": id, "entry": entry, "body": body, "feeds": feeds, "fields": pairs("mapping"), "casts": pairs("cast"), "sample": serde_json::to_string_pretty(&sample).unwrap_or_default(),
     }))
 }
 

@@ -47,7 +47,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin" fixture --listen "127.0.0.1:$fixture_port" --pets 60 >"$work/fixture.log" 2>&1 &
+# 15,000 pets: 10,000 available, so the contracts and objects are paged as on a real install.
+"$bin" fixture --listen "127.0.0.1:$fixture_port" --pets 15000 >"$work/fixture.log" 2>&1 &
 pids+=($!)
 SYNCLINE_API_KEY="$key" "$bin" --state "$work/state" serve --listen "127.0.0.1:$serve_port" --tick 0.2 >"$work/serve.log" 2>&1 &
 pids+=($!)
