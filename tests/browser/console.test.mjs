@@ -319,6 +319,16 @@ await step("every control has a label", async () => {
   }
 });
 
+await step("Cancel stops a running synchronization", async () => {
+  await page.goto(`${BASE}/synchronizations/pet-store-to-datasets`);
+  await page.getByRole("button", { name: "Run with force full sync" }).click();
+  // Rewriting every object takes a while with thousands of them; Cancel shows as soon as it starts.
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.locator("#run-status.bad").waitFor({ timeout: 120_000 });
+  assert.match(await text("#run-status"), /^Cancelled — /);
+  await page.locator("#runs .badge.cancelled").waitFor();
+});
+
 await step("sign out ends the session", async () => {
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login$/);

@@ -23,7 +23,7 @@ fi
 command -v node >/dev/null && command -v npm >/dev/null || skip "node and npm are needed to run playwright-core"
 
 if [ ! -d "$here/node_modules" ]; then
-    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error) || skip "npm ci could not install playwright-core (is the npm registry reachable?)"
 fi
 
 cd "$root"
