@@ -131,7 +131,17 @@ pub async fn dashboard(State(shared): State<Shared>, signed: SignedIn) -> Result
 }
 
 async fn list_page(shared: Shared, signed: SignedIn, section: &str, title: &str, search: Search) -> Result<Response, ConsoleError> {
-    let rows: Vec<Value> = list_of(&shared, section).await?.into_iter().filter(|r| matches(r, &search.q)).collect();
+    let mut rows: Vec<Value> = list_of(&shared, section).await?.into_iter().filter(|r| matches(r, &search.q)).collect();
+    // What OpenConnector's lists show beside a definition: a source's health, a synchronization's last run.
+    let recent = if section == "synchronizations" { jobs_of(&shared, None, 200).await? } else { Vec::new() };
+    for row in &mut rows {
+        let id = row["id"].as_str().unwrap_or_default().to_string();
+        match section {
+            "sources" => row["last_test"] = shared.console.last_test(&id).unwrap_or(Value::Null),
+            "synchronizations" => row["last_job"] = recent.iter().find(|j| j["synchronization"] == id.as_str()).cloned().unwrap_or(Value::Null),
+            _ => {}
+        }
+    }
     page("list.html", &signed, section, json!({ "title": title, "kind": section, "rows": rows, "q": search.q }))
 }
 

@@ -187,6 +187,7 @@ await step("the source page previews the first records with idPosition applied",
   await page.locator("#test-result.ok").waitFor();
   await shot("source");
   await page.goto(`${BASE}/sources`);
+  assert.match(await text("table.list tbody tr"), /active\s+OK /);
   await shot("sources");
 });
 
@@ -265,6 +266,11 @@ await step("the mapping's test pane maps a record fetched through a synchronizat
   await page.getByRole("button", { name: "Test", exact: true }).click();
   await page.locator("#mapping-result pre").waitFor();
   assert.deepEqual(JSON.parse(await text("#mapping-result pre")), { title: "Max 1", category: "Cats", status: "Published" });
+});
+
+await step("the synchronizations list shows the last run", async () => {
+  await page.goto(`${BASE}/synchronizations`);
+  await page.locator("table.list tbody tr .badge.completed").waitFor();
 });
 
 await step("jobs and their logs", async () => {
