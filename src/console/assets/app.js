@@ -87,7 +87,11 @@ function rows(table) {
   const out = {};
   for (const row of table.querySelectorAll("tbody tr.map-row")) {
     const field = row.querySelector(".field").value.trim();
-    if (field) out[field] = row.querySelector(".template").value;
+    const input = row.querySelector(".template");
+    if (!field) continue;
+    out[field] = input.value;
+    // A value that was not a string (a number, a nested map) is shown as JSON and saved as such.
+    if (input.dataset.json) { try { out[field] = JSON.parse(input.value); } catch { /* edited into text: keep it as text */ } }
   }
   return out;
 }
