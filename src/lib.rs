@@ -6,6 +6,7 @@
 #![deny(clippy::clone_on_ref_ptr)]
 
 pub mod config;
+mod console;
 pub mod diff;
 pub mod envelope;
 pub mod errors;

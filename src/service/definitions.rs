@@ -200,10 +200,13 @@ pub async fn test_source(State(shared): State<Shared>, Path(id): Path<String>) -
         Ok(source) => source.check().await,
         Err(error) => Err(error),
     };
-    Ok(Json(match outcome {
+    let answer = match outcome {
         Ok(message) => json!({ "ok": true, "message": message }),
         Err(error) => json!({ "ok": false, "message": error.to_string(), "category": error.category().as_str() }),
-    }))
+    };
+    // The console's dashboard shows each source's health as its last test.
+    shared.console.record_test(&id, &answer);
+    Ok(Json(answer))
 }
 
 #[utoipa::path(post, path = "/api/mappings/test", request_body(content = Object, description = "`{mapping, inputObject}`, as OpenConnector takes them"),

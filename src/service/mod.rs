@@ -4,9 +4,11 @@
 
 mod catalog;
 mod compat;
-mod definitions;
+// The console (crate::console) fills its pages from these same handlers: one data path.
+pub(crate) mod definitions;
 mod error;
-mod operations;
+pub(crate) mod operations;
+mod preview;
 mod runner;
 mod scheduler;
 
@@ -42,6 +44,16 @@ pub struct AppState {
     pub runner: Arc<Runner>,
     keys: Vec<Secret>,
     started: chrono::DateTime<chrono::Utc>,
+    /// The web console's sign-in sessions and last source tests.
+    pub(crate) console: crate::console::ConsoleState,
+}
+
+impl AppState {
+    /// Every key is compared in constant time, so the time taken says nothing about a near miss.
+    pub(crate) fn key_matches(&self, given: &[u8]) -> bool {
+        let known = self.keys.iter().fold(0u8, |hit, key| hit | given.ct_eq(key.expose().as_bytes()).unwrap_u8());
+        !given.is_empty() && known == 1
+    }
 }
 
 pub type Shared = Arc<AppState>;
@@ -64,6 +76,7 @@ pub struct ServeOptions {
         definitions::list, definitions::get_one, definitions::create, definitions::replace, definitions::remove,
         definitions::test_source, definitions::test_mapping,
         operations::run, operations::jobs, operations::job, operations::cancel, operations::logs,
+        preview::preview,
         operations::contracts, operations::remove_contract, operations::objects, operations::object, operations::dashboard,
         compat::import, compat::export,
     ),
@@ -89,10 +102,12 @@ pub fn router(shared: Shared) -> Router {
         .merge(definitions::routes())
         .merge(operations::routes())
         .merge(compat::routes())
+        .route("/api/sources/{id}/preview", get(preview::preview))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_key));
     Router::new()
         .route("/api/health", get(health))
         .merge(api)
+        .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
@@ -103,11 +118,17 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// Every key is compared in constant time, so the time taken says nothing about a near miss.
+/// The `x-api-key` header, or else the console's session cookie (with its CSRF token on every change).
 async fn require_key(State(shared): State<Shared>, request: Request, next: Next) -> Response {
     let given = request.headers().get("x-api-key").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
-    let known = shared.keys.iter().fold(0u8, |hit, key| hit | given.ct_eq(key.expose().as_bytes()).unwrap_u8());
-    if given.is_empty() || known == 0 {
+    if given.is_empty() {
+        match crate::console::authorize(&shared, request.method(), request.headers()) {
+            Some(Ok(())) => return next.run(request).await,
+            Some(Err(refused)) => return refused.into_response(),
+            None => {}
+        }
+    }
+    if !shared.key_matches(&given) {
         return ApiError::new(StatusCode::UNAUTHORIZED, "a valid x-api-key header is required").into_response();
     }
     next.run(request).await
@@ -125,7 +146,7 @@ pub async fn serve(state: StateDir, listener: tokio::net::TcpListener, options: 
     }
     let catalog = Catalog::open(state.root(), &options.files)?;
     let runner = Arc::new(Runner::new(state.clone()));
-    let shared = Arc::new(AppState { state, catalog, runner: Arc::clone(&runner), keys: options.api_keys, started: chrono::Utc::now() });
+    let shared = Arc::new(AppState { state, catalog, runner: Arc::clone(&runner), keys: options.api_keys, started: chrono::Utc::now(), console: Default::default() });
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let scheduler = tokio::spawn(scheduler::run(Arc::clone(&shared), options.tick, stop.clone()));
     let signal = stop.clone();

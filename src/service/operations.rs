@@ -67,7 +67,7 @@ fn not_found(error: StoreError) -> ApiError {
 #[derive(Deserialize)]
 pub struct RunQuery {
     #[serde(default)]
-    force_full_sync: Option<String>,
+    pub force_full_sync: Option<String>,
 }
 
 /// Without a body (or `{}`): 201 with the PENDING job, to follow at `/api/jobs/{id}`. With OpenConnector's
@@ -93,9 +93,9 @@ pub async fn run(State(shared): State<Shared>, Path(id): Path<String>, Query(que
 
 #[derive(Deserialize)]
 pub struct JobsQuery {
-    synchronization: Option<String>,
-    status: Option<String>,
-    limit: Option<usize>,
+    pub synchronization: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<usize>,
 }
 
 #[utoipa::path(get, path = "/api/jobs", params(("synchronization" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<usize>, Query)),
@@ -133,9 +133,9 @@ pub async fn logs(State(shared): State<Shared>, Path(id): Path<String>) -> Resul
 
 #[derive(Deserialize)]
 pub struct Page {
-    limit: Option<usize>,
-    offset: Option<usize>,
-    search: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+    pub search: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/synchronizations/{id}/contracts", params(("id" = String, Path), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query), ("search" = Option<String>, Query, description = "part of an origin id")),

@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod common;
+mod console;
 mod database;
 mod faults;
 mod files;

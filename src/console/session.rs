@@ -1,0 +1,224 @@
+//! Sign-in for the console. The API key is typed once into the sign-in form and never leaves the
+//! server again: the browser gets a random session id in an `HttpOnly; SameSite=Strict` cookie, so no
+//! script (ours or an injected one) can read a credential, and nothing lands in the URL or storage.
+//! Each session carries its own CSRF token, embedded in the pages and required on every change made
+//! with the cookie: a page on another site cannot read it, so it cannot forge a change.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use rand::RngCore;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::pages::render;
+use crate::service::{ApiError, Shared};
+
+pub const COOKIE_NAME: &str = "syncline_session";
+/// The header the console's scripts send the CSRF token in (forms send it as the `csrf` field).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// A session idle this long is gone: a laptop left open does not stay signed in for days.
+const IDLE: Duration = Duration::from_secs(8 * 3600);
+/// Beyond this many live sessions the oldest are dropped, so repeated sign-ins cannot fill memory.
+const MAX_SESSIONS: usize = 1000;
+
+struct Session {
+    csrf: String,
+    expires: Instant,
+}
+
+/// Live sessions, keyed by the blake3 digest of their id: the map never holds a usable cookie value.
+#[derive(Default)]
+pub struct Sessions {
+    live: Mutex<HashMap<[u8; 32], Session>>,
+}
+
+fn digest(id: &str) -> [u8; 32] {
+    *blake3::hash(id.as_bytes()).as_bytes()
+}
+
+/// 256 random bits as hex, for session ids and CSRF tokens.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Sessions {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new session: its id (for the cookie).
+    fn create(&self) -> String {
+        let id = random_token();
+        let now = Instant::now();
+        let mut live = self.live();
+        live.retain(|_, s| s.expires > now);
+        while live.len() >= MAX_SESSIONS {
+            let Some(oldest) = live.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k) else { break };
+            live.remove(&oldest);
+        }
+        live.insert(digest(&id), Session { csrf: random_token(), expires: now + IDLE });
+        id
+    }
+
+    /// The CSRF token of a live session, which is kept alive by the use.
+    fn touch(&self, id: &str) -> Option<String> {
+        let mut live = self.live();
+        let key = digest(id);
+        let now = Instant::now();
+        match live.get_mut(&key) {
+            Some(session) if session.expires > now => {
+                session.expires = now + IDLE;
+                Some(session.csrf.clone())
+            }
+            Some(_) => {
+                live.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        self.live().remove(&digest(id));
+    }
+}
+
+/// The session id in the request's cookies, if any.
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == COOKIE_NAME && !value.is_empty()).then(|| value.to_string())
+    })
+}
+
+fn same_token(given: &str, expected: &str) -> bool {
+    !given.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// For the API's key check: `None` without a live session (the caller answers 401); otherwise the
+/// session stands in for the key, and a change (anything but GET/HEAD/OPTIONS) must carry the
+/// session's CSRF token in `x-csrf-token`, else 403.
+pub fn authorize(shared: &Shared, method: &Method, headers: &HeaderMap) -> Option<Result<(), ApiError>> {
+    let csrf = shared.console.sessions.touch(&cookie(headers)?)?;
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Some(Ok(()));
+    }
+    let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    Some(if same_token(given, &csrf) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "a change made with the console's session needs its x-csrf-token header"))
+    })
+}
+
+/// A signed-in visitor of a console page, with the CSRF token the page embeds. Pages without a session
+/// send the browser to the sign-in form.
+pub struct SignedIn {
+    pub csrf: String,
+}
+
+impl FromRequestParts<Shared> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Shared) -> Result<Self, Self::Rejection> {
+        match cookie(&parts.headers).and_then(|id| shared.console.sessions.touch(&id)) {
+            Some(csrf) => Ok(SignedIn { csrf }),
+            None => Err(Redirect::to("/login").into_response()),
+        }
+    }
+}
+
+/// A form post must come from a page of this very host: the `Origin` a browser sends names it. This
+/// guards the sign-in form (which has no session yet, so no CSRF token) against login CSRF.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+}
+
+fn session_cookie(value: &str, max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("{COOKIE_NAME}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"))
+        .expect("a hex id makes a valid header")
+}
+
+pub async fn login_page(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if cookie(&headers).and_then(|id| shared.console.sessions.touch(&id)).is_some() {
+        return Redirect::to("/").into_response();
+    }
+    render("login.html", serde_json::json!({ "title": "Sign in" }))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    key: String,
+}
+
+pub async fn login(State(shared): State<Shared>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "sign in from this service's own page").into_response();
+    }
+    if !shared.key_matches(form.key.as_bytes()) {
+        let mut page = render("login.html", serde_json::json!({ "title": "Sign in", "error": "That key is not valid." }));
+        *page.status_mut() = StatusCode::UNAUTHORIZED;
+        return page;
+    }
+    let id = shared.console.sessions.create();
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(SET_COOKIE, session_cookie(&id, IDLE.as_secs()));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(State(shared): State<Shared>, headers: HeaderMap, Form(form): Form<LogoutForm>) -> Response {
+    let Some(id) = cookie(&headers) else { return Redirect::to("/login").into_response() };
+    match shared.console.sessions.touch(&id) {
+        Some(csrf) if same_token(&form.csrf, &csrf) => shared.console.sessions.remove(&id),
+        Some(_) => return (StatusCode::FORBIDDEN, "signing out needs the page's CSRF token").into_response(),
+        None => {}
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(SET_COOKIE, session_cookie("", 0));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_live_until_removed_and_ids_are_not_stored() {
+        let sessions = Sessions::default();
+        let id = sessions.create();
+        let csrf = sessions.touch(&id).expect("live");
+        assert_eq!(csrf.len(), 64);
+        assert_ne!(csrf, id);
+        assert!(sessions.touch("0000").is_none());
+        assert!(!sessions.live().keys().any(|k| k == id.as_bytes()));
+        sessions.remove(&id);
+        assert!(sessions.touch(&id).is_none());
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("a=1; syncline_session=abc; b=2"));
+        assert_eq!(cookie(&headers).as_deref(), Some("abc"));
+        assert!(same_token("abc", "abc") && !same_token("", "") && !same_token("abd", "abc"));
+    }
+}
