@@ -175,6 +175,15 @@ const BOOKKEEPING: [&str; 13] = [
     "dateModified", "status", "configurations",
 ];
 
+/// One mapping definition as the API stores it (OpenConnector's spelling and bookkeeping fields
+/// allowed), read alone; `None` when it does not parse.
+pub fn mapping_from_value(value: &Value) -> Option<MappingDef> {
+    let Value::Object(mut fields) = value.clone() else { return None };
+    openconnector::quirks::normalize_entity("mappings", "mapping", &mut fields, &mut Vec::new());
+    fields.retain(|key, _| !BOOKKEEPING.contains(&key.as_str()));
+    serde_json::from_value(Value::Object(fields)).ok()
+}
+
 type BookkeepingByEntity = Vec<((&'static str, String), Bookkeeping)>;
 
 /// Takes OpenConnector's bookkeeping keys out of every entity, so the entity itself can be parsed

@@ -250,10 +250,38 @@ impl Catalog {
             Ok(())
         };
         add(Section::Sources, vec![name(&["source", "sourceId"]), push_source])?;
-        add(Section::Mappings, vec![name(&["mapping", "sourceTargetMapping"])])?;
+        add(Section::Mappings, self.mappings_called(name(&["mapping", "sourceTargetMapping"]))?.into_iter().map(Some).collect())?;
         add(Section::Registers, vec![register])?;
         add(Section::Synchronizations, vec![Some(sync.to_string())])?;
         Pipeline::from_value("definitions", Value::Object(root), &self.base).map_err(|e| CatalogError::Invalid(e.0))
+    }
+
+    /// The mapping `first` and every mapping it calls by name (`executeMapping('child', …)`), however deep.
+    fn mappings_called(&self, first: Option<String>) -> Result<Vec<String>, CatalogError> {
+        let all = self.list(Section::Mappings)?;
+        let mut wanted: Vec<String> = Vec::new();
+        let mut queue: Vec<String> = first.into_iter().collect();
+        while let Some(next) = queue.pop() {
+            let Some(entry) = all.iter().find(|e| e.id == next).filter(|_| !wanted.contains(&next)) else { continue };
+            // A name in quotes inside the definition's text: over-inclusion only costs a check.
+            let text = entry.body.to_string();
+            for other in &all {
+                if text.contains(&format!("'{}'", other.id)) || text.contains(&format!("\\\"{}\\\"", other.id)) {
+                    queue.push(other.id.clone());
+                }
+            }
+            wanted.push(next);
+        }
+        Ok(wanted)
+    }
+
+    /// Every mapping of the catalog that parses, by id: what `executeMapping` may call by name.
+    pub fn mapping_library(&self) -> Result<std::collections::BTreeMap<String, crate::config::MappingDef>, CatalogError> {
+        Ok(self
+            .list(Section::Mappings)?
+            .into_iter()
+            .filter_map(|entry| crate::config::mapping_from_value(&entry.body).map(|def| (entry.id, def)))
+            .collect())
     }
 
     /// The ids of every synchronization, from files and the API.

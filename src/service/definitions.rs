@@ -211,7 +211,7 @@ pub async fn test_source(State(shared): State<Shared>, Path(id): Path<String>) -
 
 #[utoipa::path(post, path = "/api/mappings/test", request_body(content = Object, description = "`{mapping, inputObject}`, as OpenConnector takes them"),
     responses((status = 200, description = "`{result}`"), (status = 400, description = "The template error, with its field")))]
-pub async fn test_mapping(json: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn test_mapping(State(shared): State<Shared>, json: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, ApiError> {
     let value = body(json)?;
     let input = value.get("inputObject").or_else(|| value.get("input")).cloned().unwrap_or(Value::Object(Map::new()));
     // `mapping` is either the field map itself (the seed's curl) or a whole mapping definition.
@@ -223,7 +223,9 @@ pub async fn test_mapping(json: Result<Json<Value>, JsonRejection>) -> Result<Js
     };
     let def: crate::config::MappingDef =
         serde_json::from_value(definition).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("mapping: {e}")))?;
-    let compiled = Mapping::compile("test", &def).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // The catalog's mappings, so a tested mapping may call them with executeMapping.
+    let library = shared.catalog.mapping_library()?;
+    let compiled = Mapping::compile_in("test", &def, &library).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let result = compiled.apply(&input).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Json(json!({ "result": result })))
 }

@@ -177,3 +177,34 @@ async fn the_service_imports_runs_in_openconnector_shape_and_exports() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_calls_another_by_name_in_the_service() {
+    let fixture = Fixture::start(fixture::pets(5)).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let service = Service::start(&state, Vec::new()).await;
+    let created = |body: Value| async { service.post("/api/mappings", body).await };
+    assert_eq!(created(json!({"name": "Category", "mapping": {"label": "{{ name|upper }}"}})).await.0, StatusCode::CREATED);
+    let parent = json!({"name": "Pet with category", "mapping": {"title": "name", "category": "{{ executeMapping('category', category)|json_encode }}"},
+                        "cast": {"category": "jsonToArray"}});
+    assert_eq!(created(parent).await.0, StatusCode::CREATED);
+    let (status, tested) = service
+        .post("/api/mappings/test", json!({"mapping": {"mapping": {"c": "{{ executeMapping('category', {'name': 'dogs'})|json_encode }}"}}, "inputObject": {}}))
+        .await;
+    assert_eq!((status, tested["result"]["c"].as_str()), (StatusCode::OK, Some(r#"{"label":"DOGS"}"#)), "{tested}");
+
+    let source = json!({"name": "Pets", "type": "api", "location": fixture.base_url()});
+    assert_eq!(service.post("/api/sources", source).await.0, StatusCode::CREATED);
+    assert_eq!(service.post("/api/registers", json!({"name": "shop", "schemas": {"pet": {"type": "object"}}})).await.0, StatusCode::CREATED);
+    let sync = json!({"name": "Pets", "sourceId": "pets", "sourceTargetMapping": "pet-with-category",
+                      "sourceConfig": {"endpoint": "/pet/findByStatus", "idPosition": "id", "resultsPosition": "_root"},
+                      "targetType": "register/schema", "targetId": "shop/pet"});
+    let (status, body) = service.post("/api/synchronizations", sync).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, run) = service.post("/api/synchronizations/pets/run", json!({"force": false})).await;
+    assert_eq!((status, run["result"]["objects"]["created"].as_u64()), (StatusCode::OK, Some(5)), "{run}");
+    let (_, objects) = service.get("/api/registers/shop/schemas/pet/objects").await;
+    let max = objects["results"].as_array().unwrap().iter().find(|o| o["object"]["title"] == "Max 1").cloned();
+    assert_eq!(max.map(|m| m["object"]["category"].clone()), Some(json!({"label": "CATS"})), "{objects}");
+    service.stop().await;
+}
