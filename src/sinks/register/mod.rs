@@ -1,6 +1,6 @@
 //! The register sink: validates each object against its schema (JSON Schema) and writes it into the
-//! embedded register with its provenance and an audit entry, a batch per SQLite transaction, on a
-//! blocking thread of its own.
+//! embedded register with its provenance and an audit entry, on a blocking thread of its own, in
+//! transactions as large as the input allows (see [`WRITES_PER_COMMIT`]).
 
 use std::sync::Arc;
 
@@ -59,6 +59,10 @@ impl RegisterSink {
 
 /// Says what is wrong with an object, naming the fields ("schema does not allow field X").
 pub fn describe_violations(validator: &Validator, object: &Value) -> Option<String> {
+    // Most objects are valid: the yes/no check stops early and allocates no error messages.
+    if validator.is_valid(object) {
+        return None;
+    }
     let messages: Vec<String> = validator.iter_errors(object).map(|e| describe(&e)).collect();
     (!messages.is_empty()).then(|| messages.join("; "))
 }
@@ -92,49 +96,75 @@ impl Sink for RegisterSink {
     }
 }
 
+/// A transaction is committed after this many writes, or sooner when the writer has caught up with its
+/// input. Few large transactions matter: each commit writes every page it dirtied to the WAL, and with
+/// ids that are random UUIDs nearly every write dirties a page of its own. 1,000 writes per commit ran
+/// at 36k/s on 1M objects; 50,000 at 94k/s.
+const WRITES_PER_COMMIT: usize = 50_000;
+
 impl RegisterSink {
     fn write_blocking(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
         let mut store = self.state.register()?;
-        while let Some(ops) = input.blocking_recv() {
-            let mut outcomes = Vec::with_capacity(ops.len());
+        let mut closed = false;
+        while !closed {
+            let Some(first) = input.blocking_recv() else { break };
             let mut batch = store.batch(&self.job, &now_text())?;
-            for op in ops {
-                match op {
-                    Op::Upsert { row, origin_id, target_id, hash, created, object, .. } => {
-                        let outcome = match describe_violations(&self.validator, &object) {
-                            Some(problem) => Outcome::Failed(problem),
-                            None => {
-                                let text = serde_json::to_string(&object).unwrap_or_default();
-                                let id = target_id.to_string();
-                                batch.upsert(&ObjectWrite {
-                                    id: &id,
-                                    register: &self.register,
-                                    schema: &self.schema,
-                                    synchronization: &self.synchronization,
-                                    source: &self.source,
-                                    origin_id: &origin_id,
-                                    object: &text,
-                                })?;
-                                // The diff's view decides the count: an object a crashed run already
-                                // wrote is still a creation from the contracts' point of view.
-                                if created { Outcome::Created } else { Outcome::Updated }
-                            }
-                        };
-                        outcomes.push(Ack { row, origin_id, hash, outcome, remote_id: None });
-                    }
-                    Op::Delete { row, origin_id, target_id, soft, .. } => {
-                        batch.delete(&target_id.to_string(), &self.synchronization, soft)?;
-                        outcomes.push(Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted, remote_id: None });
-                    }
+            // Outcomes wait for the commit that makes them true: contracts never run ahead of the register.
+            let mut unsent: Vec<Ack> = Vec::with_capacity(first.len());
+            let mut ops = Some(first);
+            // Everything already waiting goes into this transaction, up to its size.
+            while let Some(waiting) = ops.take() {
+                for op in waiting {
+                    unsent.push(self.write(&mut batch, op)?);
+                }
+                if unsent.len() >= WRITES_PER_COMMIT {
+                    break;
+                }
+                match input.try_recv() {
+                    Ok(more) => ops = Some(more),
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                    Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
                 }
             }
             if !self.dry_run {
                 batch.commit()?;
             }
-            if acks.send(outcomes).is_err() {
+            if acks.send(unsent).is_err() {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Validates and writes one object (or deletes one); its outcome.
+    fn write(&self, batch: &mut crate::store::register::Batch<'_>, op: Op) -> Result<Ack, SinkError> {
+        Ok(match op {
+            Op::Upsert { row, origin_id, target_id, hash, created, object, .. } => {
+                let outcome = match describe_violations(&self.validator, &object) {
+                    Some(problem) => Outcome::Failed(problem),
+                    None => {
+                        let text = serde_json::to_string(&object).unwrap_or_default();
+                        let id = target_id.to_string();
+                        batch.upsert(&ObjectWrite {
+                            id: &id,
+                            register: &self.register,
+                            schema: &self.schema,
+                            synchronization: &self.synchronization,
+                            source: &self.source,
+                            origin_id: &origin_id,
+                            object: &text,
+                        })?;
+                        // The diff's view decides the count: an object a crashed run already
+                        // wrote is still a creation from the contracts' point of view.
+                        if created { Outcome::Created } else { Outcome::Updated }
+                    }
+                };
+                Ack { row, origin_id, hash, outcome, remote_id: None }
+            }
+            Op::Delete { row, origin_id, target_id, soft, .. } => {
+                batch.delete(&target_id.to_string(), &self.synchronization, soft)?;
+                Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted, remote_id: None }
+            }
+        })
     }
 }
