@@ -123,9 +123,15 @@ impl RegisterStore {
             _ => return Err(StoreError::NotFound(format!("`{id}` matches more than one object; give more of the id"))),
         };
         let mut stmt = self.conn.prepare("SELECT action, job, synchronization, at FROM audit WHERE object_seq = ?1 ORDER BY seq")?;
-        let trail = stmt
+        let mut trail: Vec<AuditEntry> = stmt
             .query_map([seq], |r| Ok(AuditEntry { action: r.get(0)?, job: r.get(1)?, synchronization: r.get(2)?, at: r.get(3)? }))?
             .collect::<Result<_, _>>()?;
+        // Registers written before creates were kept on the object row hold a create audit row.
+        if !trail.iter().any(|e| e.action == "create") {
+            let created_job: Option<String> = self.conn.query_row("SELECT created_job FROM objects WHERE seq = ?1", [seq], |r| r.get(0))?;
+            let entry = AuditEntry { action: "create".into(), job: created_job, synchronization: object.synchronization.clone(), at: object.created_at.clone() };
+            trail.insert(0, entry);
+        }
         Ok((object, trail))
     }
 
@@ -199,9 +205,13 @@ impl Batch<'_> {
         .query_row(params![w.id, w.register, w.schema, w.synchronization, w.source, w.origin_id, w.object, self.now, self.job], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
-        let action = if created { Written::Created } else { Written::Updated };
-        self.audit(seq, if created { "create" } else { "update" }, w.synchronization)?;
-        Ok(action)
+        if created {
+            // The object row itself records its creation (created_at, created_job): `show` puts it at
+            // the head of the trail. An audit row per create cost a sixth of a bulk load.
+            return Ok(Written::Created);
+        }
+        self.audit(seq, "update", w.synchronization)?;
+        Ok(Written::Updated)
     }
 
     /// Deletes an object (or marks it deleted); returns whether it existed.
