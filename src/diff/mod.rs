@@ -95,6 +95,29 @@ impl Differ {
         adopted
     }
 
+    /// Adds contracts for objects created on the target, with the id the target gave them, that the
+    /// saved contracts do not hold (a run cut off after the create, before its contracts were saved).
+    /// Their hash is unknown, so they update if seen and delete if not.
+    pub fn adopt_created(&mut self, created: Vec<(String, String)>) -> usize {
+        let mut adopted = 0;
+        for (origin_id, remote_id) in created {
+            let row = match self.table.find(&origin_id) {
+                Some(row) if self.table.remote_id(row).is_some() => continue,
+                Some(row) => row,
+                None => {
+                    let target = target_id(&self.namespace, &self.synchronization, &origin_id);
+                    let row = self.table.insert(&origin_id, *target.as_bytes());
+                    self.table.commit(row, [0; 32], self.now);
+                    self.committed_before += 1;
+                    row
+                }
+            };
+            self.table.set_remote_id(row, remote_id);
+            adopted += 1;
+        }
+        adopted
+    }
+
     fn fail(&mut self, origin_id: String, message: String) {
         self.counts.failed += 1;
         if self.errors.len() < MAX_STORED_ERRORS {

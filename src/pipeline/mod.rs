@@ -184,7 +184,8 @@ impl Run {
             Some(target) if target.kind == TargetKind::Api => {
                 let name = target.source.as_deref().unwrap_or_default();
                 let source = pipeline.sources.get(name).ok_or_else(|| config(format!("no source named `{name}` to push to")))?;
-                Box::new(ApiSink::new(target, source, options.dry_run).map_err(|e| config(e.to_string()))?)
+                let journal = (!options.dry_run).then(|| state.journal_path(&sync.name));
+                Box::new(ApiSink::new(target, source, journal, options.dry_run).map_err(|e| config(e.to_string()))?)
             }
             Some(target) if target.kind == TargetKind::File => {
                 Box::new(FileSink::new(target, &sync.name, &job.id, options.dry_run).map_err(|e| config(e.to_string()))?)
@@ -213,12 +214,16 @@ impl Run {
         let cursor = self.start_cursor(state, sync, &fingerprint, options)?;
         let table = state.load_contracts(&sync.name).await?;
         let mut differ = Differ::new(table, &sync.name, &sync.id_position, fingerprint, options.force_full_sync);
+        let target_error = |e: crate::sinks::SinkError| Failure::new(ErrorCategory::Target, e.to_string());
         if interrupted {
-            let existing = sink.existing().map_err(|e| Failure::new(ErrorCategory::Target, e.to_string()))?;
-            let adopted = differ.adopt(existing);
+            let adopted = differ.adopt(sink.existing().map_err(target_error)?);
             if adopted > 0 {
                 self.warnings.insert(format!("adopted {adopted} object(s) written by an interrupted run"));
             }
+        }
+        let adopted = differ.adopt_created(sink.journal().map_err(target_error)?);
+        if adopted > 0 {
+            self.warnings.insert(format!("adopted {adopted} object(s) a run that was cut off created on the target"));
         }
         self.differ = Some(differ);
         progress.timings.add(Stage::Prepare, prepared.elapsed());
@@ -228,6 +233,8 @@ impl Run {
         if !options.dry_run {
             // Saved even after a failure: contracts then describe exactly what was written.
             state.save_contracts(&sync.name, differ.take_table()).await?;
+            // The contracts now hold every create the journal recorded.
+            state.clear_journal(&sync.name)?;
             if result.is_ok() {
                 self.save_cursor(state, sync, &fingerprint)?;
             }

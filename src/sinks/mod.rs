@@ -65,6 +65,13 @@ pub trait Sink: Send {
     /// interrupted run to adopt objects written after the last saved contracts.
     fn existing(&self) -> Result<Vec<String>, SinkError>;
 
+    /// Objects an earlier run created on a target that gives them ids of its own (an API), as
+    /// `(origin id, id there)`, recorded as they were made and not yet in the saved contracts: adopted
+    /// before every run, so a run cut off never leads to creating them twice.
+    fn journal(&self) -> Result<Vec<(String, String)>, SinkError> {
+        Ok(Vec::new())
+    }
+
     /// Writes every batch from `input`, each atomically, reporting outcomes on `acks` after each commit.
     /// Called once per run; returns when `input` closes.
     ///

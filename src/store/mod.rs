@@ -70,6 +70,20 @@ impl StateDir {
         Ok(jobs)
     }
 
+    /// Where an API target records the objects it creates, until the contracts hold them.
+    pub fn journal_path(&self, synchronization: &str) -> PathBuf {
+        self.root.join("contracts").join(format!("{synchronization}.created.ndjson"))
+    }
+
+    /// Forgets the recorded creates of a synchronization: called once its contracts are saved.
+    pub fn clear_journal(&self, synchronization: &str) -> Result<(), StoreError> {
+        let path = self.journal_path(synchronization);
+        match std::fs::remove_file(&path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path: path.display().to_string(), source: error }),
+            _ => Ok(()),
+        }
+    }
+
     pub fn register(&self) -> Result<RegisterStore, StoreError> {
         RegisterStore::open(&self.root.join("register.db"))
     }

@@ -170,6 +170,8 @@ async fn change_files_in_csv_and_a_parquet_snapshot() {
 struct Receiver {
     requests: std::sync::Mutex<Vec<(String, String, serde_json::Value)>>,
     next: std::sync::atomic::AtomicU64,
+    /// Answers creates this much later: a slow API.
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 async fn start_receiver() -> (String, std::sync::Arc<Receiver>, tokio::task::JoinHandle<()>) {
@@ -180,6 +182,10 @@ async fn start_receiver() -> (String, std::sync::Arc<Receiver>, tokio::task::Joi
     use std::sync::Arc;
     type Shared = Arc<Receiver>;
     async fn create(State(r): State<Shared>, Json(body): Json<serde_json::Value>) -> (StatusCode, Json<serde_json::Value>) {
+        let delay = r.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         if body["name"] == "Down" {
             r.requests.lock().unwrap().push(("POST".into(), "unavailable".into(), body.clone()));
             return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"message": "try later"})));
@@ -269,6 +275,55 @@ synchronizations:
     assert_eq!(put.2, serde_json::json!({"name": "Rexy"}));
     assert_eq!(put.1, rex_at, "the update goes to the id Rex's create got");
     assert!(delete.1 != rex_at && delete.1.starts_with("/api/items/srv-"), "{delete:?}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_push_killed_mid_run_creates_nothing_twice() {
+    let (url, receiver, server) = start_receiver().await;
+    let ws = Workspace::new();
+    let csv: String = std::iter::once("id,name".to_string()).chain((1..=120).map(|i| format!("{i},pet{i}"))).collect::<Vec<_>>().join("\n");
+    write_file(&ws.data(), "pets.csv", csv.as_bytes(), 600);
+    let text = format!(
+        r#"
+sources:
+  feed: {{ type: file, location: "{csv}" }}
+  remote: {{ type: api, location: "{url}" }}
+mappings:
+  pet: {{ mapping: {{ name: "{{{{ name }}}}" }} }}
+synchronizations:
+  sync:
+    source: feed
+    sourceConfig: {{ idPosition: id }}
+    mapping: pet
+    target: {{ type: api, source: remote, endpoint: /items, idPosition: data.id, concurrency: 2 }}
+"#,
+        csv = ws.data().join("pets.csv").display()
+    );
+    std::fs::write(&ws.file, text).unwrap();
+    // A slow API: the run is killed with some objects created there and none of its contracts saved.
+    receiver.delay_ms.store(25, std::sync::atomic::Ordering::SeqCst);
+    let mut child = spawn_run(ws.state.root(), &ws.file);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = receiver.requests.lock().unwrap().len();
+    assert!(before > 0 && before < 120, "killed mid-run: {before} creates");
+
+    receiver.delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    let report = ws.run().await;
+    completed(&report);
+    assert!(report.warnings.iter().any(|w| w.contains("cut off created on the target")), "{:?}", report.warnings);
+    let requests = receiver.requests.lock().unwrap().clone();
+    let mut posted: Vec<&str> = requests.iter().filter(|(m, _, _)| m == "POST").map(|(_, _, b)| b["name"].as_str().unwrap()).collect();
+    let total = posted.len();
+    posted.sort();
+    posted.dedup();
+    assert_eq!((total, posted.len()), (120, 120), "every pet created once, none twice");
+    // The rerun saw every pet: the adopted ones are brought up to date where the API keeps them.
+    assert_eq!(report.job.counts.created + report.job.counts.updated, 120);
+    let again = ws.run().await;
+    assert_eq!(counts(&again), (120, 0, 0, 120, 0, 0), "then nothing changes");
     server.abort();
 }
 

@@ -6,6 +6,10 @@
 //! Requests run `concurrency` at a time (default 8), a batch at a time, so a slow API slows the run
 //! instead of queueing work. A 4xx fails that record with the API's message; a 5xx is retried, then
 //! fails the record; only an API that cannot be reached at all fails the run.
+//!
+//! A create is recorded in the state directory the moment the API answers it, until the contracts
+//! hold it: a run cut off mid-way is followed by one that adopts those objects (and updates them)
+//! instead of creating them twice.
 
 use std::sync::Arc;
 
@@ -33,6 +37,8 @@ pub struct ApiSink {
     delete_method: Method,
     concurrency: usize,
     dry_run: bool,
+    /// Each create is appended here the moment the API answers it (see [`Sink::journal`]).
+    journal: Option<(std::path::PathBuf, std::sync::Mutex<Option<std::fs::File>>)>,
 }
 
 fn method(text: Option<&str>, default: Method) -> Method {
@@ -40,7 +46,7 @@ fn method(text: Option<&str>, default: Method) -> Method {
 }
 
 impl ApiSink {
-    pub fn new(def: &TargetDef, source: &SourceDef, dry_run: bool) -> Result<ApiSink, SinkError> {
+    pub fn new(def: &TargetDef, source: &SourceDef, journal: Option<std::path::PathBuf>, dry_run: bool) -> Result<ApiSink, SinkError> {
         let client = HttpClient::new(source, &TextMap::new(), &TextMap::new()).map_err(|e| SinkError::Stopped(e.to_string()))?;
         Ok(ApiSink {
             client: Arc::new(client),
@@ -53,6 +59,7 @@ impl ApiSink {
             delete_method: method(def.delete_method.as_deref(), Method::DELETE),
             concurrency: def.concurrency.unwrap_or(8).max(1) as usize,
             dry_run,
+            journal: journal.map(|path| (path, std::sync::Mutex::new(None))),
         })
     }
 
@@ -100,7 +107,10 @@ impl ApiSink {
                 let Op::Upsert { remote_id: None, .. } = op else { return Ok((done(op), None)) };
                 let text = String::from_utf8_lossy(&response.body);
                 match lookup_text(&text, &self.id_position) {
-                    Some(id) => Ok((Outcome::Created, Some(id))),
+                    Some(id) => {
+                        self.record_create(op, &id)?;
+                        Ok((Outcome::Created, Some(id)))
+                    }
                     None => Ok((Outcome::Failed(format!("the create answer has no id at idPosition `{}`", self.id_position.segments().join("."))), None)),
                 }
             }
@@ -110,6 +120,20 @@ impl ApiSink {
             Err(error @ (SourceError::Connect { .. } | SourceError::Tls { .. } | SourceError::Timeout { .. })) => Err(SinkError::Stopped(error.to_string())),
             Err(other) => Ok((Outcome::Failed(other.to_string()), None)),
         }
+    }
+
+    /// Appends a create to the journal before anything else can happen to this run. Written, not
+    /// synced: it survives the process being killed (the file is the OS's), not the machine losing power.
+    fn record_create(&self, op: &Op, remote_id: &str) -> Result<(), SinkError> {
+        use std::io::Write;
+        let (Some((path, file)), Op::Upsert { origin_id, .. }) = (&self.journal, op) else { return Ok(()) };
+        let failed = |e: std::io::Error| SinkError::Stopped(format!("cannot record a create in {}: {e}", path.display()));
+        let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+        if file.is_none() {
+            *file = Some(std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(failed)?);
+        }
+        let line = serde_json::json!([origin_id, remote_id]).to_string() + "\n";
+        file.as_mut().expect("opened above").write_all(line.as_bytes()).map_err(failed)
     }
 
     async fn write(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
@@ -163,9 +187,18 @@ fn ack(op: Op, outcome: Outcome, remote_id: Option<String>) -> Ack {
 }
 
 impl Sink for ApiSink {
-    /// An interrupted run's creates are unknown here (the API's ids were never saved): they are created
-    /// again. An API that needs exactly-once creates must dedupe on its side (the body carries the
-    /// record's fields).
+    fn journal(&self) -> Result<Vec<(String, String)>, SinkError> {
+        let Some((path, _)) = &self.journal else { return Ok(Vec::new()) };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(SinkError::Stopped(format!("cannot read {}: {error}", path.display()))),
+        };
+        // A line cut short by the kill is skipped: its create never finished being recorded.
+        Ok(text.lines().filter_map(|line| serde_json::from_str::<(String, String)>(line).ok()).collect())
+    }
+
+    /// Creates carry ids of the API's own, so they are adopted from the journal instead.
     fn existing(&self) -> Result<Vec<String>, SinkError> {
         Ok(Vec::new())
     }
