@@ -94,11 +94,16 @@ impl StateDir {
         let path = self.root.join("contracts").join(format!("{}.lock", file_name(sync)));
         let io = |source| StoreError::Io { path: path.display().to_string(), source };
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Busy(sync.to_string())),
-            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        // A lock can outlive its run for an instant: a process forked at that moment (any child this
+        // process starts) holds a copy of the descriptor until it execs. A run holds it far longer.
+        for _ in 0..20 {
+            match file.try_lock() {
+                Ok(()) => return Ok(RunLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(25)),
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
         }
+        Err(StoreError::Busy(sync.to_string()))
     }
 
     fn contract_path(sync: &str) -> StorePath {

@@ -9,7 +9,9 @@
 //!
 //! A create is recorded in the state directory the moment the API answers it, until the contracts
 //! hold it: a run cut off mid-way is followed by one that adopts those objects (and updates them)
-//! instead of creating them twice.
+//! instead of creating them twice. Only the creates in flight when a process dies (at most
+//! `concurrency`) can be sent again; each carries an `Idempotency-Key` (the object's deterministic
+//! id) for APIs that dedupe on it.
 
 use std::sync::Arc;
 
@@ -89,11 +91,16 @@ impl ApiSink {
         if self.dry_run {
             return Ok((done(op), None));
         }
+        let mut key = None;
         let (method, url, body) = match op {
             Op::Upsert { remote_id: Some(id), object, .. } => {
                 (self.update_method.clone(), self.object_url(self.update_endpoint.as_deref(), id), Some(object))
             }
-            Op::Upsert { object, .. } => (Method::POST, self.url(&self.endpoint), Some(object)),
+            Op::Upsert { object, target_id, .. } => {
+                // The object's deterministic id: the same for this record in every run.
+                key = Some(target_id.to_string());
+                (Method::POST, self.url(&self.endpoint), Some(object))
+            }
             // Never created there (its create failed, or it predates this target): nothing to delete.
             Op::Delete { remote_id: None, .. } => return Ok((Outcome::Deleted, None)),
             Op::Delete { remote_id: Some(id), .. } => (self.delete_method.clone(), self.object_url(self.delete_endpoint.as_deref(), id), None),
@@ -102,7 +109,7 @@ impl ApiSink {
             Ok(url) => url,
             Err(message) => return Ok((Outcome::Failed(message), None)),
         };
-        match self.client.request(method, &url, body).await {
+        match self.client.request(method, &url, body, key.as_deref()).await {
             Ok(response) => {
                 let Op::Upsert { remote_id: None, .. } = op else { return Ok((done(op), None)) };
                 let text = String::from_utf8_lossy(&response.body);

@@ -143,13 +143,15 @@ impl HttpClient {
 
     /// GETs `url`, retrying transient failures. Any final non-2xx answer is an error.
     pub async fn get(&self, url: &Url) -> Result<Response, SourceError> {
-        self.request(reqwest::Method::GET, url, None).await
+        self.request(reqwest::Method::GET, url, None, None).await
     }
 
     /// Sends `method` to `url` with a JSON `body`, with the source's auth, headers, pace and retries
     /// (connect errors, timeouts, 429 and 5xx, honouring `Retry-After`). Any final non-2xx answer is
     /// an error.
-    pub async fn request(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>) -> Result<Response, SourceError> {
+    /// `idempotency_key` goes out as `Idempotency-Key`, the same on every attempt, so an API that honours
+    /// it makes one object of a create that is retried, or sent again after a run was cut off.
+    pub async fn request(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, idempotency_key: Option<&str>) -> Result<Response, SourceError> {
         let shown = self.redact(url);
         let mut attempt = 0u32;
         loop {
@@ -157,7 +159,7 @@ impl HttpClient {
             self.wait_for_budget(&shown).await?;
             self.pace().await;
             let last = attempt >= self.retry.max_attempts.max(1);
-            let outcome = self.send(method.clone(), url, body, &shown).await;
+            let outcome = self.send(method.clone(), url, body, idempotency_key, &shown).await;
             if let Ok(response) = &outcome {
                 self.note_budget(&response.headers);
             }
@@ -187,7 +189,7 @@ impl HttpClient {
         }
     }
 
-    async fn send(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, shown: &str) -> Result<Response, SourceError> {
+    async fn send(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, idempotency_key: Option<&str>, shown: &str) -> Result<Response, SourceError> {
         let mut url = url.clone();
         let mut headers = self.headers.clone();
         if let Some(templates) = &self.templates {
@@ -201,6 +203,9 @@ impl HttpClient {
             url.query_pairs_mut().append_pair(name, key.expose());
         }
         let mut request = self.client.request(method, url).headers(headers);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
         }
