@@ -7,10 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-use axum::response::{IntoResponse, Response};
 
 use super::catalog::Section;
 use super::compat::{run_answer, RunBody};
