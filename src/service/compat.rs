@@ -139,7 +139,8 @@ fn round(value: f64) -> f64 {
 /// Imports an OpenConnector/OpenRegister configuration file into the catalog: every definition is kept,
 /// or none when the result would not validate.
 #[utoipa::path(post, path = "/api/import", request_body(content = Object, description = "An OpenConnector/OpenRegister configuration file"),
-    responses((status = 200, description = "What was imported, and the notes on what was not carried over"), (status = 422, description = "It does not validate; nothing was kept")))]
+    responses((status = 200, description = "What was imported, and the notes on what was not carried over"),
+        (status = 400, description = "The definitions would not validate; nothing was kept"), (status = 422, description = "Not a configuration file")))]
 pub async fn import(State(shared): State<Shared>, Json(config): Json<Value>) -> Result<Json<Value>, ApiError> {
     let imported = openconnector::import(&config).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let mut entries = Vec::new();

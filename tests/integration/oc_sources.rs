@@ -178,6 +178,46 @@ async fn jwt_tokens_are_signed_over_the_rendered_payload() {
 }
 
 #[tokio::test]
+async fn rs256_jwt_tokens_are_signed_with_a_base64_pem_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| std::process::Command::new("openssl").current_dir(dir.path()).args(args).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
+    if !(openssl(&["genrsa", "-out", "key.pem", "2048"]) && openssl(&["rsa", "-in", "key.pem", "-pubout", "-out", "public.pem"])) {
+        eprintln!("SKIPPED RS256 test: the openssl command is not available to make a key");
+        return;
+    }
+    let private = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+    let public = std::fs::read(dir.path().join("public.pem")).unwrap();
+    // An RS256-checking server of its own: only a token signed by the key's private half gets items.
+    let app = Router::new().route(
+        "/items",
+        get(move |headers: HeaderMap| {
+            let public = public.clone();
+            async move {
+                let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
+                let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+                validation.required_spec_claims.clear();
+                let key = jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap();
+                match jsonwebtoken::decode::<Value>(&token, &key, &validation) {
+                    Ok(data) if data.claims["sub"] == "syncline" => Json(json!({"items": items(1)})).into_response(),
+                    _ => (StatusCode::UNAUTHORIZED, "bad jwt").into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    use base64::Engine;
+    let secret = base64::engine::general_purpose::STANDARD.encode(private);
+    let source = json!({"api": {"location": url, "configuration": {
+        "headers.Authorization": "Bearer {{ jwtToken(source) }}",
+        "authentication": {"algorithm": "RS256", "secret": secret, "payload": {"sub": "syncline"}}
+    }}});
+    let (report, _) = run(json!({"sources": source, "synchronizations": sync("/items", json!({}))})).await;
+    assert_eq!(found_created(&report), (4, 4));
+}
+
+#[tokio::test]
 async fn xml_bodies_are_read_with_attributes_and_text() {
     let (url, _server) = start().await;
     // `type: xml` is OpenConnector's spelling of an API that answers XML.
@@ -208,6 +248,17 @@ async fn next_links_are_found_where_hal_puts_them() {
     assert_eq!(found_created(&report), (12, 12));
 }
 
+/// A client certificate and key signed by the test CA of [`certificates`] (run first, in `dir`).
+fn client_certificate(dir: &std::path::Path) -> Option<(String, String)> {
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl").current_dir(dir).args(args).stderr(std::process::Stdio::null()).status().ok().filter(|s| s.success())
+    };
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=syncline client", "-keyout", "client.key", "-out", "client.csr"])?;
+    std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").ok()?;
+    openssl(&["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "client.pem"])?;
+    Some((std::fs::read_to_string(dir.join("client.pem")).ok()?, std::fs::read_to_string(dir.join("client.key")).ok()?))
+}
+
 /// A test CA and a certificate for 127.0.0.1 it signed, made with openssl: (CA, certificate, key) as PEM.
 fn certificates(dir: &std::path::Path) -> Option<(String, String, String)> {
     let openssl = |args: &[&str]| {
@@ -222,14 +273,26 @@ fn certificates(dir: &std::path::Path) -> Option<(String, String, String)> {
 }
 
 /// An HTTPS server answering every request with one page of items: enough HTTP/1.1 for one client.
-async fn start_https(cert: &str, key: &str) -> String {
+async fn start_https(cert: &str, key: &str, client_ca: Option<&str>) -> String {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     syncline::sources::tls::install_provider();
     let certs = CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
     let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    let builder = rustls::ServerConfig::builder();
+    let config = match client_ca {
+        // Mutual TLS: only clients with a certificate this CA signed get through the handshake.
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build().unwrap();
+            builder.with_client_cert_verifier(verifier).with_single_cert(certs, key).unwrap()
+        }
+        None => builder.with_no_client_auth().with_single_cert(certs, key).unwrap(),
+    };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -263,7 +326,7 @@ async fn verify_takes_a_ca_bundle_and_the_string_false_turns_checks_off_with_a_w
         eprintln!("SKIPPED https test: the openssl command is not available to make a certificate");
         return;
     };
-    let url = start_https(&cert, &key).await;
+    let url = start_https(&cert, &key, None).await;
     let with = |configuration: Value| json!({"sources": {"api": {"location": url, "retries": {"maxAttempts": 1}, "configuration": configuration}},
                                              "synchronizations": sync("/items", json!({}))});
     let (refused, _) = run(with(json!({}))).await;
@@ -277,4 +340,24 @@ async fn verify_takes_a_ca_bundle_and_the_string_false_turns_checks_off_with_a_w
     assert!(pipeline.warnings.iter().any(|w| w.message.contains("NOT verified")), "{:?}", pipeline.warnings);
     let (unverified, _) = run(with(json!({"verify": "false"}))).await;
     assert_eq!(found_created(&unverified), (4, 4));
+}
+
+#[tokio::test]
+async fn a_client_certificate_opens_a_server_that_asks_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ca, cert, key)) = certificates(dir.path()) else {
+        eprintln!("SKIPPED mutual TLS test: the openssl command is not available to make certificates");
+        return;
+    };
+    let Some((client_cert, client_key)) = client_certificate(dir.path()) else {
+        eprintln!("SKIPPED mutual TLS test: openssl could not sign a client certificate");
+        return;
+    };
+    let url = start_https(&cert, &key, Some(&ca)).await;
+    let with = |configuration: Value| json!({"sources": {"api": {"location": url, "retries": {"maxAttempts": 1}, "configuration": configuration}},
+                                             "synchronizations": sync("/items", json!({}))});
+    let (refused, _) = run(with(json!({"verify": ca}))).await;
+    assert_eq!(refused.job.status.as_str(), "FAILED", "no client certificate, no entry");
+    let (admitted, _) = run(with(json!({"verify": ca, "cert": client_cert, "ssl_key": client_key}))).await;
+    assert_eq!(found_created(&admitted), (4, 4));
 }

@@ -175,6 +175,15 @@ async fn the_service_imports_runs_in_openconnector_shape_and_exports() {
     assert_eq!(export["components"]["synchronizations"]["pets-feed"]["sourceTargetMapping"], "pet-names");
     let (status, bad) = service.post("/api/import", json!({"openapi": "3.0.0"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    // All or nothing: one broken reference keeps every definition of the file out.
+    let mut broken = configuration(&fixture.base_url());
+    broken["components"]["sources"]["pet-store"]["slug"] = json!("other-store");
+    broken["components"]["synchronizations"]["pets-feed"]["sourceTargetMapping"] = json!("missing-mapping");
+    let (status, refused) = service.post("/api/import", broken).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.to_string().contains("missing-mapping"), "{refused}");
+    let (_, sources) = service.get("/api/sources").await;
+    assert!(!sources.to_string().contains("other-store"), "nothing of the refused file was kept: {sources}");
     service.stop().await;
 }
 
