@@ -247,6 +247,7 @@ registers:
                     rows.push(run("maria-to-postgres", "MariaDB table → PostgreSQL table, first run", "all created"));
                     rows.push(run("maria-to-postgres", "MariaDB table → PostgreSQL table, unchanged", "all unchanged"));
                     let _ = runtime.block_on(drop_postgres(&postgres));
+                    rows.extend(sling_table(dir, &mysql, table_rows));
                 }
                 Err(error) => eprintln!("skipping the table workloads: no MariaDB at {mysql} ({error})"),
             }
@@ -267,6 +268,32 @@ registers:
             let state = dir.join("xlsx-state");
             rows.push(syncline_run_one(&state, &file, "xlsx", "xlsx sheet → register, first run", "all created"));
             rows.push(syncline_run_one(&state, &file, "xlsx", "xlsx sheet → register, unchanged", "all unchanged"));
+        }
+        rows
+    }
+
+    /// Sling on the same MariaDB table, into DuckDB with upserts on `id`, when it is installed.
+    fn sling_table(dir: &Path, mysql: &str, table_rows: u64) -> Vec<Row> {
+        let Ok(sling) = std::env::var("SYNCLINE_BENCH_SLING") else { return Vec::new() };
+        let scratch = dir.join("sling-table");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let database = mysql.rsplit('/').next().unwrap_or("test").to_string();
+        let mut rows = Vec::new();
+        for workload in ["MariaDB table → DuckDB, first run", "MariaDB table → DuckDB, unchanged"] {
+            let mut command = Command::new(&sling);
+            command
+                .args(["run", "--src-conn", "MARIA", "--src-stream"])
+                .arg(format!("{database}.syncline_bench"))
+                .args(["--tgt-conn", "DUCKDB", "--tgt-object", "main.bench", "--mode", "incremental", "--primary-key", "id"])
+                .env("MARIA", mysql)
+                .env("DUCKDB", format!("duckdb://{}", scratch.join("sling.duckdb").display()))
+                .env("SLING_DISABLE_TELEMETRY", "true");
+            if let Ok(home) = std::env::var("SYNCLINE_BENCH_SLING_HOME") {
+                command.env("HOME", home);
+            }
+            let (seconds, rss_mb, _) = timed(&mut command);
+            println!("sling     {workload:<44} {table_rows:>10} records {seconds:>8.2}s  {:>9.0} rec/s  {rss_mb:>7.1} MB", table_rows as f64 / seconds);
+            rows.push(Row { tool: "Sling".into(), workload: workload.into(), records: table_rows, seconds, rss_mb, note: "incremental, primary key id".into() });
         }
         rows
     }
