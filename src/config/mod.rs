@@ -180,8 +180,12 @@ const BOOKKEEPING: [&str; 13] = [
 pub fn mapping_from_value(value: &Value) -> Option<MappingDef> {
     let Value::Object(mut fields) = value.clone() else { return None };
     openconnector::quirks::normalize_entity("mappings", "mapping", &mut fields, &mut Vec::new());
-    fields.retain(|key, _| !BOOKKEEPING.contains(&key.as_str()));
-    serde_json::from_value(Value::Object(fields)).ok()
+    let (kept, fields): (serde_json::Map<String, Value>, serde_json::Map<String, Value>) =
+        fields.into_iter().partition(|(key, _)| BOOKKEEPING.contains(&key.as_str()));
+    let mut def: MappingDef = serde_json::from_value(Value::Object(fields)).ok()?;
+    // Its id, uuid and slug stay known: `executeMapping` may call it by any of them.
+    def.bookkeeping = serde_json::from_value(Value::Object(kept)).unwrap_or_default();
+    Some(def)
 }
 
 type BookkeepingByEntity = Vec<((&'static str, String), Bookkeeping)>;

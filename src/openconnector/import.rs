@@ -118,7 +118,7 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
 
     let mut out_mappings = Map::new();
     for Entity { name, mut fields } in mappings {
-        strip_identity(&mut fields);
+        strip_mapping_identity(&mut fields);
         normalize_entity("mappings", &format!("mappings.{name}"), &mut fields, &mut notices);
         out_mappings.insert(name, Value::Object(fields));
     }
@@ -243,6 +243,13 @@ fn entities(bucket: Option<&Value>, kind: &str) -> (Vec<Entity>, Vec<Option<Stri
 /// OpenConnector's identities mean nothing in a pipeline file, where the key is the name.
 fn strip_identity(fields: &mut Map<String, Value>) {
     for key in ["id", "uuid", "slug", "reference", "version", "created", "updated", "dateCreated", "dateModified", "status", "configurations"] {
+        fields.remove(key);
+    }
+}
+
+/// A mapping keeps its id, uuid and reference: a template may call it by them (`executeMapping(5, …)`).
+fn strip_mapping_identity(fields: &mut Map<String, Value>) {
+    for key in ["slug", "version", "created", "updated", "dateCreated", "dateModified", "status", "configurations"] {
         fields.remove(key);
     }
 }

@@ -136,6 +136,13 @@ async fn a_configuration_file_runs_as_it_is_and_a_bad_one_says_why() {
     let pipeline = Pipeline::from_value("oc.json", configuration("http://127.0.0.1:9/api/v3"), Path::new(".")).unwrap();
     assert_eq!(pipeline.synchronizations.len(), 2);
     assert!(pipeline.warnings.iter().any(|w| w.message.contains("NOT verified")), "{:?}", pipeline.warnings);
+    // An imported mapping stays callable by its OpenConnector id.
+    let imported = openconnector::import(&configuration("http://127.0.0.1:9/api/v3")).unwrap();
+    let pipeline = Pipeline::from_value("imported", imported.pipeline, Path::new(".")).unwrap();
+    let caller: syncline::config::MappingDef =
+        serde_json::from_value(json!({"mapping": {"inner": "{{ executeMapping(5, {'name': 'Rex', 'category': {'name': 'Dogs'}})|json_encode }}"}})).unwrap();
+    let caller = syncline::mapping::Mapping::compile_in("caller", &caller, &pipeline.mappings).unwrap();
+    assert_eq!(caller.apply(&json!({})).unwrap()["inner"], r#"{"title":"Rex","category":"Dogs"}"#);
     let mut broken = configuration("http://127.0.0.1:9/api/v3");
     broken["components"]["synchronizations"]["pets-feed"]["sourceTargetMapping"] = json!("no-such-mapping");
     let errors = Pipeline::from_value("oc.json", broken, Path::new(".")).unwrap_err().to_string();
