@@ -4,7 +4,7 @@
 //! Templates compile once per run; plain lookups never reach the template engine.
 
 pub mod casts;
-mod dot;
+pub(crate) mod dot;
 pub mod entities;
 mod library;
 mod ordered;
@@ -282,7 +282,7 @@ impl Filter {
         }
         if let Some(logic) = &self.logic {
             // OpenConnector hands JsonLogic keys with `.` encoded, so `{"var": "a.b"}` walks a→b only.
-            let encoded = encode_dotted_keys(record);
+            let encoded = dot::encode_keys(record);
             let engine = logic_engine();
             let arena = datalogic_rs::bumpalo::Bump::new();
             let result = engine
@@ -292,25 +292,6 @@ impl Filter {
         }
         Ok(true)
     }
-}
-
-/// Keys holding a `.` get it written as `&#46;`, at every depth (OpenConnector's encoding).
-fn encode_dotted_keys(value: &Value) -> std::borrow::Cow<'_, Value> {
-    fn has_dotted(value: &Value) -> bool {
-        match value {
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('.') || has_dotted(v)),
-            Value::Array(items) => items.iter().any(has_dotted),
-            _ => false,
-        }
-    }
-    fn encode(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.replace('.', "&#46;"), encode(v))).collect()),
-            Value::Array(items) => Value::Array(items.iter().map(encode).collect()),
-            other => other.clone(),
-        }
-    }
-    if has_dotted(value) { std::borrow::Cow::Owned(encode(value)) } else { std::borrow::Cow::Borrowed(value) }
 }
 
 #[cfg(test)]

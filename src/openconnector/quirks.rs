@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::path::DotPath;
+
 /// Something in a definition that syncline reads differently from OpenConnector, or does not honour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -101,17 +103,14 @@ fn normalize_synchronization(fields: &mut Map<String, Value>, note: &mut impl Fn
     for key in ["sourceConfig", "targetConfig"] {
         if let Some(Value::Object(config)) = fields.get_mut(key) {
             expand_dot_keys(config);
-            for (_, value) in config.iter_mut() {
-                empty_list_to_object_if_map_key(value);
+            for key in ["headers", "query"] {
+                if let Some(value) = config.get_mut(key) {
+                    empty_list_to_object(value);
+                }
             }
         }
     }
     if let Some(Value::Object(config)) = fields.get_mut("sourceConfig") {
-        for key in ["headers", "query"] {
-            if let Some(value) = config.get_mut(key) {
-                empty_list_to_object(value);
-            }
-        }
         for key in UNHONOURED_SOURCE_CONFIG {
             if let Some(value) = config.remove(key)
                 && !is_empty(&value)
@@ -156,17 +155,6 @@ pub fn empty_list_to_object(value: &mut Value) {
     }
 }
 
-/// Inside sourceConfig/targetConfig only the object-typed keys may turn from `[]` into `{}`.
-fn empty_list_to_object_if_map_key(value: &mut Value) {
-    if let Value::Object(map) = value {
-        for key in ["headers", "query"] {
-            if let Some(v) = map.get_mut(key) {
-                empty_list_to_object(v);
-            }
-        }
-    }
-}
-
 /// Whether a value carries nothing: null, `""`, `[]`, `{}`, `false`, or `"false"`.
 pub fn is_empty(value: &Value) -> bool {
     match value {
@@ -188,48 +176,14 @@ pub fn expand_dot_keys(map: &mut Map<String, Value>) {
     }
     let entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
     let (flat, nested): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(k, _)| k.contains('.'));
-    map.extend(nested);
+    // Set as the mapping stage sets output paths (adbario Dot, which applyConfigDot uses too): a new
+    // array receiving key `0` is a list, anything not an array on the way is replaced.
+    let mut root = Value::Object(nested.into_iter().collect());
     for (key, value) in flat {
-        let segments: Vec<&str> = key.split('.').collect();
-        set_nested(map, &segments, value);
+        crate::mapping::dot::set(&mut root, &DotPath::parse(&key), value);
     }
-    for (_, value) in map.iter_mut() {
-        lists_from_indexed_objects(value);
-    }
-}
-
-fn set_nested(map: &mut Map<String, Value>, segments: &[&str], value: Value) {
-    let (first, rest) = segments.split_first().expect("a key has at least one segment");
-    if rest.is_empty() {
-        map.insert(first.to_string(), value);
-        return;
-    }
-    let slot = map.entry(first.to_string()).or_insert_with(|| Value::Object(Map::new()));
-    if !slot.is_object() {
-        // `[]` (PHP's empty object), a list or a scalar: the dot-key's structure replaces it, except a
-        // list, whose items are kept under their indexes.
-        let items = match std::mem::take(slot) {
-            Value::Array(items) => items.into_iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
-            _ => Map::new(),
-        };
-        *slot = Value::Object(items);
-    }
-    if let Value::Object(inner) = slot {
-        set_nested(inner, rest, value);
-    }
-}
-
-/// `{"0": a, "1": b}` made by expanding `x.0.y` keys becomes the list `[a, b]`.
-fn lists_from_indexed_objects(value: &mut Value) {
-    if let Value::Object(map) = value {
-        for (_, inner) in map.iter_mut() {
-            lists_from_indexed_objects(inner);
-        }
-        let indexed = !map.is_empty() && (0..map.len()).all(|i| map.contains_key(&i.to_string()));
-        if indexed {
-            let items = (0..map.len()).map(|i| map.remove(&i.to_string()).unwrap_or_default()).collect();
-            *value = Value::Array(items);
-        }
+    if let Value::Object(expanded) = root {
+        *map = expanded;
     }
 }
 
