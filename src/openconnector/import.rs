@@ -32,6 +32,8 @@ pub fn is_configuration(value: &Value) -> bool {
 /// One entity of a bucket, with the name it gets.
 struct Entity {
     name: String,
+    /// The key it had in a slug-keyed bucket, another spelling references may use.
+    key: Option<String>,
     fields: Map<String, Value>,
 }
 
@@ -40,9 +42,9 @@ struct Entity {
 struct Index(HashMap<String, String>);
 
 impl Index {
-    fn of(entities: &[Entity], keys: &[Option<String>]) -> Index {
+    fn of(entities: &[Entity]) -> Index {
         let mut index = HashMap::new();
-        for (entity, key) in entities.iter().zip(keys) {
+        for entity in entities {
             for field in ["id", "uuid", "slug", "name"] {
                 if let Some(text) = entity.fields.get(field).and_then(text_of) {
                     index.entry(text.clone()).or_insert_with(|| entity.name.clone());
@@ -51,7 +53,7 @@ impl Index {
                     }
                 }
             }
-            if let Some(key) = key {
+            if let Some(key) = &entity.key {
                 index.insert(key.clone(), entity.name.clone());
             }
             index.insert(entity.name.clone(), entity.name.clone());
@@ -79,20 +81,16 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
     };
     let mut notices = Vec::new();
     let bucket = |name: &str| entities(components.get(name), name);
-    let (sources, source_keys) = bucket("sources");
-    let (mappings, mapping_keys) = bucket("mappings");
-    let (registers, register_keys) = bucket("registers");
-    let (schemas, schema_keys) = bucket("schemas");
-    let (synchronizations, sync_keys) = bucket("synchronizations");
-    let (jobs, _) = bucket("jobs");
-    let source_index = Index::of(&sources, &source_keys);
-    let mapping_index = Index::of(&mappings, &mapping_keys);
-    let register_index = Index::of(&registers, &register_keys);
-    let schema_index = Index::of(&schemas, &schema_keys);
-    let sync_index = Index::of(&synchronizations, &sync_keys);
+    let (sources, mappings, registers) = (bucket("sources"), bucket("mappings"), bucket("registers"));
+    let (schemas, synchronizations, jobs) = (bucket("schemas"), bucket("synchronizations"), bucket("jobs"));
+    let source_index = Index::of(&sources);
+    let mapping_index = Index::of(&mappings);
+    let register_index = Index::of(&registers);
+    let schema_index = Index::of(&schemas);
+    let sync_index = Index::of(&synchronizations);
 
     for name in ["rules", "endpoints", "workflows", "objects"] {
-        let (items, _) = entities(components.get(name), name);
+        let items = entities(components.get(name), name);
         for item in items {
             notices.push(Notice {
                 key: format!("components.{name}.{}", item.name),
@@ -102,7 +100,7 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
     }
 
     let mut out_sources = Map::new();
-    for Entity { name, mut fields } in sources {
+    for Entity { name, mut fields, .. } in sources {
         strip_identity(&mut fields);
         let at = format!("sources.{name}");
         match fields.get("type").and_then(Value::as_str).unwrap_or("api") {
@@ -117,7 +115,7 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
     }
 
     let mut out_mappings = Map::new();
-    for Entity { name, mut fields } in mappings {
+    for Entity { name, mut fields, .. } in mappings {
         strip_mapping_identity(&mut fields);
         normalize_entity("mappings", &format!("mappings.{name}"), &mut fields, &mut notices);
         out_mappings.insert(name, Value::Object(fields));
@@ -126,7 +124,7 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
     // Registers and their schemas, as JSON Schemas by name.
     let schema_defs: BTreeMap<String, Map<String, Value>> = schemas.into_iter().map(|e| (e.name, e.fields)).collect();
     let mut out_registers = Map::new();
-    for Entity { name, fields } in registers {
+    for Entity { name, fields, .. } in registers {
         let mut converted = Map::new();
         for reference in fields.get("schemas").and_then(Value::as_array).into_iter().flatten() {
             let found = schema_index.resolve(reference).or_else(|| reference.get("slug").and_then(text_of).and_then(|s| schema_index.0.get(&s).cloned()));
@@ -152,7 +150,7 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
 
     let schedules = schedules_from_jobs(&jobs, &sync_index, &mut notices);
     let mut out_syncs = Map::new();
-    for Entity { name, mut fields } in synchronizations {
+    for Entity { name, mut fields, .. } in synchronizations {
         strip_identity(&mut fields);
         let at = format!("synchronizations.{name}");
         normalize_entity("synchronizations", &at, &mut fields, &mut notices);
@@ -197,7 +195,7 @@ fn resolve_reference(fields: &mut Map<String, Value>, key: &str, index: &Index, 
 }
 
 /// The entities of a bucket, named after their slug (else the bucket key, else their name).
-fn entities(bucket: Option<&Value>, kind: &str) -> (Vec<Entity>, Vec<Option<String>>) {
+fn entities(bucket: Option<&Value>, kind: &str) -> Vec<Entity> {
     let mut items: Vec<(Option<String>, Map<String, Value>)> = Vec::new();
     let mut push = |key: Option<String>, value: &Value| {
         if let Value::Object(fields) = value {
@@ -219,7 +217,6 @@ fn entities(bucket: Option<&Value>, kind: &str) -> (Vec<Entity>, Vec<Option<Stri
     }
     let mut taken = std::collections::HashSet::new();
     let mut out = Vec::new();
-    let mut keys = Vec::new();
     for (index, (key, fields)) in items.into_iter().enumerate() {
         let base = fields
             .get("slug")
@@ -234,10 +231,9 @@ fn entities(bucket: Option<&Value>, kind: &str) -> (Vec<Entity>, Vec<Option<Stri
             name = format!("{base}-{n}");
             n += 1;
         }
-        out.push(Entity { name, fields });
-        keys.push(key);
+        out.push(Entity { name, key, fields });
     }
-    (out, keys)
+    out
 }
 
 /// OpenConnector's identities mean nothing in a pipeline file, where the key is the name.
