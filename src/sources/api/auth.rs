@@ -3,7 +3,8 @@
 //! `source` (the source's definition, secrets masked) and the token functions:
 //! - `oauthToken(source)`: an OAuth 2 access token (client_credentials or password grant) from
 //!   `authentication.tokenUrl`, kept until shortly before it expires;
-//! - `jwtToken(source)`: a JWT signed with `authentication.algorithm` over the rendered `payload`.
+//! - `jwtToken(source)`: a JWT signed with `authentication.algorithm` over the rendered `payload`,
+//!   its key and claims template prepared once.
 
 use std::time::Duration;
 
@@ -30,7 +31,6 @@ pub struct RequestTemplates {
     source: Value,
     tokens: Option<Tokens>,
     uses_oauth: bool,
-    uses_jwt: bool,
 }
 
 fn is_template(text: &str) -> bool {
@@ -77,14 +77,28 @@ impl RequestTemplates {
         let uses_oauth = sources.contains("oauthToken");
         let uses_jwt = sources.contains("jwtToken");
         let tokens = match &source.authentication {
-            Some(def) => Some(Tokens { def: def.clone(), client: client.clone(), oauth: Mutex::new(None) }),
+            Some(def) => {
+                // The signing key and the claims template are made once, and a bad one is a setup error.
+                let mut jwt = None;
+                if uses_jwt {
+                    jwt = Some(signer(def)?);
+                    let payload = match &def.payload {
+                        None => "{}".to_string(),
+                        Some(Value::String(text)) => text.clone(),
+                        Some(other) => other.to_string(),
+                    };
+                    env.add_template_owned(JWT_PAYLOAD, payload)
+                        .map_err(|e| SourceError::Config(format!("the JWT payload is not a valid template: {e}")))?;
+                }
+                Some(Tokens { def: def.clone(), client: client.clone(), oauth: Mutex::new(None), jwt })
+            }
             None if uses_oauth || uses_jwt => {
                 return Err(SourceError::Config("oauthToken/jwtToken need the source's `authentication` settings".into()));
             }
             None => None,
         };
         let source = serde_json::to_value(source).unwrap_or_default();
-        Ok(Some(RequestTemplates { env, headers: header_templates, query: query_templates, source, tokens, uses_oauth, uses_jwt }))
+        Ok(Some(RequestTemplates { env, headers: header_templates, query: query_templates, source, tokens, uses_oauth }))
     }
 
     /// Renders every value for the next request.
@@ -95,8 +109,13 @@ impl RequestTemplates {
             if self.uses_oauth {
                 context.insert("__oauth_token".into(), tokens.oauth().await?.into());
             }
-            if self.uses_jwt {
-                context.insert("__jwt_token".into(), tokens.jwt(&self.source)?.into());
+            if let Some((header, key)) = &tokens.jwt {
+                // Signed anew for each request: payloads carry times (`{{ 'now'|date('U') }}`).
+                let claims = self.env.get_template(JWT_PAYLOAD).and_then(|t| t.render(minijinja::context! { source => minijinja::Value::from(minijinja::value::Serde(&self.source)) }));
+                let claims: Value = serde_json::from_str(&claims.map_err(|e| SourceError::Config(format!("the JWT payload failed: {e}")))?)
+                    .map_err(|e| SourceError::Config(format!("the JWT payload does not render to JSON: {e}")))?;
+                let token = jsonwebtoken::encode(header, &claims, key).map_err(|e| SourceError::Config(format!("cannot sign the JWT: {e}")))?;
+                context.insert("__jwt_token".into(), token.into());
             }
         }
         let context = minijinja::Value::from(minijinja::value::Serde(&context));
@@ -129,6 +148,8 @@ struct Tokens {
     def: AuthenticationDef,
     client: reqwest::Client,
     oauth: Mutex<Option<(String, Instant)>>,
+    /// When a template calls `jwtToken`: the header and key it signs with.
+    jwt: Option<(jsonwebtoken::Header, jsonwebtoken::EncodingKey)>,
 }
 
 impl Tokens {
@@ -185,52 +206,36 @@ impl Tokens {
         let lifetime = json.get("expires_in").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).map(Duration::from_secs);
         Ok((token, lifetime.unwrap_or(DEFAULT_LIFETIME)))
     }
+}
 
-    /// A JWT over the rendered `payload`; signed anew for each request, since payloads carry times.
-    fn jwt(&self, source: &Value) -> Result<String, SourceError> {
-        use jsonwebtoken::{Algorithm, EncodingKey, Header};
-        let def = &self.def;
-        let name = def.algorithm.as_deref().unwrap_or("HS256");
-        let algorithm: Algorithm = name.parse().map_err(|_| SourceError::Config(format!("JWT algorithm `{name}` is not supported")))?;
-        let secret = def.secret.as_ref().map(|s| s.expose().to_string()).ok_or_else(|| SourceError::Config("jwtToken needs `authentication.secret`".into()))?;
-        let key = match algorithm {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => EncodingKey::from_secret(secret.as_bytes()),
-            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => {
-                // OpenConnector stores the PEM base64-encoded; plain PEM is taken as it is.
-                let pem = if secret.contains("-----BEGIN") {
-                    secret.into_bytes()
-                } else {
-                    use base64::Engine;
-                    base64::engine::general_purpose::STANDARD
-                        .decode(secret.trim())
-                        .map_err(|_| SourceError::Config("the JWT secret is neither PEM nor base64-encoded PEM".into()))?
-                };
-                EncodingKey::from_rsa_pem(&pem).map_err(|e| SourceError::Config(format!("the JWT secret is not an RSA private key: {e}")))?
-            }
-            _ => return Err(SourceError::Config(format!("JWT algorithm `{name}` is not supported"))),
-        };
-        let claims = self.payload(source)?;
-        let mut header = Header::new(algorithm);
-        header.x5t = def.x5t.clone();
-        jsonwebtoken::encode(&header, &claims, &key).map_err(|e| SourceError::Config(format!("cannot sign the JWT: {e}")))
-    }
+/// The name of the JWT claims template (OpenConnector's `payload`, JSON text rendered as a template).
+const JWT_PAYLOAD: &str = "jwt_payload";
 
-    /// The claims: `payload` as JSON text (or an object) rendered as a template first, so
-    /// `"exp": {{ "now"|date("U") + 3600 }}` works as in OpenConnector.
-    fn payload(&self, source: &Value) -> Result<Value, SourceError> {
-        let text = match &self.def.payload {
-            None => return Ok(Value::Object(Default::default())),
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
-        };
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        crate::mapping::twig::install(&mut env);
-        let rendered = env
-            .render_str(&text, minijinja::context! { source => minijinja::Value::from(minijinja::value::Serde(source)) })
-            .map_err(|e| SourceError::Config(format!("the JWT payload is not a valid template: {e}")))?;
-        serde_json::from_str(&rendered).map_err(|e| SourceError::Config(format!("the JWT payload does not render to JSON: {e}")))
-    }
+/// The JWT header and signing key of `authentication`: HMAC with `secret`, or RSA with `secret` as a PEM
+/// private key (OpenConnector stores it base64-encoded; plain PEM is taken as it is).
+fn signer(def: &AuthenticationDef) -> Result<(jsonwebtoken::Header, jsonwebtoken::EncodingKey), SourceError> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let name = def.algorithm.as_deref().unwrap_or("HS256");
+    let algorithm: Algorithm = name.parse().map_err(|_| SourceError::Config(format!("JWT algorithm `{name}` is not supported")))?;
+    let secret = def.secret.as_ref().map(|s| s.expose().to_string()).ok_or_else(|| SourceError::Config("jwtToken needs `authentication.secret`".into()))?;
+    let key = match algorithm {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => EncodingKey::from_secret(secret.as_bytes()),
+        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => {
+            let pem = if secret.contains("-----BEGIN") {
+                secret.into_bytes()
+            } else {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(secret.trim())
+                    .map_err(|_| SourceError::Config("the JWT secret is neither PEM nor base64-encoded PEM".into()))?
+            };
+            EncodingKey::from_rsa_pem(&pem).map_err(|e| SourceError::Config(format!("the JWT secret is not an RSA private key: {e}")))?
+        }
+        _ => return Err(SourceError::Config(format!("JWT algorithm `{name}` is not supported"))),
+    };
+    let mut header = Header::new(algorithm);
+    header.x5t = def.x5t.clone();
+    Ok((header, key))
 }
 
 #[cfg(test)]
