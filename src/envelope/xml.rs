@@ -39,37 +39,19 @@ impl Element {
         Value::Object(out)
     }
 
-    /// Adds a child; a second child of the same name turns the key into a list.
+    /// Adds a child; a second child of the same name turns the key into a list. An element's own value
+    /// is never a list (text or an object), so a list there always holds repeats.
     fn add_child(&mut self, name: String, value: Value) {
-        let repeated = self.repeated(&name);
         match self.children.get_mut(&name) {
-            Some(Value::Array(items)) if repeated => items.push(value),
+            Some(Value::Array(items)) => items.push(value),
             Some(existing) => {
                 let first = std::mem::take(existing);
                 *existing = Value::Array(vec![first, value]);
-                self.children.insert(format!("\u{0}{name}"), Value::Null);
             }
             None => {
                 self.children.insert(name, value);
             }
         }
-    }
-
-    /// Whether `name` already repeated (a marker key, removed at the end, tells a list made from
-    /// repeats apart from one element whose value is itself a list).
-    fn repeated(&self, name: &str) -> bool {
-        self.children.contains_key(&format!("\u{0}{name}"))
-    }
-}
-
-fn strip_markers(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|key, _| !key.starts_with('\u{0}'));
-            map.values_mut().for_each(strip_markers);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_markers),
-        _ => {}
     }
 }
 
@@ -113,9 +95,7 @@ pub fn to_json(text: &str) -> Result<Value, String> {
     if !stack.is_empty() {
         return Err("the document ends inside an element".into());
     }
-    let mut root = root.ok_or("no root element")?;
-    strip_markers(&mut root);
-    Ok(root)
+    root.ok_or_else(|| "no root element".to_string())
 }
 
 fn open(start: &quick_xml::events::BytesStart) -> Result<Element, String> {
