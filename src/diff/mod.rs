@@ -79,43 +79,36 @@ impl Differ {
     }
 
     /// Adds contracts for objects the target holds without one (written by a run that was killed
-    /// before it saved its contracts), given their origin ids; target ids follow from them. Their hash
-    /// is unknown, so they update if seen and delete if not.
+    /// before it saved its contracts), given their origin ids; target ids follow from them.
     pub fn adopt(&mut self, origin_ids: Vec<String>) -> usize {
-        let mut adopted = 0;
-        for origin_id in origin_ids {
-            if self.table.find(&origin_id).is_none() {
-                let target = target_id(&self.namespace, &self.synchronization, &origin_id);
-                let row = self.table.insert(&origin_id, *target.as_bytes());
-                self.table.commit(row, [0; 32], self.now);
-                adopted += 1;
-            }
-        }
-        self.committed_before += adopted;
-        adopted
+        origin_ids.into_iter().filter(|origin_id| self.adopt_row(origin_id).1).count()
     }
 
     /// Adds contracts for objects created on the target, with the id the target gave them, that the
     /// saved contracts do not hold (a run cut off after the create, before its contracts were saved).
-    /// Their hash is unknown, so they update if seen and delete if not.
     pub fn adopt_created(&mut self, created: Vec<(String, String)>) -> usize {
         let mut adopted = 0;
         for (origin_id, remote_id) in created {
-            let row = match self.table.find(&origin_id) {
-                Some(row) if self.table.remote_id(row).is_some() => continue,
-                Some(row) => row,
-                None => {
-                    let target = target_id(&self.namespace, &self.synchronization, &origin_id);
-                    let row = self.table.insert(&origin_id, *target.as_bytes());
-                    self.table.commit(row, [0; 32], self.now);
-                    self.committed_before += 1;
-                    row
-                }
-            };
-            self.table.set_remote_id(row, remote_id);
-            adopted += 1;
+            let (row, _) = self.adopt_row(&origin_id);
+            if self.table.remote_id(row).is_none() {
+                self.table.set_remote_id(row, remote_id);
+                adopted += 1;
+            }
         }
         adopted
+    }
+
+    /// The contract row of `origin_id`, made when there is none (and then `true`). Its hash is
+    /// unknown, so the object updates if seen and is deleted if not.
+    fn adopt_row(&mut self, origin_id: &str) -> (u32, bool) {
+        if let Some(row) = self.table.find(origin_id) {
+            return (row, false);
+        }
+        let target = target_id(&self.namespace, &self.synchronization, origin_id);
+        let row = self.table.insert(origin_id, *target.as_bytes());
+        self.table.commit(row, [0; 32], self.now);
+        self.committed_before += 1;
+        (row, true)
     }
 
     fn fail(&mut self, origin_id: String, message: String) {
