@@ -78,7 +78,8 @@ pub fn run_answer(job_view: Value, finished: &Finished, body: &RunBody, force: b
     stages.insert("configuration_validation".into(), stage(Stage::Prepare, "Compile the mapping, open the source and target, load the contracts"));
     let mut fetch = stage(Stage::Fetch, "Wait for the source's pages");
     fetch["objects_fetched"] = counts.found.into();
-    fetch["rate_limited"] = finished.warnings.iter().any(|w| w.contains("budget") || w.contains("429")).into();
+    // Waits for a spent budget are not failures; only a run the rate limit stopped says so.
+    fetch["rate_limited"] = (job.error_category.as_deref() == Some(crate::errors::ErrorCategory::RateLimited.as_str())).into();
     stages.insert("fetch_objects".into(), fetch);
     stages.insert("object_preparation".into(), stage(Stage::Map, "Parse, filter and map records"));
     let mut process = stage(Stage::Process, "Hash, diff and write, streaming beside the fetch");
