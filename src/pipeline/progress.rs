@@ -57,10 +57,6 @@ pub enum Stage {
     Cleanup,
 }
 
-impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Prepare, Stage::Fetch, Stage::Map, Stage::Process, Stage::Cleanup];
-}
-
 /// Microseconds spent per [`Stage`].
 #[derive(Debug, Default)]
 pub struct Timings([AtomicU64; 5]);
