@@ -119,13 +119,23 @@ async fn start() -> (String, Shared) {
 /// state directory is left for the test to read (and the system's temp cleaning).
 async fn run(body: Value) -> (syncline::pipeline::RunReport, StateDir) {
     let dir = tempfile::tempdir().unwrap().keep();
-    let mut file = body;
-    file["mappings"] = json!({"named": {"mapping": {"name": "name"}}});
-    file["registers"] = json!({"r": {"schemas": {"s": {"type": "object"}}}});
-    let pipeline = Pipeline::from_value("test", file, &dir).unwrap_or_else(|e| panic!("{e}"));
+    let pipeline = pipeline_of(body, &dir);
     let state = StateDir::open(&dir.join("state")).unwrap();
     let report = pipeline::run(&pipeline, "s", &state, RunOptions::default(), Arc::new(Progress::default())).await.unwrap();
     (report, state)
+}
+
+/// The pipeline of `body` (sources and synchronizations), with the mapping and register every test shares.
+fn pipeline_of(mut body: Value, dir: &std::path::Path) -> Pipeline {
+    body["mappings"] = json!({"named": {"mapping": {"name": "name"}}});
+    body["registers"] = json!({"r": {"schemas": {"s": {"type": "object"}}}});
+    Pipeline::from_value("test", body, dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs the openssl command line in `dir`; `None` when it is missing or fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Option<()> {
+    let status = std::process::Command::new("openssl").current_dir(dir).args(args).stderr(std::process::Stdio::null()).status().ok()?;
+    status.success().then_some(())
 }
 
 fn sync(endpoint: &str, extra: Value) -> Value {
@@ -180,8 +190,8 @@ async fn jwt_tokens_are_signed_over_the_rendered_payload() {
 #[tokio::test]
 async fn rs256_jwt_tokens_are_signed_with_a_base64_pem_key() {
     let dir = tempfile::tempdir().unwrap();
-    let openssl = |args: &[&str]| std::process::Command::new("openssl").current_dir(dir.path()).args(args).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
-    if !(openssl(&["genrsa", "-out", "key.pem", "2048"]) && openssl(&["rsa", "-in", "key.pem", "-pubout", "-out", "public.pem"])) {
+    let made = openssl(dir.path(), &["genrsa", "-out", "key.pem", "2048"]).and_then(|_| openssl(dir.path(), &["rsa", "-in", "key.pem", "-pubout", "-out", "public.pem"]));
+    if made.is_none() {
         eprintln!("SKIPPED RS256 test: the openssl command is not available to make a key");
         return;
     }
@@ -250,24 +260,18 @@ async fn next_links_are_found_where_hal_puts_them() {
 
 /// A client certificate and key signed by the test CA of [`certificates`] (run first, in `dir`).
 fn client_certificate(dir: &std::path::Path) -> Option<(String, String)> {
-    let openssl = |args: &[&str]| {
-        std::process::Command::new("openssl").current_dir(dir).args(args).stderr(std::process::Stdio::null()).status().ok().filter(|s| s.success())
-    };
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=syncline client", "-keyout", "client.key", "-out", "client.csr"])?;
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=syncline client", "-keyout", "client.key", "-out", "client.csr"])?;
     std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").ok()?;
-    openssl(&["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "client.pem"])?;
+    openssl(dir, &["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "client.pem"])?;
     Some((std::fs::read_to_string(dir.join("client.pem")).ok()?, std::fs::read_to_string(dir.join("client.key")).ok()?))
 }
 
 /// A test CA and a certificate for 127.0.0.1 it signed, made with openssl: (CA, certificate, key) as PEM.
 fn certificates(dir: &std::path::Path) -> Option<(String, String, String)> {
-    let openssl = |args: &[&str]| {
-        std::process::Command::new("openssl").current_dir(dir).args(args).stderr(std::process::Stdio::null()).status().ok().filter(|s| s.success())
-    };
     std::fs::write(dir.join("leaf.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").ok()?;
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=syncline test CA", "-keyout", "ca.key", "-out", "ca.pem"])?;
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"])?;
-    openssl(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "cert.pem"])?;
+    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=syncline test CA", "-keyout", "ca.key", "-out", "ca.pem"])?;
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"])?;
+    openssl(dir, &["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "cert.pem"])?;
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     Some((read("ca.pem")?, read("cert.pem")?, read("key.pem")?))
 }
@@ -333,10 +337,7 @@ async fn verify_takes_a_ca_bundle_and_the_string_false_turns_checks_off_with_a_w
     assert_eq!(refused.job.error_category.as_deref(), Some("tls"), "{:?}", refused.job.error);
     let (trusted, _) = run(with(json!({"verify": ca.replace('\n', "\\n")}))).await;
     assert_eq!(found_created(&trusted), (4, 4));
-    let mut file = with(json!({"verify": "false"}));
-    file["mappings"] = json!({"named": {"mapping": {"name": "name"}}});
-    file["registers"] = json!({"r": {"schemas": {"s": {"type": "object"}}}});
-    let pipeline = Pipeline::from_value("test", file.clone(), dir.path()).unwrap();
+    let pipeline = pipeline_of(with(json!({"verify": "false"})), dir.path());
     assert!(pipeline.warnings.iter().any(|w| w.message.contains("NOT verified")), "{:?}", pipeline.warnings);
     let (unverified, _) = run(with(json!({"verify": "false"}))).await;
     assert_eq!(found_created(&unverified), (4, 4));
