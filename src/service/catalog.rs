@@ -89,7 +89,13 @@ impl Catalog {
             let pipeline = Pipeline::load(path).map_err(|e| CatalogError::Invalid(e.0))?;
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Invalid(vec![ConfigError::file(&shown, e.to_string())]))?;
-            let doc = Document::parse(&shown, &text, &crate::config::process_env).map_err(|e| CatalogError::Invalid(vec![e]))?;
+            let mut doc = Document::parse(&shown, &text, &crate::config::process_env).map_err(|e| CatalogError::Invalid(vec![e]))?;
+            // An OpenConnector configuration file serves the definitions it imports to (as it runs).
+            if crate::openconnector::is_configuration(&doc.value)
+                && let Ok(imported) = crate::openconnector::import(&doc.value)
+            {
+                doc.value = imported.pipeline;
+            }
             for section in [Section::Sources, Section::Mappings, Section::Synchronizations] {
                 if let Some(Value::Object(entries)) = doc.value.get(section.as_str()) {
                     for (id, body) in entries {

@@ -195,6 +195,20 @@ async fn the_service_imports_runs_in_openconnector_shape_and_exports() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_serves_a_configuration_file_given_on_its_command_line() {
+    let fixture = Fixture::start(fixture::pets(6)).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("pets.configuration.json");
+    std::fs::write(&file, configuration(&fixture.base_url()).to_string()).unwrap();
+    let service = Service::start(&state, vec![file]).await;
+    let (_, syncs) = service.get("/api/synchronizations").await;
+    assert!(syncs.to_string().contains("pets-available") && syncs.to_string().contains("pets-feed"), "{syncs}");
+    let (status, run) = service.post("/api/synchronizations/pets-available/run", json!({"force": false})).await;
+    assert_eq!((status, run["result"]["objects"]["created"].as_u64()), (StatusCode::OK, Some(available(&fixture) as u64)), "{run}");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapping_calls_another_by_name_in_the_service() {
     let fixture = Fixture::start(fixture::pets(5)).await.unwrap();
     let state = tempfile::tempdir().unwrap();
