@@ -124,21 +124,22 @@ fn register(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
     let mut store = state.register().unwrap();
-    let objects: Vec<(String, String, String)> = records()
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (uuid::Uuid::new_v4().to_string(), i.to_string(), String::from_utf8(r.to_vec()).unwrap()))
-        .collect();
+    let objects: Vec<(String, String)> = records().iter().enumerate().map(|(i, r)| (i.to_string(), String::from_utf8(r.to_vec()).unwrap())).collect();
     let mut group = c.benchmark_group("register");
     group.throughput(Throughput::Elements(PAGE));
     group.sample_size(20);
-    group.bench_function("insert a batch of 1000 new objects (one transaction)", |b| {
+    group.bench_function("create 1000 new objects in id order (one transaction)", |b| {
         b.iter_batched(
-            || objects.iter().map(|(_, o, j)| (uuid::Uuid::new_v4().to_string(), o.clone(), j.clone())).collect::<Vec<_>>(),
+            || {
+                let mut batch: Vec<_> = objects.iter().map(|(o, j)| (uuid::Uuid::new_v4(), o.clone(), j.clone())).collect();
+                batch.sort_unstable_by_key(|(id, _, _)| *id);
+                batch
+            },
             |batch| {
-                let mut tx = store.batch("job", "2024-01-01T00:00:00Z").unwrap();
+                let mut tx = store.batch("job", 1_700_000_000_000).unwrap();
+                let collection = tx.collection("r", "s", "bench", "src").unwrap();
                 for (id, origin, json) in &batch {
-                    tx.upsert(&ObjectWrite { id, register: "r", schema: "s", synchronization: "bench", source: "src", origin_id: origin, object: json }).unwrap();
+                    tx.create(&ObjectWrite { id: *id, collection, origin_id: origin, object: json }).unwrap();
                 }
                 tx.commit().unwrap();
             },
