@@ -30,12 +30,29 @@ pub struct FixtureArgs {
     /// How many pets it serves.
     #[arg(long, default_value_t = 60)]
     pets: usize,
+    /// Also serve the benchmark's generated feed of this many records (pages of 1,000 at `/feed`, on a
+    /// port of its own), to try syncline at scale.
+    #[arg(long, value_name = "RECORDS")]
+    feed: Option<u64>,
+    /// With --feed: every 10th record has a new name and `updated_at`.
+    #[arg(long, requires = "feed")]
+    changed: bool,
 }
 
 /// `syncline fixture`: the bundled pet-store API alone, until Ctrl-C (for trying `serve` by hand).
 pub async fn fixture(args: FixtureArgs) -> anyhow::Result<ExitCode> {
     let server = Fixture::start_on(&args.listen, fixture::pets(args.pets)).await?;
     println!("pet-store fixture API on {} ({} pets); Ctrl-C stops it", server.base_url(), args.pets);
+    let _feed = match args.feed {
+        Some(records) => {
+            let feed = std::sync::Arc::new(fixture::feed::Feed::new(records, 1000));
+            feed.changed.store(args.changed, std::sync::atomic::Ordering::SeqCst);
+            let server = fixture::feed::FeedServer::start(feed).await?;
+            println!("generated feed of {records} records on {} (resultsPosition data.items, page pagination)", server.url());
+            Some(server)
+        }
+        None => None,
+    };
     tokio::signal::ctrl_c().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! The envelope extractor: finds the list of records in a response body (`resultsPosition`) and splits
 //! it into one byte slice per record, without parsing the records themselves.
 
+mod walk;
 pub mod xml;
 
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::path::DotPath;
+use walk::{Found, Want};
 
 /// Where the records sit in a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +62,21 @@ const AUTO_KEYS: [&str; 3] = ["items", "result", "results"];
 /// Splits `body` into its records at `position`.
 pub fn extract(body: &Bytes, position: &ResultsPosition) -> Result<Extracted, NotJson> {
     let text = std::str::from_utf8(body).map_err(|e| NotJson(format!("not UTF-8: {e}")))?;
-    let root: &RawValue = serde_json::from_str(text).map_err(|e| NotJson(e.to_string()))?;
     let slice = |raw: &RawValue| body.slice_ref(raw.get().as_bytes());
+    let want = match position {
+        ResultsPosition::Object => None,
+        ResultsPosition::Root => Some(Want::At(&[])),
+        ResultsPosition::Path(path) => Some(Want::At(path.segments())),
+        ResultsPosition::Auto => Some(Want::Auto(&AUTO_KEYS)),
+    };
+    // The common case, a list where the position says, in one pass; anything else is looked at again
+    // below, to take a single object or to say what the body holds.
+    if let Some(want) = want
+        && let Found::List(items) = walk::find(text, want).map_err(|e| NotJson(e.to_string()))?
+    {
+        return Ok(Extracted { records: items.into_iter().map(slice).collect(), warning: None });
+    }
+    let root: &RawValue = serde_json::from_str(text).map_err(|e| NotJson(e.to_string()))?;
     let found = match position {
         ResultsPosition::Object => return Ok(Extracted { records: vec![slice(root)], warning: None }),
         ResultsPosition::Root => Some(root),
@@ -184,6 +199,25 @@ mod tests {
     #[test]
     fn not_json_is_an_error() {
         assert!(extract(&Bytes::from_static(b"<html>"), &ResultsPosition::Root).is_err());
+        // Broken outside the list, or after the body: the one pass still reads all of it.
+        let data_items = ResultsPosition::parse(Some("data.items"));
+        assert!(extract(&Bytes::from_static(br#"{"data":{"items":[{"id":1}]},"meta":{"x":}}"#), &data_items).is_err());
+        assert!(extract(&Bytes::from_static(br#"{"data":{"items":[{"id":1}]}} trailing"#), &data_items).is_err());
+        assert!(extract(&Bytes::from_static(br#"{"data":{"items":[{"id":1},]}}"#), &data_items).is_err());
+    }
+
+    #[test]
+    fn auto_takes_the_root_list_or_the_first_known_key() {
+        // `items` is looked for before `result` and `results`, wherever it sits in the body.
+        assert_eq!(records(r#"{"results":[{"id":1}],"meta":{"items":3},"items":[{"id":2}]}"#, "").0, [r#"{"id":2}"#]);
+        assert_eq!(records(r#"{"result":{"id":5},"other":[1]}"#, "").0, [r#"{"id":5}"#], "an object under the key is one record");
+        assert_eq!(records(r#"[{"id":1}]"#, "").0, [r#"{"id":1}"#]);
+        let (found, warning) = records(r#"{"rows":[{"id":1}]}"#, "");
+        assert!(found.is_empty() && warning.unwrap().contains("rows"));
+        // Escaped keys and a path through a list index.
+        assert_eq!(records(r#"{"d\u0061ta":{"items":[{"id":1}]}}"#, "data.items").0, [r#"{"id":1}"#]);
+        assert_eq!(records(r#"{"pages":[{"rows":[]},{"rows":[{"id":7}]}]}"#, "pages.1.rows").0, [r#"{"id":7}"#]);
+        assert!(records(r#"{"pages":[{"rows":[{"id":7}]}]}"#, "pages.4.rows").1.is_some());
     }
 
     #[test]
