@@ -151,14 +151,20 @@ impl Scan<'_> {
         let start = self.pos;
         let mut escaped = false;
         loop {
-            match self.src.get(self.pos) {
-                None => return self.err("unterminated string"),
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    escaped = true;
-                    self.pos += 2;
+            // Strings are most of a record's bytes: jump to the next quote or backslash.
+            match memchr::memchr2(b'"', b'\\', self.src.get(self.pos..).unwrap_or_default()) {
+                None => {
+                    self.pos = self.src.len();
+                    return self.err("unterminated string");
                 }
-                Some(_) => self.pos += 1,
+                Some(skip) if self.src[self.pos + skip] == b'"' => {
+                    self.pos += skip;
+                    break;
+                }
+                Some(skip) => {
+                    escaped = true;
+                    self.pos += skip + 2;
+                }
             }
         }
         let end = self.pos;

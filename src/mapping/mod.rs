@@ -168,7 +168,7 @@ impl Mapping {
         let encoded = dot::encode_keys(input);
         let rekeyed = matches!(encoded, std::borrow::Cow::Owned(_));
         let mut output =
-            if self.pass_through && (input.is_object() || input.is_array()) { encoded.as_ref().clone() } else { Value::Object(Map::new()) };
+            if self.pass_through && (input.is_object() || input.is_array()) { encoded.as_ref().clone() } else { Value::Object(Map::with_capacity(self.fields.len())) };
         let context = OnceLock::new();
         for field in &self.fields {
             let value = self.templates.evaluate(&field.source, input, encoded.as_ref(), &context).map_err(|e| {

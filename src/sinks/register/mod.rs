@@ -141,7 +141,10 @@ struct Handoff {
 
 #[derive(Default)]
 struct Pending {
-    writes: Vec<Prepared>,
+    /// Batches as prepared: appending them to one list would move every write once more.
+    writes: Vec<Vec<Prepared>>,
+    /// How many writes `writes` holds.
+    count: usize,
     /// No more writes will come.
     closed: bool,
     /// The writer is gone: preparing more is pointless.
@@ -154,26 +157,30 @@ impl Handoff {
     }
 
     /// Adds writes, waiting while a transaction's worth is already waiting; false once the writer stopped.
-    fn put(&self, mut writes: Vec<Prepared>) -> bool {
+    fn put(&self, writes: Vec<Prepared>) -> bool {
         let mut pending = self.lock();
-        while pending.writes.len() >= WRITES_PER_COMMIT && !pending.stopped {
+        while pending.count >= WRITES_PER_COMMIT && !pending.stopped {
             pending = self.changed.wait(pending).unwrap_or_else(|p| p.into_inner());
         }
         if pending.stopped {
             return false;
         }
-        pending.writes.append(&mut writes);
-        self.changed.notify_all();
+        if !writes.is_empty() {
+            pending.count += writes.len();
+            pending.writes.push(writes);
+            self.changed.notify_all();
+        }
         true
     }
 
     /// Everything waiting, once there is something; `None` when closed and drained.
-    fn take(&self) -> Option<Vec<Prepared>> {
+    fn take(&self) -> Option<Vec<Vec<Prepared>>> {
         let mut pending = self.lock();
-        while pending.writes.is_empty() && !pending.closed {
+        while pending.count == 0 && !pending.closed {
             pending = self.changed.wait(pending).unwrap_or_else(|p| p.into_inner());
         }
         let writes = std::mem::take(&mut pending.writes);
+        pending.count = 0;
         self.changed.notify_all();
         (!writes.is_empty()).then_some(writes)
     }
@@ -238,11 +245,13 @@ impl RegisterSink {
     /// that makes them true, so contracts never run ahead of the register.
     fn write_prepared(&self, handoff: &Handoff, acks: AckSender) -> Result<(), SinkError> {
         let mut store = self.state.register()?;
-        while let Some(mut writes) = handoff.take() {
-            writes.sort_unstable_by_key(|w| w.id);
+        while let Some(batches) = handoff.take() {
+            let writes: Vec<&Prepared> = batches.iter().flatten().collect();
+            let mut order: Vec<(Uuid, u32)> = writes.iter().enumerate().map(|(i, w)| (w.id, i as u32)).collect();
+            order.sort_unstable();
             let mut batch = store.batch(&self.job, chrono::Utc::now().timestamp_millis())?;
             let collection = batch.collection(&self.register, &self.schema, &self.synchronization, &self.source)?;
-            for w in &writes {
+            for w in order.into_iter().map(|(_, i)| writes[i as usize]) {
                 let write = |object| ObjectWrite { id: w.id, collection, origin_id: &w.ack.origin_id, object };
                 match &w.kind {
                     Kind::Create(text) => {
@@ -259,7 +268,8 @@ impl RegisterSink {
             if !self.dry_run {
                 batch.commit()?;
             }
-            if acks.send(writes.into_iter().map(|w| w.ack).collect()).is_err() {
+            drop(writes);
+            if acks.send(batches.into_iter().flatten().map(|w| w.ack).collect()).is_err() {
                 break;
             }
         }

@@ -66,8 +66,9 @@ impl RegisterStore {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
         schema::prepare(&mut conn)?;
         // Checkpoints are where WAL mode syncs to disk (synchronous = NORMAL keeps the database
-        // consistent through crashes): fewer, larger ones make bulk loads about 1.5× faster.
-        conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 20000;")?;
+        // consistent through crashes): fewer, larger ones make bulk loads about 1.5× faster. A 32 MB
+        // page cache loads 1M and 3M objects as fast as 64 MB did (writes come in id order).
+        conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 20000;")?;
         Ok(RegisterStore { conn })
     }
 
