@@ -154,6 +154,17 @@ fn main() {
     write_results(&rows, records, big);
 }
 
+/// Whether two workloads read the same data (Sling's NDJSON file holds the API feed's records) for the
+/// same run (first, unchanged, ...), so their rates compare.
+fn same_data_and_run(a: &str, b: &str) -> bool {
+    let parts = |workload: &str| {
+        let (from, rest) = workload.split_once(" → ").unwrap_or((workload, ""));
+        let from = if from == "NDJSON file" { "API feed" } else { from };
+        (from.to_string(), rest.split_once(", ").map(|(_, run)| run.to_string()))
+    };
+    parts(a) == parts(b)
+}
+
 fn write_results(rows: &[Row], records: u64, big: u64) {
     let machine = format!(
         "{} cores, {}",
@@ -169,7 +180,7 @@ fn write_results(rows: &[Row], records: u64, big: u64) {
         chrono::Utc::now().format("%Y-%m-%d")
     );
     for row in rows {
-        let ours = rows.iter().find(|r| r.tool == "syncline" && r.workload.split(", ").nth(1) == row.workload.split(", ").nth(1));
+        let ours = rows.iter().find(|r| r.tool == "syncline" && same_data_and_run(&r.workload, &row.workload));
         let ratio = match ours {
             Some(o) if row.tool != "syncline" => match o.rate() / row.rate().max(1e-9) {
                 ratio if ratio >= 1.0 => format!("syncline {ratio:.1}× faster"),
