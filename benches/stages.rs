@@ -97,7 +97,7 @@ fn diff(c: &mut Criterion) {
         let body = Bytes::from(feed.page(page));
         let chunk = Chunk::new(extract(&body, &ResultsPosition::parse(Some("data.items"))).unwrap().records.into_iter().map(RawRecord::Json).collect(), String::new());
         let acks = first
-            .diff_chunk(chunk)
+            .diff_chunk(chunk, Vec::new())
             .into_iter()
             .map(|w| match w {
                 Work::Upsert(c) => Ack { row: c.row, origin_id: c.origin_id, hash: c.hash, outcome: Outcome::Created, remote_id: None },
@@ -113,7 +113,7 @@ fn diff(c: &mut Criterion) {
     group.bench_function("hash + lookup of an unchanged page against 100k contracts", |b| {
         b.iter_batched(
             || (Differ::new(ContractTable::from_batches(std::slice::from_ref(&saved)).unwrap(), "bench", "id", [0; 32], false), unchanged.clone()),
-            |(mut differ, chunk)| black_box(differ.diff_chunk(chunk)),
+            |(mut differ, chunk)| black_box(differ.diff_chunk(chunk, Vec::new())),
             BatchSize::LargeInput,
         )
     });

@@ -42,10 +42,7 @@ pub enum Work {
 /// The diff state of one run.
 pub struct Differ {
     table: ContractTable,
-    hasher: Hasher,
-    fingerprint: [u8; 32],
-    id_path: Vec<String>,
-    id_dot: DotPath,
+    identifier: Identifier,
     namespace: Uuid,
     synchronization: String,
     force: bool,
@@ -60,14 +57,10 @@ pub struct Differ {
 
 impl Differ {
     pub fn new(table: ContractTable, synchronization: &str, id_position: &str, fingerprint: [u8; 32], force: bool) -> Differ {
-        let id_dot = DotPath::parse(id_position);
         Differ {
             committed_before: table.committed(),
             table,
-            hasher: Hasher::default(),
-            fingerprint,
-            id_path: id_dot.segments().to_vec(),
-            id_dot,
+            identifier: Identifier::new(id_position, fingerprint),
             namespace: target_namespace(),
             synchronization: synchronization.to_string(),
             force,
@@ -118,40 +111,25 @@ impl Differ {
         }
     }
 
-    /// Diffs one chunk; returns the records that must be written.
-    pub fn diff_chunk(&mut self, chunk: Chunk) -> Vec<Work> {
+    /// A fresh identifier like this differ's, to hash records on another thread.
+    pub fn identifier(&self) -> Identifier {
+        self.identifier.clone()
+    }
+
+    /// Diffs one chunk; returns the records that must be written. `identities` are the records' own,
+    /// when the caller worked them out already (by [`Identifier::identify_all`]).
+    pub fn diff_chunk(&mut self, chunk: Chunk, identities: Vec<Identity>) -> Vec<Work> {
         let mut work = Vec::new();
         let Chunk { records, origin, lines, unit } = chunk;
-        for (index, record) in records.into_iter().enumerate() {
+        let identities = if identities.len() == records.len() { identities } else { self.identifier.identify_all(&records) };
+        for (index, (record, identity)) in records.into_iter().zip(identities).enumerate() {
             self.counts.found += 1;
             let where_ = || Chunk::locate(&origin, &lines, unit, index);
-            let (hash, id) = match &record {
-                RawRecord::Broken(problem) => {
+            let (hash, origin_id) = match identity {
+                Ok(identified) => identified,
+                Err(problem) => {
                     self.unidentified += 1;
                     self.fail(String::new(), format!("{}: {problem}", where_()));
-                    continue;
-                }
-                RawRecord::Json(bytes) => match self.hasher.scan(bytes, &self.fingerprint, &self.id_path) {
-                    Ok(scanned) => (scanned.hash, scanned.origin_id),
-                    Err(error) => {
-                        self.unidentified += 1;
-                        self.fail(String::new(), format!("{}: {error}", where_()));
-                        continue;
-                    }
-                },
-                RawRecord::Value(value) => (self.hasher.hash_value(value, &self.fingerprint), value_id(&self.id_dot, value)),
-            };
-            let origin_id = match id {
-                Some(Ok(id)) => id,
-                Some(Err(problem)) => {
-                    self.unidentified += 1;
-                    self.fail(String::new(), format!("{}: {problem}", where_()));
-                    continue;
-                }
-                None => {
-                    self.unidentified += 1;
-                    let path = self.id_path.join(".");
-                    self.fail(String::new(), format!("{}: no value at idPosition `{path}`", where_()));
                     continue;
                 }
             };
@@ -245,6 +223,52 @@ impl Differ {
     }
 }
 
+/// A record's hash and origin id, or why it has none.
+pub type Identity = Result<([u8; 32], String), String>;
+
+/// Hashes records canonically and picks out their origin ids: the diff's costliest step per record,
+/// which the pipeline runs beside the reader so that the diff itself only looks contracts up.
+pub struct Identifier {
+    hasher: Hasher,
+    fingerprint: [u8; 32],
+    id_path: Vec<String>,
+    id_dot: DotPath,
+}
+
+/// A clone starts with buffers of its own.
+impl Clone for Identifier {
+    fn clone(&self) -> Identifier {
+        Identifier { hasher: Hasher::default(), fingerprint: self.fingerprint, id_path: self.id_path.clone(), id_dot: self.id_dot.clone() }
+    }
+}
+
+impl Identifier {
+    pub fn new(id_position: &str, fingerprint: [u8; 32]) -> Identifier {
+        let id_dot = DotPath::parse(id_position);
+        Identifier { hasher: Hasher::default(), fingerprint, id_path: id_dot.segments().to_vec(), id_dot }
+    }
+
+    pub fn identify_all(&mut self, records: &[RawRecord]) -> Vec<Identity> {
+        records.iter().map(|record| self.identify(record)).collect()
+    }
+
+    pub fn identify(&mut self, record: &RawRecord) -> Identity {
+        let (hash, id) = match record {
+            RawRecord::Broken(problem) => return Err(problem.clone()),
+            RawRecord::Json(bytes) => match self.hasher.scan(bytes, &self.fingerprint, &self.id_path) {
+                Ok(scanned) => (scanned.hash, scanned.origin_id),
+                Err(error) => return Err(error.to_string()),
+            },
+            RawRecord::Value(value) => (self.hasher.hash_value(value, &self.fingerprint), value_id(&self.id_dot, value)),
+        };
+        match id {
+            Some(Ok(id)) => Ok((hash, id)),
+            Some(Err(problem)) => Err(problem),
+            None => Err(format!("no value at idPosition `{}`", self.id_path.join("."))),
+        }
+    }
+}
+
 fn value_id(path: &DotPath, value: &Value) -> Option<Result<String, String>> {
     match path.get(value)? {
         Value::String(s) => Some(Ok(s.clone())),
@@ -262,6 +286,22 @@ mod tests {
 
     fn chunk(records: &[&str]) -> Chunk {
         Chunk::new(records.iter().map(|r| RawRecord::Json(Bytes::from(r.to_string()))).collect(), "page 1".into())
+    }
+
+    #[test]
+    fn identities_worked_out_beside_the_reader_diff_as_inline_ones() {
+        let records = [r#"{"id":1}"#, r#"{"x":1}"#, "{broken", r#"{"id":null}"#, r#"{"id":"2"}"#];
+        let mut inline = Differ::new(ContractTable::new(), "s", "id", [7; 32], false);
+        let mut ahead = Differ::new(ContractTable::new(), "s", "id", [7; 32], false);
+        let identities = ahead.identifier().identify_all(&chunk(&records).records);
+        let (a, b) = (inline.diff_chunk(chunk(&records), Vec::new()), ahead.diff_chunk(chunk(&records), identities));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_eq!(a.len(), 2);
+        let messages = |d: &Differ| d.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>();
+        assert_eq!(messages(&inline), messages(&ahead));
+        assert_eq!(messages(&ahead).len(), 3, "{:?}", messages(&ahead));
+        assert!(messages(&ahead)[0].starts_with("record 2 of") && messages(&ahead)[0].contains("no value at idPosition `id`"));
+        assert_eq!((inline.unidentified, ahead.unidentified), (3, 3));
     }
 
     fn ack_all(differ: &mut Differ, work: Vec<Work>) {
@@ -283,7 +323,7 @@ mod tests {
 
     fn run(table: ContractTable, records: &[&str]) -> Differ {
         let mut d = Differ::new(table, "s", "id", [0; 32], false);
-        let work = d.diff_chunk(chunk(records));
+        let work = d.diff_chunk(chunk(records), Vec::new());
         ack_all(&mut d, work);
         d
     }
@@ -320,7 +360,7 @@ mod tests {
     fn failed_write_keeps_the_old_hash() {
         let first = run(ContractTable::new(), &[r#"{"id":1,"v":1}"#]);
         let mut second = Differ::new(save(&first), "s", "id", [0; 32], false);
-        let work = second.diff_chunk(chunk(&[r#"{"id":1,"v":2}"#]));
+        let work = second.diff_chunk(chunk(&[r#"{"id":1,"v":2}"#]), Vec::new());
         let Work::Upsert(change) = &work[0] else { panic!() };
         second.apply(vec![Ack { row: change.row, origin_id: "1".into(), hash: change.hash, outcome: Outcome::Failed("bad".into()), remote_id: None }]);
         assert!(second.deletions(DeletePolicy::Delete, 0.5, false).unwrap().is_empty(), "a failed record is not deleted");
@@ -332,10 +372,10 @@ mod tests {
     fn force_rewrites_and_adopted_objects_update_or_delete() {
         let first = run(ContractTable::new(), &[r#"{"id":1}"#]);
         let mut forced = Differ::new(save(&first), "s", "id", [0; 32], true);
-        assert_eq!(forced.diff_chunk(chunk(&[r#"{"id":1}"#])).len(), 1);
+        assert_eq!(forced.diff_chunk(chunk(&[r#"{"id":1}"#]), Vec::new()).len(), 1);
         let mut d = Differ::new(ContractTable::new(), "s", "id", [0; 32], false);
         assert_eq!(d.adopt(vec!["1".into(), "2".into()]), 2);
-        let work = d.diff_chunk(chunk(&[r#"{"id":1}"#]));
+        let work = d.diff_chunk(chunk(&[r#"{"id":1}"#]), Vec::new());
         assert!(matches!(&work[0], Work::Upsert(c) if !c.created));
         assert_eq!(d.deletions(DeletePolicy::Delete, 0.5, false).unwrap().len(), 1);
     }

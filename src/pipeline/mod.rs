@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Pipeline, Synchronization, TargetKind};
-use crate::diff::{Differ, Work};
+use crate::diff::{Differ, Identity, Work};
 use crate::errors::ErrorCategory;
 use crate::mapping::{Filter, Mapping};
 use crate::sinks::api::ApiSink;
@@ -280,7 +280,8 @@ impl Run {
         progress: &Arc<Progress>,
     ) -> Result<(), Failure> {
         let processing = Instant::now();
-        let (event_tx, mut events) = mpsc::channel::<Result<SourceEvent, SourceError>>(CHANNEL_DEPTH);
+        let (fetched_tx, mut fetched) = mpsc::channel::<Result<SourceEvent, SourceError>>(CHANNEL_DEPTH);
+        let (event_tx, mut events) = mpsc::channel::<Result<(SourceEvent, Vec<Identity>), SourceError>>(CHANNEL_DEPTH);
         let (work_tx, work_rx) = mpsc::channel::<Vec<Work>>(CHANNEL_DEPTH);
         let (op_tx, op_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (ack_tx, mut acks) = mpsc::unbounded_channel::<Vec<Ack>>();
@@ -297,7 +298,24 @@ impl Run {
                 timed.timings.add(Stage::Fetch, waited.elapsed());
                 let Some(event) = next else { break };
                 let failed = event.is_err();
-                if event_tx.send(event).await.is_err() || failed {
+                if fetched_tx.send(event).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        // Records are hashed and identified on a thread of their own, while the reader fetches the next
+        // page: the diff then only looks them up in the contracts.
+        let mut identifier = self.differ.as_ref().expect("set before pumping").identifier();
+        let identify = tokio::task::spawn_blocking(move || {
+            while let Some(event) = fetched.blocking_recv() {
+                let event = event.map(|event| {
+                    let identities = match &event {
+                        SourceEvent::Chunk(chunk) => identifier.identify_all(&chunk.records),
+                        _ => Vec::new(),
+                    };
+                    (event, identities)
+                });
+                if event_tx.blocking_send(event).is_err() {
                     break;
                 }
             }
@@ -326,17 +344,17 @@ impl Run {
                         failure = Some(error.into());
                         break;
                     }
-                    Some(Ok(SourceEvent::Warning(warning))) => {
+                    Some(Ok((SourceEvent::Warning(warning), _))) => {
                         self.warnings.insert(warning);
                     }
-                    Some(Ok(SourceEvent::Truncated(reason))) => {
+                    Some(Ok((SourceEvent::Truncated(reason), _))) => {
                         truncated = true;
                         self.warnings.insert(reason);
                     }
-                    Some(Ok(SourceEvent::Incremental(_))) => incremental = true,
-                    Some(Ok(SourceEvent::Cursor(value))) => self.cursor = Some(value),
-                    Some(Ok(SourceEvent::Chunk(chunk))) => {
-                        let work = differ.diff_chunk(chunk);
+                    Some(Ok((SourceEvent::Incremental(_), _))) => incremental = true,
+                    Some(Ok((SourceEvent::Cursor(value), _))) => self.cursor = Some(value),
+                    Some(Ok((SourceEvent::Chunk(chunk), identities))) => {
+                        let work = differ.diff_chunk(chunk, identities);
                         progress.set(&differ.counts);
                         if !work.is_empty() {
                             let Some(tx) = &work_tx else { break };
@@ -356,6 +374,7 @@ impl Run {
             }
         }
         drop(events);
+        let _ = identify.await;
         let _ = reader.await;
 
         let cleanup = Instant::now();
