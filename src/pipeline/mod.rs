@@ -1,9 +1,9 @@
 //! A synchronization compiled into a streaming pipeline and run as a job:
 //!
 //! ```text
-//! source reader ─▶ diff (hash vs contracts) ─▶ filter + mapping ─▶ sink
-//!  (+ envelope)        ▲                                           │
-//!                      └──────────── outcomes after commit ◀───────┘
+//! source reader ─▶ identify (hash, ─▶ diff (vs contracts) ─▶ filter + mapping ─▶ sink
+//!  (+ envelope)     origin id)          ▲                                        │
+//!                                       └────────── outcomes after commit ◀──────┘
 //! ```
 //!
 //! Stages are tasks joined by bounded channels carrying batches, so a slow sink slows the reader and
