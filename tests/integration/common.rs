@@ -137,3 +137,14 @@ pub fn counts(report: &RunReport) -> (u64, u64, u64, u64, u64, u64) {
     let c = report.job.counts;
     (c.found, c.created, c.updated, c.unchanged, c.deleted, c.failed)
 }
+
+/// Serves `app` on a free loopback port in the background, for tests that need an HTTP peer of their
+/// own; its address, and the task to abort when done.
+pub async fn serve(app: axum::Router) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}

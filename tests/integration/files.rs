@@ -231,9 +231,8 @@ async fn a_csv_over_https_style_urls_through_the_http_store() {
         "/exports/pets.csv",
         axum::routing::get(|| async { ([(header::CONTENT_TYPE, "text/csv"), (header::LAST_MODIFIED, "Mon, 02 Nov 2026 10:00:00 GMT")], PETS_CSV) }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, server) = crate::common::serve(app).await;
+    let port = addr.port();
     let ws = Workspace::new();
     ws.write(&format!("{{ type: file, location: \"http://127.0.0.1:{port}/exports/pets.csv\" }}"), "{ idPosition: id }");
     let report = ws.run().await;

@@ -109,9 +109,7 @@ async fn start() -> (String, Shared) {
         .route("/limited", get(limited))
         .route("/hal", get(hal))
         .with_state(Arc::clone(&server));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{}", crate::common::serve(app).await.0);
     (url, server)
 }
 
@@ -214,9 +212,7 @@ async fn rs256_jwt_tokens_are_signed_with_a_base64_pem_key() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{}", crate::common::serve(app).await.0);
     use base64::Engine;
     let secret = base64::engine::general_purpose::STANDARD.encode(private);
     let source = json!({"api": {"location": url, "configuration": {

@@ -223,12 +223,8 @@ async fn start_receiver() -> (String, std::sync::Arc<Receiver>, tokio::task::Joi
         .route("/api/items", post(create))
         .route("/api/items/{id}", put(update).delete(remove))
         .with_state(Arc::clone(&receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/api", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, receiver, task)
+    let (addr, task) = crate::common::serve(app).await;
+    (format!("http://{addr}/api"), receiver, task)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
