@@ -33,6 +33,10 @@ pub enum ErrorCategory {
     Cancelled,
     /// The run would have deleted more objects than the synchronization allows.
     DeleteGuard,
+    /// An input was larger or deeper than one of the source's `limits`.
+    Limit,
+    /// Every record of the run failed (each with its own error).
+    Records,
     /// A bug.
     Internal,
 }
@@ -53,6 +57,8 @@ impl ErrorCategory {
             ErrorCategory::State => "state",
             ErrorCategory::Cancelled => "cancelled",
             ErrorCategory::DeleteGuard => "delete_guard",
+            ErrorCategory::Limit => "limit",
+            ErrorCategory::Records => "records",
             ErrorCategory::Internal => "internal",
         }
     }

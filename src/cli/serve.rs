@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// Seconds between the scheduler's looks for due runs.
     #[arg(long, default_value_t = 1.0)]
     tick: f64,
+    /// Where users reach the service, e.g. `https://sync.example.org` behind a proxy: an `https` address
+    /// makes the console's session cookie `Secure`.
+    #[arg(long, env = "SYNCLINE_PUBLIC_URL")]
+    public_url: Option<url::Url>,
     /// Pipeline files whose definitions the service serves (read-only over the API).
     files: Vec<PathBuf>,
 }
@@ -36,6 +40,8 @@ pub async fn serve(state: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         files: args.files,
         api_keys: args.api_keys.into_iter().map(Secret::new).collect(),
         tick: Duration::from_secs_f64(args.tick.max(0.05)),
+        public_url: args.public_url,
+        server: service::ServerLimits::default(),
     };
     service::serve(state, listener, options, CancellationToken::new()).await?;
     eprintln!("syncline stopped");

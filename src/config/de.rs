@@ -106,7 +106,7 @@ pub struct Text(pub String);
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct TextVisitor;
-        impl Visitor<'_> for TextVisitor {
+        impl<'de> Visitor<'de> for TextVisitor {
             type Value = Text;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a string or a number")
@@ -125,6 +125,19 @@ impl<'de> Deserialize<'de> for Text {
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
                 Ok(Text(v.to_string()))
+            }
+            /// `{secret: "…"}`: a header or query value marked as a credential (shown as `***`).
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
+                let Some(key) = map.next_key::<String>()? else { return Err(de::Error::custom("expected a string, or {secret: …}")) };
+                if key != "secret" {
+                    return Err(de::Error::custom(format!("unknown key `{key}`: a value is a string, a number, or {{secret: …}}")));
+                }
+                let value: Text = map.next_value()?;
+                if map.next_key::<String>()?.is_some() {
+                    return Err(de::Error::custom("{secret: …} takes one key"));
+                }
+                crate::secrets::remember(&value.0);
+                Ok(value)
             }
         }
         deserializer.deserialize_any(TextVisitor)
@@ -210,13 +223,22 @@ impl<'de> Deserialize<'de> for QueryDef {
 }
 
 /// A credential. Debug, Display and Serialize print `***`; only [`Secret::expose`] gives the value.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+/// Every secret read is remembered by [`crate::secrets`], so no message can carry it either.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A number is a secret too (a PIN, a numeric key); `{secret: …}` is the marked form.
+        Text::deserialize(deserializer).map(|text| Secret::new(text.0))
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        crate::secrets::remember(&value);
+        Secret(value)
     }
     /// The secret value, for the one place that sends it.
     pub fn expose(&self) -> &str {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 use yaml_rust2::Yaml;
 
@@ -29,27 +29,50 @@ pub struct Document {
     /// Key path (`synchronizations.pets.sourceConfig`) → position of that key (or of the item, for
     /// list elements, whose path segment is the index).
     positions: HashMap<String, Position>,
+    /// Read from a file (`$ref`s resolve beside it), not sent as a value.
+    from_text: bool,
 }
 
 impl Document {
     /// Parses `text` (YAML or JSON) read from `file`, interpolating `${VAR}` from `env`.
+    ///
+    /// The events are read one at a time (yaml-rust2's own loader recurses once per level), nesting is
+    /// bounded by [`MAX_DEPTH`] and the values aliases expand to by [`MAX_VALUES`], so no file can
+    /// exhaust the stack or the memory: the first problem ends the read.
     pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut builder = Builder { env, stack: Vec::new(), anchors: HashMap::new(), root: None, positions: HashMap::new(), error: None };
+        let mut builder = Builder { env, stack: Vec::new(), anchors: HashMap::new(), root: None, positions: HashMap::new(), error: None, values: 0 };
         let mut parser = Parser::new_from_str(text);
-        if let Err(error) = parser.load(&mut builder, false) {
-            let mark = error.marker();
-            return Err(ConfigError::at(file, Position { line: mark.line(), column: mark.col() + 1 }, "", error.info().to_string()));
+        loop {
+            let (event, mark) = match parser.next_token() {
+                Ok(next) => next,
+                Err(error) => {
+                    let mark = error.marker();
+                    // The scanner stops flow nesting (`[[[…`) by itself, well before a stack could run out.
+                    let message = if error.info().contains("recursion limit") { format!("the file nests deeper than {MAX_DEPTH} levels") } else { error.info().to_string() };
+                    return Err(ConfigError::at(file, Position { line: mark.line(), column: mark.col() + 1 }, "", message));
+                }
+            };
+            // One document: the first one ends the file as far as syncline reads it.
+            if matches!(event, Event::StreamEnd | Event::DocumentEnd) || builder.error.is_some() {
+                break;
+            }
+            builder.on_event(event, mark);
         }
         if let Some((position, key, message)) = builder.error {
             return Err(ConfigError::at(file, position, &key, message));
         }
         let value = builder.root.unwrap_or(Value::Null);
-        Ok(Document { file: file.to_string(), value, positions: builder.positions })
+        Ok(Document { file: file.to_string(), value, positions: builder.positions, from_text: true })
     }
 
     /// A document that was never text (definitions sent over the API): errors name keys, not lines.
     pub fn from_value(file: &str, value: Value) -> Self {
-        Document { file: file.to_string(), value, positions: HashMap::new() }
+        Document { file: file.to_string(), value, positions: HashMap::new(), from_text: false }
+    }
+
+    /// Whether this document was read from text (a file) rather than sent as a value.
+    pub fn is_text(&self) -> bool {
+        self.from_text
     }
 
     /// The position of the key at `path` (dot-joined), or of its nearest ancestor that is known.
@@ -75,18 +98,25 @@ impl Document {
     }
 }
 
+/// How deeply a pipeline file may nest mappings and sequences.
+pub const MAX_DEPTH: usize = 128;
+/// How many values a pipeline file may hold, counting each value an alias repeats.
+pub const MAX_VALUES: usize = 1_000_000;
+
 enum Frame {
-    Map { map: Map<String, Value>, path: String, pending_key: Option<(String, Position)>, anchor: usize },
-    Seq { items: Vec<Value>, path: String, anchor: usize },
+    Map { map: Map<String, Value>, path: String, pending_key: Option<(String, Position)>, anchor: usize, values: usize },
+    Seq { items: Vec<Value>, path: String, anchor: usize, values: usize },
 }
 
 struct Builder<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Value>,
+    anchors: HashMap<usize, (Value, usize)>,
     root: Option<Value>,
     positions: HashMap<String, Position>,
     error: Option<(Position, String, String)>,
+    /// Values made so far, aliases counted at their full size.
+    values: usize,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -110,20 +140,33 @@ impl Builder<'_> {
         }
     }
 
-    /// Attaches a finished value to its parent (or makes it the root).
-    fn attach(&mut self, value: Value, anchor: usize, position: Position) {
+    /// Counts `made` new values; false (with the error kept) once the file holds too many.
+    fn count(&mut self, made: usize, position: Position) -> bool {
+        self.values = self.values.saturating_add(made);
+        if self.values <= MAX_VALUES {
+            return true;
+        }
+        let path = self.child_path();
+        self.fail(position, path, format!("the file holds more than {MAX_VALUES} values (each alias counted at the size of what it repeats)"));
+        false
+    }
+
+    /// Attaches a finished value, `size` values in all, to its parent (or makes it the root).
+    fn attach(&mut self, value: Value, anchor: usize, position: Position, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.root = Some(value),
-            Some(Frame::Seq { items, path, .. }) => {
+            Some(Frame::Seq { items, path, values, .. }) => {
+                *values += size;
                 let item_path = join(path, &items.len().to_string());
                 self.positions.entry(item_path).or_insert(position);
                 items.push(value);
             }
-            Some(Frame::Map { map, pending_key, path, .. }) => match pending_key.take() {
+            Some(Frame::Map { map, pending_key, path, values, .. }) => match pending_key.take() {
                 None => {
+                    *values += size;
                     // This value is a key.
                     let key = match value {
                         Value::String(s) => s,
@@ -140,6 +183,7 @@ impl Builder<'_> {
                     *pending_key = Some((key, position));
                 }
                 Some((key, _)) => {
+                    *values += size;
                     map.insert(key, value);
                 }
             },
@@ -176,37 +220,51 @@ impl Builder<'_> {
     }
 }
 
-impl MarkedEventReceiver for Builder<'_> {
+impl Builder<'_> {
     fn on_event(&mut self, event: Event, mark: Marker) {
         let position = Position { line: mark.line(), column: mark.col() + 1 };
         match event {
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                 let path = self.child_path();
+                if self.stack.len() >= MAX_DEPTH {
+                    self.fail(position, path, format!("the file nests deeper than {MAX_DEPTH} levels"));
+                    return;
+                }
                 self.positions.entry(path.clone()).or_insert(position);
-                self.stack.push(Frame::Map { map: Map::new(), path, pending_key: None, anchor });
+                let frame = match event {
+                    Event::MappingStart(..) => Frame::Map { map: Map::new(), path, pending_key: None, anchor, values: 1 },
+                    _ => Frame::Seq { items: Vec::new(), path, anchor, values: 1 },
+                };
+                self.stack.push(frame);
             }
-            Event::SequenceStart(anchor, _) => {
-                let path = self.child_path();
-                self.positions.entry(path.clone()).or_insert(position);
-                self.stack.push(Frame::Seq { items: Vec::new(), path, anchor });
-            }
+            // A container counts itself when it ends; its contents were counted as they came.
             Event::MappingEnd => {
-                if let Some(Frame::Map { map, anchor, .. }) = self.stack.pop() {
-                    self.attach(Value::Object(map), anchor, position);
+                if let Some(Frame::Map { map, anchor, values, .. }) = self.stack.pop()
+                    && self.count(1, position)
+                {
+                    self.attach(Value::Object(map), anchor, position, values);
                 }
             }
             Event::SequenceEnd => {
-                if let Some(Frame::Seq { items, anchor, .. }) = self.stack.pop() {
-                    self.attach(Value::Array(items), anchor, position);
+                if let Some(Frame::Seq { items, anchor, values, .. }) = self.stack.pop()
+                    && self.count(1, position)
+                {
+                    self.attach(Value::Array(items), anchor, position, values);
                 }
             }
             Event::Scalar(text, style, anchor, _) => {
-                let value = self.scalar(text, style, position);
-                self.attach(value, anchor, position);
+                if self.count(1, position) {
+                    let value = self.scalar(text, style, position);
+                    self.attach(value, anchor, position, 1);
+                }
             }
             Event::Alias(anchor) => {
-                let value = self.anchors.get(&anchor).cloned().unwrap_or(Value::Null);
-                self.attach(value, 0, position);
+                let size = self.anchors.get(&anchor).map_or(1, |(_, size)| *size);
+                // Counted before the copy is made: a bomb is refused before it costs anything.
+                if self.count(size, position) {
+                    let value = self.anchors.get(&anchor).map_or(Value::Null, |(value, _)| value.clone());
+                    self.attach(value, 0, position, size);
+                }
             }
             _ => {}
         }
@@ -247,6 +305,26 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("p.yaml:2:"), "{text}");
         assert!(text.contains("NOPE"), "{text}");
+    }
+
+    #[test]
+    fn nesting_and_alias_bombs_are_refused_with_their_line() {
+        let deep = format!("a: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let error = Document::parse("p.yaml", &deep, &no_env).unwrap_err().to_string();
+        assert!(error.starts_with("p.yaml:1:") && error.contains("deeper than 128 levels"), "{error}");
+        let block = format!("{}1\n", "- ".repeat(100_000));
+        let error = Document::parse("p.yaml", &block, &no_env).unwrap_err().to_string();
+        assert!(error.starts_with("p.yaml:1:") && error.contains("deeper than 128 levels"), "{error}");
+        let mut laughs = String::from("a: &a [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+        for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().enumerate() {
+            let prev = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
+            laughs.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        let error = Document::parse("bomb.yaml", &laughs, &no_env).unwrap_err().to_string();
+        assert!(error.starts_with("bomb.yaml:") && error.contains("more than 1000000 values"), "{error}");
+        // Aliases of ordinary size still work.
+        let doc = Document::parse("p.yaml", "base: &b {x: 1}\nother: *b\n", &no_env).unwrap();
+        assert_eq!(doc.value["other"]["x"], 1);
     }
 
     #[test]

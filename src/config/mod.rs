@@ -5,6 +5,7 @@ pub mod de;
 mod document;
 mod interpolate;
 pub mod model;
+pub mod names;
 pub mod target;
 mod validate;
 

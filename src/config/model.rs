@@ -221,6 +221,15 @@ pub struct SourceDef {
     /// A disabled source is never called (OpenConnector's `isEnabled`).
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub is_enabled: Flag,
+    /// API: follow next links, `Link` headers and redirects to another scheme, host or port (default
+    /// false: such a link fails the run). They are followed without the source's credentials and
+    /// headers, with a warning naming the host.
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub allow_cross_origin_links: Flag,
+    /// Bounds on what the source may hand over (`maxResponseBytes`, `maxRecordBytes`, `maxDepth`, …);
+    /// each key left out keeps its default.
+    #[serde(default, skip_serializing_if = "is_default_limits")]
+    pub limits: crate::limits::ReadLimits,
     /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
     #[serde(skip)]
     pub bookkeeping: Bookkeeping,
@@ -232,6 +241,14 @@ fn enabled() -> Flag {
 
 fn is_enabled(flag: &Flag) -> bool {
     flag.0
+}
+
+fn is_off(flag: &Flag) -> bool {
+    !flag.0
+}
+
+fn is_default_limits<T: Default + PartialEq>(limits: &T) -> bool {
+    *limits == T::default()
 }
 
 /// How requests authenticate.
@@ -478,6 +495,10 @@ pub struct MappingDef {
     /// Start from a copy of the source record instead of an empty object.
     #[serde(default)]
     pub pass_through: Flag,
+    /// Bounds on each template (`templateFuel`, `maxTemplateOutputBytes`); keys left out keep their
+    /// defaults.
+    #[serde(default, skip_serializing_if = "is_default_limits")]
+    pub limits: crate::limits::TemplateLimits,
     /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
     #[serde(skip)]
     pub bookkeeping: Bookkeeping,

@@ -16,6 +16,7 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
     let mut errors = Vec::new();
 
     let mut file = file;
+    check_names(doc, &file, &mut errors);
     for (name, source) in &mut file.sources {
         check_source(doc, name, source, &mut errors);
         anchor_location(source, base);
@@ -32,6 +33,8 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
         let mut schemas = BTreeMap::new();
         for (schema, value) in &def.schemas {
             let key = format!("registers.{register}.schemas.{schema}");
+            // Definitions sent over the API have no folder of their own to read schema files from.
+            let base = doc.is_text().then_some(base);
             match load_schema(value, base) {
                 Ok(loaded) => match jsonschema::validator_for(&loaded) {
                     Ok(_) => {
@@ -67,8 +70,35 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
     }
 }
 
+/// Every name is an identifier: names become file names and URL segments.
+fn check_names(doc: &Document, file: &PipelineFile, errors: &mut Vec<ConfigError>) {
+    let sections = [
+        ("sources", file.sources.keys().collect::<Vec<_>>()),
+        ("mappings", file.mappings.keys().collect()),
+        ("registers", file.registers.keys().collect()),
+        ("synchronizations", file.synchronizations.keys().collect()),
+    ];
+    for (section, names) in sections {
+        for name in names {
+            if let Some(problem) = super::names::problem(name) {
+                errors.push(doc.error(&format!("{section}.{name}"), problem));
+            }
+        }
+    }
+    for (register, def) in &file.registers {
+        for schema in def.schemas.keys() {
+            if let Some(problem) = super::names::problem(schema) {
+                errors.push(doc.error(&format!("registers.{register}.schemas.{schema}"), problem));
+            }
+        }
+    }
+}
+
 fn check_source(doc: &Document, name: &str, source: &SourceDef, errors: &mut Vec<ConfigError>) {
     let key = format!("sources.{name}");
+    if let Some(problem) = source.limits.problem() {
+        errors.push(doc.error(&format!("{key}.limits"), problem));
+    }
     if let Err(message) = check_location(source.kind, &source.location) {
         errors.push(doc.error(&format!("{key}.location"), message));
     }
@@ -136,12 +166,18 @@ fn auth_name(kind: AuthKind) -> &'static str {
     }
 }
 
-/// A schema written as `{$ref: "file.json"}` is read from that file, relative to the pipeline file.
-fn load_schema(value: &Value, base: &Path) -> Result<Value, String> {
+/// A schema written as `{$ref: "file.json"}` is read from that file, relative to the pipeline file and
+/// inside its folder (`base`; none for definitions sent over the API, which must be inline).
+fn load_schema(value: &Value, base: Option<&Path>) -> Result<Value, String> {
     let Some(map) = value.as_object() else { return Err("a schema must be a JSON Schema object".into()) };
     match (map.len(), map.get("$ref").and_then(Value::as_str)) {
         (1, Some(reference)) if !reference.starts_with('#') && !reference.contains("://") => {
-            let path = base.join(reference);
+            let Some(base) = base else { return Err("a schema sent over the API must be inline, not a `$ref` to a file".into()) };
+            let relative = Path::new(reference);
+            if relative.is_absolute() || relative.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+                return Err(format!("`$ref: {reference}` must name a file inside the pipeline file's folder (no absolute path, no `..`)"));
+            }
+            let path = base.join(relative);
             let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read schema file {}: {e}", path.display()))?;
             serde_json::from_str(&text).map_err(|e| format!("schema file {} is not JSON: {e}", path.display()))
         }

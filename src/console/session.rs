@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -26,12 +26,15 @@ pub const COOKIE_NAME: &str = "syncline_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// A session idle this long is gone: a laptop left open does not stay signed in for days.
 const IDLE: Duration = Duration::from_secs(8 * 3600);
+/// However busy, a session ends this long after sign-in: a stolen cookie does not work forever.
+const LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Beyond this many live sessions the oldest are dropped, so repeated sign-ins cannot fill memory.
 const MAX_SESSIONS: usize = 1000;
 
 struct Session {
     csrf: String,
     expires: Instant,
+    ends: Instant,
 }
 
 /// Live sessions, keyed by the blake3 digest of their id: the map never holds a usable cookie value.
@@ -66,7 +69,7 @@ impl Sessions {
             let Some(oldest) = live.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k) else { break };
             live.remove(&oldest);
         }
-        live.insert(digest(&id), Session { csrf: random_token(), expires: now + IDLE });
+        live.insert(digest(&id), Session { csrf: random_token(), expires: now + IDLE, ends: now + LIFETIME });
         id
     }
 
@@ -76,8 +79,8 @@ impl Sessions {
         let key = digest(id);
         let now = Instant::now();
         match live.get_mut(&key) {
-            Some(session) if session.expires > now => {
-                session.expires = now + IDLE;
+            Some(session) if session.expires > now && session.ends > now => {
+                session.expires = (now + IDLE).min(session.ends);
                 Some(session.csrf.clone())
             }
             Some(_) => {
@@ -146,8 +149,12 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin.split_once("://").is_some_and(|(_, rest)| rest == host)
 }
 
-fn session_cookie(value: &str, max_age: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("{COOKIE_NAME}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"))
+/// The session cookie; `Secure` where the service is reached over HTTPS (its `--public-url`, or a
+/// proxy in front saying so in `X-Forwarded-Proto`), so the browser never sends it in clear text.
+fn session_cookie(shared: &Shared, headers: &HeaderMap, value: &str, max_age: u64) -> HeaderValue {
+    let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    let secure = if shared.public_https() || forwarded { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{COOKIE_NAME}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"))
         .expect("a hex id makes a valid header")
 }
 
@@ -164,18 +171,33 @@ pub struct LoginForm {
     key: String,
 }
 
-pub async fn login(State(shared): State<Shared>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
-    if !same_origin(&headers) {
+pub async fn login(State(shared): State<Shared>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if !same_origin(headers) {
         return (StatusCode::FORBIDDEN, "sign in from this service's own page").into_response();
     }
+    let client = crate::service::client_of(&parts).map(|a| a.ip());
+    if let Some(wait) = client.and_then(|ip| shared.attempts.blocked(ip)) {
+        let mut page = render("login.html", serde_json::json!({ "title": "Sign in", "error": "Too many failed sign-ins: try again later." }));
+        *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        page.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return page;
+    }
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(axum::extract::Request::from_parts(parts.clone(), body), &shared).await else {
+        return (StatusCode::BAD_REQUEST, "a sign-in form has a `key` field").into_response();
+    };
     if !shared.key_matches(form.key.as_bytes()) {
+        if let Some(ip) = client {
+            shared.attempts.failed(ip);
+        }
         let mut page = render("login.html", serde_json::json!({ "title": "Sign in", "error": "That key is not valid." }));
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
     }
     let id = shared.console.sessions.create();
     let mut response = Redirect::to("/").into_response();
-    response.headers_mut().insert(SET_COOKIE, session_cookie(&id, IDLE.as_secs()));
+    response.headers_mut().insert(SET_COOKIE, session_cookie(&shared, headers, &id, IDLE.as_secs()));
     response
 }
 
@@ -193,7 +215,7 @@ pub async fn logout(State(shared): State<Shared>, headers: HeaderMap, Form(form)
         None => {}
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(SET_COOKIE, session_cookie("", 0));
+    response.headers_mut().insert(SET_COOKIE, session_cookie(&shared, &headers, "", 0));
     response
 }
 

@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 
+use crate::limits::DEFAULT_MAX_DEPTH;
+
 /// What one pass over a raw record found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scanned {
@@ -17,18 +19,26 @@ pub struct Scanned {
     pub origin_id: Option<Result<String, String>>,
 }
 
-/// A malformed record.
+/// A record that cannot be hashed: malformed, or nested deeper than the limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed JSON at byte {offset}: {message}")]
-pub struct ScanError {
-    pub offset: usize,
-    pub message: &'static str,
+pub enum ScanError {
+    #[error("malformed JSON at byte {offset}: {message}")]
+    Malformed { offset: usize, message: &'static str },
+    #[error("{}", crate::limits::too_deep("record", *.max, ""))]
+    TooDeep { max: usize },
 }
 
 /// Reusable buffers, so hashing a feed allocates nothing per record.
-#[derive(Default)]
 pub struct Hasher {
     b: Buffers,
+    /// Levels of objects and lists a record may nest: the walks below recurse once per level.
+    max_depth: usize,
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher::new(DEFAULT_MAX_DEPTH)
+    }
 }
 
 #[derive(Default)]
@@ -46,24 +56,33 @@ struct Entry {
 }
 
 impl Hasher {
+    /// A hasher for records nesting at most `max_depth` levels.
+    pub fn new(max_depth: usize) -> Hasher {
+        Hasher { b: Buffers::default(), max_depth }
+    }
+
     /// Hashes the raw JSON `record` with `fingerprint`, capturing the value at `id_path`.
     pub fn scan(&mut self, record: &[u8], fingerprint: &[u8; 32], id_path: &[String]) -> Result<Scanned, ScanError> {
         self.b.out.clear();
-        let mut scan = Scan { src: record, pos: 0, id_path, id: None };
+        let mut scan = Scan { src: record, pos: 0, id_path, id: None, depth_left: self.max_depth, max_depth: self.max_depth };
         scan.skip_ws();
-        scan.value(&mut self.b, Some(0))?;
+        let scanned = scan.value(&mut self.b, Some(0));
+        // A failed scan leaves entries of the objects it was inside.
+        self.b.entries.clear();
+        scanned?;
         scan.skip_ws();
         if scan.pos != record.len() {
-            return Err(ScanError { offset: scan.pos, message: "trailing characters after the record" });
+            return scan.err("trailing characters after the record");
         }
         Ok(Scanned { hash: finish(fingerprint, &self.b.out), origin_id: scan.id })
     }
 
     /// Hashes a parsed value into the same canonical form as [`Hasher::scan`] gives its raw bytes.
-    pub fn hash_value(&mut self, value: &Value, fingerprint: &[u8; 32]) -> [u8; 32] {
+    pub fn hash_value(&mut self, value: &Value, fingerprint: &[u8; 32]) -> Result<[u8; 32], ScanError> {
         self.b.out.clear();
-        write_value(value, &mut self.b.out);
-        finish(fingerprint, &self.b.out)
+        // The walk says only that it went too deep; the limit is this hasher's.
+        write_value(value, &mut self.b.out, self.max_depth).map_err(|_| ScanError::TooDeep { max: self.max_depth })?;
+        Ok(finish(fingerprint, &self.b.out))
     }
 
     /// The canonical bytes of the last record hashed (for tests and debugging).
@@ -84,11 +103,23 @@ struct Scan<'a> {
     pos: usize,
     id_path: &'a [String],
     id: Option<Result<String, String>>,
+    /// Levels of objects and lists still allowed below the current one.
+    depth_left: usize,
+    max_depth: usize,
 }
 
 impl Scan<'_> {
     fn err<T>(&self, message: &'static str) -> Result<T, ScanError> {
-        Err(ScanError { offset: self.pos, message })
+        Err(ScanError::Malformed { offset: self.pos, message })
+    }
+
+    /// Enters an object or a list: one level of recursion, refused past the limit.
+    fn descend(&mut self) -> Result<(), ScanError> {
+        if self.depth_left == 0 {
+            return Err(ScanError::TooDeep { max: self.max_depth });
+        }
+        self.depth_left -= 1;
+        Ok(())
     }
 
     fn skip_ws(&mut self) {
@@ -103,8 +134,11 @@ impl Scan<'_> {
         let start = self.pos;
         let is_id = id_depth == Some(self.id_path.len()) && !self.id_path.is_empty();
         match self.src.get(self.pos) {
-            Some(b'{') => self.object(b, id_depth)?,
-            Some(b'[') => self.array(b, id_depth)?,
+            Some(open @ (b'{' | b'[')) => {
+                self.descend()?;
+                if *open == b'{' { self.object(b, id_depth)? } else { self.array(b, id_depth)? }
+                self.depth_left += 1;
+            }
             Some(b'"') => {
                 let (s, e, escaped) = self.string()?;
                 write_string(self.src, s, e, escaped, &mut b.out);
@@ -312,7 +346,10 @@ fn write_string(src: &[u8], start: usize, end: usize, escaped: bool, out: &mut V
     }
 }
 
-fn write_value(value: &Value, out: &mut Vec<u8>) {
+fn write_value(value: &Value, out: &mut Vec<u8>, depth_left: usize) -> Result<(), ScanError> {
+    if matches!(value, Value::Object(_) | Value::Array(_)) && depth_left == 0 {
+        return Err(ScanError::TooDeep { max: 0 });
+    }
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
@@ -324,7 +361,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
                 }
                 let _ = serde_json::to_writer(&mut *out, key);
                 out.push(b':');
-                write_value(&map[key], out);
+                write_value(&map[key], out, depth_left - 1)?;
             }
             out.push(b'}');
         }
@@ -334,7 +371,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(item, out);
+                write_value(item, out, depth_left - 1)?;
             }
             out.push(b']');
         }
@@ -342,6 +379,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
             let _ = serde_json::to_writer(&mut *out, other);
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -380,7 +418,7 @@ mod tests {
         let raw = r#"{"id":7,"name":"Bella \"B\"","tags":[{"n":"a"}],"category":{"name":"Dogs","id":1},"x":null,"ok":true}"#;
         let (scanned, _) = scan(raw, "id");
         let value: Value = serde_json::from_str(raw).unwrap();
-        assert_eq!(Hasher::default().hash_value(&value, &[0; 32]), scanned.hash);
+        assert_eq!(Hasher::default().hash_value(&value, &[0; 32]).unwrap(), scanned.hash);
     }
 
     #[test]
@@ -400,6 +438,23 @@ mod tests {
         let c = h.scan(br#"{"a":2}"#, &[0; 32], &[]).unwrap().hash;
         assert_ne!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn depth_is_bounded_without_recursing_past_the_limit() {
+        let mut h = Hasher::new(4);
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(h.scan(nested(4).as_bytes(), &[0; 32], &[]).is_ok());
+        assert_eq!(h.scan(nested(5).as_bytes(), &[0; 32], &[]).unwrap_err(), ScanError::TooDeep { max: 4 });
+        // A record far deeper than any stack: refused at the limit, so it costs nothing to refuse.
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(200_000), "}".repeat(200_000));
+        let error = Hasher::default().scan(deep.as_bytes(), &[0; 32], &[]).unwrap_err();
+        assert!(error.to_string().contains("nested deeper than 128 levels"), "{error}");
+        // The same hasher goes on with the next record as if nothing happened.
+        assert!(h.scan(br#"{"b":1,"a":2}"#, &[0; 32], &[]).is_ok());
+        assert_eq!(h.canonical(), br#"{"a":2,"b":1}"#);
+        let value: Value = serde_json::from_str(&nested(5)).unwrap();
+        assert_eq!(h.hash_value(&value, &[0; 32]).unwrap_err(), ScanError::TooDeep { max: 4 });
     }
 
     #[test]

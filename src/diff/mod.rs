@@ -111,6 +111,12 @@ impl Differ {
         }
     }
 
+    /// Records nesting deeper than `max_depth` levels fail alone (the source's `limits.maxDepth`).
+    pub fn set_max_depth(&mut self, max_depth: usize) {
+        self.identifier.hasher = Hasher::new(max_depth);
+        self.identifier.max_depth = max_depth;
+    }
+
     /// A fresh identifier like this differ's, to hash records on another thread.
     pub fn identifier(&self) -> Identifier {
         self.identifier.clone()
@@ -230,6 +236,7 @@ pub type Identity = Result<([u8; 32], String), String>;
 /// which the pipeline runs beside the reader so that the diff itself only looks contracts up.
 pub struct Identifier {
     hasher: Hasher,
+    max_depth: usize,
     fingerprint: [u8; 32],
     id_path: Vec<String>,
     id_dot: DotPath,
@@ -238,14 +245,21 @@ pub struct Identifier {
 /// A clone starts with buffers of its own.
 impl Clone for Identifier {
     fn clone(&self) -> Identifier {
-        Identifier { hasher: Hasher::default(), fingerprint: self.fingerprint, id_path: self.id_path.clone(), id_dot: self.id_dot.clone() }
+        Identifier {
+            hasher: Hasher::new(self.max_depth),
+            max_depth: self.max_depth,
+            fingerprint: self.fingerprint,
+            id_path: self.id_path.clone(),
+            id_dot: self.id_dot.clone(),
+        }
     }
 }
 
 impl Identifier {
     pub fn new(id_position: &str, fingerprint: [u8; 32]) -> Identifier {
         let id_dot = DotPath::parse(id_position);
-        Identifier { hasher: Hasher::default(), fingerprint, id_path: id_dot.segments().to_vec(), id_dot }
+        let max_depth = crate::limits::DEFAULT_MAX_DEPTH;
+        Identifier { hasher: Hasher::new(max_depth), max_depth, fingerprint, id_path: id_dot.segments().to_vec(), id_dot }
     }
 
     pub fn identify_all(&mut self, records: &[RawRecord]) -> Vec<Identity> {
@@ -259,7 +273,10 @@ impl Identifier {
                 Ok(scanned) => (scanned.hash, scanned.origin_id),
                 Err(error) => return Err(error.to_string()),
             },
-            RawRecord::Value(value) => (self.hasher.hash_value(value, &self.fingerprint), value_id(&self.id_dot, value)),
+            RawRecord::Value(value) => match self.hasher.hash_value(value, &self.fingerprint) {
+                Ok(hash) => (hash, value_id(&self.id_dot, value)),
+                Err(error) => return Err(error.to_string()),
+            },
         };
         match id {
             Some(Ok(id)) => Ok((hash, id)),

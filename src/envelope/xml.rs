@@ -55,15 +55,23 @@ impl Element {
     }
 }
 
-/// Reads an XML document into a JSON value.
-pub fn to_json(text: &str) -> Result<Value, String> {
+/// Reads an XML document into a JSON value; elements may nest `max_depth` deep (each is a level of
+/// the value, which later stages walk recursively).
+pub fn to_json(text: &str, max_depth: usize) -> Result<Value, String> {
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Value> = None;
     loop {
         let event = reader.read_event().map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.buffer_position()))?;
         match event {
-            Event::Start(start) => stack.push(open(&start)?),
+            Event::Start(start) => {
+                if stack.len() >= max_depth {
+                    let path: Vec<&str> = stack.iter().skip(1).take(4).map(|e| e.name.as_str()).collect();
+                    let path = if stack.len() > 5 { format!("{}…", path.join(".")) } else { path.join(".") };
+                    return Err(crate::limits::too_deep("the XML body", max_depth, &path));
+                }
+                stack.push(open(&start)?);
+            }
             Event::Empty(start) => {
                 let element = open(&start)?;
                 close(element, &mut stack, &mut root);
@@ -154,7 +162,7 @@ mod tests {
             </response>"#;
         assert!(looks_like_xml(xml.as_bytes()));
         assert_eq!(
-            to_json(xml).unwrap(),
+            to_json(xml, 128).unwrap(),
             json!({"@attributes": {"total": "2"}, "items": {"item": [
                 {"@attributes": {"identifier": "a1"}, "title": "Bella & co", "tag": ["x", "y"]},
                 {"@attributes": {"identifier": "a2"}, "title": "Max <3>", "empty": ""}
@@ -163,8 +171,16 @@ mod tests {
     }
 
     #[test]
+    fn depth_is_bounded() {
+        let nested = |levels: usize| format!("{}x{}", "<a>".repeat(levels), "</a>".repeat(levels));
+        assert_eq!(to_json(&nested(3), 3).unwrap(), json!({"a": {"a": "x"}}));
+        let error = to_json(&nested(100_000), 128).unwrap_err();
+        assert!(error.starts_with("the XML body nested deeper than 128 levels at a.a.a.a…"), "{error}");
+    }
+
+    #[test]
     fn broken_xml_is_an_error() {
-        assert!(to_json("<a><b></a>").is_err());
+        assert!(to_json("<a><b></a>", 128).is_err());
         assert!(!looks_like_xml(b"{\"a\": 1}"));
     }
 }

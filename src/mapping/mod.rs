@@ -35,6 +35,9 @@ pub enum MappingError {
     /// `executeMapping` nested without end, or given what it cannot map.
     #[error("executeMapping: {message}")]
     Call { message: String },
+    /// The mapping stopped on a bug (a panic) while mapping this record.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl MappingError {
@@ -44,7 +47,7 @@ impl MappingError {
             MappingError::Template { field, .. } => format!("mapping.{field}"),
             MappingError::Cast { field, .. } => format!("cast.{field}"),
             MappingError::Filter { .. } => "filter".into(),
-            MappingError::Call { .. } => "mapping".into(),
+            MappingError::Call { .. } | MappingError::Internal(_) => "mapping".into(),
         }
     }
 }
@@ -119,7 +122,7 @@ impl Mapping {
     }
 
     fn build(name: &str, def: &MappingDef, library: Weak<Library>) -> Result<Mapping, MappingError> {
-        let mut templates = Templates::new();
+        let mut templates = Templates::with_limits(def.limits);
         library::install(&mut templates, library);
         let mut fields = Vec::with_capacity(def.mapping.len());
         for (key, value) in &def.mapping {

@@ -17,6 +17,7 @@ use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior};
 use serde_json::Value;
 
 use super::entities::html_decode;
+use crate::limits::{ByteSize, TemplateLimits};
 use super::php::{float_string, php_string};
 use super::twig;
 use crate::path::DotPath;
@@ -36,14 +37,21 @@ pub enum FieldSource {
 }
 
 /// A template environment with the Twig-compatible filters, in which templates are added by name.
+/// Each render is bounded: by fuel (steps taken) and by the bytes it prints.
 pub struct Templates {
     pub(super) env: Environment<'static>,
     count: usize,
+    max_output: usize,
 }
 
 impl Templates {
     pub fn new() -> Templates {
+        Self::with_limits(TemplateLimits::default())
+    }
+
+    pub fn with_limits(limits: TemplateLimits) -> Templates {
         let mut env = Environment::new();
+        env.set_fuel(Some(limits.template_fuel));
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         // As Twig's default: printed values are escaped for HTML, and `evaluate` decodes the result.
         env.set_auto_escape_callback(|_| AutoEscape::Html);
@@ -53,7 +61,7 @@ impl Templates {
             env.set_syntax(syntax);
         }
         twig::install(&mut env);
-        Templates { env, count: 0 }
+        Templates { env, count: 0, max_output: limits.max_template_output_bytes.len() }
     }
 
     /// Compiles `source` and returns the name it is kept under.
@@ -69,8 +77,21 @@ impl Templates {
         self.env.get_template(name).map(|t| !t.undeclared_variables(false).is_empty()).unwrap_or(true)
     }
 
+    /// Renders template `name`; past the output limit the render stops with an error naming it.
     pub fn render(&self, name: &str, context: &JinjaValue) -> Result<String, Error> {
-        self.env.get_template(name)?.render(context)
+        let mut out = Capped { bytes: Vec::new(), max: self.max_output };
+        match self.env.get_template(name)?.render_captured_to(context, &mut out) {
+            Ok(_) => String::from_utf8(out.bytes).map_err(|_| Error::new(minijinja::ErrorKind::BadSerialization, "the template printed invalid UTF-8")),
+            Err(_) if out.bytes.len() > out.max => Err(Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("the template printed more than maxTemplateOutputBytes ({})", ByteSize(out.max as u64)),
+            )),
+            Err(error) if error.kind() == minijinja::ErrorKind::OutOfFuel => Err(Error::new(
+                minijinja::ErrorKind::OutOfFuel,
+                "the template took more steps than templateFuel allows (a loop that runs too long?)",
+            )),
+            Err(error) => Err(error),
+        }
     }
 
     /// Compiles one mapping value.
@@ -123,6 +144,27 @@ impl Templates {
 impl Default for Templates {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Output that refuses to grow past `max` bytes.
+struct Capped {
+    bytes: Vec<u8>,
+    max: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.max {
+            self.bytes.resize(self.max + 1, 0);
+            return Err(std::io::Error::other("the output limit is reached"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -209,6 +251,20 @@ mod tests {
         let text = date.as_str().unwrap();
         assert_eq!(text.len(), 19, "{text}");
         assert!(chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").is_ok(), "{text}");
+    }
+
+    #[test]
+    fn runaway_templates_stop_at_their_limits() {
+        let limits = TemplateLimits { template_fuel: 100_000, max_template_output_bytes: ByteSize(1024) };
+        let mut t = Templates::with_limits(limits);
+        let loops = t.add("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}").unwrap();
+        let error = t.render(&loops, &JinjaValue::UNDEFINED).unwrap_err().to_string();
+        assert!(error.contains("templateFuel"), "{error}");
+        let big = t.add("{% for i in range(100) %}0123456789abcdef{% endfor %}").unwrap();
+        let error = t.render(&big, &JinjaValue::UNDEFINED).unwrap_err().to_string();
+        assert!(error.contains("maxTemplateOutputBytes (1 KiB)"), "{error}");
+        let small = t.add("{{ 'ok' }}").unwrap();
+        assert_eq!(t.render(&small, &JinjaValue::UNDEFINED).unwrap(), "ok");
     }
 
     #[test]

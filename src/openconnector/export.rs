@@ -147,19 +147,28 @@ fn rename(fields: &mut Map<String, Value>, from: &str, to: &str) {
     }
 }
 
-/// A secret serializes as `***`; it is replaced by a `${VARIABLE}` named after where it sits. A value
-/// that already is a placeholder (an exported file imported again) is kept as it is.
+/// Every secret (a `Secret` serializes as `***`; credential headers, query values and URL passwords
+/// are found by [`crate::secrets::spots`]) is replaced by a `${VARIABLE}` named after where it sits. A
+/// value that already is a placeholder (an exported file imported again) is kept as it is.
 fn placeholders(fields: &mut Map<String, Value>, at: &str, prefix: &str, notices: &mut Vec<Notice>) {
+    if let Value::Object(masked) = crate::secrets::masked(&Value::Object(std::mem::take(fields))) {
+        *fields = masked;
+    }
+    replace_masks(fields, at, prefix, notices);
+}
+
+fn replace_masks(fields: &mut Map<String, Value>, at: &str, prefix: &str, notices: &mut Vec<Notice>) {
     for (key, value) in fields.iter_mut() {
         let path = format!("{at}.{key}");
         let variable = format!("{prefix}_{}", key.to_uppercase());
         match value {
-            Value::String(text) if text == "***" => {
+            // A secret, or a URL with a secret inside (`mysql://u:***@h/db`).
+            Value::String(text) if text.contains(crate::secrets::MASK) => {
                 let variable: String = variable.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-                *text = format!("${{{variable}}}");
+                *text = text.replacen(crate::secrets::MASK, &format!("${{{variable}}}"), 1);
                 notices.push(Notice { key: path, message: format!("secret left out of the file: set ${variable} before running") });
             }
-            Value::Object(inner) => placeholders(inner, &path, &variable, notices),
+            Value::Object(inner) => replace_masks(inner, &path, &variable, notices),
             _ => {}
         }
     }

@@ -13,8 +13,9 @@ use crate::sinks::{Ack, AckSender, Op, Outcome};
 use crate::sources::RawRecord;
 
 /// Runs until `input` closes or the sink goes away.
-pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::Receiver<Vec<Work>>, output: mpsc::Sender<Vec<Op>>, acks: AckSender, timings: &Timings) {
+pub fn run(sync: &str, mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::Receiver<Vec<Work>>, output: mpsc::Sender<Vec<Op>>, acks: AckSender, timings: &Timings) {
     while let Some(batch) = input.blocking_recv() {
+        super::supervise::faults::check(sync, "mapping");
         let busy = std::time::Instant::now();
         let mut ops = Vec::with_capacity(batch.len());
         let mut settled = Vec::new();
@@ -23,7 +24,8 @@ pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::
                 Work::Delete { row, origin_id, target_id, remote_id, soft } => ops.push(Op::Delete { row, origin_id, target_id, remote_id, soft }),
                 Work::Upsert(change) => {
                     let parsed = match change.record {
-                        RawRecord::Json(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}")),
+                        // Its depth was checked when it was hashed (the source's `maxDepth`).
+                        RawRecord::Json(bytes) => crate::limits::parse_checked_depth(&bytes).map_err(|e| format!("not valid JSON: {e}")),
                         RawRecord::Value(value) => Ok(value),
                         RawRecord::Broken(problem) => Err(problem),
                     };
@@ -54,7 +56,10 @@ pub fn run(mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::
                             }
                         }
                     }
-                    match mapping.apply(&record) {
+                    // A record that makes the mapping panic fails alone, like any other bad record.
+                    let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mapping.apply(&record)))
+                        .unwrap_or_else(|panic| Err(crate::mapping::MappingError::Internal(super::supervise::panic_message(&*panic))));
+                    match mapped {
                         Ok(object) => ops.push(Op::Upsert {
                             row: change.row,
                             origin_id: change.origin_id,

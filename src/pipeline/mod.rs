@@ -8,10 +8,15 @@
 //!
 //! Stages are tasks joined by bounded channels carrying batches, so a slow sink slows the reader and
 //! memory stays flat whatever the feed size. The diff stage owns the contract table; it commits a
-//! contract only when the sink reports the write committed, and deletes only after a complete fetch.
+//! contract only when the sink reports the write committed, and deletes only after a complete fetch
+//! that every stage saw through (see [`supervise`]). A run holds its synchronization's lock, and
+//! before anything else takes over from runs a dead process left behind, adopting what they wrote.
 
 mod map_stage;
 mod progress;
+mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -31,8 +36,9 @@ use crate::sinks::file::FileSink;
 use crate::sinks::register::RegisterSink;
 use crate::sinks::{Ack, Sink};
 use crate::sources::{self, SourceError, SourceEvent};
-use crate::store::{now_text, JobRecord, JobStatus, SavedCursor, StateDir, StoreError};
+use crate::store::{now_text, JobRecord, JobStatus, RunLock, SavedCursor, StateDir, StoreError};
 pub use progress::{Progress, Stage, Timings};
+use supervise::faults;
 
 /// Batches in flight between two stages.
 const CHANNEL_DEPTH: usize = 4;
@@ -59,7 +65,7 @@ pub struct RunReport {
 }
 
 /// What stopped a run.
-struct Failure {
+pub(crate) struct Failure {
     category: ErrorCategory,
     message: String,
 }
@@ -85,70 +91,91 @@ impl From<SourceError> for Failure {
 /// Runs `sync` of `pipeline` as a new job, in the foreground.
 pub async fn run(pipeline: &Pipeline, sync: &str, state: &StateDir, options: RunOptions, progress: Arc<Progress>) -> Result<RunReport, StoreError> {
     let jobs = state.jobs()?;
-    let _lock = state.lock(sync)?;
-    // Holding the lock, a job of this synchronization still marked running was cut off (its process
-    // died): mark it failed, and adopt what it wrote.
-    let interrupted = jobs.active(sync)?.is_some();
-    if interrupted {
-        jobs.fail_orphans(Some(sync))?;
-    }
+    let lock = state.lock(sync)?;
     let job = jobs.create(sync, JobStatus::Running, options.force_full_sync, options.dry_run)?;
-    run_job(pipeline, job, state, options, progress, interrupted).await
+    run_job(pipeline, job, state, options, progress, &lock).await
 }
 
-/// Runs an already recorded job.
+/// Runs an already recorded job, holding its synchronization's `lock`. Jobs of the synchronization an
+/// earlier process left active are marked FAILED first, and what they (or a run that panicked) wrote
+/// is adopted. A panic anywhere in the run fails the job; it never reads as done.
 pub async fn run_job(
     pipeline: &Pipeline,
     mut job: JobRecord,
     state: &StateDir,
     options: RunOptions,
     progress: Arc<Progress>,
-    interrupted: bool,
+    _lock: &RunLock,
 ) -> Result<RunReport, StoreError> {
     let jobs = state.jobs()?;
+    let interrupted = jobs.take_over(&job.synchronization, &job.id)?;
     let started = Instant::now();
     job.status = JobStatus::Running;
     job.started_at = Some(now_text());
     jobs.update(&job)?;
-    let mut run = Run { warnings: BTreeSet::new(), differ: None, cursor: None };
-    let outcome = run.execute(pipeline, &job, state, &options, &progress, interrupted).await;
+    let mut run = Run { warnings: BTreeSet::new(), differ: None, cursor: None, recovered: false };
+    let execute = std::panic::AssertUnwindSafe(run.execute(pipeline, &job, state, &options, &progress, interrupted));
+    let outcome = match futures::FutureExt::catch_unwind(execute).await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            // Contracts were not saved for what this run wrote: the next run adopts it.
+            jobs.needs_recovery(&job.synchronization)?;
+            Err(Failure::new(ErrorCategory::Internal, format!("the run stopped on an internal error: {}", supervise::panic_message(&*panic))))
+        }
+    };
+    if run.recovered {
+        jobs.recovered(&job.synchronization)?;
+    }
     if let Some(differ) = &run.differ {
         job.counts = differ.counts;
-        jobs.object_errors(&job.id, &differ.errors)?;
+        let errors: Vec<_> = differ.errors.iter().map(|e| crate::store::jobs::ObjectError { origin_id: e.origin_id.clone(), message: scrubbed(&e.message) }).collect();
+        jobs.object_errors(&job.id, &errors)?;
     }
     progress.set(&job.counts);
-    for warning in &run.warnings {
+    let warnings: Vec<String> = run.warnings.iter().map(|w| scrubbed(w)).collect();
+    for warning in &warnings {
         jobs.log(&job.id, "warn", warning)?;
     }
     job.completed_at = Some(now_text());
     job.duration_seconds = Some(started.elapsed().as_secs_f64());
-    match outcome {
-        Ok(()) => job.status = JobStatus::Completed,
+    let c = job.counts;
+    // A run in which every record failed did nothing it was asked to: it failed.
+    let outcome = match outcome {
+        Ok(()) if c.found > 0 && c.failed == c.found => {
+            let first = run.differ.as_ref().and_then(|d| d.errors.first()).map(|e| scrubbed(&e.message)).unwrap_or_default();
+            Err(Failure::new(ErrorCategory::Records, format!("all {} record(s) failed; the first: {first}", c.found)))
+        }
+        other => other,
+    };
+    let summary = match outcome {
+        Ok(()) => {
+            job.status = JobStatus::Completed;
+            if c.failed > 0 { format!("COMPLETED with {} failed record(s)", c.failed) } else { "COMPLETED".to_string() }
+        }
         Err(failure) => {
             job.status = if failure.category == ErrorCategory::Cancelled { JobStatus::Cancelled } else { JobStatus::Failed };
-            jobs.log(&job.id, "error", &failure.message)?;
-            job.error = Some(failure.message);
+            let message = scrubbed(&failure.message);
+            jobs.log(&job.id, "error", &message)?;
+            job.error = Some(message);
             job.error_category = Some(failure.category.as_str().to_string());
+            job.status.as_str().to_string()
         }
-    }
-    let c = &job.counts;
+    };
     jobs.log(
         &job.id,
         "info",
         &format!(
-            "{}: found {}, created {}, updated {}, unchanged {}, skipped {}, deleted {}, failed {}",
-            job.status.as_str(),
-            c.found,
-            c.created,
-            c.updated,
-            c.unchanged,
-            c.skipped,
-            c.deleted,
-            c.failed
+            "{summary}: found {}, created {}, updated {}, unchanged {}, skipped {}, deleted {}, failed {}",
+            c.found, c.created, c.updated, c.unchanged, c.skipped, c.deleted, c.failed
         ),
     )?;
     jobs.update(&job)?;
-    Ok(RunReport { job, warnings: run.warnings.into_iter().collect() })
+    Ok(RunReport { job, warnings })
+}
+
+/// Text as it may be kept or shown: with every secret the process knows masked.
+fn scrubbed(text: &str) -> String {
+    crate::secrets::scrub(text).into_owned()
 }
 
 struct Run {
@@ -156,6 +183,8 @@ struct Run {
     differ: Option<Differ>,
     /// The newest cursor the source reported.
     cursor: Option<String>,
+    /// What interrupted runs wrote was adopted and the contracts holding it are saved.
+    recovered: bool,
 }
 
 impl Run {
@@ -214,6 +243,9 @@ impl Run {
         let cursor = self.start_cursor(state, sync, &fingerprint, options)?;
         let table = state.load_contracts(&sync.name).await?;
         let mut differ = Differ::new(table, &sync.name, &sync.id_position, fingerprint, options.force_full_sync);
+        if let Some(def) = pipeline.sources.get(&sync.source) {
+            differ.set_max_depth(def.limits.max_depth);
+        }
         let target_error = |e: crate::sinks::SinkError| Failure::new(ErrorCategory::Target, e.to_string());
         if interrupted {
             let adopted = differ.adopt(sink.existing().map_err(target_error)?);
@@ -233,8 +265,9 @@ impl Run {
         if !options.dry_run {
             // Saved even after a failure: contracts then describe exactly what was written.
             state.save_contracts(&sync.name, differ.take_table()).await?;
-            // The contracts now hold every create the journal recorded.
+            // The contracts now hold every create the journal recorded, and what was adopted.
             state.clear_journal(&sync.name)?;
+            self.recovered = interrupted;
             if result.is_ok() {
                 self.save_cursor(state, sync, &fingerprint)?;
             }
@@ -288,7 +321,8 @@ impl Run {
 
         let cancel = options.cancel.clone();
         let timed = Arc::clone(progress);
-        let reader = tokio::spawn(async move {
+        let name = sync.name.clone();
+        let reader = supervise::Stage::spawn("reader", async move {
             loop {
                 let waited = Instant::now();
                 let next = tokio::select! {
@@ -297,6 +331,7 @@ impl Run {
                 };
                 timed.timings.add(Stage::Fetch, waited.elapsed());
                 let Some(event) = next else { break };
+                faults::check(&name, "reader");
                 let failed = event.is_err();
                 if fetched_tx.send(event).await.is_err() || failed {
                     break;
@@ -306,8 +341,10 @@ impl Run {
         // Records are hashed and identified on a thread of their own, while the reader fetches the next
         // page: the diff then only looks them up in the contracts.
         let mut identifier = self.differ.as_ref().expect("set before pumping").identifier();
-        let identify = tokio::task::spawn_blocking(move || {
+        let name = sync.name.clone();
+        let identify = supervise::Stage::blocking("identify", move || {
             while let Some(event) = fetched.blocking_recv() {
+                faults::check(&name, "identify");
                 let event = event.map(|event| {
                     let identities = match &event {
                         SourceEvent::Chunk(chunk) => identifier.identify_all(&chunk.records),
@@ -322,8 +359,14 @@ impl Run {
         });
         let map_acks = ack_tx.clone();
         let timed = Arc::clone(progress);
-        let mapper = tokio::task::spawn_blocking(move || map_stage::run(mapping, filter, work_rx, op_tx, map_acks, &timed.timings));
-        let writer = tokio::spawn(sink.write_all(op_rx, ack_tx));
+        let name = sync.name.clone();
+        let mapper = supervise::Stage::blocking("mapping", move || map_stage::run(&name, mapping, filter, work_rx, op_tx, map_acks, &timed.timings));
+        let name = sync.name.clone();
+        let (writer_tx, mut writer_result) = tokio::sync::oneshot::channel();
+        let writer = supervise::Stage::spawn("writer", async move {
+            faults::check(&name, "writer");
+            let _ = writer_tx.send(sink.write_all(op_rx, ack_tx).await);
+        });
 
         let differ = self.differ.as_mut().expect("set before pumping");
         let mut failure: Option<Failure> = None;
@@ -354,6 +397,7 @@ impl Run {
                     Some(Ok((SourceEvent::Incremental(_), _))) => incremental = true,
                     Some(Ok((SourceEvent::Cursor(value), _))) => self.cursor = Some(value),
                     Some(Ok((SourceEvent::Chunk(chunk), identities))) => {
+                        faults::check(&sync.name, "diff");
                         let work = differ.diff_chunk(chunk, identities);
                         progress.set(&differ.counts);
                         if !work.is_empty() {
@@ -374,8 +418,19 @@ impl Run {
             }
         }
         drop(events);
-        let _ = identify.await;
-        let _ = reader.await;
+        // The channels close alike when a stage finishes and when it dies: only a feed that both the
+        // reader and the identify stage saw through to its end may lead to deletes. A run that failed
+        // already stops them (a reader may be waiting on a slow page).
+        let feed = [identify, reader];
+        if failure.is_none() {
+            for stage in feed {
+                if let Some(stopped) = stage.finish().await {
+                    failure = Some(stopped);
+                }
+            }
+        } else {
+            drop(feed);
+        }
 
         let cleanup = Instant::now();
         if failure.is_none() && work_tx.is_some() {
@@ -413,13 +468,18 @@ impl Run {
             differ.apply(batch);
             progress.set(&differ.counts);
         }
-        let _ = mapper.await;
+        for stage in [mapper, writer] {
+            if let Some(stopped) = stage.finish().await {
+                failure = failure.or(Some(stopped));
+            }
+        }
         progress.timings.add(Stage::Cleanup, cleanup.elapsed());
         progress.timings.add(Stage::Process, processing.elapsed());
-        match writer.await {
+        match writer_result.try_recv() {
             Ok(Ok(())) => {}
             Ok(Err(error)) => failure = failure.or(Some(Failure::new(ErrorCategory::Target, error.to_string()))),
-            Err(error) => failure = failure.or(Some(Failure::new(ErrorCategory::Internal, error.to_string()))),
+            // The writer stage's own failure is already recorded.
+            Err(_) => {}
         }
         if differ.counts.found == 0 && failure.is_none() && !incremental {
             self.warnings.insert(format!(

@@ -44,6 +44,17 @@ pub struct Entry {
     pub file: Option<String>,
     #[serde(flatten)]
     pub body: Value,
+    /// A file's definition as written, `${VAR}` references unresolved: what answers show of it.
+    #[serde(skip)]
+    pub written: Option<Value>,
+}
+
+impl Entry {
+    /// The body answers may start from (before secrets are masked): never a value resolved from the
+    /// environment.
+    pub fn shown_body(&self) -> &Value {
+        self.written.as_ref().unwrap_or(&self.body)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +67,8 @@ pub enum CatalogError {
     FromFile { id: String, file: String },
     #[error("no {section} named `{id}`")]
     NotFound { section: &'static str, id: String },
+    #[error(transparent)]
+    Vault(#[from] super::vault::VaultError),
 }
 
 impl From<rusqlite::Error> for CatalogError {
@@ -69,7 +82,9 @@ pub type Change<'a> = (Section, &'a str, Option<&'a Value>);
 
 pub struct Catalog {
     db: Mutex<Connection>,
-    files: BTreeMap<(Section, String), (Value, String)>,
+    /// Definitions from files: (resolved body, body as written, file).
+    files: BTreeMap<(Section, String), (Value, Value, String)>,
+    vault: super::vault::Vault,
     /// Where relative paths in API definitions (a file source's folder) resolve.
     base: PathBuf,
 }
@@ -89,32 +104,45 @@ impl Catalog {
             let pipeline = Pipeline::load(path).map_err(|e| CatalogError::Invalid(e.0))?;
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Invalid(vec![ConfigError::file(&shown, e.to_string())]))?;
-            let mut doc = Document::parse(&shown, &text, &crate::config::process_env).map_err(|e| CatalogError::Invalid(vec![e]))?;
-            // An OpenConnector configuration file serves the definitions it imports to (as it runs).
-            if crate::openconnector::is_configuration(&doc.value)
-                && let Ok(imported) = crate::openconnector::import(&doc.value)
-            {
-                doc.value = imported.pipeline;
-            }
+            let document = |env: &dyn Fn(&str) -> Option<String>| -> Result<Value, CatalogError> {
+                let mut doc = Document::parse(&shown, &text, env).map_err(|e| CatalogError::Invalid(vec![e]))?;
+                // An OpenConnector configuration file serves the definitions it imports to (as it runs).
+                if crate::openconnector::is_configuration(&doc.value)
+                    && let Ok(imported) = crate::openconnector::import(&doc.value)
+                {
+                    doc.value = imported.pipeline;
+                }
+                Ok(doc.value)
+            };
+            let resolved = document(&crate::config::process_env)?;
+            // The same file with every `${VAR}` left as written: what the API shows.
+            let written = document(&|name: &str| Some(format!("${{{name}}}")))?;
             for section in [Section::Sources, Section::Mappings, Section::Synchronizations] {
-                if let Some(Value::Object(entries)) = doc.value.get(section.as_str()) {
+                if let Some(Value::Object(entries)) = resolved.get(section.as_str()) {
                     for (id, body) in entries {
                         let mut body = body.clone();
+                        let mut as_written = written.pointer(&format!("/{}/{}", section.as_str(), id.replace('~', "~0").replace('/', "~1"))).cloned().unwrap_or(Value::Null);
                         // A relative file location is relative to its pipeline file, wherever the service runs.
                         if let (Section::Sources, Some(def), Some(fields)) = (section, pipeline.sources.get(id), body.as_object_mut()) {
                             fields.insert("location".into(), Value::String(def.location.clone()));
+                            if let Some(Value::String(location)) = as_written.get_mut("location")
+                                && !location.contains('$')
+                            {
+                                *location = def.location.clone();
+                            }
                         }
-                        layer.insert((section, id.clone()), (body, shown.clone()));
+                        layer.insert((section, id.clone()), (body, as_written, shown.clone()));
                     }
                 }
             }
             // Registers with their schema files read in, so the definition stands without the file's folder.
             for (id, schemas) in &pipeline.registers {
                 let body = serde_json::json!({ "schemas": schemas });
-                layer.insert((Section::Registers, id.clone()), (body, shown.clone()));
+                layer.insert((Section::Registers, id.clone()), (body.clone(), body, shown.clone()));
             }
         }
-        Ok(Catalog { db: Mutex::new(db), files: layer, base: root.to_path_buf() })
+        let vault = super::vault::Vault::open(root)?;
+        Ok(Catalog { db: Mutex::new(db), files: layer, vault, base: root.to_path_buf() })
     }
 
     fn stored(&self, section: Section) -> Result<Vec<(String, Value)>, CatalogError> {
@@ -124,7 +152,7 @@ impl Catalog {
         let mut out = Vec::new();
         for row in rows {
             let (id, body) = row?;
-            out.push((id, serde_json::from_str(&body).unwrap_or(Value::Null)));
+            out.push((id, self.vault.open_body(serde_json::from_str(&body).unwrap_or(Value::Null))?));
         }
         Ok(out)
     }
@@ -135,20 +163,24 @@ impl Catalog {
             .files
             .iter()
             .filter(|((s, _), _)| *s == section)
-            .map(|((_, id), (body, file))| Entry { id: id.clone(), file: Some(file.clone()), body: body.clone() })
+            .map(|((_, id), (body, written, file))| Entry { id: id.clone(), file: Some(file.clone()), body: body.clone(), written: Some(written.clone()) })
             .collect();
-        out.extend(self.stored(section)?.into_iter().map(|(id, body)| Entry { id, file: None, body }));
+        out.extend(self.stored(section)?.into_iter().map(|(id, body)| Entry { id, file: None, body, written: None }));
         Ok(out)
     }
 
     pub fn get(&self, section: Section, id: &str) -> Result<Option<Entry>, CatalogError> {
-        if let Some((body, file)) = self.files.get(&(section, id.to_string())) {
-            return Ok(Some(Entry { id: id.to_string(), file: Some(file.clone()), body: body.clone() }));
+        if let Some((body, written, file)) = self.files.get(&(section, id.to_string())) {
+            return Ok(Some(Entry { id: id.to_string(), file: Some(file.clone()), body: body.clone(), written: Some(written.clone()) }));
         }
         let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
         let body: Option<String> =
             db.query_row("SELECT body FROM definitions WHERE section = ?1 AND id = ?2", params![section.as_str(), id], |r| r.get(0)).optional()?;
-        Ok(body.map(|b| Entry { id: id.to_string(), file: None, body: serde_json::from_str(&b).unwrap_or(Value::Null) }))
+        drop(db);
+        match body {
+            None => Ok(None),
+            Some(b) => Ok(Some(Entry { id: id.to_string(), file: None, body: self.vault.open_body(serde_json::from_str(&b).unwrap_or(Value::Null))?, written: None })),
+        }
     }
 
     /// All definitions as one pipeline document, with `changes` applied (`None` body: removed).
@@ -182,7 +214,7 @@ impl Catalog {
     /// would add a validation error.
     pub fn put_all(&self, entries: &[(Section, String, Value)]) -> Result<(), CatalogError> {
         for (section, id, _) in entries {
-            if let Some((_, file)) = self.files.get(&(*section, id.clone())) {
+            if let Some((_, _, file)) = self.files.get(&(*section, id.clone())) {
                 return Err(CatalogError::FromFile { id: id.clone(), file: file.clone() });
             }
         }
@@ -198,7 +230,7 @@ impl Catalog {
             transaction.execute(
                 "INSERT INTO definitions (section, id, body, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (section, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                params![section.as_str(), id, body.to_string(), now_text()],
+                params![section.as_str(), id, self.vault.seal(body).to_string(), now_text()],
             )?;
         }
         transaction.commit()?;
@@ -208,12 +240,12 @@ impl Catalog {
     /// Creates or replaces a definition made over the API, if the whole still validates where it did.
     pub fn put(&self, section: Section, id: &str, body: Value) -> Result<Entry, CatalogError> {
         self.put_all(&[(section, id.to_string(), body.clone())])?;
-        Ok(Entry { id: id.to_string(), file: None, body })
+        Ok(Entry { id: id.to_string(), file: None, body, written: None })
     }
 
     /// Removes a definition made over the API, unless another one still uses it.
     pub fn delete(&self, section: Section, id: &str) -> Result<(), CatalogError> {
-        if let Some((_, file)) = self.files.get(&(section, id.to_string())) {
+        if let Some((_, _, file)) = self.files.get(&(section, id.to_string())) {
             return Err(CatalogError::FromFile { id: id.to_string(), file: file.clone() });
         }
         if self.get(section, id)?.is_none() {

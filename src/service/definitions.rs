@@ -16,9 +16,7 @@ use super::{ApiError, Shared};
 use crate::mapping::Mapping;
 use crate::schedule::Schedule;
 
-const MASK: &str = "***";
-/// Source fields that hold credentials, at the top level or under `auth`.
-const SECRET_KEYS: [&str; 8] = ["password", "token", "apiKey", "apikey", "passphrase", "privateKey", "key", "value"];
+use crate::secrets::{self, Spot, MASK};
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -46,9 +44,12 @@ fn body(json: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> {
 /// What a definition looks like from outside: secrets masked, and for a synchronization whether it
 /// runs and when it runs next.
 fn shown(shared: &Shared, section: Section, entry: Entry) -> Value {
-    let mut value = serde_json::to_value(&entry).unwrap_or(Value::Null);
-    if section == Section::Sources {
-        mask(&mut value);
+    let mut value = json!({ "id": entry.id, "file": entry.file });
+    if let (Some(fields), Value::Object(body)) = (value.as_object_mut(), entry.shown_body()) {
+        fields.extend(body.clone());
+    }
+    if matches!(section, Section::Sources | Section::Synchronizations) {
+        value = secrets::masked(&value);
     }
     if section == Section::Synchronizations
         && let Some(fields) = value.as_object_mut()
@@ -67,48 +68,38 @@ pub(super) fn next_run(shared: &Shared, id: &str, body: &Value) -> Option<String
     Some(due.max(chrono::Utc::now()).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-fn mask(source: &mut Value) {
-    let Some(fields) = source.as_object_mut() else { return };
-    for key in SECRET_KEYS {
-        if let Some(slot) = fields.get_mut(key) {
-            *slot = Value::String(MASK.into());
+/// A `***` sent back (a client that read, edited and saved) keeps the stored secret at that place, as
+/// long as the definition still points at the same origin: a stored password is never sent to a host
+/// the user just typed.
+fn keep_secrets(new: &mut Value, old: &Value) -> Result<(), ApiError> {
+    let origin = |body: &Value| {
+        let location = body.get("location").or_else(|| body.pointer("/target/location")).and_then(Value::as_str)?;
+        // Scheme, host and port: `Url::origin` is opaque (never equal) for database and FTP URLs.
+        url::Url::parse(location).ok().map(|u| (u.scheme().to_string(), u.host_str().map(str::to_string), u.port_or_known_default()))
+    };
+    let moved = origin(new) != origin(old);
+    for spot in secrets::spots(old) {
+        let pointer = spot.pointer();
+        let (Some(Value::String(sent)), Some(Value::String(stored))) = (new.pointer(pointer), old.pointer(pointer)) else { continue };
+        let keep = match spot {
+            Spot::Value(_) => sent == MASK,
+            // A URL sent back as it was shown: its password (or secret parameter) is kept.
+            Spot::Url(_) => sent.contains(MASK) && *sent == secrets::mask_url(stored),
+        };
+        if !keep {
+            continue;
+        }
+        if moved {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`{pointer}` is sent as *** but the location moved to another host: send the secret again (a stored secret never goes to a new host)"),
+            ));
+        }
+        if let Some(slot) = new.pointer_mut(pointer) {
+            *slot = Value::String(stored.clone());
         }
     }
-    if let Some(Value::Object(auth)) = fields.get_mut("auth") {
-        for key in SECRET_KEYS {
-            if let Some(slot) = auth.get_mut(key) {
-                *slot = Value::String(MASK.into());
-            }
-        }
-    }
-    // A database URL may carry its password.
-    if let Some(Value::String(location)) = fields.get_mut("location")
-        && let Ok(mut url) = url::Url::parse(location)
-        && url.password().is_some()
-    {
-        let _ = url.set_password(Some(MASK));
-        *location = url.to_string();
-    }
-}
-
-/// A `***` sent back (a client that read, edited and saved) keeps the stored secret.
-fn keep_secrets(new: &mut Value, old: &Value) {
-    let (Some(fields), Some(stored)) = (new.as_object_mut(), old.as_object()) else { return };
-    for key in SECRET_KEYS {
-        if fields.get(key).and_then(Value::as_str) == Some(MASK)
-            && let Some(value) = stored.get(key)
-        {
-            fields.insert(key.into(), value.clone());
-        }
-    }
-    if let (Some(auth), Some(stored_auth)) = (fields.get_mut("auth"), stored.get("auth")) {
-        keep_secrets(auth, stored_auth);
-    }
-    if let (Some(Value::String(location)), Some(Value::String(stored_location))) = (fields.get_mut("location"), stored.get("location"))
-        && location.contains(&format!(":{MASK}@"))
-    {
-        *location = stored_location.clone();
-    }
+    Ok(())
 }
 
 /// The id of a new definition: its `id`, else its `name` made into a slug.
@@ -166,7 +157,7 @@ pub async fn replace(State(shared): State<Shared>, Path((name, id)): Path<(Strin
         fields.remove("next_run");
     }
     if let Some(old) = shared.catalog.get(section, &id)? {
-        keep_secrets(&mut value, &old.body);
+        keep_secrets(&mut value, &old.body)?;
     }
     let entry = shared.catalog.put(section, &id, value)?;
     Ok(Json(shown(&shared, section, entry)))
@@ -221,27 +212,51 @@ pub async fn test_mapping(State(shared): State<Shared>, json: Result<Json<Value>
         Value::Object(_) => json!({ "mapping": mapping }),
         _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "give `mapping` (target field → template) and `inputObject`")),
     };
-    let def: crate::config::MappingDef =
+    let mut def: crate::config::MappingDef =
         serde_json::from_value(definition).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("mapping: {e}")))?;
+    // A test may lower the template limits, never raise them past the defaults: the service is shared.
+    def.limits = def.limits.within(crate::limits::TemplateLimits::default());
     // The catalog's mappings, so a tested mapping may call them with executeMapping.
     let library = shared.catalog.mapping_library()?;
-    let compiled = Mapping::compile_in("test", &def, &library).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let result = compiled.apply(&input).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    Ok(Json(json!({ "result": result })))
+    // Rendering runs on the blocking pool, within the limits and a time budget, never on the threads
+    // that answer requests.
+    let work = tokio::task::spawn_blocking(move || -> Result<Value, String> {
+        let compiled = Mapping::compile_in("test", &def, &library).map_err(|e| e.to_string())?;
+        compiled.apply(&input).map_err(|e| e.to_string())
+    });
+    match tokio::time::timeout(MAPPING_TEST_TIME, work).await {
+        Ok(Ok(Ok(result))) => Ok(Json(json!({ "result": result }))),
+        Ok(Ok(Err(message))) => Err(ApiError::new(StatusCode::BAD_REQUEST, message)),
+        Ok(Err(_)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the mapping stopped on an internal error")),
+        Err(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the mapping took longer than {} s; lower its work or its templateFuel", MAPPING_TEST_TIME.as_secs()),
+        )),
+    }
 }
+
+/// How long a mapping test may take.
+const MAPPING_TEST_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_masked_and_kept() {
-        let stored = json!({"location": "mysql://u:pw@h/db", "password": "s3cret", "auth": {"type": "bearer", "token": "t0k"}});
-        let mut shown = stored.clone();
-        mask(&mut shown);
-        assert_eq!(shown, json!({"location": "mysql://u:***@h/db", "password": "***", "auth": {"type": "bearer", "token": "***"}}));
+    fn secrets_are_masked_and_kept_while_the_origin_stays() {
+        let stored = json!({"location": "mysql://u:pw@h/db", "password": "s3cret", "auth": {"type": "bearer", "token": "t0k"},
+            "headers": {"Authorization": "Bearer x"}});
+        let shown = secrets::masked(&stored);
+        assert_eq!(shown, json!({"location": "mysql://u:***@h/db", "password": "***", "auth": {"type": "bearer", "token": "***"},
+            "headers": {"Authorization": "***"}}));
         let mut edited = shown.clone();
-        keep_secrets(&mut edited, &stored);
+        keep_secrets(&mut edited, &stored).unwrap();
         assert_eq!(edited, stored);
+        let mut moved = shown.clone();
+        moved["location"] = json!("mysql://u:***@evil.example/db");
+        assert!(keep_secrets(&mut moved, &stored).is_err(), "a moved location does not keep the stored password");
+        let mut retyped = json!({"location": "mysql://u:new@evil.example/db", "password": "typed-again"});
+        keep_secrets(&mut retyped, &stored).unwrap();
+        assert_eq!(retyped["password"], "typed-again");
     }
 }

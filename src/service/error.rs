@@ -28,10 +28,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // An error may quote what an upstream or a definition said: no secret leaves with it.
+        let scrub = |text: &str| crate::secrets::scrub(text).into_owned();
         let body = if self.errors.is_empty() {
-            serde_json::json!({ "error": self.message })
+            serde_json::json!({ "error": scrub(&self.message) })
         } else {
-            serde_json::json!({ "error": self.message, "errors": self.errors })
+            serde_json::json!({ "error": scrub(&self.message), "errors": self.errors.iter().map(|e| scrub(e)).collect::<Vec<_>>() })
         };
         (self.status, Json(body)).into_response()
     }
@@ -54,6 +56,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::FromFile { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
             CatalogError::NotFound { .. } => ApiError::not_found(error.to_string()),
             CatalogError::Store(e) => e.into(),
+            CatalogError::Vault(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         }
     }
 }

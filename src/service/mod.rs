@@ -2,57 +2,66 @@
 //! runs go to the runner as background jobs, a scheduler starts the scheduled ones, and every endpoint
 //! but `/api/health` asks for an `x-api-key`.
 
+mod auth;
 mod catalog;
 mod compat;
 // The console (crate::console) fills its pages from these same handlers: one data path.
 pub(crate) mod definitions;
 mod error;
+mod listen;
 pub(crate) mod operations;
 mod preview;
 mod runner;
 mod scheduler;
+mod vault;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::get;
 use axum::{Json, Router};
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
 pub use catalog::{Catalog, CatalogError, Section};
 pub use error::{ApiError, ServiceError};
+pub use listen::{client_of, ServerLimits};
 pub use runner::Runner;
 
 use crate::config::Secret;
 use crate::store::StateDir;
 
 /// Request bodies above this are refused (413): definitions and test records are small.
-const BODY_LIMIT: usize = 2 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// What every handler shares.
 pub struct AppState {
     pub state: StateDir,
     pub catalog: Catalog,
     pub runner: Arc<Runner>,
-    keys: Vec<Secret>,
+    /// The API keys' digests (see [`auth::key_matches`]).
+    keys: Vec<blake3::Hash>,
     started: chrono::DateTime<chrono::Utc>,
+    /// Failed key checks per client, for refusing one that keeps guessing.
+    pub(crate) attempts: auth::Attempts,
+    /// Where users reach the service (`--public-url`), when it is said.
+    public_url: Option<url::Url>,
     /// The web console's sign-in sessions and last source tests.
     pub(crate) console: crate::console::ConsoleState,
 }
 
 impl AppState {
-    /// Every key is compared in constant time, so the time taken says nothing about a near miss.
     pub(crate) fn key_matches(&self, given: &[u8]) -> bool {
-        let known = self.keys.iter().fold(0u8, |hit, key| hit | given.ct_eq(key.expose().as_bytes()).unwrap_u8());
-        !given.is_empty() && known == 1
+        auth::key_matches(&self.keys, given)
+    }
+
+    /// Whether users reach the service over HTTPS (its public URL says so).
+    pub(crate) fn public_https(&self) -> bool {
+        self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
     }
 }
 
@@ -66,6 +75,10 @@ pub struct ServeOptions {
     pub api_keys: Vec<Secret>,
     /// How often the scheduler looks for due runs.
     pub tick: Duration,
+    /// Where users reach the service (behind a proxy: its HTTPS address), for `Secure` cookies.
+    pub public_url: Option<url::Url>,
+    /// The HTTP server's timeouts and caps.
+    pub server: ServerLimits,
 }
 
 #[derive(OpenApi)]
@@ -103,7 +116,7 @@ pub fn router(shared: Shared) -> Router {
         .merge(operations::routes())
         .merge(compat::routes())
         .route("/api/sources/{id}/preview", get(preview::preview))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_key));
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));
     Router::new()
         .route("/api/health", get(health))
         .merge(api)
@@ -118,35 +131,29 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// The `x-api-key` header, or else the console's session cookie (with its CSRF token on every change).
-async fn require_key(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let given = request.headers().get("x-api-key").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
-    if given.is_empty() {
-        match crate::console::authorize(&shared, request.method(), request.headers()) {
-            Some(Ok(())) => return next.run(request).await,
-            Some(Err(refused)) => return refused.into_response(),
-            None => {}
-        }
-    }
-    if !shared.key_matches(&given) {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "a valid x-api-key header is required").into_response();
-    }
-    next.run(request).await
-}
-
 /// Runs the service on `listener` until `stop` (or SIGTERM / Ctrl-C): then takes no new runs, cancels
 /// the running jobs, waits for them to record CANCELLED, and returns.
 pub async fn serve(state: StateDir, listener: tokio::net::TcpListener, options: ServeOptions, stop: CancellationToken) -> Result<(), ServiceError> {
     if options.api_keys.iter().all(|k| k.expose().is_empty()) {
         return Err(ServiceError::NoKey);
     }
-    let orphans = state.jobs()?.fail_orphans(None)?;
-    if orphans > 0 {
-        tracing::warn!("{orphans} job(s) left running by an earlier process were marked FAILED");
-    }
     let catalog = Catalog::open(state.root(), &options.files)?;
     let runner = Arc::new(Runner::new(state.clone()));
-    let shared = Arc::new(AppState { state, catalog, runner: Arc::clone(&runner), keys: options.api_keys, started: chrono::Utc::now(), console: Default::default() });
+    let orphans = runner.take_over_orphans()?;
+    if orphans > 0 {
+        tracing::warn!("jobs of {orphans} synchronization(s) left running by an earlier process were marked FAILED; their next runs adopt what they wrote");
+    }
+    let keys = options.api_keys.iter().filter(|k| !k.expose().is_empty()).map(|k| blake3::hash(k.expose().as_bytes())).collect();
+    let shared = Arc::new(AppState {
+        state,
+        catalog,
+        runner: Arc::clone(&runner),
+        keys,
+        started: chrono::Utc::now(),
+        attempts: Default::default(),
+        public_url: options.public_url,
+        console: Default::default(),
+    });
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let scheduler = tokio::spawn(scheduler::run(Arc::clone(&shared), options.tick, stop.clone()));
     let signal = stop.clone();
@@ -156,8 +163,7 @@ pub async fn serve(state: StateDir, listener: tokio::net::TcpListener, options: 
             _ = signal.cancelled() => {}
         }
     });
-    let closing = stop.clone();
-    axum::serve(listener, router(shared)).with_graceful_shutdown(async move { closing.cancelled().await }).await?;
+    listen::serve(listener, router(shared), options.server, stop.clone()).await;
     runner.shutdown().await;
     let _ = scheduler.await;
     Ok(())

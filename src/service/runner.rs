@@ -44,6 +44,18 @@ pub struct Runner {
     closing: CancellationToken,
 }
 
+/// Frees a synchronization in the runner when its run's task ends, however it ends.
+struct Release {
+    runner: Arc<Runner>,
+    sync: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.runner.active().remove(&self.sync);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("synchronization `{sync}` is already running (job {job})")]
@@ -90,9 +102,10 @@ impl Runner {
         let (record, sync) = (job.clone(), sync.to_string());
         let (done_tx, done_rx) = oneshot::channel();
         self.tasks.spawn(async move {
+            // However the run ends (a panic included), the synchronization is free again.
+            let _release = Release { runner: Arc::clone(&runner), sync };
             let options = RunOptions { force_full_sync, dry_run, first_page_only, cancel, ..RunOptions::default() };
             let (job, warnings) = runner.execute(&pipeline, record, options, Arc::clone(&progress)).await;
-            runner.active().remove(&sync);
             let _ = done_tx.send(Finished { job, warnings, progress });
         });
         Ok((job, done_rx))
@@ -117,7 +130,7 @@ impl Runner {
                 return (job, Vec::new());
             }
         };
-        let ended = match pipeline::run_job(pipeline, job.clone(), &self.state, options, progress, false).await {
+        let ended = match pipeline::run_job(pipeline, job.clone(), &self.state, options, progress, &lock).await {
             Ok(report) => (report.job, report.warnings),
             Err(error) => {
                 fail(&mut job, ErrorCategory::State, error.to_string());
@@ -126,6 +139,25 @@ impl Runner {
         };
         drop(lock);
         ended
+    }
+
+    /// Takes over the jobs earlier processes left active: each synchronization's under its lock, so a
+    /// job another live process (a command-line run) is running stays as it is. Returns how many
+    /// synchronizations were taken over; their next run adopts what the dead runs wrote.
+    pub fn take_over_orphans(&self) -> Result<usize, StoreError> {
+        let jobs = self.state.jobs()?;
+        let mut taken = 0;
+        for sync in jobs.active_synchronizations()? {
+            match self.state.lock(&sync) {
+                Ok(_lock) => {
+                    jobs.take_over(&sync, "")?;
+                    taken += 1;
+                }
+                Err(StoreError::Busy(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(taken)
     }
 
     /// Asks the job to stop: CANCELLING now, CANCELLED once its writes settle. `None`: not running here.

@@ -53,6 +53,21 @@ impl Chunk {
     }
 }
 
+/// The JSON records of a page or a document, each a slice of it; one over `maxRecordBytes` fails alone.
+pub fn json_records(records: Vec<Bytes>, limits: &crate::limits::ReadLimits) -> Vec<RawRecord> {
+    let max = limits.max_record_bytes;
+    records
+        .into_iter()
+        .map(|record| {
+            if record.len() > max.len() {
+                RawRecord::Broken(crate::limits::OverLimit::bytes(format!("the record ({} bytes)", record.len()), "maxRecordBytes", max).to_string())
+            } else {
+                RawRecord::Json(record)
+            }
+        })
+        .collect()
+}
+
 /// What a source stream yields.
 #[derive(Debug, Clone)]
 pub enum SourceEvent {
@@ -108,6 +123,15 @@ pub enum SourceError {
     /// A file could not be read or parsed as a whole.
     #[error("{file}: {reason}")]
     File { file: String, reason: String },
+    /// An input over one of the source's `limits` (the message names the key).
+    #[error("{0}")]
+    Limit(String),
+    /// A redirect or a next link to an origin the source's credentials do not go to.
+    #[error(
+        "the source's answer leads to {to}, another origin than the source's; syncline sends a source's credentials only to its own \
+         origin, so it stopped (set `allowCrossOriginLinks: true` on the source to follow such links without credentials)"
+    )]
+    CrossOrigin { to: String },
 }
 
 impl SourceError {
@@ -123,6 +147,8 @@ impl SourceError {
             SourceError::Format { .. } | SourceError::File { .. } => ErrorCategory::Format,
             SourceError::Auth { .. } => ErrorCategory::Auth,
             SourceError::Protocol { .. } => ErrorCategory::Protocol,
+            SourceError::Limit(_) => ErrorCategory::Limit,
+            SourceError::CrossOrigin { .. } => ErrorCategory::Http,
         }
     }
 }

@@ -114,7 +114,10 @@ CREATE INDEX IF NOT EXISTS job_logs_by_job ON job_logs(job_id, seq);
 CREATE TABLE IF NOT EXISTS job_errors (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, origin_id TEXT NOT NULL, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS job_errors_by_job ON job_errors(job_id, seq);
 CREATE TABLE IF NOT EXISTS cursors (synchronization TEXT PRIMARY KEY, value TEXT NOT NULL, fingerprint TEXT NOT NULL, saved_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recovery (synchronization TEXT PRIMARY KEY, since TEXT NOT NULL);
 ";
+
+const ORPHAN_ERROR: &str = "the process running this job stopped before it finished";
 
 /// Where an incremental source stopped reading, and the mapping it was read for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,15 +282,45 @@ impl JobStore {
         })
     }
 
-    /// Marks jobs left PENDING, RUNNING or CANCELLING by a process that died as FAILED: all of them, or
-    /// those of one synchronization.
-    pub fn fail_orphans(&self, synchronization: Option<&str>) -> Result<usize, StoreError> {
+    /// Called by a run holding its synchronization's lock, before it starts: jobs of the
+    /// synchronization still marked active (but `own`) were cut off by a process that died, so they
+    /// are marked FAILED and the synchronization is marked for recovery. True while recovery is due:
+    /// the run must adopt what the interrupted runs wrote, and call [`JobStore::recovered`] once its
+    /// contracts hold it.
+    pub fn take_over(&self, synchronization: &str, own: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tx = conn.transaction()?;
+        let cut_off = tx.execute(
+            "UPDATE jobs SET status = 'FAILED', completed_at = ?1, error = ?4, error_category = 'internal' \
+             WHERE synchronization = ?2 AND id != ?3 AND status IN ('PENDING', 'RUNNING', 'CANCELLING')",
+            params![now_text(), synchronization, own, ORPHAN_ERROR],
+        )?;
+        if cut_off > 0 {
+            tx.execute("INSERT OR IGNORE INTO recovery (synchronization, since) VALUES (?1, ?2)", params![synchronization, now_text()])?;
+        }
+        let due = tx.query_row("SELECT COUNT(*) FROM recovery WHERE synchronization = ?1", [synchronization], |r| r.get::<_, i64>(0))? > 0;
+        tx.commit()?;
+        Ok(due)
+    }
+
+    /// Marks `synchronization` for recovery: a run of it stopped (a panic) without saving contracts
+    /// for everything it wrote, so the next run adopts the target's objects first.
+    pub fn needs_recovery(&self, synchronization: &str) -> Result<(), StoreError> {
+        self.with(|c| c.execute("INSERT OR IGNORE INTO recovery (synchronization, since) VALUES (?1, ?2)", params![synchronization, now_text()]))?;
+        Ok(())
+    }
+
+    /// The contracts of `synchronization` hold what interrupted runs wrote: no recovery is due.
+    pub fn recovered(&self, synchronization: &str) -> Result<(), StoreError> {
+        self.with(|c| c.execute("DELETE FROM recovery WHERE synchronization = ?1", [synchronization]))?;
+        Ok(())
+    }
+
+    /// The synchronizations with jobs still marked active (to be taken over under their locks).
+    pub fn active_synchronizations(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
-            c.execute(
-                "UPDATE jobs SET status = 'FAILED', completed_at = ?1, error = 'the process running this job stopped before it finished', \
-                 error_category = 'internal' WHERE status IN ('PENDING', 'RUNNING', 'CANCELLING') AND (?2 IS NULL OR synchronization = ?2)",
-                params![now_text(), synchronization],
-            )
+            let mut stmt = c.prepare("SELECT DISTINCT synchronization FROM jobs WHERE status IN ('PENDING', 'RUNNING', 'CANCELLING') ORDER BY 1")?;
+            stmt.query_map([], |r| r.get(0))?.collect()
         })
     }
 

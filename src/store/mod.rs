@@ -72,7 +72,7 @@ impl StateDir {
 
     /// Where an API target records the objects it creates, until the contracts hold them.
     pub fn journal_path(&self, synchronization: &str) -> PathBuf {
-        self.root.join("contracts").join(format!("{synchronization}.created.ndjson"))
+        self.root.join("contracts").join(format!("{}.created.ndjson", file_name(synchronization)))
     }
 
     /// Forgets the recorded creates of a synchronization: called once its contracts are saved.

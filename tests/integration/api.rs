@@ -77,13 +77,16 @@ async fn a_schema_violation_fails_that_record_naming_the_field() {
     h.fixture.store.update(4, |p| p["status"] = json!("lost"));
     h.write(&Sync { mapping: r#"{ title: "{{ name }}", category: "{{ category.name }}", status: "{{ status }}", extra: "x" }"#.into(), ..Sync::default() });
     let report = h.run().await;
-    assert_eq!(report.job.status, JobStatus::Completed, "a broken record fails that record, not the run");
+    // Every record broken: each failed alone, and the run that did nothing it was asked is FAILED.
+    assert_eq!(report.job.status, JobStatus::Failed);
+    assert_eq!(report.job.error_category.as_deref(), Some("records"));
     assert_eq!(report.job.counts.failed, 8);
     let errors = h.state.jobs().unwrap().errors(&report.job.id, 10).unwrap();
     assert!(errors.iter().all(|e| e.message.contains("schema does not allow field `extra`")), "{errors:?}");
 
     h.write(&Sync::default());
     let report = h.run().await;
+    assert_eq!(report.job.status, JobStatus::Completed, "a broken record fails that record, not the run");
     assert_eq!((report.job.counts.created, report.job.counts.failed), (7, 1));
     let errors = h.state.jobs().unwrap().errors(&report.job.id, 10).unwrap();
     assert_eq!(errors[0].origin_id, "4");

@@ -28,7 +28,7 @@ fn csrf_of(page: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_need_the_key_and_changes_need_the_csrf_token() {
     let state = tempfile::tempdir().unwrap();
-    let options = ServeOptions { listen: "127.0.0.1:0".parse().unwrap(), files: vec![], api_keys: vec![Secret::new(KEY)], tick: Duration::from_millis(200) };
+    let options = ServeOptions { listen: "127.0.0.1:0".parse().unwrap(), files: vec![], api_keys: vec![Secret::new(KEY)], tick: Duration::from_millis(200), public_url: None, server: Default::default() };
     let (address, stop, handle) = service::spawn(StateDir::open(state.path()).unwrap(), options).await.unwrap();
     let url = format!("http://{address}");
     let http = client();

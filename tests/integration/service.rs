@@ -30,6 +30,8 @@ impl Service {
             files,
             api_keys: vec![Secret::new(KEY)],
             tick: Duration::from_millis(100),
+            public_url: None,
+            server: Default::default(),
         };
         let (address, stop, handle) = service::spawn(state, options).await.unwrap();
         Service { url: format!("http://{address}"), stop, handle, http: reqwest::Client::new() }
@@ -181,7 +183,9 @@ async fn keys_bad_bodies_and_write_only_secrets() {
     assert_eq!(status, StatusCode::OK, "{saved}");
     let db = rusqlite::Connection::open(state.path().join("catalog.db")).unwrap();
     let stored: String = db.query_row("SELECT body FROM definitions WHERE id = 'vault'", [], |r| r.get(0)).unwrap();
-    assert!(stored.contains("hunter2-secret") && stored.contains("X-Team"), "the secret is kept beside the edit: {stored}");
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert!(stored["headers"]["X-Team"] == "data" && stored["auth"]["password"].as_str().unwrap().starts_with("enc:v1:"), "the secret is kept, sealed, beside the edit: {stored}");
+    assert!(!stored.to_string().contains("hunter2"), "no secret in the clear at rest");
     let (_, tested) = service.post("/api/sources/vault/test", json!({})).await;
     assert_eq!(tested["ok"], false);
     for path in ["/api/sources", "/api/sources/vault", "/api/dashboard"] {

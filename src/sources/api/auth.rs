@@ -20,6 +20,8 @@ use crate::sources::SourceError;
 
 /// A token is renewed this long before the server says it expires, so no request carries a stale one.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// The most of a token endpoint's answer that is read.
+const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
 /// How long a token whose response gives no `expires_in` is kept.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
@@ -190,9 +192,16 @@ impl Tokens {
             form.push(("client_id", client_id));
             form.push(("client_secret", secret));
         }
-        let response = request.form(&form).send().await.map_err(|e| auth_error(format!("the token request failed: {e}")))?;
+        let mut response = request.form(&form).send().await.map_err(|e| auth_error(format!("the token request failed: {e}")))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| auth_error(format!("the token response was cut off: {e}")))?;
+        // A token answer is a few hundred bytes: read no more than a small bound of it.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| auth_error(format!("the token response was cut off: {e}")))? {
+            if body.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+                return Err(auth_error(format!("the token response is larger than {MAX_TOKEN_RESPONSE} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
             return Err(auth_error(format!("the token endpoint answered HTTP {}: {text}", status.as_u16())));

@@ -1,6 +1,11 @@
 //! HTTP requests of an API source: authentication, timeouts, TLS, a rate limit, and retries with
 //! exponential backoff and jitter on connect errors, timeouts, 429 and 5xx, honouring `Retry-After`.
 //! Every URL that appears in an error is redacted (no user info, API keys in the query masked).
+//!
+//! Credentials go only to the origins the user configured (the location's, an absolute endpoint's):
+//! a redirect or a link elsewhere is refused, or with `allowCrossOriginLinks` fetched without any of
+//! the source's credentials, headers or client certificate, and said in a warning. A response body is
+//! read up to `limits.maxResponseBytes` and no further.
 
 use std::time::Duration;
 
@@ -13,6 +18,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{AuthKind, KeyPlacement, RetryDef, Secret, SourceDef, TextMap};
+use crate::limits::{ByteSize, OverLimit};
 use crate::sources::SourceError;
 use super::auth::RequestTemplates;
 
@@ -32,9 +38,19 @@ enum Auth {
     Query { name: String, key: Secret },
 }
 
+/// How much of an error answer is kept: its start is all a message shows.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
 /// A configured HTTP client for one source.
 pub struct HttpClient {
     client: reqwest::Client,
+    /// For links to other origins (`allowCrossOriginLinks`): no credentials, headers or client certificate.
+    anonymous: Option<reqwest::Client>,
+    /// The origins credentials may go to.
+    trusted: std::sync::Mutex<Vec<url::Origin>>,
+    /// What the client had to tell the user (a link followed to another origin), taken by the reader.
+    warnings: std::sync::Mutex<Vec<String>>,
+    max_response_bytes: ByteSize,
     auth: Auth,
     headers: HeaderMap,
     query: Vec<(String, String)>,
@@ -53,19 +69,42 @@ impl HttpClient {
     pub fn new(source: &SourceDef, extra_headers: &TextMap, extra_query: &TextMap) -> Result<Self, SourceError> {
         crate::sources::tls::install_provider();
         let timeout = source.timeout.map(|s| s.0).unwrap_or(Duration::from_secs(30));
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("syncline/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .connect_timeout(source.connect_timeout.map(|s| s.0).unwrap_or(Duration::from_secs(10)))
-            .danger_accept_invalid_certs(!source.tls.verify.0)
-            .no_proxy();
-        if let Some(ca) = &source.tls.ca {
-            let certificates = reqwest::Certificate::from_pem_bundle(ca.as_bytes())
-                .map_err(|e| SourceError::Config(format!("tls.ca is not a PEM certificate bundle: {}", chain(&e))))?;
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
+        let trusted: Vec<url::Origin> = Url::parse(&source.location).map(|u| vec![u.origin()]).unwrap_or_default();
+        let base = |redirects: reqwest::redirect::Policy| -> Result<reqwest::ClientBuilder, SourceError> {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(concat!("syncline/", env!("CARGO_PKG_VERSION")))
+                .timeout(timeout)
+                .connect_timeout(source.connect_timeout.map(|s| s.0).unwrap_or(Duration::from_secs(10)))
+                .danger_accept_invalid_certs(!source.tls.verify.0)
+                .redirect(redirects)
+                .no_proxy();
+            if let Some(ca) = &source.tls.ca {
+                let certificates = reqwest::Certificate::from_pem_bundle(ca.as_bytes())
+                    .map_err(|e| SourceError::Config(format!("tls.ca is not a PEM certificate bundle: {}", chain(&e))))?;
+                for certificate in certificates {
+                    builder = builder.add_root_certificate(certificate);
+                }
             }
-        }
+            Ok(builder)
+        };
+        // Redirects are followed while they stay on the origin they started from; one that leaves it
+        // comes back as the 3xx answer, for `request` to refuse or follow without credentials.
+        let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first().map(Url::origin);
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if first.is_some_and(|first| first == attempt.url().origin()) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let mut builder = base(same_origin)?;
+        let anonymous = if source.allow_cross_origin_links.0 {
+            Some(base(reqwest::redirect::Policy::limited(10))?.build().map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?)
+        } else {
+            None
+        };
         match (&source.tls.cert, &source.tls.key) {
             (Some(cert), Some(key)) => {
                 let pem = format!("{}\n{}", cert.trim_end(), key.expose());
@@ -82,7 +121,15 @@ impl HttpClient {
         let mut query: Vec<(String, String)> = source.query.iter().chain(extra_query).map(|(k, v)| (k.clone(), v.0.clone())).collect();
         let templates = RequestTemplates::take(source, &mut header_pairs, &mut query, &client)?;
         let mut headers = HeaderMap::new();
+        for (name, value) in &query {
+            if crate::secrets::is_secret_name(name) {
+                crate::secrets::remember(value);
+            }
+        }
         for (name, value) in header_pairs {
+            if crate::secrets::is_secret_name(&name) {
+                crate::secrets::remember(&value.0);
+            }
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
             let value = HeaderValue::from_str(&value.0).map_err(|_| SourceError::Config(format!("header `{name}` has a value that cannot be sent")))?;
             headers.insert(name, value);
@@ -110,7 +157,43 @@ impl HttpClient {
             }
         };
         let rate = source.rate_limit.map(|r| (r.per.0 / r.requests, Mutex::new(Instant::now())));
-        Ok(HttpClient { client, auth, headers, query, templates, retry: source.retries.clone(), rate, exhausted: std::sync::Mutex::new(None), timeout })
+        Ok(HttpClient {
+            client,
+            anonymous,
+            trusted: std::sync::Mutex::new(trusted),
+            warnings: std::sync::Mutex::default(),
+            max_response_bytes: source.limits.max_response_bytes,
+            auth,
+            headers,
+            query,
+            templates,
+            retry: source.retries.clone(),
+            rate,
+            exhausted: std::sync::Mutex::new(None),
+            timeout,
+        })
+    }
+
+    /// Lets credentials go to `url`'s origin too: an endpoint the user wrote as an absolute URL.
+    pub fn trust(&self, url: &Url) {
+        let mut trusted = self.trusted.lock().unwrap_or_else(|p| p.into_inner());
+        if !trusted.contains(&url.origin()) {
+            trusted.push(url.origin());
+        }
+    }
+
+    fn is_trusted(&self, url: &Url) -> bool {
+        self.trusted.lock().unwrap_or_else(|p| p.into_inner()).contains(&url.origin())
+    }
+
+    /// What the client has to tell the user since it was last asked.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The refusal of a request to `url`, an origin credentials do not go to.
+    fn cross_origin(&self, url: &Url) -> SourceError {
+        SourceError::CrossOrigin { to: url.origin().ascii_serialization() }
     }
 
     /// The URL with the source's and synchronization's query parameters added (not the API key).
@@ -127,18 +210,22 @@ impl HttpClient {
         url
     }
 
-    /// The URL as it may appear in messages.
+    /// The URL as it may appear in messages: no user info, and the values of the API key parameter,
+    /// of credential-named parameters and of any secret the process knows masked.
     pub fn redact(&self, url: &Url) -> String {
         let mut shown = url.clone();
         let _ = shown.set_username("");
         let _ = shown.set_password(None);
-        if let Auth::Query { name, .. } = &self.auth {
-            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-            if pairs.iter().any(|(k, _)| k == name) {
-                shown.query_pairs_mut().clear().extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), if k == name { "***" } else { v.as_str() })));
-            }
+        let key_name = match &self.auth {
+            Auth::Query { name, .. } => Some(name.as_str()),
+            _ => None,
+        };
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let secret = |k: &str, v: &str| Some(k) == key_name || crate::secrets::is_secret_name(k) || crate::secrets::scrub(v) != v;
+        if pairs.iter().any(|(k, v)| secret(k, v)) {
+            shown.query_pairs_mut().clear().extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), if secret(k, v) { "***" } else { v.as_str() })));
         }
-        shown.to_string()
+        crate::secrets::scrub(shown.as_str()).into_owned()
     }
 
     /// GETs `url`, retrying transient failures. Any final non-2xx answer is an error.
@@ -152,6 +239,9 @@ impl HttpClient {
     /// `idempotency_key` goes out as `Idempotency-Key`, the same on every attempt, so an API that honours
     /// it makes one object of a create that is retried, or sent again after a run was cut off.
     pub async fn request(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, idempotency_key: Option<&str>) -> Result<Response, SourceError> {
+        if !self.is_trusted(url) {
+            return self.request_elsewhere(method, url, body).await;
+        }
         let shown = self.redact(url);
         let mut attempt = 0u32;
         loop {
@@ -165,6 +255,14 @@ impl HttpClient {
             }
             let (error, retry_after) = match outcome {
                 Ok(response) if (200..300).contains(&response.status) => return Ok(response),
+                // A redirect the client did not follow leaves the origin (see `new`).
+                Ok(response) if (300..400).contains(&response.status) && response.headers.contains_key(reqwest::header::LOCATION) => {
+                    let target = response.headers.get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).and_then(|l| url.join(l).ok());
+                    return match target {
+                        Some(target) if target.origin() != url.origin() => self.request_elsewhere(method, &target, body).await,
+                        _ => Err(SourceError::Http { url: shown.clone(), status: response.status, body: "a redirect syncline did not follow".into() }),
+                    };
+                }
                 Ok(response) => {
                     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                     let error = SourceError::Http { url: shown.clone(), status: response.status, body: excerpt(&response.body) };
@@ -187,6 +285,54 @@ impl HttpClient {
             tracing::warn!(url = %shown, attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying request");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// A request to an origin credentials do not go to: refused, or sent bare with a warning when the
+    /// source allows cross-origin links. Not retried.
+    async fn request_elsewhere(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>) -> Result<Response, SourceError> {
+        let Some(anonymous) = &self.anonymous else { return Err(self.cross_origin(url)) };
+        let shown = self.redact(url);
+        let host = url.origin().ascii_serialization();
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("followed a link to {host}, another origin than the source's, without the source's credentials (allowCrossOriginLinks)"));
+        let mut request = anonymous.request(method, url.clone());
+        if let Some(body) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&e, &shown))?;
+        let response = self.read(response, &shown).await?;
+        if (200..300).contains(&response.status) {
+            Ok(response)
+        } else {
+            Err(SourceError::Http { url: shown, status: response.status, body: excerpt(&response.body) })
+        }
+    }
+
+    /// Reads an answer's body: a success up to `maxResponseBytes` (more fails the request), an error
+    /// answer only as far as a message shows.
+    async fn read(&self, mut response: reqwest::Response, shown: &str) -> Result<Response, SourceError> {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let success = (200..300).contains(&status);
+        let limit = self.max_response_bytes;
+        let too_large = || SourceError::Limit(OverLimit::bytes(format!("the response of {shown}"), "maxResponseBytes", limit).to_string());
+        if success && response.content_length().is_some_and(|length| length > limit.bytes()) {
+            return Err(too_large());
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e, shown))? {
+            if !success && body.len() + chunk.len() > ERROR_BODY_BYTES {
+                body.extend_from_slice(&chunk[..ERROR_BODY_BYTES - body.len()]);
+                break;
+            }
+            if body.len() + chunk.len() > limit.len() {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response { status, headers, body: body.freeze() })
     }
 
     async fn send(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, idempotency_key: Option<&str>, shown: &str) -> Result<Response, SourceError> {
@@ -216,10 +362,7 @@ impl HttpClient {
             Auth::Header { name, key } => request.header(name.clone(), key.expose()),
         };
         let response = request.send().await.map_err(|e| self.transport_error(&e, shown))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| self.transport_error(&e, shown))?;
-        Ok(Response { status, headers, body })
+        self.read(response, shown).await
     }
 
     fn transport_error(&self, error: &reqwest::Error, shown: &str) -> SourceError {
@@ -312,7 +455,8 @@ fn budget_reset(headers: &HeaderMap) -> Option<Duration> {
 /// The start of an error body, on one line.
 fn excerpt(body: &Bytes) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // An upstream's text reaches terminals and pages: no control characters (escape sequences).
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().map(|c| if c.is_control() { '?' } else { c }).collect();
     if body.len() > 300 { format!("{line}…") } else { line }
 }
 

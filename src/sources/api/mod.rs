@@ -15,7 +15,8 @@ use url::Url;
 
 use crate::config::{PaginationDef, SourceDef, Synchronization, TextMap};
 use crate::envelope::{self, ResultsPosition};
-use crate::sources::{Chunk, RawRecord, Source, SourceError, SourceEvent, SourceStream};
+use crate::limits::ReadLimits;
+use crate::sources::{Chunk, Source, SourceError, SourceEvent, SourceStream};
 pub use client::HttpClient;
 use pagination::{Next, Pager};
 
@@ -26,6 +27,7 @@ pub struct ApiSource {
     position: ResultsPosition,
     pagination: PaginationDef,
     max_pages: Option<u32>,
+    limits: ReadLimits,
 }
 
 impl ApiSource {
@@ -34,12 +36,14 @@ impl ApiSource {
         let config = &sync.source_config;
         let client = HttpClient::new(def, &config.headers, config.query.params())?;
         let url = client.with_query(endpoint_url(&def.location, config.endpoint.as_deref())?);
+        client.trust(&url);
         Ok(ApiSource {
             client: Arc::new(client),
             url,
             position: ResultsPosition::parse(config.results_position.as_deref()),
             pagination: sync.pagination.clone(),
             max_pages: config.max_pages,
+            limits: def.limits,
         })
     }
 
@@ -47,12 +51,14 @@ impl ApiSource {
     pub fn probe(def: &SourceDef, endpoint: Option<&str>) -> Result<ApiSource, SourceError> {
         let client = HttpClient::new(def, &TextMap::new(), &TextMap::new())?;
         let url = client.with_query(endpoint_url(&def.location, endpoint)?);
+        client.trust(&url);
         Ok(ApiSource {
             client: Arc::new(client),
             url,
             position: ResultsPosition::Auto,
             pagination: PaginationDef::default(),
             max_pages: None,
+            limits: def.limits,
         })
     }
 }
@@ -85,18 +91,19 @@ fn endpoint_url(location: &str, endpoint: Option<&str>) -> Result<Url, SourceErr
 
 /// An XML body (OpenConnector parses a body that is not JSON as XML) becomes its JSON reading, so
 /// `resultsPosition`, `idPosition` and next links work the same on both.
-fn xml_as_json(body: &mut bytes::Bytes) -> Result<(), String> {
+fn xml_as_json(body: &mut bytes::Bytes, max_depth: usize) -> Result<(), String> {
     if !envelope::xml::looks_like_xml(body) {
         return Ok(());
     }
     let text = std::str::from_utf8(body).map_err(|e| format!("the XML body is not UTF-8: {e}"))?;
-    let value = envelope::xml::to_json(text)?;
+    let value = envelope::xml::to_json(text, max_depth)?;
     *body = bytes::Bytes::from(serde_json::to_vec(&value).map_err(|e| e.to_string())?);
     Ok(())
 }
 
 struct Reader {
     client: Arc<HttpClient>,
+    limits: ReadLimits,
     position: ResultsPosition,
     pager: Pager,
     next: Option<Url>,
@@ -111,11 +118,13 @@ impl Reader {
         }
         let url = self.next.take()?;
         self.page += 1;
-        let mut response = match self.client.get(&url).await {
+        let got = self.client.get(&url).await;
+        self.pending.extend(self.client.take_warnings().into_iter().map(SourceEvent::Warning));
+        let mut response = match got {
             Ok(response) => response,
             Err(error) => return Some((Err(error), self)),
         };
-        if let Err(reason) = xml_as_json(&mut response.body) {
+        if let Err(reason) = xml_as_json(&mut response.body, self.limits.max_depth) {
             return Some((Err(SourceError::Format { url: self.client.redact(&url), reason }), self));
         }
         let extracted = match envelope::extract(&response.body, &self.position) {
@@ -131,10 +140,7 @@ impl Reader {
             Next::DoneWarning(warning) => self.pending.push_back(SourceEvent::Warning(warning)),
             Next::Truncated(reason) => self.pending.push_back(SourceEvent::Truncated(reason)),
         }
-        let chunk = Chunk::new(
-            extracted.records.into_iter().map(RawRecord::Json).collect(),
-            format!("page {} (GET {})", self.page, self.client.redact(&url)),
-        );
+        let chunk = Chunk::new(crate::sources::json_records(extracted.records, &self.limits), format!("page {} (GET {})", self.page, self.client.redact(&url)));
         Some((Ok(SourceEvent::Chunk(chunk)), self))
     }
 }
@@ -145,6 +151,7 @@ impl Source for ApiSource {
         let first = pager.first(self.url.clone());
         let reader = Reader {
             client: Arc::clone(&self.client),
+            limits: self.limits,
             position: self.position.clone(),
             pager,
             next: Some(first),
@@ -159,7 +166,7 @@ impl Source for ApiSource {
             let started = std::time::Instant::now();
             let mut response = self.client.get(&self.url).await?;
             // An XML body that cannot be read shows below as "not JSON", with its size.
-            let _ = xml_as_json(&mut response.body);
+            let _ = xml_as_json(&mut response.body, self.limits.max_depth);
             let records = envelope::extract(&response.body, &self.position).map(|e| e.records.len()).ok();
             let what = match records {
                 Some(n) => format!("{n} record(s) in the first page"),

@@ -44,7 +44,7 @@ struct Inner {
 
 impl FileSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FileSource, SourceError> {
-        let mut options = FormatOptions::from_config(config)?;
+        let mut options = FormatOptions { limits: def.limits, ..FormatOptions::from_config(config)? };
         if def.kind == SourceKind::Excel {
             match options.format {
                 Some(format) if !format.is_spreadsheet() => {

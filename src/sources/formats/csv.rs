@@ -24,40 +24,36 @@ enum Kind {
     Text,
 }
 
+/// Rows held while sampling stop being held past this many bytes (they are then typed from fewer).
+const SAMPLE_BYTES: usize = 64 * 1024 * 1024;
+
 pub(super) fn read(reader: impl Read, name: &str, options: &FormatOptions, tx: &EventSender) -> Result<(), ReadError> {
-    let mut csv = ::csv::ReaderBuilder::new().delimiter(options.delimiter).has_headers(false).flexible(true).from_reader(reader);
     let file_error = |reason: String| ReadError::Failed(SourceError::File { file: name.to_string(), reason });
-    let mut rows = csv.byte_records();
+    let mut rows = Rows::new(reader, options);
     let mut columns: Vec<String> = Vec::new();
     let mut sample: Vec<(u64, Result<::csv::ByteRecord, String>)> = Vec::new();
+    let mut sampled_bytes = 0usize;
     if options.header {
-        match rows.next() {
+        match rows.next().map_err(|e| super::io_failure(name, e))? {
             None => return Ok(()),
-            Some(Ok(header)) => columns = header_names(&header),
-            Some(Err(error)) => return Err(file_error(format!("cannot read the header line: {error}"))),
+            Some((_, Ok(header))) => columns = header_names(&header),
+            Some((_, Err(problem))) => return Err(file_error(format!("cannot read the header line: {problem}"))),
         }
     }
     let mut out = ChunkWriter::new(tx, name.to_string(), "line");
     let infer = options.column_types == ColumnTypes::Infer;
     let mut kinds: Vec<Kind> = Vec::new();
     let mut sampling = infer;
-    for row in rows {
-        let (line, row) = match row {
-            Ok(record) => (record.position().map_or(0, |p| p.line()), Ok(record)),
-            Err(error) => match error.position() {
-                Some(position) => (position.line(), Err(error.to_string())),
-                // Not a row's error but the reader's (an I/O failure): the file cannot go on.
-                None => return Err(file_error(format!("cannot read: {error}"))),
-            },
-        };
+    while let Some((line, row)) = rows.next().map_err(|e| super::io_failure(name, e))? {
         if columns.is_empty()
             && let Ok(record) = &row
         {
             columns = (1..=record.len()).map(|i| format!("column{i}")).collect();
         }
         if sampling {
+            sampled_bytes += row.as_ref().map_or(0, |r| r.as_slice().len());
             sample.push((line, row));
-            if sample.len() >= SAMPLE_ROWS {
+            if sample.len() >= SAMPLE_ROWS || sampled_bytes >= SAMPLE_BYTES {
                 kinds = infer_kinds(&columns, &sample);
                 sampling = false;
                 for (line, row) in sample.drain(..) {
@@ -75,6 +71,111 @@ pub(super) fn read(reader: impl Read, name: &str, options: &FormatOptions, tx: &
         }
     }
     out.flush()
+}
+
+/// CSV rows read within `maxRecordBytes` and `maxFieldBytes`: a row over either is skipped to its end
+/// and comes out as that row's error, without ever being held whole.
+struct Rows<R> {
+    input: std::io::BufReader<R>,
+    core: ::csv_core::Reader,
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+    max_record: usize,
+    max_field: usize,
+    /// Lines read before the byte the reader is at.
+    lines: u64,
+    done: bool,
+}
+
+impl<R: Read> Rows<R> {
+    fn new(reader: R, options: &FormatOptions) -> Self {
+        Rows {
+            input: std::io::BufReader::with_capacity(256 * 1024, reader),
+            core: ::csv_core::ReaderBuilder::new().delimiter(options.delimiter).build(),
+            fields: vec![0; 4096],
+            ends: vec![0; 64],
+            max_record: options.limits.max_record_bytes.len(),
+            max_field: options.limits.max_field_bytes.len(),
+            lines: 0,
+            done: false,
+        }
+    }
+
+    /// The next row and the line it starts on; `None` at the end of the file.
+    fn next(&mut self) -> std::io::Result<Option<(u64, Result<::csv::ByteRecord, String>)>> {
+        use ::csv_core::ReadRecordResult;
+        use std::io::BufRead;
+        if self.done {
+            return Ok(None);
+        }
+        let (mut length, mut count) = (0usize, 0usize);
+        let mut oversize = false;
+        let mut line = self.lines + 1;
+        let mut started = false;
+        loop {
+            let input = self.input.fill_buf()?;
+            let (result, read, written, ended) = if oversize {
+                // Past the limit: parse on to the row's end, keeping nothing.
+                self.core.read_record(input, &mut self.fields[..], &mut self.ends[..])
+            } else {
+                self.core.read_record(input, &mut self.fields[length..], &mut self.ends[count..])
+            };
+            let consumed = &input[..read];
+            if !started {
+                // Blank lines before a row are skipped by the parser: the row starts after them.
+                let leading = consumed.iter().take_while(|b| matches!(b, b'\n' | b'\r')).filter(|b| **b == b'\n').count() as u64;
+                line += leading;
+                started = consumed.iter().any(|b| !matches!(b, b'\n' | b'\r'));
+            }
+            self.lines += memchr::memchr_iter(b'\n', consumed).count() as u64;
+            self.input.consume(read);
+            if !oversize {
+                length += written;
+                count += ended;
+            }
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => {
+                    if oversize {
+                        continue;
+                    }
+                    if self.fields.len() > self.max_record {
+                        oversize = true;
+                        continue;
+                    }
+                    let grown = (self.fields.len() * 2).min(self.max_record + 1);
+                    self.fields.resize(grown, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    if !oversize {
+                        let grown = self.ends.len() * 2;
+                        self.ends.resize(grown, 0);
+                    }
+                }
+                ReadRecordResult::Record => {
+                    if oversize || length > self.max_record {
+                        let limit = crate::limits::OverLimit::bytes("the row", "maxRecordBytes", crate::limits::ByteSize(self.max_record as u64));
+                        return Ok(Some((line, Err(limit.to_string()))));
+                    }
+                    let mut record = ::csv::ByteRecord::with_capacity(length, count);
+                    let mut start = 0;
+                    for &end in &self.ends[..count] {
+                        if end - start > self.max_field {
+                            let limit = crate::limits::OverLimit::bytes(format!("field {}", record.len() + 1), "maxFieldBytes", crate::limits::ByteSize(self.max_field as u64));
+                            return Ok(Some((line, Err(limit.to_string()))));
+                        }
+                        record.push_field(&self.fields[start..end]);
+                        start = end;
+                    }
+                    return Ok(Some((line, Ok(record))));
+                }
+                ReadRecordResult::End => {
+                    self.done = true;
+                    return Ok(None);
+                }
+            }
+        }
+    }
 }
 
 /// Column names from the header line: blanks named by position (`column3`).

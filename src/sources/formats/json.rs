@@ -8,22 +8,24 @@ use bytes::Bytes;
 
 use super::{ChunkWriter, EventSender, FormatOptions, ReadError};
 use crate::envelope;
+use crate::limits::OverLimit;
 use crate::sources::{RawRecord, SourceError, SourceEvent};
 
-pub(super) fn read_lines(reader: impl Read, name: &str, tx: &EventSender) -> Result<(), ReadError> {
+pub(super) fn read_lines(reader: impl Read, name: &str, options: &FormatOptions, tx: &EventSender) -> Result<(), ReadError> {
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut out = ChunkWriter::new(tx, name.to_string(), "line");
+    let max = options.limits.max_record_bytes;
     let mut line = Vec::new();
     let mut number = 0u64;
     loop {
         line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| ReadError::Failed(SourceError::File { file: name.to_string(), reason: format!("cannot read: {e}") }))?;
-        if read == 0 {
-            break;
-        }
+        let read = read_line(&mut reader, &mut line, max.len()).map_err(|e| super::io_failure(name, e))?;
+        let Some(over) = read else { break };
         number += 1;
+        if over {
+            out.push(RawRecord::Broken(OverLimit::bytes("the line", "maxRecordBytes", max).to_string()), number)?;
+            continue;
+        }
         let text = line.trim_ascii();
         if text.is_empty() {
             continue;
@@ -33,6 +35,35 @@ pub(super) fn read_lines(reader: impl Read, name: &str, tx: &EventSender) -> Res
     out.flush()
 }
 
+/// Reads one line into `line`, keeping at most `max` bytes of it: `None` at the end of the input,
+/// `Some(true)` for a line that was longer (skipped to its end, nothing of it kept).
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<Option<bool>> {
+    let (mut any, mut over) = (false, false);
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(any.then_some(over));
+        }
+        any = true;
+        let (part, done) = match memchr::memchr(b'\n', buffer) {
+            Some(at) => (&buffer[..=at], true),
+            None => (buffer, false),
+        };
+        if !over && line.len() + part.len() > max + 1 {
+            over = true;
+            line.clear();
+        }
+        if !over {
+            line.extend_from_slice(part);
+        }
+        let used = part.len();
+        reader.consume(used);
+        if done {
+            return Ok(Some(over));
+        }
+    }
+}
+
 pub(super) fn read_document(body: Bytes, name: &str, options: &FormatOptions, tx: &EventSender) -> Result<(), ReadError> {
     let extracted = envelope::extract(&body, &options.results_position)
         .map_err(|e| ReadError::Failed(SourceError::File { file: name.to_string(), reason: format!("not valid JSON: {}", e.0) }))?;
@@ -40,8 +71,8 @@ pub(super) fn read_document(body: Bytes, name: &str, options: &FormatOptions, tx
         tx.blocking_send(Ok(SourceEvent::Warning(format!("{name}: {warning}")))).map_err(|_| ReadError::Stopped)?;
     }
     let mut out = ChunkWriter::new(tx, name.to_string(), "record");
-    for (index, record) in extracted.records.into_iter().enumerate() {
-        out.push(RawRecord::Json(record), index as u64 + 1)?;
+    for (index, record) in crate::sources::json_records(extracted.records, &options.limits).into_iter().enumerate() {
+        out.push(record, index as u64 + 1)?;
     }
     out.flush()
 }

@@ -7,6 +7,8 @@ mod csv;
 mod json;
 mod parquet;
 mod sheet;
+mod sheet_checks;
+mod sheet_xls;
 
 use std::io::Read;
 
@@ -14,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{ColumnTypes, FileFormat, SourceConfigDef};
 use crate::envelope::ResultsPosition;
+use crate::limits::{ByteSize, OverLimit, ReadLimits};
 use crate::sources::{Chunk, RawRecord, SourceError, SourceEvent};
 pub use parquet::read_parquet;
 
@@ -36,8 +39,11 @@ pub struct FormatOptions {
     pub sheet: Option<String>,
     pub header_row: Option<u32>,
     pub range: Option<CellRange>,
-    /// The text arrives gzip-compressed (a file target's own `.gz` snapshot).
+    /// The bytes are gzip-compressed whatever they start with (a file target's own `.gz` snapshot);
+    /// otherwise a gzip stream is recognised by its first bytes.
     pub gzip: bool,
+    /// The source's bounds on what it reads.
+    pub limits: ReadLimits,
 }
 
 /// Cells `A1:F500` as 0-based (row, column) corners.
@@ -70,12 +76,14 @@ impl FormatOptions {
             header_row: config.header_row,
             range,
             gzip: false,
+            limits: ReadLimits::default(),
         })
     }
 
-    /// The format of file `name`: the configured one, or its extension's.
+    /// The format of file `name`: the configured one, or its extension's (`.gz` looked past).
     pub fn format_of(&self, name: &str) -> Result<FileFormat, SourceError> {
-        self.format.or_else(|| FileFormat::from_name(name)).ok_or_else(|| {
+        let plain = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".GZ")).unwrap_or(name);
+        self.format.or_else(|| FileFormat::from_name(plain)).ok_or_else(|| {
             SourceError::Config(format!("cannot tell the format of `{name}` from its name: set `format` (csv, ndjson, json, xlsx, ods, parquet)"))
         })
     }
@@ -116,15 +124,18 @@ fn cell(text: &str) -> Option<(u32, u32)> {
 /// a repeated one numbered (`name`, `name_2`).
 pub fn unique_names(texts: impl Iterator<Item = String>, blank: impl Fn(usize) -> String) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
+    // A sheet may be 16,384 columns wide: names are looked up, not compared one by one.
+    let mut taken = std::collections::HashSet::new();
     for (i, text) in texts.enumerate() {
         let text = text.trim();
         let base = if text.is_empty() { blank(i) } else { text.to_string() };
         let mut candidate = base.clone();
         let mut n = 2;
-        while names.contains(&candidate) {
+        while taken.contains(&candidate) {
             candidate = format!("{base}_{n}");
             n += 1;
         }
+        taken.insert(candidate.clone());
         names.push(candidate);
     }
     names
@@ -211,25 +222,91 @@ impl<'a> ChunkWriter<'a> {
 }
 
 /// Reads one file of a streamable or in-memory format (everything but Parquet), in a blocking thread.
-/// `name` is the file as the user knows it, used in every message.
+/// `name` is the file as the user knows it, used in every message. A gzip stream (by its magic bytes,
+/// or `options.gzip`) is decompressed, up to `maxDecompressedBytes`.
 pub fn read_blocking(reader: impl Read, name: &str, format: FileFormat, options: &FormatOptions, tx: &EventSender) -> Result<(), ReadError> {
-    let reader: Box<dyn Read + '_> = if options.gzip { Box::new(flate2::read::GzDecoder::new(reader)) } else { Box::new(reader) };
     let file_error = |reason: String| ReadError::Failed(SourceError::File { file: name.to_string(), reason });
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, reader);
+    let gzip = options.gzip || std::io::BufRead::fill_buf(&mut reader).map_err(|e| io_failure(name, e))?.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read + '_> = if gzip {
+        let limit = options.limits.max_decompressed_bytes;
+        Box::new(Bounded::new(flate2::bufread::MultiGzDecoder::new(reader), limit, format!("{name}, decompressed,"), "maxDecompressedBytes"))
+    } else {
+        Box::new(reader)
+    };
     match format {
         FileFormat::Csv => csv::read(decoded(reader, options), name, options, tx),
-        FileFormat::Ndjson => json::read_lines(decoded(reader, options), name, tx),
+        FileFormat::Ndjson => json::read_lines(decoded(reader, options), name, options, tx),
         FileFormat::Json => {
-            let mut body = Vec::new();
-            decoded(reader, options).read_to_end(&mut body).map_err(|e| file_error(format!("cannot read: {e}")))?;
+            let body = read_whole(decoded(reader, options), name, options)?;
             json::read_document(body.into(), name, options, tx)
         }
         FileFormat::Xlsx | FileFormat::Xls | FileFormat::Xlsb | FileFormat::Ods => {
-            let mut body = Vec::new();
-            let mut reader = reader;
-            reader.read_to_end(&mut body).map_err(|e| file_error(format!("cannot read: {e}")))?;
-            sheet::read(body, name, options, tx)
+            let body = read_whole(reader, name, options)?;
+            sheet::read(body, name, format, options, tx)
         }
         FileFormat::Parquet => Err(file_error("Parquet is read from its store, not as a stream".into())),
+    }
+}
+
+/// A file read whole into memory, refused past `maxFileBytes`.
+fn read_whole(reader: impl Read, name: &str, options: &FormatOptions) -> Result<Vec<u8>, ReadError> {
+    let limit = options.limits.max_file_bytes;
+    let mut body = Vec::new();
+    Bounded::new(reader, limit, name.to_string(), "maxFileBytes")
+        .read_to_end(&mut body)
+        .map_err(|e| io_failure(name, e))?;
+    Ok(body)
+}
+
+/// A reader that fails once more than `limit` bytes came through it, with an error naming the key.
+pub struct Bounded<R> {
+    inner: R,
+    left: u64,
+    limit: ByteSize,
+    what: String,
+    key: &'static str,
+}
+
+impl<R> Bounded<R> {
+    pub fn new(inner: R, limit: ByteSize, what: String, key: &'static str) -> Bounded<R> {
+        Bounded { inner, left: limit.bytes(), limit, what, key }
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        if read as u64 > self.left {
+            return Err(std::io::Error::other(LimitExceeded(OverLimit::bytes(std::mem::take(&mut self.what), self.key, self.limit))));
+        }
+        self.left -= read as u64;
+        Ok(read)
+    }
+}
+
+/// The I/O error a [`Bounded`] reader fails with.
+#[derive(Debug)]
+struct LimitExceeded(OverLimit);
+
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// A file that could not be read on: its limit, or the I/O error.
+pub fn io_failure(name: &str, error: std::io::Error) -> ReadError {
+    ReadError::Failed(limit_error(error).unwrap_or_else(|e| SourceError::File { file: name.to_string(), reason: format!("cannot read: {e}") }))
+}
+
+/// The source error of an I/O error that is a [`Bounded`] reader's limit; the error itself otherwise.
+pub fn limit_error(error: std::io::Error) -> Result<SourceError, std::io::Error> {
+    match error.get_ref().and_then(|inner| inner.downcast_ref::<LimitExceeded>()) {
+        Some(LimitExceeded(over)) => Ok(SourceError::Limit(over.to_string())),
+        None => Err(error),
     }
 }
 
@@ -243,10 +320,14 @@ where
     let stopped = |e: tokio::task::JoinError| ReadError::Failed(SourceError::Config(format!("the file reader stopped: {e}")));
     let (name, options, tx) = (name.to_string(), options.clone(), tx.clone());
     if format.is_spreadsheet() {
+        let limit = options.limits.max_file_bytes;
         let mut body = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut body)
+        tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::AsyncReadExt::take(&mut reader, limit.bytes() + 1), &mut body)
             .await
             .map_err(|e| ReadError::Failed(SourceError::Connect { url: name.clone(), reason: format!("the download broke off: {e}") }))?;
+        if body.len() as u64 > limit.bytes() {
+            return Err(ReadError::Failed(SourceError::Limit(OverLimit::bytes(name, "maxFileBytes", limit).to_string())));
+        }
         tokio::task::spawn_blocking(move || read_blocking(std::io::Cursor::new(body), &name, format, &options, &tx)).await.map_err(stopped)??;
         return Ok(reader);
     }

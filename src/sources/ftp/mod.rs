@@ -50,7 +50,7 @@ impl FtpSource {
                 verify: def.tls.verify.0,
                 connect_timeout: def.connect_timeout.map_or(Duration::from_secs(10), |s| s.0),
                 selection,
-                options: FormatOptions::from_config(config)?,
+                options: FormatOptions { limits: def.limits, ..FormatOptions::from_config(config)? },
             }),
         })
     }

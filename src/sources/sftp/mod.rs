@@ -77,7 +77,7 @@ impl SftpSource {
                 rule,
                 connect_timeout: def.connect_timeout.map_or(Duration::from_secs(10), |s| s.0),
                 selection,
-                options: FormatOptions::from_config(config)?,
+                options: FormatOptions { limits: def.limits, ..FormatOptions::from_config(config)? },
             }),
         })
     }

@@ -142,10 +142,15 @@ impl RegisterStore {
         )?;
         let rows = stmt.query_map([synchronization], |r| {
             let text: String = r.get(1)?;
-            Ok((r.get::<_, String>(0)?, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+            Ok((r.get::<_, String>(0)?, stored_object(&text).unwrap_or(serde_json::Value::Null)))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// An object as the register stored it: its depth was bounded by its source's `maxDepth` when written.
+fn stored_object(text: &str) -> Option<serde_json::Value> {
+    crate::limits::parse_checked_depth(text.as_bytes()).ok()
 }
 
 /// The columns of `objects_view` that make a [`StoredObject`], in the order `row_to_object` reads them.
@@ -186,7 +191,7 @@ fn row_to_object(r: &rusqlite::Row) -> rusqlite::Result<StoredObject> {
         synchronization: named(3)?,
         source: named(4)?,
         origin_id: r.get(5)?,
-        object: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        object: stored_object(&text).unwrap_or(serde_json::Value::String(text)),
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
         deleted_at: r.get(9)?,
