@@ -48,7 +48,7 @@ impl ByteSize {
     }
 
     /// As a buffer length (saturating on 32-bit targets).
-    pub fn len(self) -> usize {
+    pub fn as_usize(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
     }
 }

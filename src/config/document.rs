@@ -252,11 +252,9 @@ impl Builder<'_> {
                     self.attach(Value::Array(items), anchor, position, values);
                 }
             }
-            Event::Scalar(text, style, anchor, _) => {
-                if self.count(1, position) {
-                    let value = self.scalar(text, style, position);
-                    self.attach(value, anchor, position, 1);
-                }
+            Event::Scalar(text, style, anchor, _) if self.count(1, position) => {
+                let value = self.scalar(text, style, position);
+                self.attach(value, anchor, position, 1);
             }
             Event::Alias(anchor) => {
                 let size = self.anchors.get(&anchor).map_or(1, |(_, size)| *size);

@@ -136,6 +136,14 @@ impl FileFormat {
     }
 }
 
+/// Whether files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputCompression {
+    Gzip,
+    None,
+}
+
 /// How CSV values are typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -613,6 +621,10 @@ pub struct SourceConfigDef {
     /// CSV: `infer` (default) or `text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column_types: Option<ColumnTypes>,
+    /// Files: `gzip` to decompress every file, `none` to read them as they are (default: a file that
+    /// starts like a gzip stream is decompressed, whatever its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<InputCompression>,
     /// Spreadsheets: the sheet's name, or its position counted from 1 (default: the first sheet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sheet: Option<Text>,

@@ -237,6 +237,19 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_session_still_ends_at_its_lifetime() {
+        let sessions = Sessions::default();
+        let id = sessions.create();
+        let now = Instant::now();
+        sessions.live().get_mut(&digest(&id)).unwrap().ends = now;
+        assert!(sessions.touch(&id).is_none(), "past its lifetime, however recently used");
+        let fresh = sessions.create();
+        sessions.touch(&fresh).unwrap();
+        let session = &sessions.live()[&digest(&fresh)];
+        assert!(session.expires <= session.ends, "an idle extension never passes the lifetime");
+    }
+
+    #[test]
     fn the_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, HeaderValue::from_static("a=1; syncline_session=abc; b=2"));

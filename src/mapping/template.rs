@@ -61,7 +61,7 @@ impl Templates {
             env.set_syntax(syntax);
         }
         twig::install(&mut env);
-        Templates { env, count: 0, max_output: limits.max_template_output_bytes.len() }
+        Templates { env, count: 0, max_output: limits.max_template_output_bytes.as_usize() }
     }
 
     /// Compiles `source` and returns the name it is kept under.

@@ -232,7 +232,7 @@ impl FileSink {
         let mut options = FormatOptions::from_config(&SourceConfigDef { column_types: Some(ColumnTypes::Text), ..SourceConfigDef::default() })
             .map_err(|e| SinkError::Stopped(e.to_string()))?;
         // Parquet compresses its own pages; a text snapshot was gzipped whole.
-        options.gzip = self.compression == Compression::Gzip && self.format != FileFormat::Parquet;
+        options.gzip = Some(self.compression == Compression::Gzip && self.format != FileFormat::Parquet);
         let reader = tokio::spawn(async move {
             let read = if format == FileFormat::Parquet {
                 formats::read_parquet(store, &path, size, &shown, &tx).await

@@ -327,7 +327,7 @@ impl HttpClient {
                 body.extend_from_slice(&chunk[..ERROR_BODY_BYTES - body.len()]);
                 break;
             }
-            if body.len() + chunk.len() > limit.len() {
+            if body.len() + chunk.len() > limit.as_usize() {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);

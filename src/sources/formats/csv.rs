@@ -94,8 +94,8 @@ impl<R: Read> Rows<R> {
             core: ::csv_core::ReaderBuilder::new().delimiter(options.delimiter).build(),
             fields: vec![0; 4096],
             ends: vec![0; 64],
-            max_record: options.limits.max_record_bytes.len(),
-            max_field: options.limits.max_field_bytes.len(),
+            max_record: options.limits.max_record_bytes.as_usize(),
+            max_field: options.limits.max_field_bytes.as_usize(),
             lines: 0,
             done: false,
         }

@@ -19,7 +19,7 @@ pub(super) fn read_lines(reader: impl Read, name: &str, options: &FormatOptions,
     let mut number = 0u64;
     loop {
         line.clear();
-        let read = read_line(&mut reader, &mut line, max.len()).map_err(|e| super::io_failure(name, e))?;
+        let read = read_line(&mut reader, &mut line, max.as_usize()).map_err(|e| super::io_failure(name, e))?;
         let Some(over) = read else { break };
         number += 1;
         if over {

@@ -39,9 +39,10 @@ pub struct FormatOptions {
     pub sheet: Option<String>,
     pub header_row: Option<u32>,
     pub range: Option<CellRange>,
-    /// The bytes are gzip-compressed whatever they start with (a file target's own `.gz` snapshot);
-    /// otherwise a gzip stream is recognised by its first bytes.
-    pub gzip: bool,
+    /// `Some(true)`: the bytes are gzip-compressed whatever they start with (`compression: gzip`, a
+    /// file target's own `.gz` snapshot); `Some(false)`: never (`compression: none`); `None`: a gzip
+    /// stream is recognised by its first bytes.
+    pub gzip: Option<bool>,
     /// The source's bounds on what it reads.
     pub limits: ReadLimits,
 }
@@ -75,7 +76,7 @@ impl FormatOptions {
             sheet: config.sheet.as_ref().map(|s| s.0.clone()),
             header_row: config.header_row,
             range,
-            gzip: false,
+            gzip: config.compression.map(|c| c == crate::config::InputCompression::Gzip),
             limits: ReadLimits::default(),
         })
     }
@@ -222,12 +223,15 @@ impl<'a> ChunkWriter<'a> {
 }
 
 /// Reads one file of a streamable or in-memory format (everything but Parquet), in a blocking thread.
-/// `name` is the file as the user knows it, used in every message. A gzip stream (by its magic bytes,
-/// or `options.gzip`) is decompressed, up to `maxDecompressedBytes`.
+/// `name` is the file as the user knows it, used in every message. A gzip stream (by its first bytes,
+/// or as `options.gzip` says) is decompressed, up to `maxDecompressedBytes`.
 pub fn read_blocking(reader: impl Read, name: &str, format: FileFormat, options: &FormatOptions, tx: &EventSender) -> Result<(), ReadError> {
     let file_error = |reason: String| ReadError::Failed(SourceError::File { file: name.to_string(), reason });
     let mut reader = std::io::BufReader::with_capacity(64 * 1024, reader);
-    let gzip = options.gzip || std::io::BufRead::fill_buf(&mut reader).map_err(|e| io_failure(name, e))?.starts_with(&[0x1f, 0x8b]);
+    let gzip = match options.gzip {
+        Some(gzip) => gzip,
+        None => std::io::BufRead::fill_buf(&mut reader).map_err(|e| io_failure(name, e))?.starts_with(&[0x1f, 0x8b]),
+    };
     let reader: Box<dyn Read + '_> = if gzip {
         let limit = options.limits.max_decompressed_bytes;
         Box::new(Bounded::new(flate2::bufread::MultiGzDecoder::new(reader), limit, format!("{name}, decompressed,"), "maxDecompressedBytes"))

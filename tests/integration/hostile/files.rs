@@ -85,6 +85,11 @@ async fn a_gzipped_csv_is_read_decompressed() {
     std::fs::write(&path, gzip(b"id,name\n1,Bella\n2,Max\n")).unwrap();
     case.run(&file_pipeline(&path.display().to_string(), "", "")).await.expect(0, 200).says("created 2");
     assert_eq!(case.objects()[0].1["name"], "Bella");
+    // Named otherwise, and said to be compressed.
+    let case = Case::new();
+    let path = case.path("feed.dat");
+    std::fs::write(&path, gzip(b"id,name\n1,Bella\n")).unwrap();
+    case.run(&file_pipeline(&path.display().to_string(), "", ", format: csv, compression: gzip")).await.expect(0, 200).says("created 1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

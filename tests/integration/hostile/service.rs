@@ -23,6 +23,10 @@ struct Running {
 
 impl Running {
     async fn start(server: ServerLimits) -> Running {
+        Self::start_at(server, None).await
+    }
+
+    async fn start_at(server: ServerLimits, public_url: Option<url::Url>) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
         let options = ServeOptions {
@@ -30,7 +34,7 @@ impl Running {
             files: vec![],
             api_keys: vec![Secret::new(KEY)],
             tick: Duration::from_secs(1),
-            public_url: None,
+            public_url,
             server,
         };
         let (addr, stop, _handle) = service::spawn(state, options).await.unwrap();
@@ -164,6 +168,24 @@ async fn key_guessing_is_refused_after_ten_tries() {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let login = client.post(format!("{}/login", service.url)).form(&[("key", KEY)]).send().await.unwrap();
     assert_eq!(login.status(), StatusCode::TOO_MANY_REQUESTS, "even the right key waits out the window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_behind_https() {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie = |service: &Running, forwarded: Option<&'static str>| {
+        let mut request = client.post(format!("{}/login", service.url)).form(&[("key", KEY)]);
+        if let Some(proto) = forwarded {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        async move { request.send().await.unwrap().headers().get("set-cookie").unwrap().to_str().unwrap().to_string() }
+    };
+    let plain = Running::start(ServerLimits::default()).await;
+    assert!(!cookie(&plain, None).await.contains("Secure"));
+    assert!(cookie(&plain, Some("https")).await.contains("; Secure"), "a proxy said the user came over HTTPS");
+    let public = Running::start_at(ServerLimits::default(), Some("https://sync.example.org".parse().unwrap())).await;
+    let set = cookie(&public, None).await;
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("; Secure"), "{set}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
