@@ -139,61 +139,24 @@ impl Case {
     }
 }
 
-/// A pipeline reading `endpoint` of an API at `url` into the register, with `source` lines added to
-/// the source (indented for it) and `config` added to its sourceConfig.
+/// A pipeline reading the API at `url` (its `/page`) into the register, with `source` lines added to
+/// the source and `config` added to its sourceConfig.
 pub fn api_pipeline(url: &str, source: &str, config: &str) -> String {
-    format!(
-        r#"
-sources:
-  up:
-    type: api
-    location: "{url}"
-    retries: {{ maxAttempts: 1 }}
-{source}
-mappings:
-  m:
-    mapping: {{ name: "{{{{ name }}}}" }}
-    passThrough: true
-registers:
-  r:
-    schemas:
-      s: {{ type: object }}
-synchronizations:
-  s:
-    source: up
-    sourceConfig: {{ endpoint: /page, idPosition: id, resultsPosition: items {config} }}
-    mapping: m
-    target: {{ type: register, register: r, schema: s }}
-"#,
-        source = source.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"),
-    )
+    let source = format!("type: api\nlocation: \"{url}\"\nretries: {{ maxAttempts: 1 }}\n{source}");
+    pipeline(&source, r#"{ name: "{{ name }}" }"#, &format!("endpoint: /page, idPosition: id, resultsPosition: items {config}"))
 }
 
 /// A pipeline reading the file `path` into the register; `config` adds to its sourceConfig.
 pub fn file_pipeline(path: &str, source: &str, config: &str) -> String {
+    pipeline(&format!("type: file\nlocation: \"{path}\"\n{source}"), "{}", &format!("idPosition: id {config}"))
+}
+
+/// Source `up` (its `source` lines), passed through `mapping` into register `r/s` by synchronization `s`.
+fn pipeline(source: &str, mapping: &str, config: &str) -> String {
+    let source = source.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n");
     format!(
-        r#"
-sources:
-  up:
-    type: file
-    location: "{path}"
-{source}
-mappings:
-  m:
-    mapping: {{}}
-    passThrough: true
-registers:
-  r:
-    schemas:
-      s: {{ type: object }}
-synchronizations:
-  s:
-    source: up
-    sourceConfig: {{ idPosition: id {config} }}
-    mapping: m
-    target: {{ type: register, register: r, schema: s }}
-"#,
-        source = source.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"),
+        "sources:\n  up:\n{source}\nmappings:\n  m:\n    mapping: {mapping}\n    passThrough: true\nregisters:\n  r:\n    schemas:\n      s: {{ type: object }}\n\
+         synchronizations:\n  s:\n    source: up\n    sourceConfig: {{ {config} }}\n    mapping: m\n    target: {{ type: register, register: r, schema: s }}\n"
     )
 }
 
