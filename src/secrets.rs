@@ -49,10 +49,15 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     out
 }
 
-/// The forms a secret takes in text: itself, percent-encoded (query strings), and in a basic
-/// `Authorization` header that a trace may print.
+/// The forms a secret takes in text: itself, percent-encoded (query strings), and JSON-escaped (an
+/// upstream's error body quoting it).
 fn encodings(secret: &str) -> Vec<Cow<'_, str>> {
     let mut forms = vec![Cow::Borrowed(secret)];
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json.trim_matches('"').replace('/', "\\/");
+    if json != secret {
+        forms.push(Cow::Owned(json));
+    }
     let query: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     if query != secret {
         forms.push(Cow::Owned(query));
@@ -146,6 +151,18 @@ fn url_has_secrets(text: &str) -> bool {
     }
     let Ok(url) = url::Url::parse(text) else { return false };
     url.password().is_some() || url.query_pairs().any(|(k, _)| is_secret_name(&k))
+}
+
+/// Text that should be a URL but may not parse, as a message may show it: anything between `://`
+/// and an `@` (user info) masked.
+pub fn mask_unparsed_url(text: &str) -> String {
+    if let Ok(url) = url::Url::parse(text) {
+        return mask_url(url.as_str());
+    }
+    match (text.find("://"), text.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme + 3 => format!("{}{MASK}{}", &text[..scheme + 3], &text[at..]),
+        _ => text.to_string(),
+    }
 }
 
 /// `url` with its password and the values of credential-named query parameters masked.
@@ -249,5 +266,9 @@ mod tests {
         assert_eq!(scrub("GET /x?k=t0ken-1 with tenant-9 and gz-pass failed"), "GET /x?k=*** with *** and *** failed");
         assert_eq!(scrub("q=tok-query"), "q=***");
         assert_eq!(scrub("plain text"), "plain text");
+        // As an upstream's JSON error body quotes it, and in a URL that does not parse.
+        remember("p/w\"q-42");
+        assert_eq!(scrub(r#"{"error":"bad password p\/w\"q-42"}"#), r#"{"error":"bad password ***"}"#);
+        assert_eq!(mask_unparsed_url("https://user:pa ss@exa mple/x"), "https://***@exa mple/x");
     }
 }

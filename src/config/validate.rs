@@ -143,7 +143,7 @@ fn check_location(kind: SourceKind, location: &str) -> Result<(), String> {
     match url::Url::parse(location) {
         Ok(url) if schemes.contains(&url.scheme()) => Ok(()),
         Ok(url) => Err(format!("a {} source reads {} URLs, not `{}:`", kind.as_str(), schemes.join(", "), url.scheme())),
-        Err(error) => Err(format!("`{location}` is not a URL: {error}")),
+        Err(error) => Err(format!("`{}` is not a URL: {error}", crate::secrets::mask_unparsed_url(location))),
     }
 }
 

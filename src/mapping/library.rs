@@ -22,6 +22,9 @@ use crate::config::MappingDef;
 
 /// How deep `executeMapping` calls may nest.
 pub const MAX_DEPTH: usize = 16;
+/// Mappings one record may run in all, its own included: calls that fan out (a mapping calling
+/// others several times a level) stop here instead of growing without end.
+pub const MAX_CALLS: usize = 10_000;
 
 /// The mappings `executeMapping` can reach, and those compiled so far.
 pub struct Library {
@@ -173,6 +176,8 @@ thread_local! {
     static FRAMES: RefCell<Vec<(String, [u8; 32])>> = const { RefCell::new(Vec::new()) };
     /// Why the innermost call was refused, so every level reports that once instead of wrapping it.
     static NESTING: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Mappings entered since the outermost one started.
+    static CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// For the outermost mapping: why a call deep inside was refused, if that is what failed.
@@ -191,6 +196,14 @@ impl Frame {
             let mut frames = frames.borrow_mut();
             if frames.is_empty() {
                 NESTING.with(|n| n.borrow_mut().take());
+                CALLS.with(|c| c.set(0));
+            }
+            let calls = CALLS.with(|c| {
+                c.set(c.get() + 1);
+                c.get()
+            });
+            if calls > MAX_CALLS {
+                return Err(format!("one record ran more than {MAX_CALLS} mappings (executeMapping fans out too far)"));
             }
             let chain = || frames.iter().map(|(n, _)| n.as_str()).chain([name]).collect::<Vec<_>>().join(" → ");
             if frames.iter().any(|(n, h)| n == name && *h == hash) {
@@ -247,6 +260,20 @@ mod tests {
         assert_eq!(out["many"], r#"[{"n":"a","up":"A"},{"n":"b","up":"B"}]"#);
         assert_eq!(out["inline"], r#"[{"v":"a"},{"v":"b"}]"#);
         assert_eq!(out["first"], "A");
+    }
+
+    #[test]
+    fn calls_that_fan_out_stop_at_max_calls() {
+        // Each level calls the next ten times: 10^5 mappings for one record.
+        let call = |next: &str| json!({"mapping": {"x": format!("{{% for i in 1..10 %}}{{{{ executeMapping('{next}', {{'i': i}})|json_encode }}}}{{% endfor %}}")}});
+        let lib = library(json!({"l0": call("l1"), "l1": call("l2"), "l2": call("l3"), "l3": call("l4"), "l4": call("l5"), "l5": {"mapping": {"i": "i"}}}));
+        let m = Mapping::compile_in("l0", &lib["l0"], &lib).unwrap();
+        let error = m.apply(&json!({})).map(|_| "it ran").unwrap_err().to_string();
+        assert!(error.contains("more than 10000 mappings"), "{error}");
+        // The count starts again for the next record, and a narrower fan-out runs.
+        let m = Mapping::compile_in("l2", &lib["l2"], &lib).unwrap();
+        assert!(m.apply(&json!({})).is_ok());
+        assert!(m.apply(&json!({})).is_ok());
     }
 
     #[test]

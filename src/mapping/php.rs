@@ -217,32 +217,55 @@ fn is_php_list(map: &serde_json::Map<String, Value>) -> bool {
 /// PHP's `json_encode($value)` with its default flags: `/` escaped as `\/`, non-ASCII as `\uXXXX`,
 /// and an empty or `0..n`-keyed object written as a list (PHP cannot tell them apart).
 pub fn json_encode(value: &Value) -> String {
+    json_encode_with(value, 0)
+}
+
+/// `json_encode($value, $flags)` with `JSON_UNESCAPED_SLASHES` (64), `JSON_PRETTY_PRINT` (128) and
+/// `JSON_UNESCAPED_UNICODE` (256) honoured.
+pub fn json_encode_with(value: &Value, flags: i64) -> String {
     let mut out = String::new();
-    write_json(&mut out, value);
+    write_json(&mut out, value, flags, 0);
     out
 }
 
-fn write_json(out: &mut String, value: &Value) {
+const UNESCAPED_SLASHES: i64 = 64;
+const PRETTY_PRINT: i64 = 128;
+const UNESCAPED_UNICODE: i64 = 256;
+
+fn write_json(out: &mut String, value: &Value, flags: i64, level: usize) {
+    let pretty = flags & PRETTY_PRINT != 0;
+    let newline = |out: &mut String, level: usize| {
+        if pretty {
+            out.push('\n');
+            out.push_str(&"    ".repeat(level));
+        }
+    };
     match value {
-        Value::String(s) => write_json_string(out, s),
+        Value::String(s) => write_json_string(out, s, flags),
+        Value::Array(items) if items.is_empty() => out.push_str("[]"),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json(out, item);
+                newline(out, level + 1);
+                write_json(out, item, flags, level + 1);
             }
+            newline(out, level);
             out.push(']');
         }
+        Value::Object(map) if map.is_empty() => out.push_str("[]"),
         Value::Object(map) if is_php_list(map) => {
             out.push('[');
             for (i, item) in map.values().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json(out, item);
+                newline(out, level + 1);
+                write_json(out, item, flags, level + 1);
             }
+            newline(out, level);
             out.push(']');
         }
         Value::Object(map) => {
@@ -251,32 +274,60 @@ fn write_json(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json_string(out, key);
-                out.push(':');
-                write_json(out, item);
+                newline(out, level + 1);
+                write_json_string(out, key, flags);
+                out.push_str(if pretty { ": " } else { ":" });
+                write_json(out, item, flags, level + 1);
             }
+            newline(out, level);
             out.push('}');
         }
-        // serde_json writes floats as PHP's serialize_precision -1 does for ordinary values
-        // (shortest round trip, `2.0` keeps its `.0`).
+        Value::Number(n) if n.is_f64() => out.push_str(&json_float(n.as_f64().unwrap_or(0.0))),
         other => out.push_str(&other.to_string()),
     }
 }
 
-fn write_json_string(out: &mut String, s: &str) {
+/// A float as `json_encode` writes it (`serialize_precision = -1`): the shortest digits that read
+/// back the same, `2.0` as `2`, and exponent form below 1e-4 and from 1e17 (`1.0e+17`, `1.0e-5`).
+pub fn json_float(f: f64) -> String {
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let scientific = format!("{:e}", f.abs());
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if f < 0.0 { "-" } else { "" };
+    if !(-4..17).contains(&exponent) {
+        let (first, rest) = digits.split_at(1);
+        let rest = if rest.is_empty() { "0" } else { rest };
+        return format!("{sign}{first}.{rest}e{}{}", if exponent < 0 { "-" } else { "+" }, exponent.abs());
+    }
+    let point = exponent + 1;
+    let text = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+    };
+    format!("{sign}{text}")
+}
+
+fn write_json_string(out: &mut String, s: &str, flags: i64) {
     use std::fmt::Write;
     out.push('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '/' => out.push_str("\\/"),
+            '/' if flags & UNESCAPED_SLASHES == 0 => out.push_str("\\/"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+            c if (c as u32) < 0x20 || ((c as u32) > 0x7e && flags & UNESCAPED_UNICODE == 0) => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     let _ = write!(out, "\\u{unit:04x}");
@@ -317,6 +368,13 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_floats_as_php_writes_them() {
+        for (f, text) in [(1.0, "1"), (2.5, "2.5"), (1e20, "1.0e+20"), (0.00001, "1.0e-5"), (1.5e14, "150000000000000"), (1e16, "10000000000000000"), (1e17, "1.0e+17"), (123456789012345678.0, "1.2345678901234568e+17"), (0.0001, "0.0001"), (0.00012, "0.00012"), (-0.0, "-0"), (1.25e-7, "1.25e-7"), (3.0e300, "3.0e+300"), (-2.75, "-2.75")] {
+            assert_eq!(json_float(f), text, "{f:?}");
+        }
+    }
 
     #[test]
     fn floats_print_with_fourteen_digits() {

@@ -36,12 +36,14 @@ pub enum FieldSource {
     Literal(Value),
 }
 
-/// A template environment with the Twig-compatible filters, in which templates are added by name.
-/// Each render is bounded: by fuel (steps taken) and by the bytes it prints.
+/// A template environment with the Twig runtime, in which Twig templates are added by name (each
+/// translated, see [`twig`]). Each render is bounded: by fuel (steps taken) and by the bytes it prints.
 pub struct Templates {
     pub(super) env: Environment<'static>,
     count: usize,
     max_output: usize,
+    /// The templates that read no variable.
+    constant: std::collections::HashSet<String>,
 }
 
 impl Templates {
@@ -56,30 +58,36 @@ impl Templates {
         // As Twig's default: printed values are escaped for HTML, and `evaluate` decodes the result.
         env.set_auto_escape_callback(|_| AutoEscape::Html);
         env.set_formatter(twig_formatter);
-        // Twig drops the first newline after a block tag and keeps a template's last newline.
-        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build() {
+        // Whitespace is as Twig leaves it after translation (which applies Twig's own trimming); a
+        // template's last newline is kept, as Twig keeps it.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
             env.set_syntax(syntax);
         }
         twig::install(&mut env);
-        Templates { env, count: 0, max_output: limits.max_template_output_bytes.as_usize() }
+        Templates { env, count: 0, max_output: limits.max_template_output_bytes.as_usize(), constant: Default::default() }
     }
 
-    /// Compiles `source` and returns the name it is kept under.
+    /// Compiles the Twig template `source` and returns the name it is kept under.
     pub fn add(&mut self, source: &str) -> Result<String, Error> {
         self.count += 1;
         let name = format!("t{}", self.count);
-        self.env.add_template_owned(name.clone(), source.to_string())?;
+        let translated = twig::translate(source).map_err(|e| Error::new(minijinja::ErrorKind::SyntaxError, e.to_string()))?;
+        self.env.add_template_owned(name.clone(), translated.source)?;
+        if !translated.reads_context {
+            self.constant.insert(name.clone());
+        }
         Ok(name)
     }
 
     /// Whether the template reads any variable (a constant template needs no record context).
     pub fn reads_variables(&self, name: &str) -> bool {
-        self.env.get_template(name).map(|t| !t.undeclared_variables(false).is_empty()).unwrap_or(true)
+        !self.constant.contains(name)
     }
 
     /// Renders template `name`; past the output limit the render stops with an error naming it.
     pub fn render(&self, name: &str, context: &JinjaValue) -> Result<String, Error> {
         let mut out = Capped { bytes: Vec::new(), max: self.max_output };
+        let _budget = twig::begin_render(self.max_output as u64);
         match self.env.get_template(name)?.render_captured_to(context, &mut out) {
             Ok(_) => String::from_utf8(out.bytes).map_err(|_| Error::new(minijinja::ErrorKind::BadSerialization, "the template printed invalid UTF-8")),
             Err(_) if out.bytes.len() > out.max => Err(Error::new(
@@ -188,6 +196,10 @@ fn plain_lookup(text: &str) -> Option<&str> {
 /// Prints values as Twig does: null prints nothing, true prints `1`, false nothing, floats as PHP.
 fn twig_formatter(out: &mut minijinja::Output, state: &mut minijinja::State, value: &JinjaValue) -> Result<(), Error> {
     match value.kind() {
+        // A DateTime (`date()`) cannot be printed, in PHP either: the `date` filter formats it.
+        ValueKind::Map if value.as_object().is_some_and(|_| twig::to_php_string(value).is_err()) => {
+            twig::to_php_string(value).map(drop)
+        }
         ValueKind::None | ValueKind::Undefined => Ok(()),
         ValueKind::Bool => {
             if value.is_true() {
@@ -199,6 +211,8 @@ fn twig_formatter(out: &mut minijinja::Output, state: &mut minijinja::State, val
             Ok(f) => out.write_str(&float_string(f)).map_err(Error::from),
             Err(_) => minijinja::escape_formatter(out, state, value),
         },
+        // PHP prints an array as `Array` (with a warning).
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => out.write_str("Array").map_err(Error::from),
         _ => minijinja::escape_formatter(out, state, value),
     }
 }
@@ -257,14 +271,33 @@ mod tests {
     fn runaway_templates_stop_at_their_limits() {
         let limits = TemplateLimits { template_fuel: 100_000, max_template_output_bytes: ByteSize(1024) };
         let mut t = Templates::with_limits(limits);
-        let loops = t.add("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}").unwrap();
+        let loops = t.add("{% for i in range(1, 300) %}{% for j in range(1, 300) %}{% for k in range(1, 300) %}{% endfor %}{% endfor %}{% endfor %}").unwrap();
         let error = t.render(&loops, &JinjaValue::UNDEFINED).unwrap_err().to_string();
         assert!(error.contains("templateFuel"), "{error}");
-        let big = t.add("{% for i in range(100) %}0123456789abcdef{% endfor %}").unwrap();
+        // A value is bounded too, before it is made: a range of 10,000 is 160 KB of slots.
+        let wide = t.add("{{ range(1, 10000)|length }}").unwrap();
+        let error = t.render(&wide, &JinjaValue::UNDEFINED).unwrap_err().to_string();
+        assert!(error.contains("8 × maxTemplateOutputBytes (8 KiB)"), "{error}");
+        let big = t.add("{% for i in 1..100 %}0123456789abcdef{% endfor %}").unwrap();
         let error = t.render(&big, &JinjaValue::UNDEFINED).unwrap_err().to_string();
         assert!(error.contains("maxTemplateOutputBytes (1 KiB)"), "{error}");
+        // Arrows run on fuel of their own, charged to the template: a million calls are too many.
+        let arrows = t.add("{{ range(1, 300)|map(i => range(1, 300)|map(j => j)|length)|length }}").unwrap();
+        let error = t.render(&arrows, &JinjaValue::UNDEFINED).unwrap_err().to_string();
+        assert!(error.contains("templateFuel"), "{error}");
         let small = t.add("{{ 'ok' }}").unwrap();
         assert_eq!(t.render(&small, &JinjaValue::UNDEFINED).unwrap(), "ok");
+    }
+
+    #[test]
+    fn sorting_by_no_order_at_all_neither_panics_nor_loses_items() {
+        let mut t = Templates::new();
+        let mixed = t.add("{{ [1, 'a', '10', null, true, [1], 'b', 2.5, '1e1', ' 5', -3, 'B']|merge(range(1, 200))|sort|length }}").unwrap();
+        assert_eq!(t.render(&mixed, &JinjaValue::UNDEFINED).unwrap(), "212");
+        let random = t.add("{{ range(1, 500)|sort((a, b) => random(2) - 1)|reduce((sum, i) => sum + i, 0) }}").unwrap();
+        for _ in 0..20 {
+            assert_eq!(t.render(&random, &JinjaValue::UNDEFINED).unwrap(), "125250");
+        }
     }
 
     #[test]

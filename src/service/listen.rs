@@ -136,12 +136,44 @@ async fn admit(State((requests, body_timeout)): State<(Arc<Semaphore>, Duration)
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the service is answering as many requests as it takes; try again shortly").into_response();
     };
     let (parts, body) = request.into_parts();
-    let body = match tokio::time::timeout(body_timeout, axum::body::to_bytes(body, super::BODY_LIMIT)).await {
+    let body = match tokio::time::timeout(body_timeout, read_body(body)).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is larger than {} bytes", super::BODY_LIMIT)).into_response(),
+        Ok(Err(BodyError::Broken)) => return ApiError::new(StatusCode::BAD_REQUEST, "the request body broke off").into_response(),
+        Ok(Err(BodyError::TooLarge)) => {
+            let mut response = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is larger than {} bytes", super::BODY_LIMIT)).into_response();
+            response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            return response;
+        }
         Err(_) => return ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time").into_response(),
     };
     next.run(Request::from_parts(parts, axum::body::Body::from(body))).await
+}
+
+enum BodyError {
+    /// Over [`super::BODY_LIMIT`].
+    TooLarge,
+    /// The client stopped sending part way.
+    Broken,
+}
+
+/// The body, up to the limit. Past it, what the client still sends is read and dropped (up to four
+/// times the limit), so it is reading when the 413 comes rather than writing into a closed socket
+/// and seeing only a reset.
+async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes, BodyError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= super::BODY_LIMIT {
+            kept.extend_from_slice(&chunk);
+        } else if seen > 4 * super::BODY_LIMIT {
+            break;
+        }
+    }
+    if seen > super::BODY_LIMIT { Err(BodyError::TooLarge) } else { Ok(kept.freeze()) }
 }
 
 /// The client's address, when the request came through [`serve`].

@@ -102,10 +102,12 @@ impl Runner {
         let (record, sync) = (job.clone(), sync.to_string());
         let (done_tx, done_rx) = oneshot::channel();
         self.tasks.spawn(async move {
-            // However the run ends (a panic included), the synchronization is free again.
-            let _release = Release { runner: Arc::clone(&runner), sync };
+            // However the run ends (a panic included), the synchronization is free again; when it
+            // ends normally, before whoever waits for it hears so.
+            let release = Release { runner: Arc::clone(&runner), sync };
             let options = RunOptions { force_full_sync, dry_run, first_page_only, cancel, ..RunOptions::default() };
             let (job, warnings) = runner.execute(&pipeline, record, options, Arc::clone(&progress)).await;
+            drop(release);
             let _ = done_tx.send(Finished { job, warnings, progress });
         });
         Ok((job, done_rx))

@@ -19,4 +19,5 @@ mod secrets;
 mod service;
 mod sftp;
 mod targets;
+mod twig_golden;
 mod workspace;

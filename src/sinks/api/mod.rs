@@ -72,7 +72,7 @@ impl ApiSink {
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
         };
-        Url::parse(&text).map_err(|e| format!("`{text}` is not a URL: {e}"))
+        Url::parse(&text).map_err(|e| format!("`{}` is not a URL: {e}", crate::secrets::mask_unparsed_url(&text)))
     }
 
     /// The URL of one object: the configured template with `{{targetId}}` (or OpenConnector's

@@ -61,7 +61,8 @@ impl RequestTemplates {
         let mut sources = String::new();
         let mut add = |env: &mut Environment<'static>, text: &str, what: &str| -> Result<String, SourceError> {
             let name = format!("v{}", env.templates().count());
-            env.add_template_owned(name.clone(), text.to_string())
+            let translated = crate::mapping::twig::translate(text).map_err(|e| SourceError::Config(format!("{what} is not a valid template: {e}")))?;
+            env.add_template_owned(name.clone(), translated.source)
                 .map_err(|e| SourceError::Config(format!("{what} is not a valid template: {e}")))?;
             sources.push_str(text);
             Ok(name)
@@ -89,7 +90,8 @@ impl RequestTemplates {
                         Some(Value::String(text)) => text.clone(),
                         Some(other) => other.to_string(),
                     };
-                    env.add_template_owned(JWT_PAYLOAD, payload)
+                    let payload = crate::mapping::twig::translate(&payload).map_err(|e| SourceError::Config(format!("the JWT payload is not a valid template: {e}")))?;
+                    env.add_template_owned(JWT_PAYLOAD, payload.source)
                         .map_err(|e| SourceError::Config(format!("the JWT payload is not a valid template: {e}")))?;
                 }
                 Some(Tokens { def: def.clone(), client: client.clone(), oauth: Mutex::new(None), jwt })

@@ -139,10 +139,14 @@ impl HttpClient {
         let need = |what: &str| SourceError::Config(format!("auth needs `{what}`"));
         let auth = match settings.kind {
             AuthKind::None => Auth::None,
-            AuthKind::Basic => Auth::Basic {
-                username: settings.username.clone().or_else(|| source.username.clone()).ok_or_else(|| need("username"))?,
-                password: settings.password.clone().or_else(|| source.password.clone()).ok_or_else(|| need("password"))?,
-            },
+            AuthKind::Basic => {
+                let username = settings.username.clone().or_else(|| source.username.clone()).ok_or_else(|| need("username"))?;
+                let password = settings.password.clone().or_else(|| source.password.clone()).ok_or_else(|| need("password"))?;
+                // The header form of the pair is a secret too: an upstream may echo it.
+                use base64::Engine;
+                crate::secrets::remember(&base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose())));
+                Auth::Basic { username, password }
+            }
             AuthKind::Bearer => Auth::Bearer(settings.token.clone().or_else(|| source.token.clone()).ok_or_else(|| need("token"))?),
             AuthKind::ApiKey => {
                 let key = settings.key.clone().or_else(|| source.api_key.clone()).ok_or_else(|| need("key"))?;
@@ -454,10 +458,12 @@ fn budget_reset(headers: &HeaderMap) -> Option<Duration> {
 
 /// The start of an error body, on one line.
 fn excerpt(body: &Bytes) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+    // Secrets are masked before the cut, so none can show in part at its end.
+    let text = crate::secrets::scrub(&String::from_utf8_lossy(body)).into_owned();
     // An upstream's text reaches terminals and pages: no control characters (escape sequences).
     let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().map(|c| if c.is_control() { '?' } else { c }).collect();
-    if body.len() > 300 { format!("{line}…") } else { line }
+    let cut: String = line.chars().take(300).collect();
+    if cut.len() < line.len() { format!("{cut}…") } else { cut }
 }
 
 /// An error and its causes, without the URL (which callers print redacted).

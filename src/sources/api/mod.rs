@@ -72,8 +72,9 @@ fn endpoint_url(location: &str, endpoint: Option<&str>) -> Result<Url, SourceErr
         Some(text) if text.contains("{{") || text.contains("{%") => {
             let mut env = minijinja::Environment::new();
             crate::mapping::twig::install(&mut env);
+            let translated = crate::mapping::twig::translate(text).map_err(|e| SourceError::Config(format!("the endpoint `{text}` is not a valid template: {e}")))?;
             rendered = env
-                .render_str(text, minijinja::context! { data => minijinja::Value::from(std::collections::BTreeMap::<String, String>::new()) })
+                .render_str(&translated.source, minijinja::context! { data => minijinja::Value::from(std::collections::BTreeMap::<String, String>::new()) })
                 .map_err(|e| SourceError::Config(format!("the endpoint `{text}` is not a valid template: {e}")))?;
             rendered.as_str()
         }
@@ -86,7 +87,7 @@ fn endpoint_url(location: &str, endpoint: Option<&str>) -> Result<Url, SourceErr
     } else {
         format!("{}/{}", location.trim_end_matches('/'), endpoint.trim_start_matches('/'))
     };
-    Url::parse(&text).map_err(|e| SourceError::Config(format!("`{text}` is not a URL: {e}")))
+    Url::parse(&text).map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", crate::secrets::mask_unparsed_url(&text))))
 }
 
 /// An XML body (OpenConnector parses a body that is not JSON as XML) becomes its JSON reading, so

@@ -76,7 +76,7 @@ pub(super) fn read(reader: impl Read, name: &str, options: &FormatOptions, tx: &
 /// CSV rows read within `maxRecordBytes` and `maxFieldBytes`: a row over either is skipped to its end
 /// and comes out as that row's error, without ever being held whole.
 struct Rows<R> {
-    input: std::io::BufReader<R>,
+    input: std::io::BufReader<WithoutBom<R>>,
     core: ::csv_core::Reader,
     fields: Vec<u8>,
     ends: Vec<usize>,
@@ -90,7 +90,7 @@ struct Rows<R> {
 impl<R: Read> Rows<R> {
     fn new(reader: R, options: &FormatOptions) -> Self {
         Rows {
-            input: std::io::BufReader::with_capacity(256 * 1024, reader),
+            input: std::io::BufReader::with_capacity(256 * 1024, WithoutBom { inner: reader, head: [0; 3], pending: 0..0, started: false }),
             core: ::csv_core::ReaderBuilder::new().delimiter(options.delimiter).build(),
             fields: vec![0; 4096],
             ends: vec![0; 64],
@@ -269,9 +269,77 @@ fn typed(text: &str, kind: Kind) -> Value {
     parsed.unwrap_or_else(|| Value::String(text.to_string()))
 }
 
+/// A reader with the UTF-8 byte-order mark at its start taken off, however its bytes arrive: the
+/// parser skips a mark only when it comes whole in one buffer, and reads the empty rest of a
+/// buffer that held just the mark as the end of the file (a file of no rows, which would delete).
+struct WithoutBom<R> {
+    inner: R,
+    head: [u8; 3],
+    /// What of `head` is still to be handed on.
+    pending: std::ops::Range<usize>,
+    started: bool,
+}
+
+impl<R: Read> Read for WithoutBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.started {
+            self.started = true;
+            let mut filled = 0;
+            while filled < 3 {
+                match self.inner.read(&mut self.head[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.pending = if self.head[..filled] == *b"\xEF\xBB\xBF" { 0..0 } else { 0..filled };
+        }
+        if !self.pending.is_empty() {
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.head[self.pending.start..self.pending.start + n]);
+            self.pending.start += n;
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands over one byte per read, as a slow upstream may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_however_it_arrives() {
+        let file = b"\xEF\xBB\xBFid,name\n1,Bella\n2,Max\n";
+        let rows = |reader: Box<dyn Read>| {
+            let options = FormatOptions::from_config(&Default::default()).unwrap();
+            let mut rows = Rows::new(reader, &options);
+            let mut out = Vec::new();
+            while let Some((_, row)) = rows.next().unwrap() {
+                out.push(row.unwrap().iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>().join("|"));
+            }
+            out
+        };
+        for reader in [Box::new(&file[..]) as Box<dyn Read>, Box::new(Trickle(file)), Box::new(std::io::Cursor::new(b"\xEF\xBB\xBF".to_vec()).chain(&file[3..]))] {
+            assert_eq!(rows(reader), ["id|name", "1|Bella", "2|Max"]);
+        }
+        // Not a mark: the bytes are kept.
+        assert_eq!(rows(Box::new(Trickle(b"\xEF\xBBx\n"))), ["\u{FFFD}x"]);
+        assert_eq!(rows(Box::new(Trickle(b"ab"))), ["ab"]);
+    }
 
     #[test]
     fn kinds_keep_identifiers_text() {

@@ -136,7 +136,7 @@ async fn request_bodies_are_bounded_in_size_time_and_depth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runaway_templates_stop_at_their_budget_and_the_service_answers_meanwhile() {
     let service = Running::start(ServerLimits::default()).await;
-    let loops = json!({"mapping": {"a": "{% for i in range(10000) %}{% for j in range(10000) %}{{ j }}{% endfor %}{% endfor %}"}, "inputObject": {}});
+    let loops = json!({"mapping": {"a": "{% for i in range(1, 10000) %}{% for j in range(1, 10000) %}{{ j }}{% endfor %}{% endfor %}"}, "inputObject": {}});
     let started = Instant::now();
     let test = service.post("/api/mappings/test", loops.to_string());
     let health = async {
@@ -149,10 +149,43 @@ async fn runaway_templates_stop_at_their_budget_and_the_service_answers_meanwhil
     assert!(said.contains("templateFuel") || said.contains("maxTemplateOutputBytes") || said.contains("took longer"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
 
-    let big = json!({"mapping": {"a": "{{ 'x' * 100000000 }}{{ 'x' * 100000000 }}"}, "inputObject": {}});
+    // Doubling a string 21 times prints 20 MiB; 40 times would build a terabyte, and stops at the build budget.
+    let doubling = |times: u32| format!("{{% set s = 'xxxxxxxxxx' %}}{{% for i in 1..{times} %}}{{% set s = s ~ s %}}{{% endfor %}}{{{{ s }}}}");
+    let big = json!({"mapping": {"a": doubling(21)}, "inputObject": {}});
     let (status, answer) = service.post("/api/mappings/test", big.to_string()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(answer["error"].as_str().unwrap_or_default().contains("maxTemplateOutputBytes"), "{answer}");
+    assert!(answer["error"].as_str().unwrap_or_default().contains("printed more than maxTemplateOutputBytes"), "{answer}");
+    for mapping in [
+        doubling(40),
+        // A capture block's buffer is not the output, but what a loop prints into it costs fuel all the same.
+        format!("{{% set s %}}{{% for i in 1..100000 %}}{}{{% endfor %}}{{% endset %}}{{{{ s|length }}}}", "abcdefghijklmnopqrstuvwxyz".repeat(80)),
+        "{% set a = [1] %}{% for i in 1..40 %}{% set a = a|merge(a) %}{% endfor %}{{ a|length }}".into(),
+        "{% set a = ['xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'] %}{% for i in 1..22 %}{% set a = a|merge(a) %}{% endfor %}{{ a|join(a|join) }}".into(),
+        "{% set a = ['xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'] %}{% for i in 1..22 %}{% set a = a|merge(a) %}{% endfor %}{{ a|json_encode|length }}".into(),
+        "{{ ('x' ~ 'y')|replace({'x': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'})|replace({'x': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'})|replace({'x': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'})|replace({'x': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'})|length }}".into(),
+        "{{ '%2000000000d'|format(1) }}".into(),
+        "{{ 1|number_format(1000000000) }}".into(),
+    ] {
+        let (status, answer) = service.post("/api/mappings/test", json!({"mapping": {"a": mapping}, "inputObject": {}}).to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{mapping}: {answer}");
+        let said = answer["error"].as_str().unwrap_or_default();
+        assert!(said.contains("maxTemplateOutputBytes") || said.contains("templateFuel"), "{mapping}: {answer}");
+    }
+    // A value nested in itself a level per step would overflow the stack when dropped.
+    for mapping in [
+        "{% set a = [] %}{% for i in 1..400000 %}{% set a = [a] %}{% endfor %}{{ a|length }}",
+        "{% set a = {} %}{% for i in 1..400000 %}{% set a = {x: a, y: i} %}{% endfor %}{{ a|length }}",
+        "{{ range(1, 400000)|reduce((carry, i) => [carry, i], [])|length }}",
+    ] {
+        let (status, answer) = service.post("/api/mappings/test", json!({"mapping": {"a": mapping}, "inputObject": {}}).to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{mapping}: {answer}");
+        assert!(answer["error"].as_str().unwrap_or_default().contains("deeper than 512 levels"), "{mapping}: {answer}");
+    }
+    // Deep but within bounds, and wide: kept, measured once per list.
+    let wide = "{% set a = [] %}{% for i in 1..2000 %}{% set a = a|merge([[i, [i]]]) %}{% endfor %}{% set b = [] %}{% for i in 1..300 %}{% set b = [b] %}{% endfor %}{{ a|length }}";
+    let (status, answer) = service.post("/api/mappings/test", json!({"mapping": {"a": wide}, "inputObject": {}}).to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["result"]["a"], "2000", "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

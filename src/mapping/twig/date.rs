@@ -1,42 +1,11 @@
-//! The Twig pieces OpenConnector mappings rely on, on top of minijinja: the `date` filter with PHP's
-//! format letters (`{{ "now"|date("Y-m-d H:i:s") }}` works verbatim), and OpenConnector's own filters
-//! and functions (`b64enc`, `b64dec`, `json_decode`, `slugify`, `raw`, `json_encode`, `generateUuid()`).
-//! `executeMapping()` needs the pipeline's other mappings and is added by `library`.
+//! Dates as Twig and PHP read and write them: the `date` filter and function with PHP's format letters
+//! (`{{ "now"|date("Y-m-d H:i:s") }}` works verbatim), `date_modify`, what `strtotime` reads, named
+//! and fixed time zones; and OpenConnector's `slugify`.
 
-use base64::Engine;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use minijinja::value::Value;
-use minijinja::{Environment, Error, ErrorKind};
+use minijinja::{Error, ErrorKind};
 
-use super::php;
-
-/// Registers the Twig-compatible filters and functions on `env`.
-pub fn install(env: &mut Environment<'static>) {
-    env.add_filter("date", date_filter);
-    env.add_filter("b64enc", |v: Value| base64::engine::general_purpose::STANDARD.encode(php_text(&v)));
-    // PHP's non-strict base64_decode never fails: junk characters are skipped.
-    env.add_filter("b64dec", |v: Value| String::from_utf8_lossy(&php::base64_decode(&php_text(&v))).into_owned());
-    env.add_filter("json_decode", json_decode);
-    env.add_filter("jsonDecode", json_decode);
-    env.add_filter("json_encode", |v: Value| -> Result<String, Error> {
-        let json = serde_json::to_value(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("json_encode: {e}")))?;
-        Ok(php::json_encode(&json))
-    });
-    env.add_filter("slugify", |s: String| slugify(&s));
-    // Twig's `raw` marks a value safe, so autoescape leaves it alone and the decode after rendering
-    // turns its entities into characters.
-    env.add_filter("raw", |v: Value| if v.kind() == minijinja::value::ValueKind::String { Value::from_safe_string(v.to_string()) } else { v });
-    env.add_function("generateUuid", || uuid::Uuid::new_v4().to_string());
-}
-
-/// A value as PHP's `(string)` makes it, for filters that take strings.
-fn php_text(v: &Value) -> String {
-    serde_json::to_value(v).map(|json| php::php_string(&json)).unwrap_or_else(|_| v.to_string())
-}
-
-fn json_decode(s: String) -> Value {
-    serde_json::from_str::<serde_json::Value>(&s).map(|v| super::ordered::to_jinja(&v)).unwrap_or(Value::from(()))
-}
 
 /// OpenConnector's slugify: lowercase, spaces and `_` to `-`, only `[a-z0-9-]`, no repeated or
 /// surrounding `-`.
@@ -51,22 +20,92 @@ pub fn slugify(text: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
-/// Twig's `date(format = "F j, Y H:i", timezone = UTC)`.
-fn date_filter(value: Value, format: Option<String>, timezone: Option<String>) -> Result<String, Error> {
-    let zone = Zone::named(timezone.as_deref().unwrap_or("UTC"))
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("date: unknown timezone `{}`", timezone.unwrap_or_default())))?;
-    let instant = if let Some(n) = value.as_i64() {
-        DateTime::from_timestamp(n, 0)
-    } else if value.is_none() || value.is_undefined() {
-        Some(Utc::now())
-    } else {
-        parse_date(&value.to_string(), &zone, Utc::now())
-    };
-    let instant = instant.ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("date: cannot read `{value}` as a date")))?;
+/// Twig's `date(format = "F j, Y H:i", timezone = UTC)`; a `false` timezone keeps the date's own.
+pub fn date_filter(value: Value, format: Option<Value>, timezone: Option<Value>) -> Result<String, Error> {
+    let format = format.filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
+    let keep_own = timezone.as_ref().is_some_and(|t| t.kind() == minijinja::value::ValueKind::Bool && !t.is_true());
+    let (instant, own) = moment(&value)?;
+    let zone = if keep_own { own } else { zone(timezone.filter(|t| !t.is_none() && !t.is_undefined()).map(|t| t.to_string()).as_deref())? };
     Ok(format_php(&zone.at(instant), format.as_deref().unwrap_or("F j, Y H:i"), &zone))
 }
 
+fn zone(name: Option<&str>) -> Result<Zone, Error> {
+    let name = name.unwrap_or("UTC");
+    Zone::named(name).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("date: unknown timezone `{name}`")))
+}
+
+/// A DateTime, as Twig's `date()` function and `date_modify` filter give one: a moment in a zone. Like
+/// PHP's, it cannot be printed; the `date` filter formats it.
+#[derive(Debug)]
+pub struct Moment {
+    at: DateTime<Utc>,
+    zone: Zone,
+}
+
+impl minijinja::value::Object for Moment {}
+
+/// A value as a moment and the zone it carries: a DateTime, a Unix timestamp, null or '' for now, or
+/// a date as `strtotime` reads it (in UTC, unless it says its offset).
+fn moment(value: &Value) -> Result<(DateTime<Utc>, Zone), Error> {
+    if let Some(moment) = value.downcast_object_ref::<Moment>() {
+        return Ok((moment.at, moment.zone.clone()));
+    }
+    let utc = utc_zone();
+    let instant = if let Some(n) = value.as_i64() {
+        DateTime::from_timestamp(n, 0)
+    } else if value.is_none() || value.is_undefined() || value.as_str() == Some("") {
+        Some(Utc::now())
+    } else {
+        let text = value.to_string();
+        let parsed = parse_date(&text, &utc, Utc::now());
+        // A date that says its offset keeps it as its zone.
+        if let (Some(at), Ok(with_offset)) = (parsed, DateTime::parse_from_rfc3339(text.trim())) {
+            let name = with_offset.format("%:z").to_string();
+            return Ok((at, Zone::named(&name).unwrap_or(utc)));
+        }
+        parsed
+    };
+    let instant = instant.ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("Failed to parse time string ({value})")))?;
+    Ok((instant, utc))
+}
+
+/// The instant of a DateTime value (`date()`, `date_modify`), which PHP compares by time.
+pub fn instant_of(value: &Value) -> Option<DateTime<Utc>> {
+    value.downcast_object_ref::<Moment>().map(|m| m.at)
+}
+
+/// A method of a DateTime that a mapping may call: `format`, `getTimestamp`, `modify`; `None` for
+/// a value that is no DateTime.
+pub fn call_method(value: &Value, name: &str, args: &[Value]) -> Option<Result<Value, Error>> {
+    let moment = value.downcast_object_ref::<Moment>()?;
+    let arg = |i: usize| args.get(i).map(Value::to_string).unwrap_or_default();
+    Some(match name {
+        "format" => Ok(Value::from(format_php(&moment.zone.at(moment.at), &arg(0), &moment.zone))),
+        "getTimestamp" => Ok(Value::from(moment.at.timestamp())),
+        "modify" => date_modify(value.clone(), arg(0)),
+        other => Err(Error::new(ErrorKind::InvalidOperation, format!("Call to undefined method DateTime::{other}()"))),
+    })
+}
+
+/// Twig's `date_modify(modifier)`: the moment moved as `strtotime` reads the modifier.
+pub fn date_modify(value: Value, modifier: String) -> Result<Value, Error> {
+    let (at, zone) = moment(&value)?;
+    let moved = parse_date(&modifier, &zone, at).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("Failed to parse time string ({modifier})")))?;
+    Ok(Value::from_object(Moment { at: moved, zone }))
+}
+
+/// Twig's `date(date = "now", timezone = null)` function: the moment (read in UTC), shown in `timezone`.
+pub fn date_function(value: Option<Value>, timezone: Option<String>) -> Result<Value, Error> {
+    let (at, own) = moment(&value.unwrap_or(Value::from(())))?;
+    let zone = match timezone {
+        Some(name) => zone(Some(&name))?,
+        None => own,
+    };
+    Ok(Value::from_object(Moment { at, zone }))
+}
+
 /// A timezone: UTC, a fixed offset or an IANA name.
+#[derive(Debug, Clone)]
 pub struct Zone {
     tz: Option<chrono_tz::Tz>,
     fixed: FixedOffset,
@@ -193,9 +232,14 @@ fn parse_relative(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     Some(at)
 }
 
+/// PHP's month arithmetic: the day of the month is kept, and a day the new month does not have runs
+/// over into the next (`2024-01-31 +1 month` is `2024-03-02`).
 fn add_months(at: DateTime<Utc>, months: i64) -> Option<DateTime<Utc>> {
-    let count = chrono::Months::new(u32::try_from(months.unsigned_abs()).ok()?);
-    if months >= 0 { at.checked_add_months(count) } else { at.checked_sub_months(count) }
+    let total = i64::from(at.year()) * 12 + i64::from(at.month0()) + months;
+    let (year, month) = (i32::try_from(total.div_euclid(12)).ok()?, total.rem_euclid(12) as u32 + 1);
+    let first = NaiveDate::from_ymd_opt(year, month, 1)?;
+    let date = first.checked_add_signed(Duration::days(i64::from(at.day()) - 1))?;
+    Some(date.and_time(at.time()).and_utc())
 }
 
 const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
