@@ -103,6 +103,9 @@ fn main() -> ExitCode {
             Command::Demo(demo) => cli::demo::demo(&args.state, demo).await,
         }
     });
+    // A blocking task still running (a mapping on the blocking pool, a stalled read) does not keep
+    // the process from exiting once the command is done or a signal stopped it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(code) => code,
         Err(error) => {

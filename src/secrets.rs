@@ -165,6 +165,21 @@ pub fn mask_unparsed_url(text: &str) -> String {
     }
 }
 
+/// `url` as it may go to a host credentials are not meant for: no user info, and none of the query
+/// parameters that are named like a credential or hold a secret syncline knows.
+pub fn without_credentials(url: &url::Url) -> url::Url {
+    let mut out = url.clone();
+    let _ = out.set_username("");
+    let _ = out.set_password(None);
+    let kept: Vec<(String, String)> = url.query_pairs().into_owned().filter(|(k, v)| !is_secret_name(k) && scrub(v) == v.as_str()).collect();
+    if kept.is_empty() {
+        out.set_query(None);
+    } else {
+        out.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    out
+}
+
 /// `url` with its password and the values of credential-named query parameters masked.
 pub fn mask_url(text: &str) -> String {
     let Ok(mut url) = url::Url::parse(text) else { return text.to_string() };
@@ -270,5 +285,7 @@ mod tests {
         remember("p/w\"q-42");
         assert_eq!(scrub(r#"{"error":"bad password p\/w\"q-42"}"#), r#"{"error":"bad password ***"}"#);
         assert_eq!(mask_unparsed_url("https://user:pa ss@exa mple/x"), "https://***@exa mple/x");
+        let elsewhere = url::Url::parse("https://u:p@other/x?page=2&api_key=k&q=t0ken-1&sort=name").unwrap();
+        assert_eq!(without_credentials(&elsewhere).as_str(), "https://other/x?page=2&sort=name");
     }
 }

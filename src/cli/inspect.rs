@@ -119,9 +119,9 @@ pub async fn contracts(state: &Path, args: ContractsArgs) -> anyhow::Result<Exit
     for c in contracts.iter().take(args.limit) {
         println!(
             "{:<20} {:<36} {:<16} {:<24} {:<24}",
-            c.origin_id,
+            super::printable(&c.origin_id),
             c.target_id,
-            &c.origin_hash[..16],
+            c.origin_hash.get(..16).unwrap_or(&c.origin_hash),
             millis_text(c.last_seen),
             millis_text(c.last_changed)
         );
@@ -181,13 +181,13 @@ pub fn logs(state: &Path, id: &str) -> anyhow::Result<ExitCode> {
     };
     println!("job {} of `{}`: {}", job.id, job.synchronization, job.status.as_str());
     for line in store.logs(&job.id)? {
-        println!("{} {:<5} {}", line.at, line.level, line.message);
+        println!("{} {:<5} {}", line.at, line.level, super::printable(&line.message));
     }
     let errors = store.errors(&job.id, 1000)?;
     if !errors.is_empty() {
         println!("failed records:");
         for error in errors {
-            println!("  {}: {}", if error.origin_id.is_empty() { "?" } else { &error.origin_id }, error.message);
+            println!("  {}: {}", if error.origin_id.is_empty() { "?".into() } else { super::printable(&error.origin_id) }, super::printable(&error.message));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -224,7 +224,7 @@ pub fn objects(state: &Path, command: ObjectsCommand) -> anyhow::Result<ExitCode
             } else {
                 println!("{} object(s) in {register}/{schema}", thousands(store.count(register, schema, &[])?));
                 for o in objects {
-                    println!("{}  origin {:<10} {}", o.id, o.origin_id.unwrap_or_default(), serde_json::to_string(&o.object)?);
+                    println!("{}  origin {:<10} {}", o.id, super::printable(&o.origin_id.unwrap_or_default()), serde_json::to_string(&o.object)?);
                 }
             }
         }

@@ -28,6 +28,17 @@ pub fn load(file: &Path) -> Result<Pipeline, ExitCode> {
 }
 
 /// `1234567` → `1,234,567`.
+/// Text from outside (ids, messages) as a terminal gets it: control characters, which could move
+/// the cursor, retitle the window or hide what follows, shown as `?` (line breaks and tabs stay).
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if text.chars().any(hidden) {
+        text.chars().map(|c| if hidden(c) { '?' } else { c }).collect::<String>().into()
+    } else {
+        text.into()
+    }
+}
+
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();

@@ -35,7 +35,7 @@ pub struct ExportArgs {
 /// Imports a configuration into a pipeline file, reports what was not carried over, and checks the
 /// result as `validate` would.
 pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let text = syncline::config::read_definition(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let config: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", args.file.display()))?;
     let imported = match openconnector::import(&config) {
         Ok(imported) => imported,

@@ -161,18 +161,18 @@ pub fn print_report(state: &StateDir, report: &RunReport) {
         thousands(rate as u64),
     );
     for warning in &report.warnings {
-        eprintln!("  warning: {warning}");
+        eprintln!("  warning: {}", super::printable(warning));
     }
     if let Some(error) = &job.error {
-        eprintln!("  error [{}]: {error}", job.error_category.as_deref().unwrap_or("internal"));
+        eprintln!("  error [{}]: {}", job.error_category.as_deref().unwrap_or("internal"), super::printable(error));
     }
     if c.failed > 0
         && let Ok(jobs) = state.jobs()
         && let Ok(errors) = jobs.errors(&job.id, 5)
     {
         for error in &errors {
-            let id = if error.origin_id.is_empty() { String::new() } else { format!("{}: ", error.origin_id) };
-            eprintln!("  failed {id}{}", error.message);
+            let id = if error.origin_id.is_empty() { String::new() } else { format!("{}: ", super::printable(&error.origin_id)) };
+            eprintln!("  failed {id}{}", super::printable(&error.message));
         }
         if c.failed > errors.len() as u64 {
             eprintln!("  … and {} more: syncline logs {}", c.failed - errors.len() as u64, job.id);

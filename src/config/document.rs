@@ -100,8 +100,11 @@ impl Document {
 
 /// How deeply a pipeline file may nest mappings and sequences.
 pub const MAX_DEPTH: usize = 128;
-/// How many values a pipeline file may hold, counting each value an alias repeats.
+/// How many values a pipeline file may hold, counting each value an alias repeats; text counts a
+/// value per [`TEXT_PER_VALUE`] bytes (the file's strings and the paths its positions are kept
+/// under), so the bound holds for bytes too: about 64 MiB.
 pub const MAX_VALUES: usize = 1_000_000;
+pub const TEXT_PER_VALUE: usize = 64;
 
 enum Frame {
     Map { map: Map<String, Value>, path: String, pending_key: Option<(String, Position)>, anchor: usize, values: usize },
@@ -151,6 +154,14 @@ impl Builder<'_> {
         false
     }
 
+    /// Keeps where the value at `path` starts; the path's bytes are counted (a long key repeated
+    /// down a deep file would otherwise be kept once per value under it).
+    fn remember(&mut self, path: String, position: Position) {
+        if self.count(path.len() / TEXT_PER_VALUE, position) {
+            self.positions.entry(path).or_insert(position);
+        }
+    }
+
     /// Attaches a finished value, `size` values in all, to its parent (or makes it the root).
     fn attach(&mut self, value: Value, anchor: usize, position: Position, size: usize) {
         if anchor > 0 {
@@ -161,8 +172,8 @@ impl Builder<'_> {
             Some(Frame::Seq { items, path, values, .. }) => {
                 *values += size;
                 let item_path = join(path, &items.len().to_string());
-                self.positions.entry(item_path).or_insert(position);
                 items.push(value);
+                self.remember(item_path, position);
             }
             Some(Frame::Map { map, pending_key, path, values, .. }) => match pending_key.take() {
                 None => {
@@ -179,8 +190,8 @@ impl Builder<'_> {
                         self.fail(position, key_path, message);
                         return;
                     }
-                    self.positions.insert(key_path, position);
                     *pending_key = Some((key, position));
+                    self.remember(key_path, position);
                 }
                 Some((key, _)) => {
                     *values += size;
@@ -230,7 +241,7 @@ impl Builder<'_> {
                     self.fail(position, path, format!("the file nests deeper than {MAX_DEPTH} levels"));
                     return;
                 }
-                self.positions.entry(path.clone()).or_insert(position);
+                self.remember(path.clone(), position);
                 let frame = match event {
                     Event::MappingStart(..) => Frame::Map { map: Map::new(), path, pending_key: None, anchor, values: 1 },
                     _ => Frame::Seq { items: Vec::new(), path, anchor, values: 1 },
@@ -252,9 +263,10 @@ impl Builder<'_> {
                     self.attach(Value::Array(items), anchor, position, values);
                 }
             }
-            Event::Scalar(text, style, anchor, _) if self.count(1, position) => {
+            Event::Scalar(text, style, anchor, _) if self.count(1 + text.len() / TEXT_PER_VALUE, position) => {
+                let size = 1 + text.len() / TEXT_PER_VALUE;
                 let value = self.scalar(text, style, position);
-                self.attach(value, anchor, position, 1);
+                self.attach(value, anchor, position, size);
             }
             Event::Alias(anchor) => {
                 let size = self.anchors.get(&anchor).map_or(1, |(_, size)| *size);
@@ -320,6 +332,14 @@ mod tests {
         }
         let error = Document::parse("bomb.yaml", &laughs, &no_env).unwrap_err().to_string();
         assert!(error.starts_with("bomb.yaml:") && error.contains("more than 1000000 values"), "{error}");
+        // A long string repeated, and a long key down a deep file, count their bytes.
+        let long = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 100].join(", "));
+        let error = Document::parse("long.yaml", &long, &no_env).unwrap_err().to_string();
+        assert!(error.contains("more than 1000000 values"), "{error}");
+        let key = "k".repeat(60_000);
+        let deep_keys = format!("a: {}[{}]{}\n", format!("{{{key}: ").repeat(100), vec!["1"; 20_000].join(","), "}".repeat(100));
+        let error = Document::parse("keys.yaml", &deep_keys, &no_env).map(|_| ()).unwrap_err().to_string();
+        assert!(error.contains("more than 1000000 values"), "{error}");
         // Aliases of ordinary size still work.
         let doc = Document::parse("p.yaml", "base: &b {x: 1}\nother: *b\n", &no_env).unwrap();
         assert_eq!(doc.value["other"]["x"], 1);

@@ -116,6 +116,21 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// The most of a definition file (a pipeline, a schema, an OpenConnector export) that is read.
+pub const MAX_DEFINITION_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A definition file's text, refused past [`MAX_DEFINITION_BYTES`] before it is read.
+pub fn read_definition(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_DEFINITION_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_DEFINITION_BYTES {
+        return Err(std::io::Error::other(format!("the file is larger than {} (a definition file is text of a few kilobytes)", crate::limits::ByteSize(MAX_DEFINITION_BYTES))));
+    }
+    Ok(text)
+}
+
 impl Pipeline {
     /// Loads and validates a pipeline file, reading `${VAR}` from the process environment.
     pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
@@ -124,7 +139,7 @@ impl Pipeline {
 
     pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigErrors> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::file(&file, format!("cannot read: {e}")))?;
+        let text = read_definition(path).map_err(|e| ConfigError::file(&file, format!("cannot read: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::from_text(&file, &text, base, env)
     }

@@ -178,7 +178,7 @@ fn load_schema(value: &Value, base: Option<&Path>) -> Result<Value, String> {
                 return Err(format!("`$ref: {reference}` must name a file inside the pipeline file's folder (no absolute path, no `..`)"));
             }
             let path = base.join(relative);
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read schema file {}: {e}", path.display()))?;
+            let text = super::read_definition(&path).map_err(|e| format!("cannot read schema file {}: {e}", path.display()))?;
             serde_json::from_str(&text).map_err(|e| format!("schema file {} is not JSON: {e}", path.display()))
         }
         _ => Ok(value.clone()),

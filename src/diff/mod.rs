@@ -279,6 +279,8 @@ impl Identifier {
             },
         };
         match id {
+            // An empty id names no object: every record without one would be the same.
+            Some(Ok(id)) if id.trim().is_empty() => Err(format!("the id at idPosition `{}` is empty", self.id_path.join("."))),
             Some(Ok(id)) => Ok((hash, id)),
             Some(Err(problem)) => Err(problem),
             None => Err(format!("no value at idPosition `{}`", self.id_path.join("."))),
@@ -307,7 +309,7 @@ mod tests {
 
     #[test]
     fn identities_worked_out_beside_the_reader_diff_as_inline_ones() {
-        let records = [r#"{"id":1}"#, r#"{"x":1}"#, "{broken", r#"{"id":null}"#, r#"{"id":"2"}"#];
+        let records = [r#"{"id":1}"#, r#"{"x":1}"#, "{broken", r#"{"id":null}"#, r#"{"id":"2"}"#, r#"{"id":" "}"#];
         let mut inline = Differ::new(ContractTable::new(), "s", "id", [7; 32], false);
         let mut ahead = Differ::new(ContractTable::new(), "s", "id", [7; 32], false);
         let identities = ahead.identifier().identify_all(&chunk(&records).records);
@@ -316,9 +318,10 @@ mod tests {
         assert_eq!(a.len(), 2);
         let messages = |d: &Differ| d.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>();
         assert_eq!(messages(&inline), messages(&ahead));
-        assert_eq!(messages(&ahead).len(), 3, "{:?}", messages(&ahead));
+        assert_eq!(messages(&ahead).len(), 4, "{:?}", messages(&ahead));
         assert!(messages(&ahead)[0].starts_with("record 2 of") && messages(&ahead)[0].contains("no value at idPosition `id`"));
-        assert_eq!((inline.unidentified, ahead.unidentified), (3, 3));
+        assert!(messages(&ahead)[3].contains("is empty"), "{:?}", messages(&ahead));
+        assert_eq!((inline.unidentified, ahead.unidentified), (4, 4));
     }
 
     fn ack_all(differ: &mut Differ, work: Vec<Work>) {

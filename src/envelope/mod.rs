@@ -61,6 +61,8 @@ const AUTO_KEYS: [&str; 3] = ["items", "result", "results"];
 
 /// Splits `body` into its records at `position`.
 pub fn extract(body: &Bytes, position: &ResultsPosition) -> Result<Extracted, NotJson> {
+    // A byte-order mark is no part of the JSON (some servers and editors write one).
+    let body = &if body.starts_with(b"\xEF\xBB\xBF") { body.slice(3..) } else { body.clone() };
     let text = std::str::from_utf8(body).map_err(|e| NotJson(format!("not UTF-8: {e}")))?;
     let slice = |raw: &RawValue| body.slice_ref(raw.get().as_bytes());
     let want = match position {
@@ -147,6 +149,7 @@ fn not_found(root: &RawValue, position: &ResultsPosition) -> String {
     let hint = match (lists.is_empty(), is_list(root)) {
         (_, true) => "the body itself is a list: use `resultsPosition: _root`".to_string(),
         (true, _) => "the body holds no list of records".to_string(),
+        (false, _) if lists.len() > 10 => format!("lists found at: {}, and {} more", lists[..10].join(", "), lists.len() - 10),
         (false, _) => format!("lists found at: {}", lists.join(", ")),
     };
     format!("resultsPosition `{}` found no records in the response; {hint}", position.describe())
@@ -183,6 +186,7 @@ mod tests {
         assert_eq!(records(r#"{"results":[{"id":3}]}"#, "").0, [r#"{"id":3}"#]);
         assert_eq!(records(r#"{"a":[{"x":[{"id":9}]}]}"#, "a.0.x").0, [r#"{"id":9}"#]);
         assert_eq!(records(r#"{"data":{"id":1}}"#, "data").0, [r#"{"id":1}"#]);
+        assert_eq!(records("\u{feff}[{\"id\":1}]", "_root").0, [r#"{"id":1}"#], "a byte-order mark is no part of the JSON");
     }
 
     #[test]

@@ -57,12 +57,30 @@ impl Element {
 
 /// Reads an XML document into a JSON value; elements may nest `max_depth` deep (each is a level of
 /// the value, which later stages walk recursively).
-pub fn to_json(text: &str, max_depth: usize) -> Result<Value, String> {
+pub fn to_json(text: &str, limits: &crate::limits::ReadLimits) -> Result<Value, String> {
+    let max_depth = limits.max_depth;
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Value> = None;
+    // What the reading holds, counted as it grows: an element of four bytes (`<a/>`) becomes an
+    // object of a hundred, so a body within maxResponseBytes could read as gigabytes.
+    let most = limits.max_response_bytes.bytes().saturating_mul(XML_GROWTH);
+    let mut held = 0u64;
+    let mut hold = |bytes: usize| {
+        held = held.saturating_add(bytes as u64);
+        if held > most {
+            return Err(crate::limits::OverLimit::bytes(format!("the XML body read as JSON (up to {XML_GROWTH} × its limit)"), "maxResponseBytes", limits.max_response_bytes).to_string());
+        }
+        Ok(())
+    };
     loop {
         let event = reader.read_event().map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.buffer_position()))?;
+        match &event {
+            Event::Start(start) | Event::Empty(start) => hold(ELEMENT_COST + start.len() * 2)?,
+            Event::Text(text) => hold(text.len())?,
+            Event::CData(data) => hold(data.len())?,
+            _ => {}
+        }
         match event {
             Event::Start(start) => {
                 if stack.len() >= max_depth {
@@ -105,6 +123,11 @@ pub fn to_json(text: &str, max_depth: usize) -> Result<Value, String> {
     }
     root.ok_or_else(|| "no root element".to_string())
 }
+
+/// How many times its limit an XML body may take once read (see [`to_json`]).
+const XML_GROWTH: u64 = 16;
+/// What an element is counted as beyond its bytes: the object it becomes.
+const ELEMENT_COST: usize = 96;
 
 fn open(start: &quick_xml::events::BytesStart) -> Result<Element, String> {
     let mut element = Element { name: start.name().0.to_string(), ..Element::default() };
@@ -162,7 +185,7 @@ mod tests {
             </response>"#;
         assert!(looks_like_xml(xml.as_bytes()));
         assert_eq!(
-            to_json(xml, 128).unwrap(),
+            to_json(xml, &crate::limits::ReadLimits::default()).unwrap(),
             json!({"@attributes": {"total": "2"}, "items": {"item": [
                 {"@attributes": {"identifier": "a1"}, "title": "Bella & co", "tag": ["x", "y"]},
                 {"@attributes": {"identifier": "a2"}, "title": "Max <3>", "empty": ""}
@@ -173,14 +196,20 @@ mod tests {
     #[test]
     fn depth_is_bounded() {
         let nested = |levels: usize| format!("{}x{}", "<a>".repeat(levels), "</a>".repeat(levels));
-        assert_eq!(to_json(&nested(3), 3).unwrap(), json!({"a": {"a": "x"}}));
-        let error = to_json(&nested(100_000), 128).unwrap_err();
+        assert_eq!(to_json(&nested(3), &crate::limits::ReadLimits { max_depth: 3, ..Default::default() }).unwrap(), json!({"a": {"a": "x"}}));
+        let error = to_json(&nested(100_000), &crate::limits::ReadLimits::default()).unwrap_err();
         assert!(error.starts_with("the XML body nested deeper than 128 levels at a.a.a.a…"), "{error}");
     }
 
     #[test]
     fn broken_xml_is_an_error() {
-        assert!(to_json("<a><b></a>", 128).is_err());
+        assert!(to_json("<a><b></a>", &crate::limits::ReadLimits::default()).is_err());
+        // Many tiny elements: their reading is held to a multiple of the body's limit.
+        let small = crate::limits::ReadLimits { max_response_bytes: crate::limits::ByteSize(64 * 1024), ..Default::default() };
+        let tiny = format!("<r>{}</r>", "<a/>".repeat(15 * 1024));
+        let error = to_json(&tiny, &small).unwrap_err();
+        assert!(error.contains("maxResponseBytes (64 KiB)"), "{error}");
+        assert!(to_json(&format!("<r>{}</r>", "<a/>".repeat(100)), &small).is_ok());
         assert!(!looks_like_xml(b"{\"a\": 1}"));
     }
 }

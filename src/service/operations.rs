@@ -175,7 +175,8 @@ pub async fn objects(
 ) -> Result<Json<Value>, ApiError> {
     let number = |v: Option<String>, default: usize| v.and_then(|v| v.parse().ok()).unwrap_or(default);
     let limit = number(query.remove("limit"), 50).min(1000);
-    let offset = number(query.remove("offset"), 0);
+    // SQLite counts in i64: an offset past that is past every object anyway.
+    let offset = number(query.remove("offset"), 0).min(i64::MAX as usize);
     let mut filters: Vec<(String, String)> = query.into_iter().collect();
     filters.sort();
     let store = shared.state.register()?;

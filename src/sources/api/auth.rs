@@ -54,6 +54,8 @@ impl RequestTemplates {
             return Ok(None);
         }
         let mut env = Environment::new();
+        // Headers and query values are rendered for every request: bounded as a mapping's are.
+        env.set_fuel(Some(crate::limits::TemplateLimits::default().template_fuel));
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         crate::mapping::twig::install(&mut env);
         env.add_function("oauthToken", |state: &State, _source: minijinja::Value| token(state, "__oauth_token"));
@@ -214,7 +216,8 @@ impl Tokens {
             Some(Value::String(token)) if !token.is_empty() => token.clone(),
             _ => return Err(auth_error(format!("no token at `{}` in the token response", location.segments().join(".")))),
         };
-        let lifetime = json.get("expires_in").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).map(Duration::from_secs);
+        // Capped at a day: an `expires_in` of 10^19 would overflow the clock it is added to.
+        let lifetime = json.get("expires_in").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).map(|s| Duration::from_secs(s.min(86_400)));
         Ok((token, lifetime.unwrap_or(DEFAULT_LIFETIME)))
     }
 }

@@ -295,6 +295,11 @@ impl HttpClient {
     /// source allows cross-origin links. Not retried.
     async fn request_elsewhere(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>) -> Result<Response, SourceError> {
         let Some(anonymous) = &self.anonymous else { return Err(self.cross_origin(url)) };
+        // A link may carry this source's key in its query (an upstream echoing it back): it stays home.
+        let url = &crate::secrets::without_credentials(url);
+        if body.is_some_and(|b| crate::secrets::scrub(&b.to_string()) != b.to_string()) {
+            return Err(self.cross_origin(url));
+        }
         let shown = self.redact(url);
         let host = url.origin().ascii_serialization();
         self.warnings
@@ -430,10 +435,14 @@ impl HttpClient {
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
+/// The longest wait an upstream's header is read as: further is the same (longer than any
+/// `maxRetryAfter`), and stays clear of overflowing a clock when added to now.
+const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(LONGEST_WAIT));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
@@ -446,14 +455,17 @@ fn header_number(headers: &HeaderMap, name: &str) -> Option<f64> {
 /// How long until `X-RateLimit-Reset`: a Unix time (OpenConnector's reading) or, when small, seconds.
 fn budget_reset(headers: &HeaderMap) -> Option<Duration> {
     let reset = header_number(headers, "x-ratelimit-reset")?;
-    if reset < 0.0 {
+    // `inf`, `NaN` and `-1` parse as numbers too; none is a time.
+    if !reset.is_finite() || reset < 0.0 {
         return None;
     }
-    if reset > 1_000_000_000.0 {
+    let seconds = if reset > 1_000_000_000.0 {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
-        return Some(Duration::from_secs_f64((reset - now).max(0.0)));
-    }
-    Some(Duration::from_secs_f64(reset))
+        (reset - now).max(0.0)
+    } else {
+        reset
+    };
+    Some(Duration::from_secs_f64(seconds.min(LONGEST_WAIT.as_secs_f64())))
 }
 
 /// The start of an error body, on one line.
@@ -507,6 +519,18 @@ mod tests {
             let step = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
             let wait = client.backoff(attempt);
             assert!(wait >= step / 2 && wait <= step, "attempt {attempt}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn waits_an_upstream_names_are_numbers_within_reason() {
+        for (name, value) in [("x-ratelimit-reset", "inf"), ("x-ratelimit-reset", "NaN"), ("x-ratelimit-reset", "-inf"), ("x-ratelimit-reset", "1e308"), (RETRY_AFTER.as_str(), "18446744073709551615")] {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+            let wait = retry_after(&h).or_else(|| budget_reset(&h));
+            assert!(wait.is_none_or(|w| w <= LONGEST_WAIT), "{name}: {value} → {wait:?}");
+            // Added to now, as the budget's reset is, without overflowing.
+            let _ = wait.map(|w| Instant::now() + w);
         }
     }
 

@@ -71,6 +71,7 @@ fn endpoint_url(location: &str, endpoint: Option<&str>) -> Result<Url, SourceErr
     let endpoint = match endpoint {
         Some(text) if text.contains("{{") || text.contains("{%") => {
             let mut env = minijinja::Environment::new();
+            env.set_fuel(Some(crate::limits::TemplateLimits::default().template_fuel));
             crate::mapping::twig::install(&mut env);
             let translated = crate::mapping::twig::translate(text).map_err(|e| SourceError::Config(format!("the endpoint `{text}` is not a valid template: {e}")))?;
             rendered = env
@@ -92,12 +93,12 @@ fn endpoint_url(location: &str, endpoint: Option<&str>) -> Result<Url, SourceErr
 
 /// An XML body (OpenConnector parses a body that is not JSON as XML) becomes its JSON reading, so
 /// `resultsPosition`, `idPosition` and next links work the same on both.
-fn xml_as_json(body: &mut bytes::Bytes, max_depth: usize) -> Result<(), String> {
+fn xml_as_json(body: &mut bytes::Bytes, limits: &ReadLimits) -> Result<(), String> {
     if !envelope::xml::looks_like_xml(body) {
         return Ok(());
     }
     let text = std::str::from_utf8(body).map_err(|e| format!("the XML body is not UTF-8: {e}"))?;
-    let value = envelope::xml::to_json(text, max_depth)?;
+    let value = envelope::xml::to_json(text, limits)?;
     *body = bytes::Bytes::from(serde_json::to_vec(&value).map_err(|e| e.to_string())?);
     Ok(())
 }
@@ -110,12 +111,43 @@ struct Reader {
     next: Option<Url>,
     page: u64,
     pending: VecDeque<SourceEvent>,
+    /// The records of the page read last that are not sent yet, and where they came from.
+    rest: Option<PageRecords>,
 }
 
+/// A page's records, sent on in chunks of [`CHUNK_RECORDS`]: a page of millions of tiny records
+/// would otherwise be identified, diffed and written as one batch.
+struct PageRecords {
+    records: std::vec::IntoIter<bytes::Bytes>,
+    origin: String,
+    /// The number of the next record in its page, from 1.
+    next: u64,
+}
+
+const CHUNK_RECORDS: usize = 1024;
+
 impl Reader {
+    /// The next chunk of the page read last, if any of it is left.
+    fn next_chunk(&mut self) -> Option<Chunk> {
+        let rest = self.rest.as_mut()?;
+        let records: Vec<bytes::Bytes> = rest.records.by_ref().take(CHUNK_RECORDS).collect();
+        if records.is_empty() {
+            self.rest = None;
+            return None;
+        }
+        let first = rest.next;
+        rest.next += records.len() as u64;
+        let mut chunk = Chunk::new(crate::sources::json_records(records, &self.limits), rest.origin.clone());
+        chunk.lines = (first..rest.next).collect();
+        Some(chunk)
+    }
+
     async fn step(mut self) -> Option<(Result<SourceEvent, SourceError>, Reader)> {
         if let Some(event) = self.pending.pop_front() {
             return Some((Ok(event), self));
+        }
+        if let Some(chunk) = self.next_chunk() {
+            return Some((Ok(SourceEvent::Chunk(chunk)), self));
         }
         let url = self.next.take()?;
         self.page += 1;
@@ -125,15 +157,17 @@ impl Reader {
             Ok(response) => response,
             Err(error) => return Some((Err(error), self)),
         };
-        if let Err(reason) = xml_as_json(&mut response.body, self.limits.max_depth) {
+        if let Err(reason) = xml_as_json(&mut response.body, &self.limits) {
             return Some((Err(SourceError::Format { url: self.client.redact(&url), reason }), self));
         }
         let extracted = match envelope::extract(&response.body, &self.position) {
             Ok(extracted) => extracted,
             Err(error) => return Some((Err(SourceError::Format { url: self.client.redact(&url), reason: error.0 }), self)),
         };
+        // A page without the records where they should be is no page of nothing: what was not found
+        // cannot be told apart from what is gone, so the run deletes nothing.
         if let Some(warning) = extracted.warning {
-            self.pending.push_back(SourceEvent::Warning(warning));
+            self.pending.push_back(SourceEvent::Truncated(format!("page {}: {warning}; nothing is deleted this run", self.page)));
         }
         match self.pager.next(&url, &response.headers, &response.body, extracted.records.len()) {
             Next::Fetch(next) => self.next = Some(next),
@@ -141,7 +175,10 @@ impl Reader {
             Next::DoneWarning(warning) => self.pending.push_back(SourceEvent::Warning(warning)),
             Next::Truncated(reason) => self.pending.push_back(SourceEvent::Truncated(reason)),
         }
-        let chunk = Chunk::new(crate::sources::json_records(extracted.records, &self.limits), format!("page {} (GET {})", self.page, self.client.redact(&url)));
+        let origin = format!("page {} (GET {})", self.page, self.client.redact(&url));
+        self.rest = Some(PageRecords { records: extracted.records.into_iter(), origin: origin.clone(), next: 1 });
+        // A page of no records is still a page read.
+        let chunk = self.next_chunk().unwrap_or_else(|| Chunk::new(Vec::new(), origin));
         Some((Ok(SourceEvent::Chunk(chunk)), self))
     }
 }
@@ -158,6 +195,7 @@ impl Source for ApiSource {
             next: Some(first),
             page: 0,
             pending: VecDeque::new(),
+            rest: None,
         };
         futures::stream::unfold(reader, Reader::step).boxed()
     }
@@ -167,7 +205,7 @@ impl Source for ApiSource {
             let started = std::time::Instant::now();
             let mut response = self.client.get(&self.url).await?;
             // An XML body that cannot be read shows below as "not JSON", with its size.
-            let _ = xml_as_json(&mut response.body, self.limits.max_depth);
+            let _ = xml_as_json(&mut response.body, &self.limits);
             let records = envelope::extract(&response.body, &self.position).map(|e| e.records.len()).ok();
             let what = match records {
                 Some(n) => format!("{n} record(s) in the first page"),

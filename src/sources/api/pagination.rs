@@ -39,7 +39,7 @@ pub struct Pager {
     offset: u64,
     previous_body: Option<blake3::Hash>,
     visited: HashSet<String>,
-    last_cursor: Option<String>,
+    cursors: HashSet<String>,
     /// Page mode found next links in the bodies and follows them (OpenConnector's page mode).
     following: bool,
 }
@@ -63,7 +63,7 @@ impl Pager {
             offset: 0,
             previous_body: None,
             visited: HashSet::new(),
-            last_cursor: None,
+            cursors: HashSet::new(),
             following: false,
         }
     }
@@ -125,9 +125,12 @@ impl Pager {
                     // OpenConnector's page mode follows a next link when the body has one, keeping
                     // the query parameters the link leaves out.
                     let page_param = self.def.param.as_deref().unwrap_or("page");
+                    // Only to the same origin: the query may hold a key meant for this host alone.
+                    let same_origin = link.origin() == current.origin();
                     let carried: Vec<(String, String)> = current
                         .query_pairs()
                         .into_owned()
+                        .filter(|_| same_origin)
                         .filter(|(k, _)| k != page_param && Some(k.as_str()) != self.def.size_param.as_deref())
                         .filter(|(k, _)| !link.query_pairs().any(|(lk, _)| lk == *k))
                         .collect();
@@ -162,10 +165,10 @@ impl Pager {
             },
             PaginationKind::Cursor => {
                 let Some(cursor) = self.link_in(body) else { return Next::Done };
-                if self.last_cursor.as_deref() == Some(cursor.as_str()) {
-                    return Next::DoneWarning(format!("the cursor `{cursor}` repeated; stopped reading"));
+                // Any cursor seen before, not just the last: A → B → A would go round for ever.
+                if !self.cursors.insert(cursor.clone()) {
+                    return Next::DoneWarning(format!("the cursor `{}` repeated; stopped reading", crate::secrets::scrub(&cursor)));
                 }
-                self.last_cursor = Some(cursor.clone());
                 set_params(current, &[(self.def.param.as_deref().unwrap_or("cursor"), cursor)])
             }
         };
@@ -302,5 +305,35 @@ mod tests {
         let Next::Fetch(second) = p.next(&first, &HeaderMap::new(), br#"{"meta":{"next":"abc"}}"#, 1) else { panic!() };
         assert_eq!(second.query(), Some("c=abc"));
         assert!(matches!(p.next(&second, &HeaderMap::new(), br#"{"meta":{"next":"def"}}"#, 1), Next::Truncated(_)));
+    }
+
+    #[test]
+    fn cursors_that_go_round_stop() {
+        let mut p = Pager::new(&def(serde_json::json!({"type": "cursor", "path": "next"})), None);
+        let mut url = p.first(Url::parse("http://h/x").unwrap());
+        for (i, cursor) in ["a", "b", "a"].iter().enumerate() {
+            let body = format!(r#"{{"next":"{cursor}","n":{i}}}"#);
+            match p.next(&url, &HeaderMap::new(), body.as_bytes(), 1) {
+                Next::Fetch(next) => url = next,
+                Next::DoneWarning(warning) => {
+                    assert_eq!(i, 2, "{warning}");
+                    assert!(warning.contains("repeated"), "{warning}");
+                    return;
+                }
+                _ => panic!("page {i}"),
+            }
+        }
+        panic!("the cycle was followed");
+    }
+
+    #[test]
+    fn a_next_link_elsewhere_gets_none_of_this_querys_parameters() {
+        let follow = PaginationDef { follow_next: true, ..def(serde_json::json!({"type": "page"})) };
+        let mut p = Pager::new(&follow, None);
+        let current = Url::parse("http://h/x?page=1&api_key=k-1&tenant=t").unwrap();
+        let Next::Fetch(same) = p.next(&current, &HeaderMap::new(), br#"{"next":"http://h/x?page=2"}"#, 1) else { panic!() };
+        assert_eq!(same.query(), Some("page=2&api_key=k-1&tenant=t"));
+        let Next::Fetch(other) = p.next(&same, &HeaderMap::new(), br#"{"next":"http://evil.example/x?page=3"}"#, 1) else { panic!() };
+        assert_eq!(other.query(), Some("page=3"));
     }
 }

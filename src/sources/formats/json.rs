@@ -26,7 +26,11 @@ pub(super) fn read_lines(reader: impl Read, name: &str, options: &FormatOptions,
             out.push(RawRecord::Broken(OverLimit::bytes("the line", "maxRecordBytes", max).to_string()), number)?;
             continue;
         }
-        let text = line.trim_ascii();
+        let mut text = line.trim_ascii();
+        if number == 1 {
+            // A byte-order mark before the first record (editors on Windows write one).
+            text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text).trim_ascii();
+        }
         if text.is_empty() {
             continue;
         }
@@ -68,7 +72,8 @@ pub(super) fn read_document(body: Bytes, name: &str, options: &FormatOptions, tx
     let extracted = envelope::extract(&body, &options.results_position)
         .map_err(|e| ReadError::Failed(SourceError::File { file: name.to_string(), reason: format!("not valid JSON: {}", e.0) }))?;
     if let Some(warning) = extracted.warning {
-        tx.blocking_send(Ok(SourceEvent::Warning(format!("{name}: {warning}")))).map_err(|_| ReadError::Stopped)?;
+        // As for an API page: records not where they should be may be records gone missing.
+        tx.blocking_send(Ok(SourceEvent::Truncated(format!("{name}: {warning}; nothing is deleted this run")))).map_err(|_| ReadError::Stopped)?;
     }
     let mut out = ChunkWriter::new(tx, name.to_string(), "record");
     for (index, record) in crate::sources::json_records(extracted.records, &options.limits).into_iter().enumerate() {

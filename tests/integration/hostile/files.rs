@@ -44,6 +44,34 @@ async fn ndjson_lines_deep_or_broken_fail_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_with_terminal_escapes_print_inert() {
+    let case = Case::new();
+    let path = case.path("feed.ndjson");
+    // An id that would retitle the terminal and clear the screen, on a record that fails.
+    let id = "\u{1b}]0;pwned\u{7}\u{1b}[2Jx";
+    std::fs::write(&path, format!("{{\"id\":{}}}\n", serde_json::to_string(id).unwrap())).unwrap();
+    // A mapping that fails the record, which the run then reports by its id.
+    let failing = super::pipeline(&format!("type: file\nlocation: \"{}\"", path.display()), r#"{ n: "{{ 1 // 0 }}" }"#, "idPosition: id");
+    let ran = case.run(&failing).await;
+    ran.expect(1, 200).says("failed ?]0;pwned??[2Jx: ");
+    assert!(!ran.out.contains('\u{1b}'), "an escape reached the terminal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_start_with_a_byte_order_mark_read_as_without() {
+    for (name, text) in [("feed.csv", "id,name\n1,Bella\n2,Max\n"), ("feed.ndjson", "{\"id\":1,\"name\":\"Bella\"}\n{\"id\":2}\n"), ("feed.json", "[{\"id\":1,\"name\":\"Bella\"},{\"id\":2}]")] {
+        let case = Case::new();
+        let path = case.path(name);
+        std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
+        case.run(&file_pipeline(&path.display().to_string(), "", "")).await.expect(0, 200).says("created 2");
+        assert_eq!(ids(&case), ["1", "2"], "{name}");
+        assert_eq!(case.objects()[0].1["name"], "Bella", "{name}");
+        // Read again: nothing changed, nothing deleted.
+        case.run(&file_pipeline(&path.display().to_string(), "", "")).await.expect(0, 200).says("unchanged 2");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_csv_field_of_200_mb_fails_its_row_without_being_held() {
     let case = Case::new();
     let path = case.path("feed.csv");

@@ -125,6 +125,40 @@ async fn a_page_streamed_past_the_default_limit_is_cut_off_with_flat_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_without_its_records_where_they_should_be_deletes_nothing() {
+    // The upstream answers 200 with something else than its list: an error, a null, an empty object.
+    let answer = Arc::new(Mutex::new(page(&[r#"{"id":1}"#.into(), r#"{"id":2}"#.into()])));
+    let now = Arc::clone(&answer);
+    let app = Router::new().route("/page", get(move || {
+        let body = now.lock().unwrap().clone();
+        async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+    }));
+    let (addr, _server) = serve(app).await;
+    let case = Case::new();
+    let pipeline = api_pipeline(&format!("http://{addr}"), "", "");
+    case.run(&pipeline).await.expect(0, 200).says("created 2");
+    for body in [r#"{"error":"maintenance"}"#, r#"{"items":null}"#, "{}", r#"{"items":"none"}"#] {
+        *answer.lock().unwrap() = body.to_string();
+        case.run(&pipeline).await.expect(0, 200).says("found no records").says("nothing is deleted");
+        assert_eq!(case.objects().len(), 2, "{body}: nothing deleted");
+    }
+    // An empty list is an answer (the records are gone), which the mass-delete guard then weighs.
+    *answer.lock().unwrap() = r#"{"items":[]}"#.to_string();
+    case.run(&pipeline).await.expect(1, 200).says("refusing to delete 2 of 2 objects");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_many_records_goes_on_in_chunks_that_keep_their_numbers() {
+    let mut records: Vec<String> = (1..=5000).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+    records[2999] = format!(r#"{{"id":3000,"d":{}}}"#, deep_object(200));
+    let (url, _server) = upstream(page(&records), "application/json").await;
+    let case = Case::new();
+    case.run(&api_pipeline(&url, "", "")).await.expect(0, 300).says("created 4,999").says("failed 1");
+    let errors = StateErrors::of(&case);
+    assert!(errors.iter().any(|e| e.contains("record 3000 of page 1")), "{errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_over_max_record_bytes_fails_alone() {
     let records = [r#"{"id":1}"#.to_string(), format!(r#"{{"id":2,"pad":"{}"}}"#, "z".repeat(4096)), r#"{"id":3}"#.to_string()];
     let (url, _server) = upstream(page(&records), "application/json").await;

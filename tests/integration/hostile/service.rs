@@ -232,6 +232,11 @@ async fn names_that_are_paths_are_refused_over_the_api() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{id}: {answer}");
         assert!(answer.to_string().contains("is not a name"), "{id}: {answer}");
     }
+    // Paging numbers past what the stores count in are answered, not failed.
+    for query in ["limit=18446744073709551615&offset=18446744073709551615", "offset=-1&limit=abc", "limit=0"] {
+        let answer = service.http.get(format!("{}/api/registers/r/schemas/s/objects?{query}", service.url)).header("x-api-key", KEY).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{query}");
+    }
 }
 
 /// `syncline serve` as a child process, on a port of its own.

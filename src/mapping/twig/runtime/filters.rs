@@ -215,7 +215,7 @@ pub fn install(env: &mut Environment<'static>) {
         php_constant(&name).ok_or_else(|| error(format!("Undefined constant \"{name}\"")))
     });
     env.add_function("tw_random", |values: Option<Value>, max: Option<Value>| -> Result<Value, Error> {
-        let roll = |bound: u64| if bound == 0 { 0 } else { (uuid::Uuid::new_v4().as_u128() % u128::from(bound)) as u64 };
+        let roll = |bound: u64| if bound == 0 { 0 } else { rand::Rng::random_range(&mut rand::rng(), 0..bound) };
         let values = values.filter(|v| !is_null(v));
         let max = max.filter(|v| !is_null(v)).map(|m| int_of(&m)).transpose()?;
         Ok(match values {
