@@ -13,7 +13,9 @@ use syncline::openconnector::{self, Notice};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The configuration file (JSON, as OpenConnector and OpenRegister export it).
+    /// The configuration file (JSON, as OpenConnector and OpenRegister export it), or a folder of
+    /// one file per object (`sources/`, `mappings/`, `synchronizations/`, `rules/`, …, as
+    /// OpenConnector's repository ships its `configurations/`).
     pub file: PathBuf,
     /// Where to write the pipeline (`.yaml`/`.yml` or `.json`); standard output (YAML) without it.
     #[arg(short, long)]
@@ -35,8 +37,7 @@ pub struct ExportArgs {
 /// Imports a configuration into a pipeline file, reports what was not carried over, and checks the
 /// result as `validate` would.
 pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let text = syncline::config::read_definition(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let config: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", args.file.display()))?;
+    let config = if args.file.is_dir() { folder_configuration(&args.file)? } else { read_json(&args.file)? };
     let imported = match openconnector::import(&config) {
         Ok(imported) => imported,
         Err(error) => {
@@ -54,7 +55,9 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let count = |key: &str| imported.pipeline.get(key).and_then(Value::as_object).map_or(0, |m| m.len());
     let label = args.output.as_deref().unwrap_or(Path::new("<stdout>")).display().to_string();
     let base = args.output.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
-    match Pipeline::from_value(&label, imported.pipeline.clone(), base) {
+    // Checked as written, with the locations left to be filled in standing for some URL.
+    let env = |name: &str| std::env::var(name).ok().or_else(|| imported.variables.iter().any(|v| v == name).then(|| "https://location.invalid/".to_string()));
+    match Pipeline::from_text(&label, &rendered, base, &env) {
         Ok(_) => {
             eprintln!(
                 "imported {} source(s), {} mapping(s), {} register(s), {} synchronization(s); the pipeline validates",
@@ -63,6 +66,9 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 count("registers"),
                 count("synchronizations")
             );
+            if !imported.variables.is_empty() {
+                eprintln!("set {} before running it", imported.variables.join(", "));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -70,6 +76,38 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(super::USAGE))
         }
     }
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = syncline::config::read_definition(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// The buckets of a configuration that a folder of per-object files may hold, each a sub-folder.
+const BUCKETS: [&str; 8] = ["sources", "mappings", "synchronizations", "rules", "registers", "schemas", "endpoints", "jobs"];
+
+/// A folder of one JSON file per object, as one configuration: `components.<bucket>` lists the
+/// files of each sub-folder, in name order.
+fn folder_configuration(folder: &Path) -> anyhow::Result<Value> {
+    let mut components = serde_json::Map::new();
+    for bucket in BUCKETS {
+        let dir = folder.join(bucket);
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        let objects = files.iter().map(|path| read_json(path)).collect::<anyhow::Result<Vec<_>>>()?;
+        components.insert(bucket.to_string(), Value::Array(objects));
+    }
+    if components.is_empty() {
+        anyhow::bail!("{} holds none of the folders {} of a configuration", folder.display(), BUCKETS.join(", "));
+    }
+    Ok(serde_json::json!({ "components": components }))
 }
 
 /// Writes a pipeline as a configuration file.

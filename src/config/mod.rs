@@ -191,6 +191,12 @@ const BOOKKEEPING: [&str; 13] = [
     "dateModified", "status", "configurations",
 ];
 
+/// Whether `key` is one of OpenConnector's bookkeeping keys (`name`, `id`, `uuid`, …), which every
+/// entity may carry.
+pub fn is_bookkeeping(key: &str) -> bool {
+    BOOKKEEPING.contains(&key)
+}
+
 /// One mapping definition as the API stores it (OpenConnector's spelling and bookkeeping fields
 /// allowed), read alone; `None` when it does not parse.
 pub fn mapping_from_value(value: &Value) -> Option<MappingDef> {

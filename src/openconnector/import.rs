@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
 
+use super::lenient::{called_mappings, closest, leave_out_unknown, leave_out_unknown_casts, MAPPING_KEYS, SOURCE_CONFIG_KEYS, SOURCE_KEYS, SYNCHRONIZATION_KEYS};
 use super::quirks::{is_empty, normalize_entity, Notice};
 use crate::mapping::twig::slugify;
 
@@ -17,6 +18,9 @@ pub struct Imported {
     /// `{sources, mappings, registers, synchronizations}`, each keyed by name (the entity's slug).
     pub pipeline: Value,
     pub notices: Vec<Notice>,
+    /// Environment variables the pipeline reads where the file left a value for each installation
+    /// to fill in (an empty source `location`).
+    pub variables: Vec<String>,
 }
 
 /// An input that is not an OpenConnector configuration.
@@ -64,6 +68,12 @@ impl Index {
     fn resolve(&self, reference: &Value) -> Option<String> {
         text_of(reference).and_then(|text| self.0.get(&text).cloned())
     }
+
+    /// The names of the entities, each once, in order.
+    fn names(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<&String> = self.0.values().collect();
+        names.into_iter().cloned().collect()
+    }
 }
 
 fn text_of(value: &Value) -> Option<String> {
@@ -99,6 +109,7 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
         }
     }
 
+    let mut variables = Vec::new();
     let mut out_sources = Map::new();
     for Entity { name, mut fields, .. } in sources {
         strip_identity(&mut fields);
@@ -111,14 +122,48 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
             }
         }
         normalize_entity("sources", &at, &mut fields, &mut notices);
+        leave_out_unknown(&mut fields, SOURCE_KEYS, &at, &mut notices);
+        // Shipped configurations leave the location to each installation (`""`, `{location}`).
+        let location = fields.get("location").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+        if location.is_empty() || (location.starts_with('{') && location.ends_with('}')) {
+            let variable = format!("{}_LOCATION", name.to_uppercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+            notices.push(Notice {
+                key: format!("{at}.location"),
+                message: format!("the file leaves the location to each installation (`{location}`): written as `${{{variable}}}`; set {variable} before running"),
+            });
+            fields.insert("location".into(), format!("${{{variable}}}").into());
+            variables.push(variable);
+        }
         out_sources.insert(name, Value::Object(fields));
     }
 
     let mut out_mappings = Map::new();
     for Entity { name, mut fields, .. } in mappings {
         strip_mapping_identity(&mut fields);
-        normalize_entity("mappings", &format!("mappings.{name}"), &mut fields, &mut notices);
+        let at = format!("mappings.{name}");
+        normalize_entity("mappings", &at, &mut fields, &mut notices);
+        if let Some(value) = fields.remove("passTrough") {
+            notices.push(Notice {
+                key: format!("{at}.passTrough"),
+                message: format!("left out: `passTrough: {value}` is a misspelling OpenConnector never reads (it reads `passThrough`)"),
+            });
+        }
+        leave_out_unknown_casts(&mut fields, &at, &mut notices);
+        leave_out_unknown(&mut fields, MAPPING_KEYS, &at, &mut notices);
         out_mappings.insert(name, Value::Object(fields));
+    }
+
+    for (name, mapping) in &out_mappings {
+        for reference in called_mappings(mapping) {
+            if !mapping_index.0.contains_key(&reference) {
+                notices.push(Notice {
+                    key: format!("mappings.{name}.mapping"),
+                    message: format!(
+                        "`executeMapping({reference}, …)` calls a mapping the file does not carry by that id (a database id of the installation it came from): the call fails until the mapping it means says `id: {reference}`"
+                    ),
+                });
+            }
+        }
     }
 
     // Registers and their schemas, as JSON Schemas by name.
@@ -153,7 +198,15 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
     for Entity { name, mut fields, .. } in synchronizations {
         strip_identity(&mut fields);
         let at = format!("synchronizations.{name}");
+        if let Some(kind) = fields.get("sourceType").and_then(Value::as_str).filter(|k| k.starts_with("register")) {
+            notices.push(Notice { key: at, message: format!("not imported: syncline does not read a register as a source yet (sourceType `{kind}`)") });
+            continue;
+        }
         normalize_entity("synchronizations", &at, &mut fields, &mut notices);
+        leave_out_unknown(&mut fields, SYNCHRONIZATION_KEYS, &at, &mut notices);
+        if let Some(Value::Object(config)) = fields.get_mut("sourceConfig") {
+            leave_out_unknown(config, SOURCE_CONFIG_KEYS, &format!("{at}.sourceConfig"), &mut notices);
+        }
         resolve_reference(&mut fields, "sourceId", &source_index, "source", &at, &mut notices);
         resolve_reference(&mut fields, "sourceTargetMapping", &mapping_index, "mapping", &at, &mut notices);
         match fields.get("targetType").and_then(Value::as_str) {
@@ -177,20 +230,39 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
     Ok(Imported {
         pipeline: json!({"sources": out_sources, "mappings": out_mappings, "registers": out_registers, "synchronizations": out_syncs}),
         notices,
+        variables,
     })
 }
 
 /// Replaces the reference at `key` by the name of the entity it points at.
+///
+/// A per-object export refers by database id (`"sourceId": "1"`) to objects whose files carry none.
+/// Such a reference is taken to mean the file's only entity of its kind, or else the one whose name
+/// shares most words with the synchronization's; either way a notice says which, to be checked.
 fn resolve_reference(fields: &mut Map<String, Value>, key: &str, index: &Index, what: &str, at: &str, notices: &mut Vec<Notice>) {
     let Some(reference) = fields.get(key).cloned() else { return };
-    match index.resolve(&reference) {
-        Some(found) => {
-            fields.insert(key.into(), found.into());
+    let shown = text_of(&reference).unwrap_or_default();
+    if let Some(found) = index.resolve(&reference) {
+        fields.insert(key.into(), found.into());
+        return;
+    }
+    let by_id = shown.parse::<u64>().is_ok() || shown.split('/').all(|part| part.parse::<u64>().is_ok());
+    let sync = at.rsplit('.').next().unwrap_or(at);
+    let names = index.names();
+    let guess = match names.as_slice() {
+        [only] if by_id => Some((only.clone(), format!("the file's only {what}"))),
+        _ if by_id => closest(sync, &names).map(|name| (name, format!("the {what} whose name is closest to `{sync}`'s"))),
+        _ => None,
+    };
+    match guess {
+        Some((name, why)) => {
+            notices.push(Notice {
+                key: format!("{at}.{key}"),
+                message: format!("{what} `{shown}` is a database id the file does not carry: taken to be {why}, `{name}`; check it"),
+            });
+            fields.insert(key.into(), name.into());
         }
-        None => notices.push(Notice {
-            key: format!("{at}.{key}"),
-            message: format!("{what} `{}` is not in the file", text_of(&reference).unwrap_or_default()),
-        }),
+        None => notices.push(Notice { key: format!("{at}.{key}"), message: format!("{what} `{shown}` is not in the file") }),
     }
 }
 

@@ -6,6 +6,7 @@
 mod configuration;
 pub mod export;
 pub mod import;
+mod lenient;
 pub mod quirks;
 
 pub use export::export;

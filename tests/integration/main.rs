@@ -12,6 +12,7 @@ mod files;
 mod ftp;
 mod hostile;
 mod mapping_golden;
+mod oc_configurations;
 mod oc_sources;
 mod openconnector;
 mod properties;
