@@ -186,3 +186,60 @@ fn keys_a_pipeline_does_not_read_are_left_out_by_name() {
     }
     syncline::config::Pipeline::from_value("imported", imported.pipeline, std::path::Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// xxllnc-zgw's shape: a case mapping that builds its sub-objects by calling other mappings by
+/// database id, in loops, with the loop variable merged and a separator counter set across loops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mappings_calling_mappings_by_id_in_loops_run_as_openconnector_runs_them() {
+    let case = json!({"reference": "C-7", "instance": {"phases": [
+        {"name": "Intake", "fields": [{"type": "file", "magic_string": "bijlage"}, {"type": "text", "magic_string": "omschrijving"}]},
+        {"name": "Besluit", "fields": [{"type": "file", "magic_string": "besluit"}]}
+    ]}});
+    let app = Router::new().route("/api/v1/case", get(move || {
+        let case = case.clone();
+        async move { Json(json!({"result": {"instance": {"rows": [case]}}})) }
+    }));
+    let (addr, server) = serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("zgw");
+    let write = |path: &str, value: Value| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, value.to_string()).unwrap();
+    };
+    write("sources/xxllnc.json", json!({"name": "Xxllnc v1 API", "location": "{location}", "type": "api", "auth": "none"}));
+    write("mappings/case-to-zaak.json", json!({"name": "Case to Zaak", "passTrough": false, "mapping": {
+        "identificatie": "reference",
+        "statustypen": "[{% for phase in instance.phases %}{% if not loop.first %},{% endif %}{% set phase = phase|merge({'casetypeReference': reference}) %}{{ executeMapping(8, phase)|json_encode }}{% endfor %}]",
+        "informatieobjecttypen": "[{% set index=0 %}{% for phase in instance.phases %}{% for field in phase.fields %}{% if field.type == 'file' %}{% if index != 0 %},{% endif %}{{ executeMapping(9, field)|json_encode }}{% set index=index+1 %}{% endif %}{% endfor %}{% endfor %}]"
+    }, "cast": {"statustypen": "jsonToArray", "informatieobjecttypen": "jsonToArray"}}));
+    write("mappings/phase-to-statustype.json", json!({"id": 8, "name": "Phase to Statustype", "mapping": {
+        "omschrijving": "name", "zaaktype": "casetypeReference", "volgnummer": "{{ fields|length }}"}, "cast": {"volgnummer": "int"}}));
+    write("mappings/field-to-informatieobjecttype.json", json!({"id": "9", "name": "Field to Informatieobjecttype", "mapping": {
+        "omschrijving": "{{ magic_string|capitalize }}"}}));
+    write("synchronizations/cases.json", json!({"name": "Xxllnc cases to ZGW zaken", "sourceId": "1", "sourceType": "api",
+        "sourceTargetMapping": "1", "sourceConfig": {"endpoint": "/api/v1/case", "idPosition": "reference",
+        "resultsPosition": "result.instance.rows", "usesPagination": "false"}, "targetType": "register/schema", "targetId": "1/1"}));
+
+    let state = dir.path().join("state");
+    let pipeline = dir.path().join("zgw.yaml");
+    let (root, pipeline) = (root.to_str().unwrap(), pipeline.to_str().unwrap());
+    let import = syncline_async(&state, &["import", root, "-o", pipeline], &[]).await;
+    import.expect(0, 512).says("set XXLLNC_V1_API_LOCATION before running it");
+    let line = import.out.lines().find(|l| l.contains("synchronizations.xxllnc-cases-to-zgw-zaken.sourceTargetMapping")).unwrap_or_default();
+    assert!(line.contains("`case-to-zaak`"), "the mapping guessed by name is the case mapping: {}", import.out);
+    let location = format!("http://{addr}");
+    let run = syncline_async(&state, &["run", pipeline], &[("XXLLNC_V1_API_LOCATION", location.as_str())]).await;
+    run.expect(0, 512).says("COMPLETED found 1, created 1");
+    let register = StateDir::open(&state).unwrap().register().unwrap();
+    let objects = register.objects_of("xxllnc-cases-to-zgw-zaken").unwrap();
+    assert_eq!(
+        objects[0].1,
+        json!({
+            "identificatie": "C-7",
+            "statustypen": [{"omschrijving": "Intake", "zaaktype": "C-7", "volgnummer": 2}, {"omschrijving": "Besluit", "zaaktype": "C-7", "volgnummer": 1}],
+            "informatieobjecttypen": [{"omschrijving": "Bijlage"}, {"omschrijving": "Besluit"}]
+        })
+    );
+    server.abort();
+}

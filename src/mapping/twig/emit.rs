@@ -69,7 +69,7 @@ const CUSTOM_FUNCTIONS: &[&str] = &["executeMapping", "generateUuid", "oauthToke
 pub fn emit(nodes: &[Node]) -> Result<(String, bool), TwigError> {
     let mut assigned = BTreeSet::new();
     collect_assigned(nodes, &mut assigned);
-    let mut emitter = Emitter { out: String::new(), assigned, bound: Vec::new(), counter: 0, reads_context: false, parent_loops: Vec::new(), isolated: None };
+    let mut emitter = Emitter { out: String::new(), assigned, bound: Vec::new(), rebound: Vec::new(), counter: 0, reads_context: false, parent_loops: Vec::new(), isolated: None };
     if !emitter.assigned.is_empty() {
         emitter.out.push_str("{% set __tw = tw_scope() %}");
     }
@@ -105,6 +105,8 @@ struct Emitter {
     assigned: BTreeSet<String>,
     /// Names bound here (loop variables, arrow parameters): read as they are.
     bound: Vec<String>,
+    /// Loop variables the loop's body sets: read through the scope, as `assigned` names are.
+    rebound: Vec<String>,
     counter: usize,
     reads_context: bool,
     /// The enclosing loops' `loop` variables, kept under a name of their own for `loop.parent.loop`.
@@ -159,19 +161,35 @@ impl Emitter {
                 if let Some(parent) = &parent {
                     self.out.push_str(&format!("{{% set {parent} = loop %}}"));
                 }
+                // A loop variable the body sets (`{% set doc = doc|merge(…) %}`) is one variable in
+                // Twig: it lives in the scope for the iteration, and what it held before the loop
+                // comes back after it.
+                let rebound: Vec<String> = key.iter().chain([value]).filter(|name| sets.contains(*name)).cloned().collect();
+                let saved = (!rebound.is_empty()).then(|| self.fresh("saved"));
+                let rebound_names = rebound.iter().map(|n| quoted(n)).collect::<Vec<_>>().join(", ");
+                if let Some(saved) = &saved {
+                    self.out.push_str(&format!("{{% set {saved} = tw_scope_values(__tw, [{rebound_names}]) %}}"));
+                }
                 match key {
                     Some(key) => self.out.push_str(&format!("{{% for {key}, {value} in tw_pairs({seq}) %}}")),
                     None => self.out.push_str(&format!("{{% for {value} in tw_values({seq}) %}}")),
                 }
+                if !rebound.is_empty() {
+                    self.out.push_str(&format!("{{{{ tw_set(__tw, [{rebound_names}], [{}]) }}}}", rebound.join(", ")));
+                }
                 let bound = self.bound.len();
+                let outer_rebound = self.rebound.clone();
                 self.bound.extend(key.iter().cloned());
                 self.bound.push(value.clone());
                 self.bound.push("loop".into());
+                self.rebound.retain(|name| !key.iter().chain([value]).any(|n| n == name));
+                self.rebound.extend(rebound.iter().cloned());
                 // The outermost loop's parent has no loop.
                 self.parent_loops.push(parent.unwrap_or_else(|| "tw_missing()".into()));
                 self.nodes(body)?;
                 self.parent_loops.pop();
                 self.bound.truncate(bound);
+                self.rebound = outer_rebound;
                 if let Some(body) = otherwise {
                     self.out.push_str("{% else %}");
                     self.nodes(body)?;
@@ -179,6 +197,9 @@ impl Emitter {
                 self.out.push_str("{% endfor %}");
                 if let Some(scope) = scope {
                     self.out.push_str(&format!("{{{{ tw_scope_keep(__tw, {scope}) }}}}"));
+                }
+                if let Some(saved) = saved {
+                    self.out.push_str(&format!("{{{{ tw_scope_restore(__tw, [{rebound_names}], {saved}) }}}}"));
                 }
             }
             Node::Set { names, values } => {
@@ -425,6 +446,9 @@ impl Emitter {
     }
 
     fn name(&mut self, name: &str) -> Result<String, TwigError> {
+        if self.rebound.iter().any(|b| b == name) {
+            return Ok(format!("tw_get(__tw, {}, {name})", quoted(name)));
+        }
         if self.bound.iter().any(|b| b == name) {
             return Ok(name.to_string());
         }
@@ -488,7 +512,7 @@ impl Emitter {
         for name in &free {
             captures.push(format!("{}: {}", quoted(name), self.name(name)?));
         }
-        let mut inner = Emitter { out: String::new(), assigned: BTreeSet::new(), bound: params.iter().chain(&free).cloned().collect(), counter: 0, reads_context: false, parent_loops: Vec::new(), isolated: None };
+        let mut inner = Emitter { out: String::new(), assigned: BTreeSet::new(), bound: params.iter().chain(&free).cloned().collect(), rebound: Vec::new(), counter: 0, reads_context: false, parent_loops: Vec::new(), isolated: None };
         // `tw_spent` runs last, when the body's cost is known (see `runtime::call_arrow`).
         let code = format!("tw_spent({})", inner.expr(body)?);
         let params: Vec<String> = params.iter().map(|p| quoted(p)).collect();

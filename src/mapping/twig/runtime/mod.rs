@@ -55,6 +55,18 @@ pub fn install(env: &mut Environment<'static>) {
         }
         Value::from("")
     });
+    env.add_function("tw_scope_values", |scope: Value, names: Vec<String>| {
+        let scope = scope.downcast_object_ref::<Scope>();
+        Value::from(names.iter().map(|name| scope.and_then(|s| s.get(name)).unwrap_or(Value::UNDEFINED)).collect::<Vec<_>>())
+    });
+    env.add_function("tw_scope_restore", |scope: Value, names: Vec<String>, values: Vec<Value>| {
+        if let Some(scope) = scope.downcast_object_ref::<Scope>() {
+            for (name, value) in names.into_iter().zip(values) {
+                if value.is_undefined() { scope.remove(&name) } else { scope.set(name, value) }
+            }
+        }
+        Value::from("")
+    });
     env.add_function("tw_discard", |_: Value| Value::from(""));
     env.add_function("tw_missing", || Value::UNDEFINED);
     env.add_function("tw_infinity", || Value::from(f64::INFINITY));
@@ -521,6 +533,10 @@ impl Scope {
 
     fn keys(&self) -> Value {
         Value::from(self.0.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(n, _)| Value::from(n.as_str())).collect::<Vec<_>>())
+    }
+
+    fn remove(&self, name: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|(n, _)| n != name);
     }
 
     fn keep(&self, keys: &[String]) {
