@@ -8,12 +8,12 @@ pub mod register;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::ipc::reader::FileReader;
-use datafusion::arrow::ipc::writer::FileWriter;
-use datafusion::object_store::local::LocalFileSystem;
-use datafusion::object_store::path::Path as StorePath;
-use datafusion::object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
+use arrow::error::ArrowError;
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::diff::contracts::ContractTable;
 pub use jobs::{Counts, JobRecord, JobStatus, JobStore, SavedCursor};
@@ -29,7 +29,7 @@ pub enum StoreError {
     #[error("contract table of `{sync}`: {source}")]
     Arrow { sync: String, source: ArrowError },
     #[error("contract table of `{sync}`: {source}")]
-    Object { sync: String, source: datafusion::object_store::Error },
+    Object { sync: String, source: object_store::Error },
     #[error("{0}")]
     NotFound(String),
     #[error("synchronization `{0}` is already running (another run holds its lock)")]
@@ -141,7 +141,7 @@ impl StateDir {
         let object = |source| StoreError::Object { sync: sync.into(), source };
         let result = match self.objects.get(&Self::contract_path(sync)).await {
             Ok(result) => result,
-            Err(datafusion::object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(source) => return Err(object(source)),
         };
         let name = sync.to_string();
@@ -154,7 +154,7 @@ impl StateDir {
                 .map_err(|e| StoreError::Io { path: sync.into(), source: std::io::Error::other(e.to_string()) })?
                 .map(Some),
             payload @ GetResultPayload::Stream(_) => {
-                let result = datafusion::object_store::GetResult { payload, ..result };
+                let result = object_store::GetResult { payload, ..result };
                 open(Box::new(std::io::Cursor::new(result.bytes().await.map_err(object)?))).map(Some)
             }
         }

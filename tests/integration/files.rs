@@ -184,9 +184,9 @@ async fn ods_from_fixtures_with_range_and_header_row() {
 
 #[tokio::test]
 async fn parquet_columns_arrive_typed() {
-    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::arrow::record_batch::RecordBatch;
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
     let ws = Workspace::new();
     let data = ws.data();
     let schema = Arc::new(Schema::new(vec![

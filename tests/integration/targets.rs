@@ -469,7 +469,7 @@ synchronizations:
 
 #[tokio::test]
 async fn files_on_the_in_memory_object_store() {
-    use datafusion::object_store::{path::Path as StorePath, ObjectStoreExt};
+    use object_store::{path::Path as StorePath, ObjectStoreExt};
     let ws = Workspace::new();
     let data = ws.data();
     edit(&ws, b"id,name\n1,Rex\n2,Tom\n");
@@ -482,7 +482,7 @@ async fn files_on_the_in_memory_object_store() {
     );
     completed(&ws.run().await);
     let store = syncline::sources::file::memory_store(&bucket);
-    let read = |store: std::sync::Arc<dyn datafusion::object_store::ObjectStore>| async move {
+    let read = |store: std::sync::Arc<dyn object_store::ObjectStore>| async move {
         let bytes = store.get(&StorePath::from("exports/pets.ndjson")).await.unwrap().bytes().await.unwrap();
         String::from_utf8(bytes.to_vec()).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
     };

@@ -14,8 +14,8 @@ mod writer;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::object_store::path::Path as StorePath;
-use datafusion::object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
 use serde_json::{Map, Value};
@@ -223,7 +223,7 @@ impl FileSink {
         let path = self.path(name);
         let size = match self.store.head(&path).await {
             Ok(meta) => meta.size,
-            Err(datafusion::object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(self.stopped("cannot read the previous snapshot", e)),
         };
         let (tx, mut rx) = mpsc::channel(4);

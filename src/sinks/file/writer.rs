@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
+use arrow::datatypes::SchemaRef;
+use arrow::json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use serde_json::{Map, Value};
 

@@ -12,9 +12,9 @@ use std::io;
 use std::sync::Arc;
 
 use chrono::Utc;
-use datafusion::object_store::local::LocalFileSystem;
-use datafusion::object_store::path::Path as StorePath;
-use datafusion::object_store::{ObjectStore, ObjectStoreExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
@@ -90,7 +90,7 @@ fn open_store(location: &str, is_file: bool) -> Result<Opened, SourceError> {
     if url.scheme() == "http" {
         settings.push(("allow_http".into(), "true".into()));
     }
-    let (store, root) = datafusion::object_store::parse_url_opts(&url, settings)
+    let (store, root) = object_store::parse_url_opts(&url, settings)
         .map_err(|e| SourceError::Config(format!("cannot use `{}`: {e}", redact(location))))?;
     Ok((Arc::from(store), root, file))
 }
@@ -102,7 +102,7 @@ pub fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
     use std::sync::{Mutex, OnceLock};
     static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
     let mut stores = STORES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    let store = stores.entry(name.to_string()).or_insert_with(|| Arc::new(datafusion::object_store::memory::InMemory::new()));
+    let store = stores.entry(name.to_string()).or_insert_with(|| Arc::new(object_store::memory::InMemory::new()));
     Arc::clone(store)
 }
 
@@ -129,8 +129,8 @@ fn redact(location: &str) -> String {
     }
 }
 
-fn store_error(file: &str, error: datafusion::object_store::Error) -> SourceError {
-    use datafusion::object_store::Error;
+fn store_error(file: &str, error: object_store::Error) -> SourceError {
+    use object_store::Error;
     match error {
         Error::NotFound { .. } => SourceError::File { file: file.to_string(), reason: "not found".into() },
         Error::PermissionDenied { source, .. } | Error::Unauthenticated { source, .. } => {

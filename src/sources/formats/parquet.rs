@@ -5,9 +5,9 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::json::writer::{LineDelimited, WriterBuilder};
-use datafusion::object_store::path::Path;
-use datafusion::object_store::{ObjectStore, ObjectStoreExt};
+use arrow::json::writer::{LineDelimited, WriterBuilder};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
@@ -52,7 +52,7 @@ struct StoreReader {
     size: u64,
 }
 
-fn external(error: datafusion::object_store::Error) -> ParquetError {
+fn external(error: object_store::Error) -> ParquetError {
     ParquetError::External(Box::new(error))
 }
 
