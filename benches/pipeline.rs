@@ -12,8 +12,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use syncline::fixture::feed::{Feed, FeedServer};
@@ -107,15 +107,53 @@ synchronizations:
     file
 }
 
-fn syncline_run(state: &Path, file: &Path, workload: &str, expect: &str) -> Row {
-    let (seconds, rss_mb, stdout) = timed(Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(state).arg("run").arg(file).arg("--json"));
+/// What a benchmark run must have done: a run that failed or counted otherwise fails the benchmark,
+/// so a number is never reported for work that was not done.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    Created(u64),
+    Unchanged(u64),
+    /// `of` found, `updated` of them changed, the rest unchanged.
+    Updated {
+        of: u64,
+        updated: u64,
+    },
+}
+
+impl Expect {
+    /// (found, created, updated, unchanged) as the job must count them.
+    fn counts(self) -> (u64, u64, u64, u64) {
+        match self {
+            Expect::Created(n) => (n, n, 0, 0),
+            Expect::Unchanged(n) => (n, 0, 0, n),
+            Expect::Updated { of, updated } => (of, 0, updated, of - updated),
+        }
+    }
+}
+
+/// Runs `syncline run FILE [SYNC] --json` under `/usr/bin/time`, checks it did what `expect` says,
+/// and prints its row.
+fn syncline_run(state: &Path, file: &Path, sync: Option<&str>, workload: &str, expect: Expect) -> Row {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_syncline"));
+    command.arg("--state").arg(state).arg("run").arg(file).args(sync).arg("--json");
+    let (seconds, rss_mb, stdout) = timed(&mut command);
     let job: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
     let count = |k: &str| job[k].as_u64().unwrap_or(0);
-    let note = format!("created {}, updated {}, unchanged {}, failed {}", count("created"), count("updated"), count("unchanged"), count("failed"));
-    if job["status"] != "COMPLETED" {
-        eprintln!("syncline {workload}: {job}");
-    }
-    println!("syncline  {workload:<34} {:>10} records {:>8.2}s  {:>9.0} rec/s  {:>7.1} MB  ({note}; expected {expect})", count("found"), seconds, count("found") as f64 / seconds, rss_mb);
+    let counted = (count("found"), count("created"), count("updated"), count("unchanged"));
+    assert!(
+        job["status"] == "COMPLETED" && counted == expect.counts() && count("failed") == 0,
+        "benchmark `{workload}`: expected {expect:?} (found, created, updated, unchanged = {:?}), the run gave {counted:?}: {job}",
+        expect.counts()
+    );
+    let note =
+        format!("created {}, updated {}, unchanged {}, failed {}", count("created"), count("updated"), count("unchanged"), count("failed"));
+    println!(
+        "syncline  {workload:<44} {:>10} records {:>8.2}s  {:>9.0} rec/s  {:>7.1} MB  ({note})",
+        count("found"),
+        seconds,
+        count("found") as f64 / seconds,
+        rss_mb
+    );
     Row { tool: "syncline".into(), workload: workload.into(), records: count("found"), seconds, rss_mb, note }
 }
 
@@ -133,14 +171,21 @@ fn main() {
     let server = runtime.block_on(FeedServer::start(Arc::clone(&feed))).unwrap();
     let file = write_pipeline(dir.path(), &server.url());
     let state = dir.path().join("state");
-    rows.push(syncline_run(&state, &file, "API feed → register, first run", "all created"));
-    rows.push(syncline_run(&state, &file, "API feed → register, unchanged", "all unchanged"));
+    rows.push(syncline_run(&state, &file, None, "API feed → register, first run", Expect::Created(records)));
+    rows.push(syncline_run(&state, &file, None, "API feed → register, unchanged", Expect::Unchanged(records)));
     feed.changed.store(true, Ordering::SeqCst);
-    rows.push(syncline_run(&state, &file, "API feed → register, 10% changed", "10% updated"));
+    // Every 10th record (ids 10, 20, …) changes.
+    let updated = Expect::Updated { of: records, updated: records / 10 };
+    rows.push(syncline_run(&state, &file, None, "API feed → register, 10% changed", updated));
     feed.changed.store(false, Ordering::SeqCst);
 
     rows.extend(peers::run(&runtime, &feed, &server.url(), dir.path()));
-    rows.extend(tables::run(&runtime, dir.path(), env_u64("SYNCLINE_BENCH_TABLE_ROWS", 1_000_000), env_u64("SYNCLINE_BENCH_XLSX_ROWS", 100_000)));
+    rows.extend(tables::run(
+        &runtime,
+        dir.path(),
+        env_u64("SYNCLINE_BENCH_TABLE_ROWS", 1_000_000),
+        env_u64("SYNCLINE_BENCH_XLSX_ROWS", 100_000),
+    ));
 
     if big > 0 {
         let big_feed = Arc::new(Feed::new(big, 1000));
@@ -148,8 +193,9 @@ fn main() {
         let big_dir = dir.path().join("big");
         std::fs::create_dir_all(&big_dir).unwrap();
         let big_file = write_pipeline(&big_dir, &big_server.url());
-        rows.push(syncline_run(&dir.path().join("big-state"), &big_file, "API feed → register, first run (big)", "all created"));
-        rows.push(syncline_run(&dir.path().join("big-state"), &big_file, "API feed → register, unchanged (big)", "all unchanged"));
+        let big_state = dir.path().join("big-state");
+        rows.push(syncline_run(&big_state, &big_file, None, "API feed → register, first run (big)", Expect::Created(big)));
+        rows.push(syncline_run(&big_state, &big_file, None, "API feed → register, unchanged (big)", Expect::Unchanged(big)));
     }
     write_results(&rows, records, big);
 }
@@ -169,9 +215,16 @@ fn write_results(rows: &[Row], records: u64, big: u64) {
     let machine = format!(
         "{} cores, {}",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())).map(|kb| format!("{} GiB", kb.parse::<u64>().unwrap_or(0) / 1024 / 1024)).unwrap_or_default()
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string()))
+            .map(|kb| format!("{} GiB", kb.parse::<u64>().unwrap_or(0) / 1024 / 1024))
+            .unwrap_or_default()
     );
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())).unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
     let mut out = format!(
         "# Benchmark results\n\nWritten by `cargo bench --bench pipeline` on {} ({machine}, {cpu}); {records} records of ≈260 bytes, \
          served as pages of 1,000 over loopback HTTP; big run: {big} records. Release build. Records/s is the whole \
@@ -201,7 +254,10 @@ fn write_results(rows: &[Row], records: u64, big: u64) {
         ));
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/RESULTS.md");
-    let notes = std::fs::read_to_string(&path).ok().and_then(|t| t.split_once("\n## Notes").map(|(_, n)| format!("\n## Notes{n}"))).unwrap_or_default();
+    let notes = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.split_once("\n## Notes").map(|(_, n)| format!("\n## Notes{n}")))
+        .unwrap_or_default();
     std::fs::write(&path, out + &notes).unwrap();
     println!("wrote {}", path.display());
 }
@@ -251,12 +307,13 @@ registers:
                     )
                     .unwrap();
                     let state = dir.join("tables-state");
-                    let run = |sync: &str, workload: &str, expect: &str| syncline_run_one(&state, &file, sync, workload, expect);
-                    rows.push(run("maria-to-register", "MariaDB table → register, first run", "all created"));
-                    rows.push(run("maria-to-register", "MariaDB table → register, unchanged", "all unchanged"));
+                    let run = |sync: &str, workload: &str, expect: Expect| syncline_run(&state, &file, Some(sync), workload, expect);
+                    let (created, unchanged) = (Expect::Created(table_rows), Expect::Unchanged(table_rows));
+                    rows.push(run("maria-to-register", "MariaDB table → register, first run", created));
+                    rows.push(run("maria-to-register", "MariaDB table → register, unchanged", unchanged));
                     let _ = runtime.block_on(drop_postgres(&postgres));
-                    rows.push(run("maria-to-postgres", "MariaDB table → PostgreSQL table, first run", "all created"));
-                    rows.push(run("maria-to-postgres", "MariaDB table → PostgreSQL table, unchanged", "all unchanged"));
+                    rows.push(run("maria-to-postgres", "MariaDB table → PostgreSQL table, first run", created));
+                    rows.push(run("maria-to-postgres", "MariaDB table → PostgreSQL table, unchanged", unchanged));
                     let _ = runtime.block_on(drop_postgres(&postgres));
                     rows.extend(sling_table(dir, &mysql, table_rows));
                 }
@@ -277,8 +334,8 @@ registers:
             )
             .unwrap();
             let state = dir.join("xlsx-state");
-            rows.push(syncline_run_one(&state, &file, "xlsx", "xlsx sheet → register, first run", "all created"));
-            rows.push(syncline_run_one(&state, &file, "xlsx", "xlsx sheet → register, unchanged", "all unchanged"));
+            rows.push(syncline_run(&state, &file, Some("xlsx"), "xlsx sheet → register, first run", Expect::Created(xlsx_rows)));
+            rows.push(syncline_run(&state, &file, Some("xlsx"), "xlsx sheet → register, unchanged", Expect::Unchanged(xlsx_rows)));
         }
         rows
     }
@@ -303,23 +360,20 @@ registers:
                 command.env("HOME", home);
             }
             let (seconds, rss_mb, _) = timed(&mut command);
-            println!("sling     {workload:<44} {table_rows:>10} records {seconds:>8.2}s  {:>9.0} rec/s  {rss_mb:>7.1} MB", table_rows as f64 / seconds);
-            rows.push(Row { tool: "Sling".into(), workload: workload.into(), records: table_rows, seconds, rss_mb, note: "incremental, primary key id".into() });
+            println!(
+                "sling     {workload:<44} {table_rows:>10} records {seconds:>8.2}s  {:>9.0} rec/s  {rss_mb:>7.1} MB",
+                table_rows as f64 / seconds
+            );
+            rows.push(Row {
+                tool: "Sling".into(),
+                workload: workload.into(),
+                records: table_rows,
+                seconds,
+                rss_mb,
+                note: "incremental, primary key id".into(),
+            });
         }
         rows
-    }
-
-    fn syncline_run_one(state: &Path, file: &Path, sync: &str, workload: &str, expect: &str) -> Row {
-        let (seconds, rss_mb, stdout) =
-            timed(Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(state).arg("run").arg(file).arg(sync).arg("--json"));
-        let job: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
-        let count = |k: &str| job[k].as_u64().unwrap_or(0);
-        if job["status"] != "COMPLETED" {
-            eprintln!("syncline {workload}: {job}");
-        }
-        let note = format!("created {}, unchanged {}, failed {}", count("created"), count("unchanged"), count("failed"));
-        println!("syncline  {workload:<44} {:>10} records {:>8.2}s  {:>9.0} rec/s  {:>7.1} MB  ({note}; expected {expect})", count("found"), seconds, count("found") as f64 / seconds, rss_mb);
-        Row { tool: "syncline".into(), workload: workload.into(), records: count("found"), seconds, rss_mb, note }
     }
 
     /// `rows` generated rows in `syncline_bench` (the server's sequence engine makes them).
@@ -377,11 +431,17 @@ mod peers {
         let mut rows = Vec::new();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/dlt_feed.py");
         match std::env::var("SYNCLINE_BENCH_PYTHON") {
-            Err(_) => println!("dlt: skipped (set SYNCLINE_BENCH_PYTHON to a Python with dlt[duckdb] and pyarrow; see benches/peers/README.md)"),
+            Err(_) => {
+                println!("dlt: skipped (set SYNCLINE_BENCH_PYTHON to a Python with dlt[duckdb] and pyarrow; see benches/peers/README.md)")
+            }
             Ok(python) => {
                 let scratch = dir.join("dlt");
                 std::fs::create_dir_all(&scratch).unwrap();
-                for (workload, changed) in [("API feed → DuckDB, first run", false), ("API feed → DuckDB, unchanged", false), ("API feed → DuckDB, 10% changed", true)] {
+                for (workload, changed) in [
+                    ("API feed → DuckDB, first run", false),
+                    ("API feed → DuckDB, unchanged", false),
+                    ("API feed → DuckDB, 10% changed", true),
+                ] {
                     feed.changed.store(changed, Ordering::SeqCst);
                     let (seconds, rss_mb, stdout) = timed(
                         Command::new(&python)
@@ -392,8 +452,18 @@ mod peers {
                             .env("RUNTIME__DLTHUB_TELEMETRY", "false"),
                     );
                     let loaded: u64 = stdout.trim().lines().last().and_then(|l| l.parse().ok()).unwrap_or(0);
-                    println!("dlt       {workload:<34} {loaded:>10} records {seconds:>8.2}s  {:>9.0} rec/s  {rss_mb:>7.1} MB", loaded as f64 / seconds);
-                    rows.push(Row { tool: "dlt".into(), workload: workload.into(), records: loaded, seconds, rss_mb, note: "merge on id, parquet loader".into() });
+                    println!(
+                        "dlt       {workload:<34} {loaded:>10} records {seconds:>8.2}s  {:>9.0} rec/s  {rss_mb:>7.1} MB",
+                        loaded as f64 / seconds
+                    );
+                    rows.push(Row {
+                        tool: "dlt".into(),
+                        workload: workload.into(),
+                        records: loaded,
+                        seconds,
+                        rss_mb,
+                        note: "merge on id, parquet loader".into(),
+                    });
                 }
                 feed.changed.store(false, Ordering::SeqCst);
             }
@@ -403,7 +473,11 @@ mod peers {
             Ok(sling) => {
                 let scratch = dir.join("sling");
                 std::fs::create_dir_all(&scratch).unwrap();
-                for (workload, changed) in [("NDJSON file → DuckDB, first run", false), ("NDJSON file → DuckDB, unchanged", false), ("NDJSON file → DuckDB, 10% changed", true)] {
+                for (workload, changed) in [
+                    ("NDJSON file → DuckDB, first run", false),
+                    ("NDJSON file → DuckDB, unchanged", false),
+                    ("NDJSON file → DuckDB, 10% changed", true),
+                ] {
                     feed.changed.store(changed, Ordering::SeqCst);
                     let file = scratch.join("feed.ndjson");
                     feed.write_ndjson(&file).unwrap();
@@ -421,8 +495,18 @@ mod peers {
                     }
                     let (seconds, rss_mb, _) = timed(&mut command);
                     let records = feed.total;
-                    println!("sling     {workload:<34} {records:>10} records {seconds:>8.2}s  {:>9.0} rec/s  {rss_mb:>7.1} MB", records as f64 / seconds);
-                    rows.push(Row { tool: "Sling".into(), workload: workload.into(), records, seconds, rss_mb, note: "incremental, primary key id".into() });
+                    println!(
+                        "sling     {workload:<34} {records:>10} records {seconds:>8.2}s  {:>9.0} rec/s  {rss_mb:>7.1} MB",
+                        records as f64 / seconds
+                    );
+                    rows.push(Row {
+                        tool: "Sling".into(),
+                        workload: workload.into(),
+                        records,
+                        seconds,
+                        rss_mb,
+                        note: "incremental, primary key id".into(),
+                    });
                 }
                 feed.changed.store(false, Ordering::SeqCst);
             }

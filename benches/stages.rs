@@ -4,19 +4,19 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use syncline::config::MappingDef;
 use syncline::diff::contracts::ContractTable;
 use syncline::diff::hash::Hasher;
 use syncline::diff::{Differ, Work};
-use syncline::envelope::{extract, ResultsPosition};
+use syncline::envelope::{ResultsPosition, extract};
 use syncline::fixture::feed::Feed;
 use syncline::mapping::Mapping;
 use syncline::sinks::{Ack, Outcome};
 use syncline::sources::{Chunk, RawRecord};
-use syncline::store::register::ObjectWrite;
 use syncline::store::StateDir;
+use syncline::store::register::ObjectWrite;
 
 const PAGE: u64 = 1000;
 
@@ -95,7 +95,10 @@ fn diff(c: &mut Criterion) {
     let mut first = Differ::new(ContractTable::new(), "bench", "id", [0; 32], false);
     for page in 1..=CONTRACTS / PAGE {
         let body = Bytes::from(feed.page(page));
-        let chunk = Chunk::new(extract(&body, &ResultsPosition::parse(Some("data.items"))).unwrap().records.into_iter().map(RawRecord::Json).collect(), String::new());
+        let chunk = Chunk::new(
+            extract(&body, &ResultsPosition::parse(Some("data.items"))).unwrap().records.into_iter().map(RawRecord::Json).collect(),
+            String::new(),
+        );
         let acks = first
             .diff_chunk(chunk, Vec::new())
             .into_iter()
@@ -112,7 +115,12 @@ fn diff(c: &mut Criterion) {
     group.throughput(Throughput::Elements(PAGE));
     group.bench_function("hash + lookup of an unchanged page against 100k contracts", |b| {
         b.iter_batched(
-            || (Differ::new(ContractTable::from_batches(std::slice::from_ref(&saved)).unwrap(), "bench", "id", [0; 32], false), unchanged.clone()),
+            || {
+                (
+                    Differ::new(ContractTable::from_batches(std::slice::from_ref(&saved)).unwrap(), "bench", "id", [0; 32], false),
+                    unchanged.clone(),
+                )
+            },
             |(mut differ, chunk)| black_box(differ.diff_chunk(chunk, Vec::new())),
             BatchSize::LargeInput,
         )
@@ -124,7 +132,8 @@ fn register(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(dir.path()).unwrap();
     let mut store = state.register().unwrap();
-    let objects: Vec<(String, String)> = records().iter().enumerate().map(|(i, r)| (i.to_string(), String::from_utf8(r.to_vec()).unwrap())).collect();
+    let objects: Vec<(String, String)> =
+        records().iter().enumerate().map(|(i, r)| (i.to_string(), String::from_utf8(r.to_vec()).unwrap())).collect();
     let mut group = c.benchmark_group("register");
     group.throughput(Throughput::Elements(PAGE));
     group.sample_size(20);

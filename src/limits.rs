@@ -18,7 +18,8 @@ pub const MAX_DEPTH_CEILING: usize = 1024;
 const MIB: u64 = 1024 * 1024;
 
 /// The keys of [`ReadLimits`], as messages name them.
-pub const KEYS: [&str; 7] = ["maxDepth", "maxResponseBytes", "maxRecordBytes", "maxFieldBytes", "maxFileBytes", "maxDecompressedBytes", "maxSheetCells"];
+pub const KEYS: [&str; 7] =
+    ["maxDepth", "maxResponseBytes", "maxRecordBytes", "maxFieldBytes", "maxFileBytes", "maxDecompressedBytes", "maxSheetCells"];
 
 /// A number of bytes: `1048576`, `512KiB`, `64MiB`, `2GiB` (or `KB`/`MB`/`GB`, read as powers of 1000).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -185,7 +186,12 @@ pub struct OverLimit {
 
 impl OverLimit {
     pub fn bytes(what: impl Into<String>, key: &'static str, limit: ByteSize) -> OverLimit {
-        OverLimit { what: what.into(), key, limit: limit.to_string(), hint: format!("raise `limits.{key}` on the source if this is expected") }
+        OverLimit {
+            what: what.into(),
+            key,
+            limit: limit.to_string(),
+            hint: format!("raise `limits.{key}` on the source if this is expected"),
+        }
     }
 }
 
@@ -232,6 +238,9 @@ mod tests {
         assert!(ReadLimits { max_depth: 0, ..ReadLimits::default() }.problem().is_some());
         assert!(ReadLimits { max_depth: 5000, ..ReadLimits::default() }.problem().is_some());
         let error = OverLimit::bytes("the response of http://h/x", "maxResponseBytes", ByteSize(MIB)).to_string();
-        assert_eq!(error, "the response of http://h/x is larger than maxResponseBytes (1 MiB); raise `limits.maxResponseBytes` on the source if this is expected");
+        assert_eq!(
+            error,
+            "the response of http://h/x is larger than maxResponseBytes (1 MiB); raise `limits.maxResponseBytes` on the source if this is expected"
+        );
     }
 }

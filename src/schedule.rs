@@ -79,7 +79,8 @@ impl Cron {
             5 => (1, &fields[..]),
             _ => return Err(format!("`{text}`: a cron expression has 5 fields (or 6, with seconds first)")),
         };
-        let at = |i: usize, name: &str, min, max, names: &[&str]| field(rest[i], min, max, names).map_err(|e| format!("`{text}`: {name}: {e}"));
+        let at =
+            |i: usize, name: &str, min, max, names: &[&str]| field(rest[i], min, max, names).map_err(|e| format!("`{text}`: {name}: {e}"));
         let mut weekdays = at(4, "day of week", 0, 7, &WEEKDAYS)?;
         if weekdays & (1 << 7) != 0 {
             weekdays |= 1; // 7 is Sunday too

@@ -79,8 +79,11 @@ pub fn is_secret_name(name: &str) -> bool {
     if NOT.iter().any(|suffix| n.ends_with(suffix)) {
         return false;
     }
-    const PARTS: [&str; 10] = ["password", "passwd", "passphrase", "secret", "token", "apikey", "signature", "cookie", "credential", "authorization"];
-    PARTS.iter().any(|part| n.contains(part)) || matches!(n.as_str(), "pass" | "pwd" | "sig" | "jwt" | "session" | "sessionid") || n.ends_with("key")
+    const PARTS: [&str; 10] =
+        ["password", "passwd", "passphrase", "secret", "token", "apikey", "signature", "cookie", "credential", "authorization"];
+    PARTS.iter().any(|part| n.contains(part))
+        || matches!(n.as_str(), "pass" | "pwd" | "sig" | "jwt" | "session" | "sessionid")
+        || n.ends_with("key")
 }
 
 /// Where a secret sits in a JSON definition.
@@ -171,7 +174,8 @@ pub fn without_credentials(url: &url::Url) -> url::Url {
     let mut out = url.clone();
     let _ = out.set_username("");
     let _ = out.set_password(None);
-    let kept: Vec<(String, String)> = url.query_pairs().into_owned().filter(|(k, v)| !is_secret_name(k) && scrub(v) == v.as_str()).collect();
+    let kept: Vec<(String, String)> =
+        url.query_pairs().into_owned().filter(|(k, v)| !is_secret_name(k) && scrub(v) == v.as_str()).collect();
     if kept.is_empty() {
         out.set_query(None);
     } else {
@@ -188,7 +192,9 @@ pub fn mask_url(text: &str) -> String {
     }
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     if pairs.iter().any(|(k, _)| is_secret_name(k)) {
-        url.query_pairs_mut().clear().extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), if is_secret_name(k) { MASK } else { v.as_str() })));
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), if is_secret_name(k) { MASK } else { v.as_str() })));
     }
     url.to_string()
 }
@@ -251,12 +257,42 @@ mod tests {
 
     #[test]
     fn names_of_credentials() {
-        for secret in ["password", "apiKey", "apikey", "api_key", "X-API-Key", "Authorization", "headers.Authorization", "client_secret", "token",
-            "X-Auth-Token", "Ocp-Apim-Subscription-Key", "passphrase", "privateKey", "access_token", "Cookie", "sig", "key"] {
+        for secret in [
+            "password",
+            "apiKey",
+            "apikey",
+            "api_key",
+            "X-API-Key",
+            "Authorization",
+            "headers.Authorization",
+            "client_secret",
+            "token",
+            "X-Auth-Token",
+            "Ocp-Apim-Subscription-Key",
+            "passphrase",
+            "privateKey",
+            "access_token",
+            "Cookie",
+            "sig",
+            "key",
+        ] {
             assert!(is_secret_name(secret), "{secret}");
         }
-        for plain in ["tokenUrl", "tokenLocation", "token_type", "privateKeyFile", "name", "location", "auth", "Accept", "page", "idPosition",
-            "keyPlacement", "monkey_name", "type"] {
+        for plain in [
+            "tokenUrl",
+            "tokenLocation",
+            "token_type",
+            "privateKeyFile",
+            "name",
+            "location",
+            "auth",
+            "Accept",
+            "page",
+            "idPosition",
+            "keyPlacement",
+            "monkey_name",
+            "type",
+        ] {
             assert!(!is_secret_name(plain), "{plain}");
         }
     }

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use syncline::config::{process_env, Pipeline};
+use syncline::config::{Pipeline, process_env};
 use syncline::fixture::{self, Fixture};
 use syncline::pipeline::RunOptions;
 use syncline::store::{JobStatus, StateDir};
 
-use super::run::{print_report, run_one};
 use super::USAGE;
+use super::run::{print_report, run_one};
 
 #[derive(Args)]
 pub struct DemoArgs {

@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use syncline::config::Pipeline;
 use syncline::mapping::Mapping;
-use syncline::store::{millis_text, StateDir};
+use syncline::store::{StateDir, millis_text};
 
-use super::{load, thousands, USAGE};
+use super::{USAGE, load, thousands};
 
 pub fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut ok = true;
@@ -149,7 +149,10 @@ pub fn jobs(state: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&jobs)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<36} {:<20} {:<10} {:<24} {:>9} FOUND/CREATED/UPDATED/UNCHANGED/DELETED/FAILED", "JOB", "SYNCHRONIZATION", "STATUS", "STARTED", "SECONDS");
+    println!(
+        "{:<36} {:<20} {:<10} {:<24} {:>9} FOUND/CREATED/UPDATED/UNCHANGED/DELETED/FAILED",
+        "JOB", "SYNCHRONIZATION", "STATUS", "STARTED", "SECONDS"
+    );
     for job in jobs {
         let c = job.counts;
         println!(
@@ -187,7 +190,11 @@ pub fn logs(state: &Path, id: &str) -> anyhow::Result<ExitCode> {
     if !errors.is_empty() {
         println!("failed records:");
         for error in errors {
-            println!("  {}: {}", if error.origin_id.is_empty() { "?".into() } else { super::printable(&error.origin_id) }, super::printable(&error.message));
+            println!(
+                "  {}: {}",
+                if error.origin_id.is_empty() { "?".into() } else { super::printable(&error.origin_id) },
+                super::printable(&error.message)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -224,7 +231,12 @@ pub fn objects(state: &Path, command: ObjectsCommand) -> anyhow::Result<ExitCode
             } else {
                 println!("{} object(s) in {register}/{schema}", thousands(store.count(register, schema, &[])?));
                 for o in objects {
-                    println!("{}  origin {:<10} {}", o.id, super::printable(&o.origin_id.unwrap_or_default()), serde_json::to_string(&o.object)?);
+                    println!(
+                        "{}  origin {:<10} {}",
+                        o.id,
+                        super::printable(&o.origin_id.unwrap_or_default()),
+                        serde_json::to_string(&o.object)?
+                    );
                 }
             }
         }
@@ -239,7 +251,13 @@ pub fn objects(state: &Path, command: ObjectsCommand) -> anyhow::Result<ExitCode
             println!("{}", serde_json::to_string_pretty(&object)?);
             println!("audit trail:");
             for entry in trail {
-                println!("  {} {:<11} job {} ({})", entry.at, entry.action, entry.job.unwrap_or_default(), entry.synchronization.unwrap_or_default());
+                println!(
+                    "  {} {:<11} job {} ({})",
+                    entry.at,
+                    entry.action,
+                    entry.job.unwrap_or_default(),
+                    entry.synchronization.unwrap_or_default()
+                );
             }
         }
     }

@@ -32,11 +32,7 @@ pub fn load(file: &Path) -> Result<Pipeline, ExitCode> {
 /// the cursor, retitle the window or hide what follows, shown as `?` (line breaks and tabs stay).
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     let hidden = |c: char| c.is_control() && c != '\n' && c != '\t';
-    if text.chars().any(hidden) {
-        text.chars().map(|c| if hidden(c) { '?' } else { c }).collect::<String>().into()
-    } else {
-        text.into()
-    }
+    if text.chars().any(hidden) { text.chars().map(|c| if hidden(c) { '?' } else { c }).collect::<String>().into() } else { text.into() }
 }
 
 pub fn thousands(n: u64) -> String {

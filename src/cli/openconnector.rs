@@ -56,7 +56,9 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let label = args.output.as_deref().unwrap_or(Path::new("<stdout>")).display().to_string();
     let base = args.output.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
     // Checked as written, with the locations left to be filled in standing for some URL.
-    let env = |name: &str| std::env::var(name).ok().or_else(|| imported.variables.iter().any(|v| v == name).then(|| "https://location.invalid/".to_string()));
+    let env = |name: &str| {
+        std::env::var(name).ok().or_else(|| imported.variables.iter().any(|v| v == name).then(|| "https://location.invalid/".to_string()))
+    };
     match Pipeline::from_text(&label, &rendered, base, &env) {
         Ok(_) => {
             eprintln!(

@@ -12,7 +12,7 @@ use syncline::pipeline::{self, Progress, RunOptions, RunReport};
 use syncline::store::{JobStatus, StateDir};
 use tokio_util::sync::CancellationToken;
 
-use super::{load, thousands, USAGE};
+use super::{USAGE, load, thousands};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -101,7 +101,9 @@ async fn show(name: String, progress: Arc<Progress>) {
     let terminal = std::io::stderr().is_terminal();
     let bar = terminal.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
         bar
     });
     struct Clear(Option<indicatif::ProgressBar>);

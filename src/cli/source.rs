@@ -10,7 +10,7 @@ use syncline::envelope::lookup_text;
 use syncline::path::DotPath;
 use syncline::sources::{self, Chunk, RawRecord, Source, SourceError, SourceEvent};
 
-use super::{load, USAGE};
+use super::{USAGE, load};
 
 #[derive(Subcommand)]
 pub enum SourceCommand {
@@ -114,7 +114,8 @@ async fn preview(name: &str, source: &dyn Source, id_position: Option<&str>, lim
                 None => String::new(),
             };
             println!("── {place}{id}");
-            let pretty = serde_json::from_str::<serde_json::Value>(&text).map_or(text, |v| serde_json::to_string_pretty(&v).unwrap_or_default());
+            let pretty =
+                serde_json::from_str::<serde_json::Value>(&text).map_or(text, |v| serde_json::to_string_pretty(&v).unwrap_or_default());
             println!("{pretty}");
         }
     }

@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
+use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
-use yaml_rust2::Yaml;
 
-use super::interpolate::interpolate;
 use super::ConfigError;
+use super::interpolate::interpolate;
 
 /// A position in a pipeline file, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,7 +40,8 @@ impl Document {
     /// bounded by [`MAX_DEPTH`] and the values aliases expand to by [`MAX_VALUES`], so no file can
     /// exhaust the stack or the memory: the first problem ends the read.
     pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut builder = Builder { env, stack: Vec::new(), anchors: HashMap::new(), root: None, positions: HashMap::new(), error: None, values: 0 };
+        let mut builder =
+            Builder { env, stack: Vec::new(), anchors: HashMap::new(), root: None, positions: HashMap::new(), error: None, values: 0 };
         let mut parser = Parser::new_from_str(text);
         loop {
             let (event, mark) = match parser.next_token() {
@@ -48,7 +49,11 @@ impl Document {
                 Err(error) => {
                     let mark = error.marker();
                     // The scanner stops flow nesting (`[[[…`) by itself, well before a stack could run out.
-                    let message = if error.info().contains("recursion limit") { format!("the file nests deeper than {MAX_DEPTH} levels") } else { error.info().to_string() };
+                    let message = if error.info().contains("recursion limit") {
+                        format!("the file nests deeper than {MAX_DEPTH} levels")
+                    } else {
+                        error.info().to_string()
+                    };
                     return Err(ConfigError::at(file, Position { line: mark.line(), column: mark.col() + 1 }, "", message));
                 }
             };
@@ -150,7 +155,11 @@ impl Builder<'_> {
             return true;
         }
         let path = self.child_path();
-        self.fail(position, path, format!("the file holds more than {MAX_VALUES} values (each alias counted at the size of what it repeats)"));
+        self.fail(
+            position,
+            path,
+            format!("the file holds more than {MAX_VALUES} values (each alias counted at the size of what it repeats)"),
+        );
         false
     }
 
@@ -328,7 +337,8 @@ mod tests {
         let mut laughs = String::from("a: &a [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
         for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().enumerate() {
             let prev = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
-            laughs.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+            laughs
+                .push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         let error = Document::parse("bomb.yaml", &laughs, &no_env).unwrap_err().to_string();
         assert!(error.starts_with("bomb.yaml:") && error.contains("more than 1000000 values"), "{error}");

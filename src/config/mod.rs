@@ -126,7 +126,10 @@ pub fn read_definition(path: &Path) -> std::io::Result<String> {
     let mut text = String::new();
     file.take(MAX_DEFINITION_BYTES + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_DEFINITION_BYTES {
-        return Err(std::io::Error::other(format!("the file is larger than {} (a definition file is text of a few kilobytes)", crate::limits::ByteSize(MAX_DEFINITION_BYTES))));
+        return Err(std::io::Error::other(format!(
+            "the file is larger than {} (a definition file is text of a few kilobytes)",
+            crate::limits::ByteSize(MAX_DEFINITION_BYTES)
+        )));
     }
     Ok(text)
 }
@@ -187,8 +190,19 @@ impl Pipeline {
 
 const SECTIONS: [&str; 4] = ["sources", "mappings", "registers", "synchronizations"];
 const BOOKKEEPING: [&str; 13] = [
-    "name", "description", "id", "uuid", "slug", "reference", "version", "created", "updated", "dateCreated",
-    "dateModified", "status", "configurations",
+    "name",
+    "description",
+    "id",
+    "uuid",
+    "slug",
+    "reference",
+    "version",
+    "created",
+    "updated",
+    "dateCreated",
+    "dateModified",
+    "status",
+    "configurations",
 ];
 
 /// Whether `key` is one of OpenConnector's bookkeeping keys (`name`, `id`, `uuid`, …), which every

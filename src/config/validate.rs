@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    AuthKind, ConfigError, ConfigErrors, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, SourceKind, TargetKind,
-    Synchronization, SynchronizationDef,
+    AuthKind, ConfigError, ConfigErrors, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef,
+    SourceKind, Synchronization, SynchronizationDef, TargetKind,
 };
 use crate::mapping::{Filter, Mapping};
 
@@ -134,7 +134,9 @@ fn check_location(kind: SourceKind, location: &str) -> Result<(), String> {
         SourceKind::Ftp => &["ftp", "ftps"],
         SourceKind::Sftp => &["sftp"],
         SourceKind::Database => &["mysql", "mariadb", "postgres", "postgresql"],
-        SourceKind::Excel | SourceKind::File => &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https", "memory"],
+        SourceKind::Excel | SourceKind::File => {
+            &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https", "memory"]
+        }
     };
     let local = matches!(kind, SourceKind::Excel | SourceKind::File) && !location.contains("://");
     if local {
@@ -174,7 +176,9 @@ fn load_schema(value: &Value, base: Option<&Path>) -> Result<Value, String> {
         (1, Some(reference)) if !reference.starts_with('#') && !reference.contains("://") => {
             let Some(base) = base else { return Err("a schema sent over the API must be inline, not a `$ref` to a file".into()) };
             let relative = Path::new(reference);
-            if relative.is_absolute() || relative.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+            if relative.is_absolute()
+                || relative.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+            {
                 return Err(format!("`$ref: {reference}` must name a file inside the pipeline file's folder (no absolute path, no `..`)"));
             }
             let path = base.join(relative);
@@ -275,7 +279,11 @@ fn resolve_sync(
             (String::new(), String::new(), "")
         }
         _ => {
-            fail("", "no target: write `target: {type: register, register: R, schema: S}` or `targetType: register/schema` with `targetId: R/S`".into());
+            fail(
+                "",
+                "no target: write `target: {type: register, register: R, schema: S}` or `targetType: register/schema` with `targetId: R/S`"
+                    .into(),
+            );
             (String::new(), String::new(), "")
         }
     };
@@ -492,7 +500,10 @@ fn check_source_config(kind: SourceKind, config: &SourceConfigDef, fail: &mut im
     if let Some(label) = &config.encoding
         && encoding_rs::Encoding::for_label(label.as_bytes()).is_none()
     {
-        fail(".sourceConfig.encoding", format!("`{label}` is not an encoding this reader knows (e.g. utf-8, windows-1252, iso-8859-1, utf-16le)"));
+        fail(
+            ".sourceConfig.encoding",
+            format!("`{label}` is not an encoding this reader knows (e.g. utf-8, windows-1252, iso-8859-1, utf-16le)"),
+        );
     }
     if let Some(range) = &config.range
         && crate::sources::formats::parse_range(range).is_none()

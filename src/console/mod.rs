@@ -10,13 +10,13 @@ mod session;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use axum::Router;
+use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde_json::Value;
 
 pub use session::authorize;

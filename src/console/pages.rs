@@ -5,18 +5,18 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::session::SignedIn;
 use super::ConsoleError;
+use super::session::SignedIn;
 use crate::service::operations::{JobsQuery, Page};
-use crate::service::{definitions, operations, Shared};
+use crate::service::{Shared, definitions, operations};
 
 const TEMPLATES: [(&str, &str); 14] = [
     ("layout.html", include_str!("templates/layout.html")),
@@ -47,8 +47,12 @@ fn environment() -> &'static Environment<'static> {
         for (name, source) in TEMPLATES {
             env.add_template(name, source).unwrap_or_else(|e| panic!("console template {name}: {e}"));
         }
-        env.add_filter("ms", |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default());
-        env.add_filter("when", |text: Option<String>| text.map(|t| t.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()).unwrap_or_default());
+        env.add_filter("ms", |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+        });
+        env.add_filter("when", |text: Option<String>| {
+            text.map(|t| t.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()).unwrap_or_default()
+        });
         env
     })
 }
@@ -127,7 +131,12 @@ pub async fn dashboard(State(shared): State<Shared>, signed: SignedIn) -> Result
         })
         .collect();
     let jobs_total: u64 = counts["jobs"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
-    page("dashboard.html", &signed, "dashboard", json!({ "title": "Dashboard", "counts": counts, "jobs_total": jobs_total, "runs": runs, "health": health }))
+    page(
+        "dashboard.html",
+        &signed,
+        "dashboard",
+        json!({ "title": "Dashboard", "counts": counts, "jobs_total": jobs_total, "runs": runs, "health": health }),
+    )
 }
 
 async fn list_page(shared: Shared, signed: SignedIn, section: &str, title: &str, search: Search) -> Result<Response, ConsoleError> {
@@ -138,7 +147,9 @@ async fn list_page(shared: Shared, signed: SignedIn, section: &str, title: &str,
         let id = row["id"].as_str().unwrap_or_default().to_string();
         match section {
             "sources" => row["last_test"] = shared.console.last_test(&id).unwrap_or(Value::Null),
-            "synchronizations" => row["last_job"] = recent.iter().find(|j| j["synchronization"] == id.as_str()).cloned().unwrap_or(Value::Null),
+            "synchronizations" => {
+                row["last_job"] = recent.iter().find(|j| j["synchronization"] == id.as_str()).cloned().unwrap_or(Value::Null)
+            }
             _ => {}
         }
     }
@@ -153,7 +164,11 @@ pub async fn mappings(State(shared): State<Shared>, signed: SignedIn, Query(sear
     list_page(shared, signed, "mappings", "Mappings", search).await
 }
 
-pub async fn synchronizations(State(shared): State<Shared>, signed: SignedIn, Query(search): Query<Search>) -> Result<Response, ConsoleError> {
+pub async fn synchronizations(
+    State(shared): State<Shared>,
+    signed: SignedIn,
+    Query(search): Query<Search>,
+) -> Result<Response, ConsoleError> {
     list_page(shared, signed, "synchronizations", "Synchronizations", search).await
 }
 
@@ -196,17 +211,28 @@ pub async fn source(State(shared): State<Shared>, signed: SignedIn, Path(id): Pa
         .into_iter()
         .filter(|s| ["source", "sourceId"].iter().any(|k| s.get(*k).and_then(Value::as_str) == Some(id.as_str())))
         .collect();
-    let title = entry.as_ref().and_then(|e| e["name"].as_str().map(str::to_string)).unwrap_or_else(|| if entry.is_some() { id.clone() } else { "New source".into() });
-    page("source.html", &signed, "sources", json!({
-        "title": title, "id": id, "entry": entry, "body": body, "secrets": secrets, "auth": auth, "readers": readers,
-        "kinds": ["api", "ftp", "sftp", "database", "excel", "file"],
-    }))
+    let title = entry
+        .as_ref()
+        .and_then(|e| e["name"].as_str().map(str::to_string))
+        .unwrap_or_else(|| if entry.is_some() { id.clone() } else { "New source".into() });
+    page(
+        "source.html",
+        &signed,
+        "sources",
+        json!({
+            "title": title, "id": id, "entry": entry, "body": body, "secrets": secrets, "auth": auth, "readers": readers,
+            "kinds": ["api", "ftp", "sftp", "database", "excel", "file"],
+        }),
+    )
 }
 
 pub async fn mapping(State(shared): State<Shared>, signed: SignedIn, Path(id): Path<String>) -> Result<Response, ConsoleError> {
     let entry = definition(&shared, "mappings", &id).await?;
     let body = editable(&entry);
-    let title = entry.as_ref().and_then(|e| e["name"].as_str().map(str::to_string)).unwrap_or_else(|| if entry.is_some() { id.clone() } else { "New mapping".into() });
+    let title = entry
+        .as_ref()
+        .and_then(|e| e["name"].as_str().map(str::to_string))
+        .unwrap_or_else(|| if entry.is_some() { id.clone() } else { "New mapping".into() });
     let sample = json!({ "id": 7, "name": "Bella", "status": "available", "category": { "name": "Dogs" } });
     // A sample can also be fetched through a synchronization: the first record its source gives.
     let feeds: Vec<Value> = list_of(&shared, "synchronizations")
@@ -218,10 +244,17 @@ pub async fn mapping(State(shared): State<Shared>, signed: SignedIn, Path(id): P
         })
         .collect();
     // As pairs: the template engine would list a map's fields sorted, not in the mapping's order.
-    let pairs = |key: &str| body.get(key).and_then(Value::as_object).map(|m| m.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()).unwrap_or_default();
-    page("mapping.html", &signed, "mappings", json!({
-        "title": title, "id": id, "entry": entry, "body": body, "feeds": feeds, "fields": pairs("mapping"), "casts": pairs("cast"), "sample": serde_json::to_string_pretty(&sample).unwrap_or_default(),
-    }))
+    let pairs = |key: &str| {
+        body.get(key).and_then(Value::as_object).map(|m| m.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()).unwrap_or_default()
+    };
+    page(
+        "mapping.html",
+        &signed,
+        "mappings",
+        json!({
+            "title": title, "id": id, "entry": entry, "body": body, "feeds": feeds, "fields": pairs("mapping"), "casts": pairs("cast"), "sample": serde_json::to_string_pretty(&sample).unwrap_or_default(),
+        }),
+    )
 }
 
 pub async fn synchronization(State(shared): State<Shared>, signed: SignedIn, Path(id): Path<String>) -> Result<Response, ConsoleError> {
@@ -240,25 +273,43 @@ pub async fn synchronization(State(shared): State<Shared>, signed: SignedIn, Pat
         .collect();
     let runs = if entry.is_some() { jobs_of(&shared, Some(id.clone()), 10).await? } else { Vec::new() };
     let active = runs.iter().find(|j| matches!(j["status"].as_str(), Some("PENDING" | "RUNNING" | "CANCELLING"))).map(|j| j["id"].clone());
-    let title = entry.as_ref().and_then(|e| e["name"].as_str().map(str::to_string)).unwrap_or_else(|| if entry.is_some() { id.clone() } else { "New synchronization".into() });
-    page("synchronization.html", &signed, "synchronizations", json!({
-        "title": title, "id": id, "entry": entry, "body": body, "sources": sources, "mappings": mappings, "targets": targets,
-        "runs": runs, "active": active,
-        "source_key": if body.get("source").is_some() { "source" } else { "sourceId" },
-        "mapping_key": if body.get("mapping").is_some() { "mapping" } else { "sourceTargetMapping" },
-    }))
+    let title = entry
+        .as_ref()
+        .and_then(|e| e["name"].as_str().map(str::to_string))
+        .unwrap_or_else(|| if entry.is_some() { id.clone() } else { "New synchronization".into() });
+    page(
+        "synchronization.html",
+        &signed,
+        "synchronizations",
+        json!({
+            "title": title, "id": id, "entry": entry, "body": body, "sources": sources, "mappings": mappings, "targets": targets,
+            "runs": runs, "active": active,
+            "source_key": if body.get("source").is_some() { "source" } else { "sourceId" },
+            "mapping_key": if body.get("mapping").is_some() { "mapping" } else { "sourceTargetMapping" },
+        }),
+    )
 }
 
-pub async fn contracts(State(shared): State<Shared>, signed: SignedIn, Path(id): Path<String>, Query(search): Query<Search>) -> Result<Response, ConsoleError> {
+pub async fn contracts(
+    State(shared): State<Shared>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Query(search): Query<Search>,
+) -> Result<Response, ConsoleError> {
     let query = Page { limit: Some(PAGE_SIZE), offset: Some(search.offset), search: Some(search.q.clone()).filter(|q| !q.is_empty()) };
     let Json(answer) = operations::contracts(State(Shared::clone(&shared)), Path(id.clone()), Query(query)).await?;
     let total = answer["total"].as_u64().unwrap_or(0) as usize;
-    page("contracts.html", &signed, "synchronizations", json!({
-        "title": format!("Contracts of {id}"), "id": id, "rows": answer["results"], "total": total, "q": search.q,
-        "offset": search.offset, "shown_to": (search.offset + PAGE_SIZE).min(total),
-        "prev": if search.offset > 0 { Some(search.offset.saturating_sub(PAGE_SIZE)) } else { None },
-        "next": (search.offset + PAGE_SIZE < total).then_some(search.offset + PAGE_SIZE),
-    }))
+    page(
+        "contracts.html",
+        &signed,
+        "synchronizations",
+        json!({
+            "title": format!("Contracts of {id}"), "id": id, "rows": answer["results"], "total": total, "q": search.q,
+            "offset": search.offset, "shown_to": (search.offset + PAGE_SIZE).min(total),
+            "prev": if search.offset > 0 { Some(search.offset.saturating_sub(PAGE_SIZE)) } else { None },
+            "next": (search.offset + PAGE_SIZE < total).then_some(search.offset + PAGE_SIZE),
+        }),
+    )
 }
 
 pub async fn register(State(shared): State<Shared>, signed: SignedIn, Path(id): Path<String>) -> Result<Response, ConsoleError> {
@@ -268,22 +319,37 @@ pub async fn register(State(shared): State<Shared>, signed: SignedIn, Path(id): 
     page("register.html", &signed, "registers", json!({ "title": title, "id": id, "entry": entry, "body": body }))
 }
 
-pub async fn objects(State(shared): State<Shared>, signed: SignedIn, Path((register, schema)): Path<(String, String)>, Query(search): Query<Search>) -> Result<Response, ConsoleError> {
+pub async fn objects(
+    State(shared): State<Shared>,
+    signed: SignedIn,
+    Path((register, schema)): Path<(String, String)>,
+    Query(search): Query<Search>,
+) -> Result<Response, ConsoleError> {
     let query = HashMap::from([("limit".to_string(), PAGE_SIZE.to_string()), ("offset".to_string(), search.offset.to_string())]);
     let Json(answer) = operations::objects(State(Shared::clone(&shared)), Path((register.clone(), schema.clone())), Query(query)).await?;
     let total = answer["total"].as_u64().unwrap_or(0) as usize;
-    page("objects.html", &signed, "registers", json!({
-        "title": format!("{register} / {schema}"), "register": register, "schema": schema, "rows": answer["results"], "total": total,
-        "offset": search.offset, "shown_to": (search.offset + PAGE_SIZE).min(total),
-        "prev": if search.offset > 0 { Some(search.offset.saturating_sub(PAGE_SIZE)) } else { None },
-        "next": (search.offset + PAGE_SIZE < total).then_some(search.offset + PAGE_SIZE),
-    }))
+    page(
+        "objects.html",
+        &signed,
+        "registers",
+        json!({
+            "title": format!("{register} / {schema}"), "register": register, "schema": schema, "rows": answer["results"], "total": total,
+            "offset": search.offset, "shown_to": (search.offset + PAGE_SIZE).min(total),
+            "prev": if search.offset > 0 { Some(search.offset.saturating_sub(PAGE_SIZE)) } else { None },
+            "next": (search.offset + PAGE_SIZE < total).then_some(search.offset + PAGE_SIZE),
+        }),
+    )
 }
 
 pub async fn object(State(shared): State<Shared>, signed: SignedIn, Path(id): Path<String>) -> Result<Response, ConsoleError> {
     let Json(answer) = operations::object(State(shared), Path(id.clone())).await?;
     let pretty = serde_json::to_string_pretty(&answer["object"]["object"]).unwrap_or_default();
-    page("object.html", &signed, "registers", json!({ "title": format!("Object {id}"), "found": answer["object"], "audit": answer["audit"], "pretty": pretty }))
+    page(
+        "object.html",
+        &signed,
+        "registers",
+        json!({ "title": format!("Object {id}"), "found": answer["object"], "audit": answer["audit"], "pretty": pretty }),
+    )
 }
 
 pub async fn jobs(State(shared): State<Shared>, signed: SignedIn, Query(search): Query<Search>) -> Result<Response, ConsoleError> {

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use axum::Form;
 use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use rand::RngCore;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -179,7 +179,8 @@ pub async fn login(State(shared): State<Shared>, request: axum::extract::Request
     }
     let client = crate::service::client_of(&parts).map(|a| a.ip());
     if let Some(wait) = client.and_then(|ip| shared.attempts.blocked(ip)) {
-        let mut page = render("login.html", serde_json::json!({ "title": "Sign in", "error": "Too many failed sign-ins: try again later." }));
+        let mut page =
+            render("login.html", serde_json::json!({ "title": "Sign in", "error": "Too many failed sign-ins: try again later." }));
         *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         page.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
         return page;

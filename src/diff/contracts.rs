@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, LargeStringArray, RecordBatch, TimestampMillisecondArray,
-};
+use arrow::array::{Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, LargeStringArray, RecordBatch, TimestampMillisecondArray};
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};

@@ -136,7 +136,11 @@ impl Scan<'_> {
         match self.src.get(self.pos) {
             Some(open @ (b'{' | b'[')) => {
                 self.descend()?;
-                if *open == b'{' { self.object(b, id_depth)? } else { self.array(b, id_depth)? }
+                if *open == b'{' {
+                    self.object(b, id_depth)?
+                } else {
+                    self.array(b, id_depth)?
+                }
                 self.depth_left += 1;
             }
             Some(b'"') => {
@@ -314,11 +318,7 @@ fn key_matches(raw: &[u8], escaped: bool, want: &str) -> bool {
 fn compare_keys(src: &[u8], a: &Entry, b: &Entry) -> std::cmp::Ordering {
     let ka = &src[a.key.0..a.key.1];
     let kb = &src[b.key.0..b.key.1];
-    if !a.key_escaped && !b.key_escaped {
-        ka.cmp(kb)
-    } else {
-        decode(ka, a.key_escaped).cmp(&decode(kb, b.key_escaped))
-    }
+    if !a.key_escaped && !b.key_escaped { ka.cmp(kb) } else { decode(ka, a.key_escaped).cmp(&decode(kb, b.key_escaped)) }
 }
 
 /// The text of a string's raw content.

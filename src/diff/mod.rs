@@ -13,7 +13,7 @@ use crate::path::DotPath;
 use crate::sinks::{Ack, Outcome};
 use crate::sources::{Chunk, RawRecord};
 use crate::store::jobs::{Counts, ObjectError};
-use contracts::{target_id, target_namespace, ContractTable};
+use contracts::{ContractTable, target_id, target_namespace};
 use hash::Hasher;
 
 /// Per-object errors kept for the job record; more are counted, not stored.
@@ -147,7 +147,10 @@ impl Differ {
                 }
             };
             if self.table.mark_seen(row) {
-                self.fail(origin_id.clone(), format!("{}: origin id `{origin_id}` appears twice in the feed; the later record is ignored", where_()));
+                self.fail(
+                    origin_id.clone(),
+                    format!("{}: origin id `{origin_id}` appears twice in the feed; the later record is ignored", where_()),
+                );
                 continue;
             }
             let committed = self.table.is_committed(row);
@@ -157,7 +160,15 @@ impl Differ {
                 continue;
             }
             let remote_id = self.table.remote_id(row).map(str::to_string);
-            work.push(Work::Upsert(Change { row, target_id: self.table.target_id(row), remote_id, origin_id, hash, created: !committed, record }));
+            work.push(Work::Upsert(Change {
+                row,
+                target_id: self.table.target_id(row),
+                remote_id,
+                origin_id,
+                hash,
+                created: !committed,
+                record,
+            }));
         }
         work
     }
@@ -382,7 +393,13 @@ mod tests {
         let mut second = Differ::new(save(&first), "s", "id", [0; 32], false);
         let work = second.diff_chunk(chunk(&[r#"{"id":1,"v":2}"#]), Vec::new());
         let Work::Upsert(change) = &work[0] else { panic!() };
-        second.apply(vec![Ack { row: change.row, origin_id: "1".into(), hash: change.hash, outcome: Outcome::Failed("bad".into()), remote_id: None }]);
+        second.apply(vec![Ack {
+            row: change.row,
+            origin_id: "1".into(),
+            hash: change.hash,
+            outcome: Outcome::Failed("bad".into()),
+            remote_id: None,
+        }]);
         assert!(second.deletions(DeletePolicy::Delete, 0.5, false).unwrap().is_empty(), "a failed record is not deleted");
         let third = run(save(&second), &[r#"{"id":1,"v":2}"#]);
         assert_eq!(third.counts.updated, 1, "the failed change is retried");

@@ -3,8 +3,8 @@
 //! `#text`, a repeated element becomes a list, and an element holding only text is that text. The
 //! result goes through the same `resultsPosition` and `idPosition` as JSON.
 
-use quick_xml::events::Event;
 use quick_xml::Reader;
+use quick_xml::events::Event;
 use serde_json::{Map, Value};
 
 /// Whether a body that is not JSON looks like XML (after a BOM and whitespace).
@@ -69,7 +69,12 @@ pub fn to_json(text: &str, limits: &crate::limits::ReadLimits) -> Result<Value, 
     let mut hold = |bytes: usize| {
         held = held.saturating_add(bytes as u64);
         if held > most {
-            return Err(crate::limits::OverLimit::bytes(format!("the XML body read as JSON (up to {XML_GROWTH} × its limit)"), "maxResponseBytes", limits.max_response_bytes).to_string());
+            return Err(crate::limits::OverLimit::bytes(
+                format!("the XML body read as JSON (up to {XML_GROWTH} × its limit)"),
+                "maxResponseBytes",
+                limits.max_response_bytes,
+            )
+            .to_string());
         }
         Ok(())
     };
@@ -196,7 +201,10 @@ mod tests {
     #[test]
     fn depth_is_bounded() {
         let nested = |levels: usize| format!("{}x{}", "<a>".repeat(levels), "</a>".repeat(levels));
-        assert_eq!(to_json(&nested(3), &crate::limits::ReadLimits { max_depth: 3, ..Default::default() }).unwrap(), json!({"a": {"a": "x"}}));
+        assert_eq!(
+            to_json(&nested(3), &crate::limits::ReadLimits { max_depth: 3, ..Default::default() }).unwrap(),
+            json!({"a": {"a": "x"}})
+        );
         let error = to_json(&nested(100_000), &crate::limits::ReadLimits::default()).unwrap_err();
         assert!(error.starts_with("the XML body nested deeper than 128 levels at a.a.a.a…"), "{error}");
     }

@@ -134,7 +134,13 @@ impl Cast {
             Cast::Float => Number::from_f64(php_float(value)).map(Value::Number).unwrap_or(Value::Null),
             Cast::String => Value::String(php_string(value)),
             Cast::Bool => Value::Bool(php_bool(value)),
-            Cast::NullableBool => if value.is_null() { Value::Null } else { Value::Bool(php_bool(value)) },
+            Cast::NullableBool => {
+                if value.is_null() {
+                    Value::Null
+                } else {
+                    Value::Bool(php_bool(value))
+                }
+            }
             Cast::Array => match value {
                 Value::Null => Value::Array(Vec::new()),
                 Value::Array(_) | Value::Object(_) => value.clone(),
@@ -161,7 +167,13 @@ impl Cast {
             },
             // iconv's ASCII//TRANSLIT; deunicode spells the common European letters the same way.
             Cast::Utf8 => Value::String(deunicode::deunicode(&php_string(value))),
-            Cast::NullStringToNull => if value.as_str() == Some("null") { Value::Null } else { value.clone() },
+            Cast::NullStringToNull => {
+                if value.as_str() == Some("null") {
+                    Value::Null
+                } else {
+                    value.clone()
+                }
+            }
             Cast::CoordinateStringToArray => coordinates(&php_string(value)),
             Cast::MoneyStringToInt => Value::from(php_int(&Value::String(php_string(value).replace(['.', ','], "")))),
             Cast::IntToMoneyString => Value::String(money(php_float(value) / 100.0)),
@@ -173,11 +185,7 @@ impl Cast {
 /// `unsetIfValue==X` / `setNullIfValue==X`: loose `==` with X; with an empty X, `empty()` or a list or
 /// object whose leaves are all empty.
 fn matches_value(value: &Value, x: &str) -> bool {
-    if x.is_empty() {
-        php_empty(value) || ((value.is_array() || value.is_object()) && all_leaves_empty(value))
-    } else {
-        loose_eq(value, x)
-    }
+    if x.is_empty() { php_empty(value) || ((value.is_array() || value.is_object()) && all_leaves_empty(value)) } else { loose_eq(value, x) }
 }
 
 fn url_encode(text: &str, plus_for_space: bool) -> String {
@@ -230,7 +238,9 @@ fn money(value: f64) -> String {
 pub fn parse_list(value: &Value) -> Result<Vec<Cast>, String> {
     let names: Vec<String> = match value {
         Value::String(s) => s.split(',').map(str::to_string).collect(),
-        Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_string).ok_or("a cast list holds strings")).collect::<Result<_, _>>()?,
+        Value::Array(items) => {
+            items.iter().map(|v| v.as_str().map(str::to_string).ok_or("a cast list holds strings")).collect::<Result<_, _>>()?
+        }
         _ => return Err("a cast is a string (`int`, `int,string`) or a list of strings".into()),
     };
     names

@@ -112,24 +112,27 @@ impl Library {
 
 /// Adds `executeMapping` to a mapping's template environment.
 pub fn install(templates: &mut Templates, library: Weak<Library>) {
-    templates.env.add_function("executeMapping", move |mapping: JinjaValue, input: JinjaValue, list: Option<bool>| -> Result<JinjaValue, Error> {
-        let fail = |message: String| Error::new(ErrorKind::InvalidOperation, format!("executeMapping: {message}"));
-        let library = library.upgrade().ok_or_else(|| fail("the pipeline's mappings are gone".into()))?;
-        let reference = serde_json::to_value(&mapping).map_err(|e| fail(e.to_string()))?;
-        let input = serde_json::to_value(&input).map_err(|e| fail(e.to_string()))?;
-        if !(input.is_object() || input.is_array()) {
-            return Err(fail(format!("the input is a list or an object, not `{input}`")));
-        }
-        let child = library.resolve(&reference).map_err(fail)?;
-        let output = if list.unwrap_or(false) { child.apply_list(&input) } else { child.apply(&input) };
-        match output {
-            Ok(value) => Ok(super::ordered::to_jinja(&value)),
-            // A nesting failure deeper down is passed up as it is, not wrapped once per level.
-            Err(_) if let Some(message) = NESTING.with(|n| n.borrow().clone()) => Err(fail(message)),
-            Err(MappingError::Call { message }) => Err(fail(message)),
-            Err(e) => Err(fail(format!("mapping `{}`: {e}", child.name()))),
-        }
-    });
+    templates.env.add_function(
+        "executeMapping",
+        move |mapping: JinjaValue, input: JinjaValue, list: Option<bool>| -> Result<JinjaValue, Error> {
+            let fail = |message: String| Error::new(ErrorKind::InvalidOperation, format!("executeMapping: {message}"));
+            let library = library.upgrade().ok_or_else(|| fail("the pipeline's mappings are gone".into()))?;
+            let reference = serde_json::to_value(&mapping).map_err(|e| fail(e.to_string()))?;
+            let input = serde_json::to_value(&input).map_err(|e| fail(e.to_string()))?;
+            if !(input.is_object() || input.is_array()) {
+                return Err(fail(format!("the input is a list or an object, not `{input}`")));
+            }
+            let child = library.resolve(&reference).map_err(fail)?;
+            let output = if list.unwrap_or(false) { child.apply_list(&input) } else { child.apply(&input) };
+            match output {
+                Ok(value) => Ok(super::ordered::to_jinja(&value)),
+                // A nesting failure deeper down is passed up as it is, not wrapped once per level.
+                Err(_) if let Some(message) = NESTING.with(|n| n.borrow().clone()) => Err(fail(message)),
+                Err(MappingError::Call { message }) => Err(fail(message)),
+                Err(e) => Err(fail(format!("mapping `{}`: {e}", child.name()))),
+            }
+        },
+    );
 }
 
 /// List mode. Each element is mapped; an element that is not a list or object, or any element when
@@ -266,7 +269,9 @@ mod tests {
     fn calls_that_fan_out_stop_at_max_calls() {
         // Each level calls the next ten times: 10^5 mappings for one record.
         let call = |next: &str| json!({"mapping": {"x": format!("{{% for i in 1..10 %}}{{{{ executeMapping('{next}', {{'i': i}})|json_encode }}}}{{% endfor %}}")}});
-        let lib = library(json!({"l0": call("l1"), "l1": call("l2"), "l2": call("l3"), "l3": call("l4"), "l4": call("l5"), "l5": {"mapping": {"i": "i"}}}));
+        let lib = library(
+            json!({"l0": call("l1"), "l1": call("l2"), "l2": call("l3"), "l3": call("l4"), "l4": call("l5"), "l5": {"mapping": {"i": "i"}}}),
+        );
         let m = Mapping::compile_in("l0", &lib["l0"], &lib).unwrap();
         let error = m.apply(&json!({})).map(|_| "it ran").unwrap_err().to_string();
         assert!(error.contains("more than 10000 mappings"), "{error}");

@@ -101,7 +101,10 @@ impl Mapping {
         if !library.is_empty() {
             for (key, value) in &def.mapping {
                 if let Some(missing) = value.as_str().and_then(|text| shared.first_unknown_reference(text)) {
-                    let message = format!("executeMapping: no mapping `{missing}` in this pipeline (there: {:?})", library.keys().collect::<Vec<_>>());
+                    let message = format!(
+                        "executeMapping: no mapping `{missing}` in this pipeline (there: {:?})",
+                        library.keys().collect::<Vec<_>>()
+                    );
                     return Err(MappingError::Template { field: key.clone(), message });
                 }
             }
@@ -110,8 +113,10 @@ impl Mapping {
         // its fingerprint: changing a called mapping then updates the caller's objects as well. The
         // names may be computed in the template, so all of the pipeline's mappings count.
         if mapping.calls && !library.is_empty() {
-            let others = serde_json::to_vec(&library.iter().map(|(n, d)| (n, (&d.mapping, &d.unset, &d.cast, d.pass_through.0))).collect::<Vec<_>>())
-                .unwrap_or_default();
+            let others = serde_json::to_vec(
+                &library.iter().map(|(n, d)| (n, (&d.mapping, &d.unset, &d.cast, d.pass_through.0))).collect::<Vec<_>>(),
+            )
+            .unwrap_or_default();
             let mut hasher = blake3::Hasher::new();
             hasher.update(&mapping.fingerprint);
             hasher.update(&others);
@@ -126,9 +131,8 @@ impl Mapping {
         library::install(&mut templates, library);
         let mut fields = Vec::with_capacity(def.mapping.len());
         for (key, value) in &def.mapping {
-            let source = templates
-                .compile_field(value)
-                .map_err(|e| MappingError::Template { field: key.clone(), message: describe(&e) })?;
+            let source =
+                templates.compile_field(value).map_err(|e| MappingError::Template { field: key.clone(), message: describe(&e) })?;
             fields.push(Field { key: key.clone(), out: DotPath::parse(key), source });
         }
         let mut casts = Vec::new();
@@ -166,12 +170,16 @@ impl Mapping {
     pub fn apply(&self, input: &Value) -> Result<Value, MappingError> {
         // Tracked only where this mapping can call others: a call back into itself with the same
         // input would never end.
-        let _frame = if self.calls { Some(Frame::enter(&self.name, input).map_err(|message| MappingError::Call { message })?) } else { None };
+        let _frame =
+            if self.calls { Some(Frame::enter(&self.name, input).map_err(|message| MappingError::Call { message })?) } else { None };
         // Dot paths address the input with `.` in keys encoded; templates see the input as it is.
         let encoded = dot::encode_keys(input);
         let rekeyed = matches!(encoded, std::borrow::Cow::Owned(_));
-        let mut output =
-            if self.pass_through && (input.is_object() || input.is_array()) { encoded.as_ref().clone() } else { Value::Object(Map::with_capacity(self.fields.len())) };
+        let mut output = if self.pass_through && (input.is_object() || input.is_array()) {
+            encoded.as_ref().clone()
+        } else {
+            Value::Object(Map::with_capacity(self.fields.len()))
+        };
         let context = OnceLock::new();
         for field in &self.fields {
             let value = self.templates.evaluate(&field.source, input, encoded.as_ref(), &context).map_err(|e| {
@@ -252,7 +260,8 @@ impl Filter {
         };
         let logic = match conditions {
             Some(rule) => {
-                let invalid = |e: datalogic_rs::Error| MappingError::Filter { message: format!("conditions are not a JsonLogic rule: {e}") };
+                let invalid =
+                    |e: datalogic_rs::Error| MappingError::Filter { message: format!("conditions are not a JsonLogic rule: {e}") };
                 let logic = logic_engine().compile(rule).map_err(invalid)?;
                 // An unknown operator only shows when it runs: try the rule once on an empty record, so
                 // a typo is a load error rather than every record failing.
@@ -266,7 +275,8 @@ impl Filter {
             }
             None => None,
         };
-        let source = [expression.map(str::to_string), conditions.map(|c| c.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" and ");
+        let source =
+            [expression.map(str::to_string), conditions.map(|c| c.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" and ");
         Ok(Filter { templates, template, logic, source })
     }
 
@@ -324,7 +334,8 @@ mod tests {
 
     #[test]
     fn pass_through_unset_cast_and_root() {
-        let m = mapping(json!({"passThrough": true, "mapping": {"meta.count": "{{ n }}"}, "unset": ["secret"], "cast": {"meta.count": "int"}}));
+        let m =
+            mapping(json!({"passThrough": true, "mapping": {"meta.count": "{{ n }}"}, "unset": ["secret"], "cast": {"meta.count": "int"}}));
         let out = m.apply(&json!({"n": "42", "secret": "x", "keep": 1})).unwrap();
         assert_eq!(out, json!({"n": "42", "keep": 1, "meta": {"count": 42}}));
         let root = mapping(json!({"mapping": {"#": "items"}}));

@@ -17,9 +17,9 @@ use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior};
 use serde_json::Value;
 
 use super::entities::html_decode;
-use crate::limits::{ByteSize, TemplateLimits};
 use super::php::{float_string, php_string};
 use super::twig;
+use crate::limits::{ByteSize, TemplateLimits};
 use crate::path::DotPath;
 
 /// How one target field gets its value.
@@ -89,7 +89,8 @@ impl Templates {
         let mut out = Capped { bytes: Vec::new(), max: self.max_output };
         let _budget = twig::begin_render(self.max_output as u64);
         match self.env.get_template(name)?.render_captured_to(context, &mut out) {
-            Ok(_) => String::from_utf8(out.bytes).map_err(|_| Error::new(minijinja::ErrorKind::BadSerialization, "the template printed invalid UTF-8")),
+            Ok(_) => String::from_utf8(out.bytes)
+                .map_err(|_| Error::new(minijinja::ErrorKind::BadSerialization, "the template printed invalid UTF-8")),
             Err(_) if out.bytes.len() > out.max => Err(Error::new(
                 minijinja::ErrorKind::InvalidOperation,
                 format!("the template printed more than maxTemplateOutputBytes ({})", ByteSize(out.max as u64)),
@@ -187,7 +188,8 @@ fn plain_lookup(text: &str) -> Option<&str> {
     let inner = text.strip_prefix("{{")?.strip_suffix("}}")?.trim();
     let mut segments = inner.split('.');
     let first = segments.next()?;
-    let ident = |s: &str| !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ident =
+        |s: &str| !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let index = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
     let keywords = ["true", "false", "none", "null", "True", "False", "None", "loop", "self", "namespace"];
     (ident(first) && !keywords.contains(&first) && segments.all(|s| ident(s) || index(s))).then_some(inner)
@@ -197,9 +199,7 @@ fn plain_lookup(text: &str) -> Option<&str> {
 fn twig_formatter(out: &mut minijinja::Output, state: &mut minijinja::State, value: &JinjaValue) -> Result<(), Error> {
     match value.kind() {
         // A DateTime (`date()`) cannot be printed, in PHP either: the `date` filter formats it.
-        ValueKind::Map if value.as_object().is_some_and(|_| twig::to_php_string(value).is_err()) => {
-            twig::to_php_string(value).map(drop)
-        }
+        ValueKind::Map if value.as_object().is_some_and(|_| twig::to_php_string(value).is_err()) => twig::to_php_string(value).map(drop),
         ValueKind::None | ValueKind::Undefined => Ok(()),
         ValueKind::Bool => {
             if value.is_true() {
@@ -271,7 +271,9 @@ mod tests {
     fn runaway_templates_stop_at_their_limits() {
         let limits = TemplateLimits { template_fuel: 100_000, max_template_output_bytes: ByteSize(1024) };
         let mut t = Templates::with_limits(limits);
-        let loops = t.add("{% for i in range(1, 300) %}{% for j in range(1, 300) %}{% for k in range(1, 300) %}{% endfor %}{% endfor %}{% endfor %}").unwrap();
+        let loops = t
+            .add("{% for i in range(1, 300) %}{% for j in range(1, 300) %}{% for k in range(1, 300) %}{% endfor %}{% endfor %}{% endfor %}")
+            .unwrap();
         let error = t.render(&loops, &JinjaValue::UNDEFINED).unwrap_err().to_string();
         assert!(error.contains("templateFuel"), "{error}");
         // A value is bounded too, before it is made: a range of 10,000 is 160 KB of slots.
@@ -292,7 +294,8 @@ mod tests {
     #[test]
     fn sorting_by_no_order_at_all_neither_panics_nor_loses_items() {
         let mut t = Templates::new();
-        let mixed = t.add("{{ [1, 'a', '10', null, true, [1], 'b', 2.5, '1e1', ' 5', -3, 'B']|merge(range(1, 200))|sort|length }}").unwrap();
+        let mixed =
+            t.add("{{ [1, 'a', '10', null, true, [1], 'b', 2.5, '1e1', ' 5', -3, 'B']|merge(range(1, 200))|sort|length }}").unwrap();
         assert_eq!(t.render(&mixed, &JinjaValue::UNDEFINED).unwrap(), "212");
         let random = t.add("{{ range(1, 500)|sort((a, b) => random(2) - 1)|reduce((sum, i) => sum + i, 0) }}").unwrap();
         for _ in 0..20 {

@@ -56,7 +56,9 @@ fn fold_verify(value: Value, fields: &mut Map<String, Value>, note: &mut impl Fn
             tls.insert("verify".into(), false.into());
             note(
                 "configuration.verify",
-                format!("the string \"{text}\" is read as false, so certificates are NOT verified; OpenConnector would have taken it as a CA bundle and kept verifying. Write `verify: false` (a boolean) to say so"),
+                format!(
+                    "the string \"{text}\" is read as false, so certificates are NOT verified; OpenConnector would have taken it as a CA bundle and kept verifying. Write `verify: false` (a boolean) to say so"
+                ),
             );
         }
         Value::String(text) if matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on") => {
@@ -95,8 +97,19 @@ fn fold_client_identity(key: &str, value: Value, fields: &mut Map<String, Value>
 
 /// The settings `AuthenticationDef` knows.
 const AUTHENTICATION_KEYS: [&str; 13] = [
-    "grant_type", "tokenUrl", "scope", "authentication", "client_id", "client_secret", "username", "password",
-    "tokenLocation", "algorithm", "secret", "payload", "x5t",
+    "grant_type",
+    "tokenUrl",
+    "scope",
+    "authentication",
+    "client_id",
+    "client_secret",
+    "username",
+    "password",
+    "tokenLocation",
+    "algorithm",
+    "secret",
+    "payload",
+    "x5t",
 ];
 
 /// `authentication` (OAuth and JWT settings); keys of grants syncline does not speak (client assertions,
@@ -111,7 +124,10 @@ fn fold_authentication(value: Value, fields: &mut Map<String, Value>, note: &mut
     settings.retain(|key, _| {
         let known = AUTHENTICATION_KEYS.contains(&key.as_str());
         if !known {
-            note(&format!("configuration.authentication.{key}"), "not honoured yet: syncline speaks the client_credentials and password grants and HS/RS/PS JWTs".into());
+            note(
+                &format!("configuration.authentication.{key}"),
+                "not honoured yet: syncline speaks the client_credentials and password grants and HS/RS/PS JWTs".into(),
+            );
         }
         known
     });
@@ -152,7 +168,9 @@ mod tests {
     fn fold(configuration: Value, source: Value) -> (Value, Vec<String>) {
         let mut fields = source.as_object().unwrap().clone();
         let mut notes = Vec::new();
-        fold_into_source(configuration.as_object().unwrap().clone(), &mut fields, &mut |k: &str, m: String| notes.push(format!("{k}: {m}")));
+        fold_into_source(configuration.as_object().unwrap().clone(), &mut fields, &mut |k: &str, m: String| {
+            notes.push(format!("{k}: {m}"))
+        });
         (Value::Object(fields), notes)
     }
 

@@ -4,7 +4,7 @@
 //! own fields ride along on the same entities, so export → import → export is stable. Secrets are never
 //! written: each becomes a `${VARIABLE}` placeholder, reported so it can be set before the next run.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::quirks::Notice;
 use crate::config::{Pipeline, TargetKind};

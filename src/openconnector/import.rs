@@ -6,10 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::lenient::{called_mappings, closest, leave_out_unknown, leave_out_unknown_casts, MAPPING_KEYS, SOURCE_CONFIG_KEYS, SOURCE_KEYS, SYNCHRONIZATION_KEYS};
-use super::quirks::{is_empty, normalize_entity, Notice};
+use super::lenient::{
+    MAPPING_KEYS, SOURCE_CONFIG_KEYS, SOURCE_KEYS, SYNCHRONIZATION_KEYS, called_mappings, closest, leave_out_unknown,
+    leave_out_unknown_casts,
+};
+use super::quirks::{Notice, is_empty, normalize_entity};
 use crate::mapping::twig::slugify;
 
 /// An imported configuration: a pipeline-shaped value and what could not be carried over.
@@ -172,7 +175,9 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
     for Entity { name, fields, .. } in registers {
         let mut converted = Map::new();
         for reference in fields.get("schemas").and_then(Value::as_array).into_iter().flatten() {
-            let found = schema_index.resolve(reference).or_else(|| reference.get("slug").and_then(text_of).and_then(|s| schema_index.0.get(&s).cloned()));
+            let found = schema_index
+                .resolve(reference)
+                .or_else(|| reference.get("slug").and_then(text_of).and_then(|s| schema_index.0.get(&s).cloned()));
             match found.and_then(|n| schema_defs.get(&n).map(|d| (n, d))) {
                 Some((schema, def)) => {
                     converted.insert(schema.clone(), json_schema(def, &format!("schemas.{schema}"), &mut notices));
@@ -199,7 +204,10 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
         strip_identity(&mut fields);
         let at = format!("synchronizations.{name}");
         if let Some(kind) = fields.get("sourceType").and_then(Value::as_str).filter(|k| k.starts_with("register")) {
-            notices.push(Notice { key: at, message: format!("not imported: syncline does not read a register as a source yet (sourceType `{kind}`)") });
+            notices.push(Notice {
+                key: at,
+                message: format!("not imported: syncline does not read a register as a source yet (sourceType `{kind}`)"),
+            });
             continue;
         }
         normalize_entity("synchronizations", &at, &mut fields, &mut notices);
@@ -310,7 +318,9 @@ fn entities(bucket: Option<&Value>, kind: &str) -> Vec<Entity> {
 
 /// OpenConnector's identities mean nothing in a pipeline file, where the key is the name.
 fn strip_identity(fields: &mut Map<String, Value>) {
-    for key in ["id", "uuid", "slug", "reference", "version", "created", "updated", "dateCreated", "dateModified", "status", "configurations"] {
+    for key in
+        ["id", "uuid", "slug", "reference", "version", "created", "updated", "dateCreated", "dateModified", "status", "configurations"]
+    {
         fields.remove(key);
     }
 }
@@ -372,7 +382,8 @@ fn schedules_from_jobs(jobs: &[Entity], syncs: &Index, notices: &mut Vec<Notice>
                 schedules.insert(sync, format!("every {seconds}s"));
             }
             (true, Some(_)) => {}
-            _ => notices.push(Notice { key, message: format!("not honoured yet: only synchronization jobs become schedules (this is `{class}`)") }),
+            _ => notices
+                .push(Notice { key, message: format!("not honoured yet: only synchronization jobs become schedules (this is `{class}`)") }),
         }
     }
     schedules

@@ -13,27 +13,87 @@ use super::quirks::Notice;
 /// object in its files may carry any (`@context`, `@type`, misspellings): on import they are left
 /// out, each named; a native pipeline file stays strict.
 pub(super) const SOURCE_KEYS: &[&str] = &[
-    "type", "location", "auth", "username", "password", "token", "apiKey", "apikey", "headers", "query", "timeout", "connectTimeout",
-    "retries", "rateLimit", "tls", "passive", "privateKey", "privateKeyFile", "passphrase", "hostKey", "knownHosts", "verifyHostKey",
-    "authentication", "isEnabled", "allowCrossOriginLinks", "limits",
+    "type",
+    "location",
+    "auth",
+    "username",
+    "password",
+    "token",
+    "apiKey",
+    "apikey",
+    "headers",
+    "query",
+    "timeout",
+    "connectTimeout",
+    "retries",
+    "rateLimit",
+    "tls",
+    "passive",
+    "privateKey",
+    "privateKeyFile",
+    "passphrase",
+    "hostKey",
+    "knownHosts",
+    "verifyHostKey",
+    "authentication",
+    "isEnabled",
+    "allowCrossOriginLinks",
+    "limits",
 ];
 pub(super) const MAPPING_KEYS: &[&str] = &["mapping", "unset", "cast", "passThrough", "limits"];
 pub(super) const SYNCHRONIZATION_KEYS: &[&str] = &[
-    "source", "sourceId", "sourceType", "sourceConfig", "mapping", "sourceTargetMapping", "target", "targetType", "targetId", "targetConfig",
-    "conditions", "filter", "schedule", "deletePolicy", "maxDeleteShare",
+    "source",
+    "sourceId",
+    "sourceType",
+    "sourceConfig",
+    "mapping",
+    "sourceTargetMapping",
+    "target",
+    "targetType",
+    "targetId",
+    "targetConfig",
+    "conditions",
+    "filter",
+    "schedule",
+    "deletePolicy",
+    "maxDeleteShare",
 ];
 pub(super) const SOURCE_CONFIG_KEYS: &[&str] = &[
-    "endpoint", "headers", "query", "table", "cursorColumn", "path", "format", "delimiter", "header", "encoding", "columnTypes", "compression",
-    "sheet", "headerRow", "range", "minimumAge", "incremental", "idPosition", "resultsPosition", "pagination", "maxPages", "usesPagination",
+    "endpoint",
+    "headers",
+    "query",
+    "table",
+    "cursorColumn",
+    "path",
+    "format",
+    "delimiter",
+    "header",
+    "encoding",
+    "columnTypes",
+    "compression",
+    "sheet",
+    "headerRow",
+    "range",
+    "minimumAge",
+    "incremental",
+    "idPosition",
+    "resultsPosition",
+    "pagination",
+    "maxPages",
+    "usesPagination",
     "paginationQuery",
 ];
 
 /// Leaves out the keys of `fields` a pipeline does not take, each with a notice.
 pub(super) fn leave_out_unknown(fields: &mut Map<String, Value>, known: &[&str], at: &str, notices: &mut Vec<Notice>) {
-    let unknown: Vec<String> = fields.keys().filter(|k| !known.contains(&k.as_str()) && !crate::config::is_bookkeeping(k)).cloned().collect();
+    let unknown: Vec<String> =
+        fields.keys().filter(|k| !known.contains(&k.as_str()) && !crate::config::is_bookkeeping(k)).cloned().collect();
     for key in unknown {
         fields.remove(&key);
-        notices.push(Notice { key: format!("{at}.{key}"), message: "left out: OpenConnector drops a key it does not know, and so does the import".into() });
+        notices.push(Notice {
+            key: format!("{at}.{key}"),
+            message: "left out: OpenConnector drops a key it does not know, and so does the import".into(),
+        });
     }
 }
 
@@ -46,13 +106,17 @@ pub(super) fn leave_out_unknown_casts(fields: &mut Map<String, Value>, at: &str,
             Value::Array(items) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
             _ => continue,
         };
-        let (known, unknown): (Vec<String>, Vec<String>) = names.into_iter().filter(|n| !n.is_empty()).partition(|n| crate::mapping::casts::Cast::parse(n).is_some());
+        let (known, unknown): (Vec<String>, Vec<String>) =
+            names.into_iter().filter(|n| !n.is_empty()).partition(|n| crate::mapping::casts::Cast::parse(n).is_some());
         if unknown.is_empty() {
             continue;
         }
         notices.push(Notice {
             key: format!("{at}.cast.{path}"),
-            message: format!("left out: {} — OpenConnector skips a cast it does not know", unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+            message: format!(
+                "left out: {} — OpenConnector skips a cast it does not know",
+                unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
         });
         *value = Value::String(known.join(","));
     }
@@ -117,7 +181,6 @@ pub(super) fn closest(name: &str, names: &[String]) -> Option<String> {
     (score(best) >= 500).then(|| (*best).clone())
 }
 
-
 #[cfg(test)]
 mod tests {
     use serde::de::DeserializeOwned;
@@ -130,7 +193,10 @@ mod tests {
     fn fields_of<T: DeserializeOwned>() -> BTreeSet<String> {
         let error = serde_json::from_value::<T>(json!({"zzUnknownProbe": 1})).err().expect("an unknown key is refused").to_string();
         let list = error.split("expected one of ").nth(1).unwrap_or_else(|| panic!("serde names the fields: {error}"));
-        list.split(", ").map(|field| field.trim_matches(|c: char| c == '`' || c.is_whitespace()).to_string()).take_while(|f| !f.contains(' ')).collect()
+        list.split(", ")
+            .map(|field| field.trim_matches(|c: char| c == '`' || c.is_whitespace()).to_string())
+            .take_while(|f| !f.contains(' '))
+            .collect()
     }
 
     /// The hand-kept lists say exactly what the model reads: a field added to a definition and not

@@ -10,5 +10,5 @@ mod lenient;
 pub mod quirks;
 
 pub use export::export;
-pub use import::{import, is_configuration, Imported};
-pub use quirks::{normalize_pipeline, Notice};
+pub use import::{Imported, import, is_configuration};
+pub use quirks::{Notice, normalize_pipeline};

@@ -24,28 +24,72 @@ impl std::fmt::Display for Notice {
 
 /// Keys whose value is an object, which PHP writes as `[]` when it is empty.
 const OBJECT_KEYS: [&str; 12] = [
-    "sourceConfig", "targetConfig", "configuration", "headers", "query", "mapping", "cast", "conditions",
-    "authentication", "authenticationConfig", "schemas", "properties",
+    "sourceConfig",
+    "targetConfig",
+    "configuration",
+    "headers",
+    "query",
+    "mapping",
+    "cast",
+    "conditions",
+    "authentication",
+    "authenticationConfig",
+    "schemas",
+    "properties",
 ];
 
 /// State OpenConnector keeps on its entities between runs; it means nothing to a definition.
 const RUNTIME_KEYS: [&str; 27] = [
-    "currentPage", "sourceHash", "targetHash", "sourceLastChanged", "sourceLastChecked", "sourceLastSynced",
-    "targetLastChanged", "targetLastChecked", "targetLastSynced", "lastCall", "lastSync", "objectCount",
-    "rateLimitLimit", "rateLimitRemaining", "rateLimitReset", "rateLimitWindow", "logRetention", "errorRetention",
-    "test", "locale", "documentation", "oas", "paths", "loggingConfig", "translationConfig", "endpointsConfig",
+    "currentPage",
+    "sourceHash",
+    "targetHash",
+    "sourceLastChanged",
+    "sourceLastChecked",
+    "sourceLastSynced",
+    "targetLastChanged",
+    "targetLastChecked",
+    "targetLastSynced",
+    "lastCall",
+    "lastSync",
+    "objectCount",
+    "rateLimitLimit",
+    "rateLimitRemaining",
+    "rateLimitReset",
+    "rateLimitWindow",
+    "logRetention",
+    "errorRetention",
+    "test",
+    "locale",
+    "documentation",
+    "oas",
+    "paths",
+    "loggingConfig",
+    "translationConfig",
+    "endpointsConfig",
     "targetSourceMapping",
 ];
 
 /// Source fields that OpenConnector's own request code never reads (it uses `configuration`).
-const LEGACY_SOURCE_KEYS: [&str; 7] = ["authorizationHeader", "authenticationConfig", "authorizationPassthroughMethod", "accept", "jwt", "jwtId", "secret"];
+const LEGACY_SOURCE_KEYS: [&str; 7] =
+    ["authorizationHeader", "authenticationConfig", "authorizationPassthroughMethod", "accept", "jwt", "jwtId", "secret"];
 
 /// `sourceConfig` keys OpenConnector acts on that syncline does not do yet.
 const UNHONOURED_SOURCE_CONFIG: [&str; 15] = [
-    "extraDataConfigs", "useDataAsRequestBody", "fetchExtraDataBeforeConditions", "extendInputBeforeConditions",
-    "extendInputFetchObjectBeforeConditions", "restrictDeletion", "findContractByOriginIdOnly", "subObjects",
-    "originIdsToReplace", "idsToReplaceWithTargetIdsBeforeRules", "triggerOnlyOnEvents", "triggerFromRelatedObjects",
-    "paginationIn", "paginationMode", "prefetchConcurrency",
+    "extraDataConfigs",
+    "useDataAsRequestBody",
+    "fetchExtraDataBeforeConditions",
+    "extendInputBeforeConditions",
+    "extendInputFetchObjectBeforeConditions",
+    "restrictDeletion",
+    "findContractByOriginIdOnly",
+    "subObjects",
+    "originIdsToReplace",
+    "idsToReplaceWithTargetIdsBeforeRules",
+    "triggerOnlyOnEvents",
+    "triggerFromRelatedObjects",
+    "paginationIn",
+    "paginationMode",
+    "prefetchConcurrency",
 ];
 
 /// Normalizes every entity of a pipeline-shaped value in place.
@@ -91,7 +135,12 @@ pub fn normalize_entity(section: &str, at: &str, fields: &mut Map<String, Value>
         }
         "mappings" => {
             if let Some(value) = fields.remove("passthrough") {
-                note("passthrough", format!("left out: OpenConnector only reads `passThrough` (camel case), so `passthrough: {value}` never took effect there; write `passThrough` to turn it on"));
+                note(
+                    "passthrough",
+                    format!(
+                        "left out: OpenConnector only reads `passThrough` (camel case), so `passthrough: {value}` never took effect there; write `passThrough` to turn it on"
+                    ),
+                );
             }
         }
         "synchronizations" => normalize_synchronization(fields, &mut note),

@@ -6,14 +6,22 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::progress::{Stage, Timings};
 use crate::diff::Work;
 use crate::mapping::{Filter, Mapping};
-use super::progress::{Stage, Timings};
 use crate::sinks::{Ack, AckSender, Op, Outcome};
 use crate::sources::RawRecord;
 
 /// Runs until `input` closes or the sink goes away.
-pub fn run(sync: &str, mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut input: mpsc::Receiver<Vec<Work>>, output: mpsc::Sender<Vec<Op>>, acks: AckSender, timings: &Timings) {
+pub fn run(
+    sync: &str,
+    mapping: Arc<Mapping>,
+    filter: Option<Arc<Filter>>,
+    mut input: mpsc::Receiver<Vec<Work>>,
+    output: mpsc::Sender<Vec<Op>>,
+    acks: AckSender,
+    timings: &Timings,
+) {
     while let Some(batch) = input.blocking_recv() {
         super::supervise::faults::check(sync, "mapping");
         let busy = std::time::Instant::now();
@@ -21,7 +29,9 @@ pub fn run(sync: &str, mapping: Arc<Mapping>, filter: Option<Arc<Filter>>, mut i
         let mut settled = Vec::new();
         for work in batch {
             match work {
-                Work::Delete { row, origin_id, target_id, remote_id, soft } => ops.push(Op::Delete { row, origin_id, target_id, remote_id, soft }),
+                Work::Delete { row, origin_id, target_id, remote_id, soft } => {
+                    ops.push(Op::Delete { row, origin_id, target_id, remote_id, soft })
+                }
                 Work::Upsert(change) => {
                     let parsed = match change.record {
                         // Its depth was checked when it was hashed (the source's `maxDepth`).

@@ -36,7 +36,7 @@ use crate::sinks::file::FileSink;
 use crate::sinks::register::RegisterSink;
 use crate::sinks::{Ack, Sink};
 use crate::sources::{self, SourceError, SourceEvent};
-use crate::store::{now_text, JobRecord, JobStatus, RunLock, SavedCursor, StateDir, StoreError};
+use crate::store::{JobRecord, JobStatus, RunLock, SavedCursor, StateDir, StoreError, now_text};
 pub use progress::{Progress, Stage, Timings};
 use supervise::faults;
 
@@ -89,7 +89,13 @@ impl From<SourceError> for Failure {
 }
 
 /// Runs `sync` of `pipeline` as a new job, in the foreground.
-pub async fn run(pipeline: &Pipeline, sync: &str, state: &StateDir, options: RunOptions, progress: Arc<Progress>) -> Result<RunReport, StoreError> {
+pub async fn run(
+    pipeline: &Pipeline,
+    sync: &str,
+    state: &StateDir,
+    options: RunOptions,
+    progress: Arc<Progress>,
+) -> Result<RunReport, StoreError> {
     let jobs = state.jobs()?;
     let lock = state.lock(sync)?;
     let job = jobs.create(sync, JobStatus::Running, options.force_full_sync, options.dry_run)?;
@@ -120,7 +126,10 @@ pub async fn run_job(
         Err(panic) => {
             // Contracts were not saved for what this run wrote: the next run adopts it.
             jobs.needs_recovery(&job.synchronization)?;
-            Err(Failure::new(ErrorCategory::Internal, format!("the run stopped on an internal error: {}", supervise::panic_message(&*panic))))
+            Err(Failure::new(
+                ErrorCategory::Internal,
+                format!("the run stopped on an internal error: {}", supervise::panic_message(&*panic)),
+            ))
         }
     };
     if run.recovered {
@@ -128,7 +137,11 @@ pub async fn run_job(
     }
     if let Some(differ) = &run.differ {
         job.counts = differ.counts;
-        let errors: Vec<_> = differ.errors.iter().map(|e| crate::store::jobs::ObjectError { origin_id: e.origin_id.clone(), message: scrubbed(&e.message) }).collect();
+        let errors: Vec<_> = differ
+            .errors
+            .iter()
+            .map(|e| crate::store::jobs::ObjectError { origin_id: e.origin_id.clone(), message: scrubbed(&e.message) })
+            .collect();
         jobs.object_errors(&job.id, &errors)?;
     }
     progress.set(&job.counts);
@@ -199,10 +212,15 @@ impl Run {
     ) -> Result<(), Failure> {
         let prepared = Instant::now();
         let config = |message: String| Failure::new(ErrorCategory::Config, message);
-        let sync: &Synchronization =
-            pipeline.synchronizations.get(&job.synchronization).ok_or_else(|| config(format!("no synchronization named `{}`", job.synchronization)))?;
+        let sync: &Synchronization = pipeline
+            .synchronizations
+            .get(&job.synchronization)
+            .ok_or_else(|| config(format!("no synchronization named `{}`", job.synchronization)))?;
         let mapping_def = pipeline.mappings.get(&sync.mapping).ok_or_else(|| config(format!("no mapping named `{}`", sync.mapping)))?;
-        let mapping = Arc::new(Mapping::compile_in(&sync.mapping, mapping_def, &pipeline.mappings).map_err(|e| config(format!("mapping `{}`: {e}", sync.mapping)))?);
+        let mapping = Arc::new(
+            Mapping::compile_in(&sync.mapping, mapping_def, &pipeline.mappings)
+                .map_err(|e| config(format!("mapping `{}`: {e}", sync.mapping)))?,
+        );
         let conditions = sync.definition.conditions.as_ref();
         let filter = match (&sync.filter, conditions) {
             (None, None) => None,
@@ -226,8 +244,17 @@ impl Run {
                     .get(&sync.register)
                     .and_then(|r| r.get(&sync.schema))
                     .ok_or_else(|| config(format!("no schema {}/{}", sync.register, sync.schema)))?;
-                let sink = RegisterSink::new(state.clone(), &sync.register, &sync.schema, schema, &sync.name, &sync.source, &job.id, options.dry_run)
-                    .map_err(|e| config(e.to_string()))?;
+                let sink = RegisterSink::new(
+                    state.clone(),
+                    &sync.register,
+                    &sync.schema,
+                    schema,
+                    &sync.name,
+                    &sync.source,
+                    &job.id,
+                    options.dry_run,
+                )
+                .map_err(|e| config(e.to_string()))?;
                 Box::new(sink)
             }
         };
@@ -277,7 +304,13 @@ impl Run {
 
     /// The cursor to read from: none for a full sync, or when the mapping changed since it was saved
     /// (the records before it were shaped by the old mapping and must be read again).
-    fn start_cursor(&mut self, state: &StateDir, sync: &Synchronization, fingerprint: &[u8; 32], options: &RunOptions) -> Result<Option<String>, Failure> {
+    fn start_cursor(
+        &mut self,
+        state: &StateDir,
+        sync: &Synchronization,
+        fingerprint: &[u8; 32],
+        options: &RunOptions,
+    ) -> Result<Option<String>, Failure> {
         if options.force_full_sync {
             return Ok(None);
         }
@@ -360,7 +393,8 @@ impl Run {
         let map_acks = ack_tx.clone();
         let timed = Arc::clone(progress);
         let name = sync.name.clone();
-        let mapper = supervise::Stage::blocking("mapping", move || map_stage::run(&name, mapping, filter, work_rx, op_tx, map_acks, &timed.timings));
+        let mapper =
+            supervise::Stage::blocking("mapping", move || map_stage::run(&name, mapping, filter, work_rx, op_tx, map_acks, &timed.timings));
         let name = sync.name.clone();
         let (writer_tx, mut writer_result) = tokio::sync::oneshot::channel();
         let writer = supervise::Stage::spawn("writer", async move {
@@ -493,7 +527,12 @@ impl Run {
 
 /// Sends `work` downstream, applying outcomes while it waits for room (the sink reports on an
 /// unbounded channel, so this never deadlocks). Returns false when the mapping stage is gone.
-async fn send_draining(tx: &mpsc::Sender<Vec<Work>>, work: Vec<Work>, acks: &mut mpsc::UnboundedReceiver<Vec<Ack>>, differ: &mut Differ) -> bool {
+async fn send_draining(
+    tx: &mpsc::Sender<Vec<Work>>,
+    work: Vec<Work>,
+    acks: &mut mpsc::UnboundedReceiver<Vec<Ack>>,
+    differ: &mut Differ,
+) -> bool {
     let mut send = std::pin::pin!(tx.send(work));
     loop {
         tokio::select! {

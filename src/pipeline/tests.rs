@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::supervise::faults;
-use super::{run, Progress, RunOptions};
+use super::{Progress, RunOptions, run};
 use crate::config::Pipeline;
 use crate::store::{JobStatus, StateDir};
 

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, Document, Pipeline};
-use crate::store::{now_text, StoreError};
+use crate::store::{StoreError, now_text};
 
 /// The four kinds of definition, named as the sections of a pipeline file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,7 +121,10 @@ impl Catalog {
                 if let Some(Value::Object(entries)) = resolved.get(section.as_str()) {
                     for (id, body) in entries {
                         let mut body = body.clone();
-                        let mut as_written = written.pointer(&format!("/{}/{}", section.as_str(), id.replace('~', "~0").replace('/', "~1"))).cloned().unwrap_or(Value::Null);
+                        let mut as_written = written
+                            .pointer(&format!("/{}/{}", section.as_str(), id.replace('~', "~0").replace('/', "~1")))
+                            .cloned()
+                            .unwrap_or(Value::Null);
                         // A relative file location is relative to its pipeline file, wherever the service runs.
                         if let (Section::Sources, Some(def), Some(fields)) = (section, pipeline.sources.get(id), body.as_object_mut()) {
                             fields.insert("location".into(), Value::String(def.location.clone()));
@@ -163,7 +166,12 @@ impl Catalog {
             .files
             .iter()
             .filter(|((s, _), _)| *s == section)
-            .map(|((_, id), (body, written, file))| Entry { id: id.clone(), file: Some(file.clone()), body: body.clone(), written: Some(written.clone()) })
+            .map(|((_, id), (body, written, file))| Entry {
+                id: id.clone(),
+                file: Some(file.clone()),
+                body: body.clone(),
+                written: Some(written.clone()),
+            })
             .collect();
         out.extend(self.stored(section)?.into_iter().map(|(id, body)| Entry { id, file: None, body, written: None }));
         Ok(out)
@@ -174,12 +182,18 @@ impl Catalog {
             return Ok(Some(Entry { id: id.to_string(), file: Some(file.clone()), body: body.clone(), written: Some(written.clone()) }));
         }
         let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        let body: Option<String> =
-            db.query_row("SELECT body FROM definitions WHERE section = ?1 AND id = ?2", params![section.as_str(), id], |r| r.get(0)).optional()?;
+        let body: Option<String> = db
+            .query_row("SELECT body FROM definitions WHERE section = ?1 AND id = ?2", params![section.as_str(), id], |r| r.get(0))
+            .optional()?;
         drop(db);
         match body {
             None => Ok(None),
-            Some(b) => Ok(Some(Entry { id: id.to_string(), file: None, body: self.vault.open_body(serde_json::from_str(&b).unwrap_or(Value::Null))?, written: None })),
+            Some(b) => Ok(Some(Entry {
+                id: id.to_string(),
+                file: None,
+                body: self.vault.open_body(serde_json::from_str(&b).unwrap_or(Value::Null))?,
+                written: None,
+            })),
         }
     }
 
@@ -269,9 +283,10 @@ impl Catalog {
         };
         let body = &entry.body;
         let name = |keys: &[&str]| keys.iter().find_map(|k| body.get(*k)).map(text_of);
-        let register = body.pointer("/target/register").map(text_of).or_else(|| {
-            body.get("targetId").map(text_of).and_then(|t| t.split_once('/').map(|(r, _)| r.to_string()))
-        });
+        let register = body
+            .pointer("/target/register")
+            .map(text_of)
+            .or_else(|| body.get("targetId").map(text_of).and_then(|t| t.split_once('/').map(|(r, _)| r.to_string())));
         // An API target pushes through a second source of the catalog.
         let push_source = body.pointer("/target/source").map(text_of).or_else(|| {
             (body.get("targetType").and_then(Value::as_str) == Some("api")).then(|| body.get("targetId").map(text_of)).flatten()

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::catalog::Section;
 use super::runner::Finished;
@@ -58,11 +58,14 @@ impl RunBody {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the run body is not JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the run body is not JSON: {e}")))?;
         if value.get("test").is_none() && value.get("force").is_none() {
             return Ok(None);
         }
-        serde_json::from_value(value).map(Some).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the run body is not {{test, force}}: {e}")))
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the run body is not {{test, force}}: {e}")))
     }
 }
 
@@ -75,7 +78,10 @@ pub fn run_answer(job_view: Value, finished: &Finished, body: &RunBody, force: b
     let total_ms = job.duration_seconds.unwrap_or_default() * 1000.0;
     let stage = |stage: Stage, description: &str| json!({"duration_ms": round(timings.millis(stage)), "description": description});
     let mut stages = serde_json::Map::new();
-    stages.insert("configuration_validation".into(), stage(Stage::Prepare, "Compile the mapping, open the source and target, load the contracts"));
+    stages.insert(
+        "configuration_validation".into(),
+        stage(Stage::Prepare, "Compile the mapping, open the source and target, load the contracts"),
+    );
     let mut fetch = stage(Stage::Fetch, "Wait for the source's pages");
     fetch["objects_fetched"] = counts.found.into();
     // Waits for a spent budget are not failures; only a run the rate limit stopped says so.
@@ -98,7 +104,10 @@ pub fn run_answer(job_view: Value, finished: &Finished, body: &RunBody, force: b
     let ok = job.status == JobStatus::Completed;
     let mut answer = job_view;
     let fields = answer.as_object_mut().expect("a job view is an object");
-    fields.insert("message".into(), if ok { "Success".into() } else { job.error.clone().unwrap_or_else(|| job.status.as_str().to_string()).into() });
+    fields.insert(
+        "message".into(),
+        if ok { "Success".into() } else { job.error.clone().unwrap_or_else(|| job.status.as_str().to_string()).into() },
+    );
     fields.insert("test".into(), test.into());
     fields.insert("force".into(), force.into());
     fields.insert("executionTime".into(), (total_ms.round() as u64).into());

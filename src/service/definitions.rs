@@ -9,14 +9,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::catalog::{Entry, Section};
 use super::{ApiError, Shared};
 use crate::mapping::Mapping;
 use crate::schedule::Schedule;
 
-use crate::secrets::{self, Spot, MASK};
+use crate::secrets::{self, MASK, Spot};
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -92,7 +92,9 @@ fn keep_secrets(new: &mut Value, old: &Value) -> Result<(), ApiError> {
         if moved {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("`{pointer}` is sent as *** but the location moved to another host: send the secret again (a stored secret never goes to a new host)"),
+                format!(
+                    "`{pointer}` is sent as *** but the location moved to another host: send the secret again (a stored secret never goes to a new host)"
+                ),
             ));
         }
         if let Some(slot) = new.pointer_mut(pointer) {
@@ -134,7 +136,11 @@ pub async fn get_one(State(shared): State<Shared>, Path((name, id)): Path<(Strin
 
 #[utoipa::path(post, path = "/api/{section}", params(("section" = String, Path)), request_body = Object,
     responses((status = 201, description = "Created"), (status = 400, description = "Not valid, with every problem"), (status = 409, description = "Exists")))]
-pub async fn create(State(shared): State<Shared>, Path(name): Path<String>, json: Result<Json<Value>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(
+    State(shared): State<Shared>,
+    Path(name): Path<String>,
+    json: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let section = section(&name)?;
     let mut value = body(json)?;
     let id = new_id(&mut value)?;
@@ -147,7 +153,11 @@ pub async fn create(State(shared): State<Shared>, Path(name): Path<String>, json
 
 #[utoipa::path(put, path = "/api/{section}/{id}", params(("section" = String, Path), ("id" = String, Path)), request_body = Object,
     responses((status = 200, description = "Replaced"), (status = 400, description = "Not valid")))]
-pub async fn replace(State(shared): State<Shared>, Path((name, id)): Path<(String, String)>, json: Result<Json<Value>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn replace(
+    State(shared): State<Shared>,
+    Path((name, id)): Path<(String, String)>,
+    json: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
     let section = section(&name)?;
     let mut value = body(json)?;
     if let Some(fields) = value.as_object_mut() {
@@ -178,13 +188,16 @@ pub async fn test_source(State(shared): State<Shared>, Path(id): Path<String>) -
     // With a synchronization that reads it, test what that reads (its endpoint, table or files).
     let user = shared.catalog.list(Section::Synchronizations)?.into_iter().find(|s| {
         // `sourceId` may be a number, as OpenConnector writes ids.
-        ["source", "sourceId"].iter().any(|k| s.body.get(*k).is_some_and(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string) == id))
+        ["source", "sourceId"]
+            .iter()
+            .any(|k| s.body.get(*k).is_some_and(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string) == id))
     });
     let pipeline = match user {
         Some(sync) => shared.catalog.pipeline_for(&sync.id)?,
         None => {
             let document = json!({ "sources": BTreeMap::from([(id.clone(), entry.body)]) });
-            crate::config::Pipeline::from_value("definitions", document, shared.state.root()).map_err(|e| ApiError::from(super::CatalogError::Invalid(e.0)))?
+            crate::config::Pipeline::from_value("definitions", document, shared.state.root())
+                .map_err(|e| ApiError::from(super::CatalogError::Invalid(e.0)))?
         }
     };
     let outcome = match crate::sources::for_check(&pipeline, &id) {
@@ -247,8 +260,11 @@ mod tests {
         let stored = json!({"location": "mysql://u:pw@h/db", "password": "s3cret", "auth": {"type": "bearer", "token": "t0k"},
             "headers": {"Authorization": "Bearer x"}});
         let shown = secrets::masked(&stored);
-        assert_eq!(shown, json!({"location": "mysql://u:***@h/db", "password": "***", "auth": {"type": "bearer", "token": "***"},
-            "headers": {"Authorization": "***"}}));
+        assert_eq!(
+            shown,
+            json!({"location": "mysql://u:***@h/db", "password": "***", "auth": {"type": "bearer", "token": "***"},
+            "headers": {"Authorization": "***"}})
+        );
         let mut edited = shown.clone();
         keep_secrets(&mut edited, &stored).unwrap();
         assert_eq!(edited, stored);

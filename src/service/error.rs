@@ -1,8 +1,8 @@
 //! Errors as the API answers them: a status and `{"error": "…", "errors": ["…"]}`, never a secret.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::catalog::CatalogError;
 use super::runner::StartError;

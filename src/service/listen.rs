@@ -9,11 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -133,14 +133,17 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, 
 /// Takes a request slot (503 when none is free) and reads the body within its time limit.
 async fn admit(State((requests, body_timeout)): State<(Arc<Semaphore>, Duration)>, request: Request, next: Next) -> Response {
     let Ok(_slot) = requests.try_acquire() else {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the service is answering as many requests as it takes; try again shortly").into_response();
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the service is answering as many requests as it takes; try again shortly")
+            .into_response();
     };
     let (parts, body) = request.into_parts();
     let body = match tokio::time::timeout(body_timeout, read_body(body)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(BodyError::Broken)) => return ApiError::new(StatusCode::BAD_REQUEST, "the request body broke off").into_response(),
         Ok(Err(BodyError::TooLarge)) => {
-            let mut response = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is larger than {} bytes", super::BODY_LIMIT)).into_response();
+            let mut response =
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is larger than {} bytes", super::BODY_LIMIT))
+                    .into_response();
             response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
             return response;
         }

@@ -29,7 +29,7 @@ use utoipa::OpenApi;
 
 pub use catalog::{Catalog, CatalogError, Section};
 pub use error::{ApiError, ServiceError};
-pub use listen::{client_of, ServerLimits};
+pub use listen::{ServerLimits, client_of};
 pub use runner::Runner;
 
 use crate::config::Secret;
@@ -133,7 +133,12 @@ async fn health() -> Json<serde_json::Value> {
 
 /// Runs the service on `listener` until `stop` (or SIGTERM / Ctrl-C): then takes no new runs, cancels
 /// the running jobs, waits for them to record CANCELLED, and returns.
-pub async fn serve(state: StateDir, listener: tokio::net::TcpListener, options: ServeOptions, stop: CancellationToken) -> Result<(), ServiceError> {
+pub async fn serve(
+    state: StateDir,
+    listener: tokio::net::TcpListener,
+    options: ServeOptions,
+    stop: CancellationToken,
+) -> Result<(), ServiceError> {
     if options.api_keys.iter().all(|k| k.expose().is_empty()) {
         return Err(ServiceError::NoKey);
     }
@@ -141,7 +146,9 @@ pub async fn serve(state: StateDir, listener: tokio::net::TcpListener, options: 
     let runner = Arc::new(Runner::new(state.clone()));
     let orphans = runner.take_over_orphans()?;
     if orphans > 0 {
-        tracing::warn!("jobs of {orphans} synchronization(s) left running by an earlier process were marked FAILED; their next runs adopt what they wrote");
+        tracing::warn!(
+            "jobs of {orphans} synchronization(s) left running by an earlier process were marked FAILED; their next runs adopt what they wrote"
+        );
     }
     let keys = options.api_keys.iter().filter(|k| !k.expose().is_empty()).map(|k| blake3::hash(k.expose().as_bytes())).collect();
     let shared = Arc::new(AppState {
@@ -189,7 +196,10 @@ async fn shutdown_signal() {
 
 /// Starts the service on a loopback port of its own (tests, the demo): its address, the token that
 /// stops it, and the task to await after.
-pub async fn spawn(state: StateDir, options: ServeOptions) -> Result<(SocketAddr, CancellationToken, tokio::task::JoinHandle<Result<(), ServiceError>>), ServiceError> {
+pub async fn spawn(
+    state: StateDir,
+    options: ServeOptions,
+) -> Result<(SocketAddr, CancellationToken, tokio::task::JoinHandle<Result<(), ServiceError>>), ServiceError> {
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let address = listener.local_addr()?;
     let stop = CancellationToken::new();

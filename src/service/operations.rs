@@ -5,14 +5,14 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::catalog::Section;
-use super::compat::{run_answer, RunBody};
+use super::compat::{RunBody, run_answer};
 use super::runner::RunRequest;
 use super::{ApiError, Shared};
 use crate::store::{JobRecord, StoreError};
@@ -75,7 +75,12 @@ pub struct RunQuery {
     request_body(content = Option<Object>, description = "OpenConnector's `{test, force}`: run synchronously; `test` reads the first page and writes nothing"),
     responses((status = 201, description = "The job, PENDING; poll GET /api/jobs/{id}"), (status = 200, description = "With a body: the finished run, in OpenConnector's shape"),
         (status = 400, description = "With a body: the run failed"), (status = 409, description = "Already running")))]
-pub async fn run(State(shared): State<Shared>, Path(id): Path<String>, Query(query): Query<RunQuery>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn run(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    Query(query): Query<RunQuery>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let force = matches!(query.force_full_sync.as_deref(), Some("true" | "1" | "yes"));
     let body = RunBody::parse(&body)?;
     let pipeline = shared.catalog.pipeline_for(&id)?;
@@ -102,8 +107,11 @@ pub struct JobsQuery {
 pub async fn jobs(State(shared): State<Shared>, Query(query): Query<JobsQuery>) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(50).min(1000);
     let list = shared.state.jobs()?.list(query.synchronization.as_deref(), limit)?;
-    let results: Vec<Value> =
-        list.iter().filter(|j| query.status.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(j.status.as_str()))).map(|j| job_view(&shared, j)).collect();
+    let results: Vec<Value> = list
+        .iter()
+        .filter(|j| query.status.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(j.status.as_str())))
+        .map(|j| job_view(&shared, j))
+        .collect();
     Ok(Json(json!({ "results": results })))
 }
 

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
 use axum::Json;
+use axum::extract::{Path, Query, State};
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::catalog::Section;
 use super::{ApiError, CatalogError, Shared};
@@ -27,22 +27,30 @@ pub struct PreviewQuery {
 
 #[utoipa::path(get, path = "/api/sources/{id}/preview", params(("id" = String, Path), ("limit" = Option<usize>, Query, description = "how many records (default 5, at most 50)")),
     responses((status = 200, description = "`{ok, records: [{place, id, record}]}`, or `{ok: false, message, category}`")))]
-pub async fn preview(State(shared): State<Shared>, Path(id): Path<String>, Query(query): Query<PreviewQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn preview(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    Query(query): Query<PreviewQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(5).clamp(1, 50);
     let entry = shared.catalog.get(Section::Sources, &id)?.ok_or_else(|| ApiError::not_found(format!("no source `{id}`")))?;
     // Read as the first synchronization that reads it does (its endpoint, envelope and id), like Test.
     let user = shared.catalog.list(Section::Synchronizations)?.into_iter().find(|s| {
-        ["source", "sourceId"].iter().any(|k| s.body.get(*k).is_some_and(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string) == id))
+        ["source", "sourceId"]
+            .iter()
+            .any(|k| s.body.get(*k).is_some_and(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string) == id))
     });
     let (source, id_position) = match user {
         Some(sync) => {
             let pipeline = shared.catalog.pipeline_for(&sync.id)?;
-            let def = pipeline.synchronizations.get(&sync.id).ok_or_else(|| ApiError::not_found(format!("no synchronization `{}`", sync.id)))?;
+            let def =
+                pipeline.synchronizations.get(&sync.id).ok_or_else(|| ApiError::not_found(format!("no synchronization `{}`", sync.id)))?;
             (sources::build(&pipeline, def), Some(def.id_position.clone()))
         }
         None => {
             let document = json!({ "sources": BTreeMap::from([(id.clone(), entry.body)]) });
-            let pipeline = crate::config::Pipeline::from_value("definitions", document, shared.state.root()).map_err(|e| ApiError::from(CatalogError::Invalid(e.0)))?;
+            let pipeline = crate::config::Pipeline::from_value("definitions", document, shared.state.root())
+                .map_err(|e| ApiError::from(CatalogError::Invalid(e.0)))?;
             (sources::for_check(&pipeline, &id), None)
         }
     };

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Pipeline;
 use crate::errors::ErrorCategory;
 use crate::pipeline::{self, Progress, RunOptions};
-use crate::store::{now_text, JobRecord, JobStatus, StateDir, StoreError};
+use crate::store::{JobRecord, JobStatus, StateDir, StoreError, now_text};
 
 struct Active {
     job: String,
@@ -82,7 +82,12 @@ impl Runner {
     }
 
     /// Starts a run and also hands back a receiver for how it ended (OpenConnector's synchronous run).
-    pub fn start_with(self: &Arc<Self>, pipeline: Pipeline, sync: &str, request: RunRequest) -> Result<(JobRecord, oneshot::Receiver<Finished>), StartError> {
+    pub fn start_with(
+        self: &Arc<Self>,
+        pipeline: Pipeline,
+        sync: &str,
+        request: RunRequest,
+    ) -> Result<(JobRecord, oneshot::Receiver<Finished>), StartError> {
         let RunRequest { force_full_sync, dry_run, first_page_only } = request;
         if self.closing.is_cancelled() {
             return Err(StartError::Closing);
@@ -114,7 +119,13 @@ impl Runner {
     }
 
     /// Runs the job; how it ended, and its warnings.
-    async fn execute(&self, pipeline: &Pipeline, mut job: JobRecord, options: RunOptions, progress: Arc<Progress>) -> (JobRecord, Vec<String>) {
+    async fn execute(
+        &self,
+        pipeline: &Pipeline,
+        mut job: JobRecord,
+        options: RunOptions,
+        progress: Arc<Progress>,
+    ) -> (JobRecord, Vec<String>) {
         let fail = |job: &mut JobRecord, category: ErrorCategory, message: String| {
             job.status = JobStatus::Failed;
             job.error = Some(message);

@@ -8,9 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use super::Shared;
 use super::catalog::Section;
 use super::runner::StartError;
-use super::Shared;
 use crate::schedule::Schedule;
 
 /// When the newest job of `sync` was created.

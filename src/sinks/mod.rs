@@ -20,8 +20,22 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub enum Op {
     /// `remote_id`: the id another system gave the object (an API target), kept in its contract.
-    Upsert { row: u32, origin_id: String, target_id: Uuid, remote_id: Option<String>, hash: [u8; 32], created: bool, object: Value },
-    Delete { row: u32, origin_id: String, target_id: Uuid, remote_id: Option<String>, soft: bool },
+    Upsert {
+        row: u32,
+        origin_id: String,
+        target_id: Uuid,
+        remote_id: Option<String>,
+        hash: [u8; 32],
+        created: bool,
+        object: Value,
+    },
+    Delete {
+        row: u32,
+        origin_id: String,
+        target_id: Uuid,
+        remote_id: Option<String>,
+        soft: bool,
+    },
 }
 
 /// What became of one record or delete.

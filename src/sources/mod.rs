@@ -60,7 +60,9 @@ pub fn json_records(records: Vec<Bytes>, limits: &crate::limits::ReadLimits) -> 
         .into_iter()
         .map(|record| {
             if record.len() > max.as_usize() {
-                RawRecord::Broken(crate::limits::OverLimit::bytes(format!("the record ({} bytes)", record.len()), "maxRecordBytes", max).to_string())
+                RawRecord::Broken(
+                    crate::limits::OverLimit::bytes(format!("the record ({} bytes)", record.len()), "maxRecordBytes", max).to_string(),
+                )
             } else {
                 RawRecord::Json(record)
             }

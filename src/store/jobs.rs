@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use super::{now_text, StoreError};
+use super::{StoreError, now_text};
 
 /// A job's life: PENDING → RUNNING → COMPLETED | FAILED | CANCELLING → CANCELLED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,7 +247,9 @@ impl JobStore {
     }
 
     pub fn log(&self, job: &str, level: &str, message: &str) -> Result<(), StoreError> {
-        self.with(|c| c.execute("INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, ?3, ?4)", params![job, now_text(), level, message]))?;
+        self.with(|c| {
+            c.execute("INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, ?3, ?4)", params![job, now_text(), level, message])
+        })?;
         Ok(())
     }
 
@@ -306,7 +308,9 @@ impl JobStore {
     /// Marks `synchronization` for recovery: a run of it stopped (a panic) without saving contracts
     /// for everything it wrote, so the next run adopts the target's objects first.
     pub fn needs_recovery(&self, synchronization: &str) -> Result<(), StoreError> {
-        self.with(|c| c.execute("INSERT OR IGNORE INTO recovery (synchronization, since) VALUES (?1, ?2)", params![synchronization, now_text()]))?;
+        self.with(|c| {
+            c.execute("INSERT OR IGNORE INTO recovery (synchronization, since) VALUES (?1, ?2)", params![synchronization, now_text()])
+        })?;
         Ok(())
     }
 
@@ -319,7 +323,8 @@ impl JobStore {
     /// The synchronizations with jobs still marked active (to be taken over under their locks).
     pub fn active_synchronizations(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT DISTINCT synchronization FROM jobs WHERE status IN ('PENDING', 'RUNNING', 'CANCELLING') ORDER BY 1")?;
+            let mut stmt =
+                c.prepare("SELECT DISTINCT synchronization FROM jobs WHERE status IN ('PENDING', 'RUNNING', 'CANCELLING') ORDER BY 1")?;
             stmt.query_map([], |r| r.get(0))?.collect()
         })
     }
@@ -370,7 +375,9 @@ impl JobStore {
     pub fn active(&self, synchronization: &str) -> Result<Option<JobRecord>, StoreError> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {COLUMNS} FROM jobs WHERE synchronization = ?1 AND status IN ('PENDING', 'RUNNING', 'CANCELLING') LIMIT 1"),
+                &format!(
+                    "SELECT {COLUMNS} FROM jobs WHERE synchronization = ?1 AND status IN ('PENDING', 'RUNNING', 'CANCELLING') LIMIT 1"
+                ),
                 [synchronization],
                 row_to_job,
             )

@@ -79,7 +79,9 @@ impl StateDir {
     pub fn clear_journal(&self, synchronization: &str) -> Result<(), StoreError> {
         let path = self.journal_path(synchronization);
         match std::fs::remove_file(&path) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io { path: path.display().to_string(), source: error }),
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::Io { path: path.display().to_string(), source: error })
+            }
             _ => Ok(()),
         }
     }
@@ -149,10 +151,12 @@ impl StateDir {
             read(FileReader::try_new(reader, None).map_err(|source| StoreError::Arrow { sync: name, source })?)
         };
         match result.payload {
-            GetResultPayload::File(file, _) => tokio::task::spawn_blocking(move || open(Box::new(std::io::BufReader::with_capacity(1 << 20, file))))
-                .await
-                .map_err(|e| StoreError::Io { path: sync.into(), source: std::io::Error::other(e.to_string()) })?
-                .map(Some),
+            GetResultPayload::File(file, _) => {
+                tokio::task::spawn_blocking(move || open(Box::new(std::io::BufReader::with_capacity(1 << 20, file))))
+                    .await
+                    .map_err(|e| StoreError::Io { path: sync.into(), source: std::io::Error::other(e.to_string()) })?
+                    .map(Some)
+            }
             payload @ GetResultPayload::Stream(_) => {
                 let result = object_store::GetResult { payload, ..result };
                 open(Box::new(std::io::Cursor::new(result.bytes().await.map_err(object)?))).map(Some)
@@ -189,7 +193,9 @@ impl StateDir {
 
 /// A synchronization's name as a file name: unreserved characters kept, the rest percent-encoded.
 fn file_name(sync: &str) -> String {
-    sync.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    sync.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 /// Held while a synchronization runs.

@@ -4,7 +4,7 @@ use serde_json::json;
 use syncline::pipeline::RunOptions;
 use syncline::store::JobStatus;
 
-use crate::common::{counts, Harness, Sync};
+use crate::common::{Harness, Sync, counts};
 
 #[tokio::test]
 async fn first_run_creates_rerun_is_unchanged_and_changes_are_exact() {
@@ -32,7 +32,10 @@ async fn first_run_creates_rerun_is_unchanged_and_changes_are_exact() {
 async fn a_changed_mapping_updates_every_object() {
     let h = Harness::new(12).await;
     h.run().await;
-    h.write(&Sync { mapping: r#"{ title: "{{ name|upper }}", category: "{{ category.name }}", status: "{{ status }}" }"#.into(), ..Sync::default() });
+    h.write(&Sync {
+        mapping: r#"{ title: "{{ name|upper }}", category: "{{ category.name }}", status: "{{ status }}" }"#.into(),
+        ..Sync::default()
+    });
     let report = h.run().await;
     assert_eq!(counts(&report), (12, 0, 12, 0, 0, 0));
     assert_eq!(h.register()["7"]["title"], "BELLA");
@@ -64,7 +67,11 @@ async fn target_of(h: &Harness, origin: &str) -> String {
 
 #[tokio::test]
 async fn a_wrong_results_position_finds_nothing_and_says_so() {
-    let h = Harness::with(10, Sync { source_config: r#"{ endpoint: "/feed/page", idPosition: id, resultsPosition: items }"#.into(), ..Sync::default() }).await;
+    let h = Harness::with(
+        10,
+        Sync { source_config: r#"{ endpoint: "/feed/page", idPosition: id, resultsPosition: items }"#.into(), ..Sync::default() },
+    )
+    .await;
     let report = h.run().await;
     assert_eq!(report.job.counts.found, 0);
     let warning = report.warnings.iter().find(|w| w.contains("resultsPosition `items`")).expect("a warning names resultsPosition");
@@ -75,7 +82,10 @@ async fn a_wrong_results_position_finds_nothing_and_says_so() {
 async fn a_schema_violation_fails_that_record_naming_the_field() {
     let h = Harness::new(8).await;
     h.fixture.store.update(4, |p| p["status"] = json!("lost"));
-    h.write(&Sync { mapping: r#"{ title: "{{ name }}", category: "{{ category.name }}", status: "{{ status }}", extra: "x" }"#.into(), ..Sync::default() });
+    h.write(&Sync {
+        mapping: r#"{ title: "{{ name }}", category: "{{ category.name }}", status: "{{ status }}", extra: "x" }"#.into(),
+        ..Sync::default()
+    });
     let report = h.run().await;
     // Every record broken: each failed alone, and the run that did nothing it was asked is FAILED.
     assert_eq!(report.job.status, JobStatus::Failed);
@@ -209,7 +219,10 @@ async fn objects_keep_provenance_and_an_audit_trail() {
     let second = h.run().await;
     let id = syncline::diff::contracts::target_id(&syncline::diff::contracts::target_namespace(), "pets", "2").to_string();
     let (object, trail) = h.state.register().unwrap().show(&id[..8]).unwrap();
-    assert_eq!((object.synchronization.as_deref(), object.source.as_deref(), object.origin_id.as_deref()), (Some("pets"), Some("pets"), Some("2")));
+    assert_eq!(
+        (object.synchronization.as_deref(), object.source.as_deref(), object.origin_id.as_deref()),
+        (Some("pets"), Some("pets"), Some("2"))
+    );
     let jobs: Vec<(String, String)> = trail.iter().map(|a| (a.action.clone(), a.job.clone().unwrap())).collect();
     assert_eq!(jobs, [("create".to_string(), first.job.id), ("update".to_string(), second.job.id)]);
 }

@@ -19,8 +19,14 @@ fn a_malformed_pipeline_file_exits_2_naming_file_line_column_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");
     let cases = [
-        ("sources:\n  s:\n    type: api\n    location: http://x\n    lokation: typo\n", "bad.yaml:5:5: sources.s.lokation: unknown field `lokation`"),
-        ("sources:\n  s: { location: http://x }\nsynchronizations:\n  y:\n    source: nope\n", "bad.yaml:5:5: synchronizations.y.source: no source named `nope`"),
+        (
+            "sources:\n  s:\n    type: api\n    location: http://x\n    lokation: typo\n",
+            "bad.yaml:5:5: sources.s.lokation: unknown field `lokation`",
+        ),
+        (
+            "sources:\n  s: { location: http://x }\nsynchronizations:\n  y:\n    source: nope\n",
+            "bad.yaml:5:5: synchronizations.y.source: no source named `nope`",
+        ),
         ("sources: [1, 2\n", "bad.yaml:2:"),
         (
             "sources:\n  s: { location: http://x }\nmappings:\n  m:\n    mapping:\n      t: \"{{ a | }}\"\n",
@@ -117,11 +123,10 @@ async fn run_source_test_jobs_logs_contracts_and_objects() {
     let file = h.file.to_str().unwrap().to_string();
     let file2 = file.clone();
     let state2 = state.clone();
-    let (test, run) = tokio::task::spawn_blocking(move || {
-        (syncline(&state2, &["source", "test", &file2, "pets"]), syncline(&state2, &["run", &file2]))
-    })
-    .await
-    .unwrap();
+    let (test, run) =
+        tokio::task::spawn_blocking(move || (syncline(&state2, &["source", "test", &file2, "pets"]), syncline(&state2, &["run", &file2])))
+            .await
+            .unwrap();
     assert_eq!(test.status.code(), Some(0), "{}", text(&test));
     assert!(text(&test).starts_with("pets: OK: HTTP 200"), "{}", text(&test));
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
@@ -161,9 +166,10 @@ async fn a_failed_job_exits_1_and_source_test_reports_the_error_in_one_line() {
     std::fs::write(&h.file, text_file).unwrap();
     let state = h.state.root().to_path_buf();
     let file = h.file.to_str().unwrap().to_string();
-    let (run, test) = tokio::task::spawn_blocking(move || (syncline(&state, &["run", &file]), syncline(&state, &["source", "test", &file, "pets"])))
-        .await
-        .unwrap();
+    let (run, test) =
+        tokio::task::spawn_blocking(move || (syncline(&state, &["run", &file]), syncline(&state, &["source", "test", &file, "pets"])))
+            .await
+            .unwrap();
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert!(text(&run).contains("error [connection]"), "{}", text(&run));
     assert_eq!(test.status.code(), Some(1));
@@ -180,20 +186,31 @@ fn validate_catches_connector_settings_in_the_wrong_place() {
     let target = "mapping: m, target: { type: register, register: r, schema: s }";
     let cases = [
         (
-            format!("{head}sources:\n  db: {{ type: database, location: \"mysql://root@h/test\" }}\nsynchronizations:\n  y: {{ source: db, sourceConfig: {{ idPosition: id }}, {target} }}\n"),
+            format!(
+                "{head}sources:\n  db: {{ type: database, location: \"mysql://root@h/test\" }}\nsynchronizations:\n  y: {{ source: db, sourceConfig: {{ idPosition: id }}, {target} }}\n"
+            ),
             "synchronizations.y.sourceConfig: a database source reads a `table` or a `query` (SQL)",
         ),
         (
-            format!("{head}sources:\n  api: {{ type: api, location: \"http://h\" }}\nsynchronizations:\n  y: {{ source: api, sourceConfig: {{ idPosition: id, table: pets }}, {target} }}\n"),
+            format!(
+                "{head}sources:\n  api: {{ type: api, location: \"http://h\" }}\nsynchronizations:\n  y: {{ source: api, sourceConfig: {{ idPosition: id, table: pets }}, {target} }}\n"
+            ),
             "synchronizations.y.sourceConfig.table: `table` does not apply to a api source",
         ),
         (
-            format!("{head}sources:\n  f: {{ type: file, location: data }}\nsynchronizations:\n  y: {{ source: f, sourceConfig: {{ idPosition: id, delimiter: \";;\" }}, {target} }}\n"),
+            format!(
+                "{head}sources:\n  f: {{ type: file, location: data }}\nsynchronizations:\n  y: {{ source: f, sourceConfig: {{ idPosition: id, delimiter: \";;\" }}, {target} }}\n"
+            ),
             "synchronizations.y.sourceConfig.delimiter: `;;` is not a one-byte delimiter",
         ),
-        (format!("{head}sources:\n  f: {{ type: ftp, location: \"http://h/x\" }}\n"), "sources.f.location: a ftp source reads ftp, ftps URLs, not `http:`"),
         (
-            format!("{head}sources:\n  f: {{ type: excel, location: a.xlsx }}\nsynchronizations:\n  y: {{ source: f, sourceConfig: {{ idPosition: id, range: \"Z9:A1\" }}, {target} }}\n"),
+            format!("{head}sources:\n  f: {{ type: ftp, location: \"http://h/x\" }}\n"),
+            "sources.f.location: a ftp source reads ftp, ftps URLs, not `http:`",
+        ),
+        (
+            format!(
+                "{head}sources:\n  f: {{ type: excel, location: a.xlsx }}\nsynchronizations:\n  y: {{ source: f, sourceConfig: {{ idPosition: id, range: \"Z9:A1\" }}, {target} }}\n"
+            ),
             "synchronizations.y.sourceConfig.range: `Z9:A1` is not a cell range like `A1:F500`",
         ),
     ];
@@ -212,7 +229,14 @@ fn the_bundled_connector_pipelines_validate_and_preview() {
     let state = dir.path().join("state");
     for pipeline in ["files", "excel", "ftp", "sftp", "database", "petstore", "to-postgres", "to-files"] {
         let file = root.join(format!("pipelines/{pipeline}.yaml"));
-        let out = Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(&state).args(["validate"]).arg(&file).env("FTP_PASSWORD", "x").output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_syncline"))
+            .arg("--state")
+            .arg(&state)
+            .args(["validate"])
+            .arg(&file)
+            .env("FTP_PASSWORD", "x")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{pipeline}: {}", text(&out));
     }
     let files = root.join("pipelines/files.yaml");

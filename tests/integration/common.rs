@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use syncline::config::Pipeline;
 use syncline::fixture::{self, Fixture};
 use syncline::pipeline::{self, Progress, RunOptions, RunReport};
@@ -147,4 +147,24 @@ pub async fn serve(app: axum::Router) -> (std::net::SocketAddr, tokio::task::Joi
         let _ = axum::serve(listener, app).await;
     });
     (addr, task)
+}
+
+/// A test that cannot reach a service it needs (a database, sshd, openssl) says so: in CI (`CI` set)
+/// it fails, so a missing service never passes for a working one; elsewhere it is reported as skipped,
+/// with the test's name and why, on stderr and in `$CARGO_TARGET_TMPDIR/syncline-skipped.txt`, which
+/// `tests/run` lists at the end.
+#[track_caller]
+pub fn skipped(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false") {
+        panic!("{test} cannot run in CI: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    let list = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("syncline-skipped.txt");
+    let line = format!("{test}: {why}\n");
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
 }

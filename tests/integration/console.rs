@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use syncline::config::Secret;
 use syncline::service::{self, ServeOptions};
 use syncline::store::StateDir;
@@ -16,19 +16,32 @@ fn client() -> reqwest::Client {
 }
 
 async fn login(http: &reqwest::Client, url: &str, key: &str) -> reqwest::Response {
-    http.post(format!("{url}/login")).header("content-type", "application/x-www-form-urlencoded").body(format!("key={key}")).send().await.unwrap()
+    http.post(format!("{url}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={key}"))
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The CSRF token a signed-in page embeds.
 fn csrf_of(page: &str) -> String {
-    let start = page.find(r#"name="csrf-token" content=""#).expect("the page embeds its CSRF token") + r#"name="csrf-token" content=""#.len();
+    let start =
+        page.find(r#"name="csrf-token" content=""#).expect("the page embeds its CSRF token") + r#"name="csrf-token" content=""#.len();
     page[start..start + 64].to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_need_the_key_and_changes_need_the_csrf_token() {
     let state = tempfile::tempdir().unwrap();
-    let options = ServeOptions { listen: "127.0.0.1:0".parse().unwrap(), files: vec![], api_keys: vec![Secret::new(KEY)], tick: Duration::from_millis(200), public_url: None, server: Default::default() };
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        files: vec![],
+        api_keys: vec![Secret::new(KEY)],
+        tick: Duration::from_millis(200),
+        public_url: None,
+        server: Default::default(),
+    };
     let (address, stop, handle) = service::spawn(StateDir::open(state.path()).unwrap(), options).await.unwrap();
     let url = format!("http://{address}");
     let http = client();
@@ -42,8 +55,14 @@ async fn sessions_need_the_key_and_changes_need_the_csrf_token() {
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(wrong.headers().get(SET_COOKIE).is_none(), "a wrong key gets no cookie");
 
-    let forged = http.post(format!("{url}/login")).header("origin", "http://evil.example").header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("key={KEY}")).send().await.unwrap();
+    let forged = http
+        .post(format!("{url}/login"))
+        .header("origin", "http://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={KEY}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN, "sign-in from another site's page is refused");
 
     let signed = login(&http, &url, KEY).await;
@@ -66,7 +85,8 @@ async fn sessions_need_the_key_and_changes_need_the_csrf_token() {
     assert_eq!(http.get(format!("{url}/api/registers")).header(COOKIE, &cookie).send().await.unwrap().status(), StatusCode::OK);
     let register = r#"{"name": "dcat", "schemas": {"dataset": {"type": "object"}}}"#;
     let post = |token: Option<&str>| {
-        let mut request = http.post(format!("{url}/api/registers")).header(COOKIE, &cookie).header("content-type", "application/json").body(register);
+        let mut request =
+            http.post(format!("{url}/api/registers")).header(COOKIE, &cookie).header("content-type", "application/json").body(register);
         if let Some(token) = token {
             request = request.header("x-csrf-token", token);
         }
@@ -85,9 +105,23 @@ async fn sessions_need_the_key_and_changes_need_the_csrf_token() {
     assert_eq!(bad_key.status(), StatusCode::UNAUTHORIZED, "a wrong key is not rescued by a cookie");
 
     // Signing out needs the token too, and ends the session.
-    let no_token = http.post(format!("{url}/logout")).header(COOKIE, &cookie).header("content-type", "application/x-www-form-urlencoded").body("csrf=").send().await.unwrap();
+    let no_token = http
+        .post(format!("{url}/logout"))
+        .header(COOKIE, &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
-    let out = http.post(format!("{url}/logout")).header(COOKIE, &cookie).header("content-type", "application/x-www-form-urlencoded").body(format!("csrf={csrf}")).send().await.unwrap();
+    let out = http
+        .post(format!("{url}/logout"))
+        .header(COOKIE, &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
     assert_eq!(http.get(format!("{url}/api/registers")).header(COOKIE, &cookie).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);

@@ -7,7 +7,7 @@ use serde_json::json;
 use syncline::pipeline::RunOptions;
 
 use crate::common::counts;
-use crate::workspace::{completed, Workspace};
+use crate::workspace::{Workspace, completed};
 
 pub fn mysql_url() -> String {
     std::env::var("SYNCLINE_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
@@ -25,7 +25,7 @@ pub async fn mysql() -> Option<mysql_async::Conn> {
     match mysql_async::Conn::from_url(mysql_url()).await {
         Ok(conn) => Some(conn),
         Err(error) => {
-            eprintln!("SKIPPED: no MySQL/MariaDB at {} ({error}); start it or set SYNCLINE_TEST_MYSQL_URL", mysql_url());
+            super::common::skipped(&format!("no MySQL/MariaDB at {} ({error}); start it or set SYNCLINE_TEST_MYSQL_URL", mysql_url()));
             None
         }
     }
@@ -51,7 +51,10 @@ async fn mysql_types_runs_and_incremental_cursor() {
     .unwrap();
 
     let ws = Workspace::new();
-    ws.write(&format!("{{ type: database, location: \"{}\" }}", mysql_url()), &format!("{{ table: {table}, idPosition: id, cursorColumn: updated_at }}"));
+    ws.write(
+        &format!("{{ type: database, location: \"{}\" }}", mysql_url()),
+        &format!("{{ table: {table}, idPosition: id, cursorColumn: updated_at }}"),
+    );
     let first = ws.run().await;
     completed(&first);
     assert_eq!(counts(&first), (3, 3, 0, 0, 0, 0));
@@ -66,7 +69,9 @@ async fn mysql_types_runs_and_incremental_cursor() {
     assert_eq!(rex["note"], json!(null));
 
     // Incremental: only rows at or past the newest updated_at seen.
-    db.query_drop(format!("INSERT INTO {table} (id, name, price, big, updated_at) VALUES (4, 'Max', 1, 0, '2024-02-01 00:00:00')")).await.unwrap();
+    db.query_drop(format!("INSERT INTO {table} (id, name, price, big, updated_at) VALUES (4, 'Max', 1, 0, '2024-02-01 00:00:00')"))
+        .await
+        .unwrap();
     db.query_drop(format!("UPDATE {table} SET name = 'Tommy', updated_at = '2024-02-02 00:00:00' WHERE id = 2")).await.unwrap();
     db.query_drop(format!("DELETE FROM {table} WHERE id = 3")).await.unwrap();
     let report = ws.run().await;
@@ -118,7 +123,7 @@ pub async fn postgres() -> Option<tokio_postgres::Client> {
             Some(client)
         }
         Err(error) => {
-            eprintln!("SKIPPED: no PostgreSQL at {} ({error}); start it or set SYNCLINE_TEST_POSTGRES_URL", postgres_url());
+            super::common::skipped(&format!("no PostgreSQL at {} ({error}); start it or set SYNCLINE_TEST_POSTGRES_URL", postgres_url()));
             None
         }
     }
@@ -139,7 +144,10 @@ async fn postgres_types_runs_and_incremental_cursor() {
     .await
     .unwrap();
     let ws = Workspace::new();
-    ws.write(&format!("{{ type: database, location: \"{}\" }}", postgres_url()), &format!("{{ table: {table}, idPosition: id, cursorColumn: updated_at }}"));
+    ws.write(
+        &format!("{{ type: database, location: \"{}\" }}", postgres_url()),
+        &format!("{{ table: {table}, idPosition: id, cursorColumn: updated_at }}"),
+    );
     let first = ws.run().await;
     completed(&first);
     assert_eq!(counts(&first), (3, 3, 0, 0, 0, 0));
@@ -151,7 +159,11 @@ async fn postgres_types_runs_and_incremental_cursor() {
     assert_eq!(rex["tags"], json!({"a": [1, 2]}));
     assert_eq!(counts(&ws.run().await), (1, 0, 0, 1, 0, 0), "a re-run reads from the cursor: only the newest row");
 
-    db.batch_execute(&format!("UPDATE {table} SET name = 'Tommy', updated_at = '2024-02-02' WHERE id = 2; DELETE FROM {table} WHERE id = 3;")).await.unwrap();
+    db.batch_execute(&format!(
+        "UPDATE {table} SET name = 'Tommy', updated_at = '2024-02-02' WHERE id = 2; DELETE FROM {table} WHERE id = 3;"
+    ))
+    .await
+    .unwrap();
     let report = ws.run().await;
     completed(&report);
     assert_eq!(counts(&report), (1, 0, 1, 0, 0, 0), "row 3 (at the cursor) is gone, row 2 changed: {:?}", report.warnings);

@@ -7,7 +7,7 @@ use serde_json::json;
 use syncline::fixture::RequiredAuth;
 use syncline::store::JobStatus;
 
-use crate::common::{counts, Harness, Sync};
+use crate::common::{Harness, Sync, counts};
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried() {
@@ -61,10 +61,19 @@ async fn an_unreachable_source_fails_with_a_connection_error() {
 #[tokio::test]
 async fn credentials_are_sent_and_never_shown() {
     let cases = [
-        ("auth: { type: basic, username: ann, password: pw-basic-secret }", RequiredAuth::Basic { username: "ann".into(), password: "pw-basic-secret".into() }),
+        (
+            "auth: { type: basic, username: ann, password: pw-basic-secret }",
+            RequiredAuth::Basic { username: "ann".into(), password: "pw-basic-secret".into() },
+        ),
         ("auth: bearer\ntoken: tok-bearer-secret", RequiredAuth::Bearer("tok-bearer-secret".into())),
-        ("auth: { type: apiKey, name: X-Key, key: key-header-secret }", RequiredAuth::Header { name: "x-key".into(), key: "key-header-secret".into() }),
-        ("auth: { type: apiKey, in: query, name: api_key, key: key-query-secret }", RequiredAuth::Query { name: "api_key".into(), key: "key-query-secret".into() }),
+        (
+            "auth: { type: apiKey, name: X-Key, key: key-header-secret }",
+            RequiredAuth::Header { name: "x-key".into(), key: "key-header-secret".into() },
+        ),
+        (
+            "auth: { type: apiKey, in: query, name: api_key, key: key-query-secret }",
+            RequiredAuth::Query { name: "api_key".into(), key: "key-query-secret".into() },
+        ),
     ];
     for (auth, required) in cases {
         let h = Harness::with(5, Sync { source_extra: auth.into(), ..Sync::default() }).await;

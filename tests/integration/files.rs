@@ -7,7 +7,7 @@ use serde_json::json;
 use syncline::pipeline::RunOptions;
 
 use crate::common::counts;
-use crate::workspace::{completed, write_file, Workspace};
+use crate::workspace::{Workspace, completed, write_file};
 
 const PETS_CSV: &str = "id,name,postcode,weight,vaccinated\n1,Rex,01234,12.5,true\n2,Tom,99999,4,false\n3,Kit,,3.25,true\n";
 
@@ -91,7 +91,10 @@ async fn ndjson_and_json_documents_with_results_position() {
     let ws = Workspace::new();
     let data = ws.data();
     write_file(&data, "page.json", br#"{"data": {"items": [{"id": "x", "v": 1}, {"id": "y", "v": 2}]}}"#, 600);
-    ws.write(&format!("{{ type: file, location: \"{}\" }}", data.join("page.json").display()), r#"{ idPosition: id, resultsPosition: data.items }"#);
+    ws.write(
+        &format!("{{ type: file, location: \"{}\" }}", data.join("page.json").display()),
+        r#"{ idPosition: id, resultsPosition: data.items }"#,
+    );
     let report = ws.run().await;
     completed(&report);
     assert_eq!(ws.objects()["y"], json!({"id": "y", "v": 2}));
@@ -229,7 +232,9 @@ async fn a_csv_over_https_style_urls_through_the_http_store() {
     use axum::http::header;
     let app = axum::Router::new().route(
         "/exports/pets.csv",
-        axum::routing::get(|| async { ([(header::CONTENT_TYPE, "text/csv"), (header::LAST_MODIFIED, "Mon, 02 Nov 2026 10:00:00 GMT")], PETS_CSV) }),
+        axum::routing::get(|| async {
+            ([(header::CONTENT_TYPE, "text/csv"), (header::LAST_MODIFIED, "Mon, 02 Nov 2026 10:00:00 GMT")], PETS_CSV)
+        }),
     );
     let (addr, server) = crate::common::serve(app).await;
     let port = addr.port();

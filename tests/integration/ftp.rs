@@ -10,7 +10,7 @@ use syncline::pipeline::RunOptions;
 use unftp_core::auth::{AuthenticationError, Authenticator, Credentials, Principal};
 
 use crate::common::counts;
-use crate::workspace::{completed, create_rerun_edit, write_file, Workspace};
+use crate::workspace::{Workspace, completed, create_rerun_edit, write_file};
 
 #[derive(Debug)]
 struct OnePassword(&'static str);
@@ -103,7 +103,10 @@ async fn ftp_failures_fail_the_job_without_deleting() {
     completed(&ws.run().await);
 
     // A wrong password: auth, and the password is nowhere in what the job says.
-    ws.write(&format!("{{ type: ftp, location: \"ftp://127.0.0.1:{}/exports\", username: feeds, password: wrong-pass }}", server.port), r#"{ path: "*.csv", idPosition: id }"#);
+    ws.write(
+        &format!("{{ type: ftp, location: \"ftp://127.0.0.1:{}/exports\", username: feeds, password: wrong-pass }}", server.port),
+        r#"{ path: "*.csv", idPosition: id }"#,
+    );
     let report = ws.run().await;
     assert_eq!(report.job.status.as_str(), "FAILED");
     assert_eq!(report.job.error_category.as_deref(), Some("auth"), "{:?}", report.job.error);
@@ -113,7 +116,12 @@ async fn ftp_failures_fail_the_job_without_deleting() {
     let port = server.port;
     drop(server);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    ws.write(&format!("{{ type: ftp, location: \"ftp://127.0.0.1:{port}/exports\", username: feeds, password: s3cret-ftp, connectTimeout: 2s }}"), r#"{ path: "*.csv", idPosition: id }"#);
+    ws.write(
+        &format!(
+            "{{ type: ftp, location: \"ftp://127.0.0.1:{port}/exports\", username: feeds, password: s3cret-ftp, connectTimeout: 2s }}"
+        ),
+        r#"{ path: "*.csv", idPosition: id }"#,
+    );
     let report = ws.run().await;
     assert_eq!(report.job.status.as_str(), "FAILED");
     assert_eq!(report.job.error_category.as_deref(), Some("connection"), "{:?}", report.job.error);
@@ -124,7 +132,19 @@ async fn ftp_failures_fail_the_job_without_deleting() {
 fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -141,11 +161,13 @@ async fn ftps_verifies_certificates_unless_told_not_to() {
     let data = ws.data();
     write_file(&data, "exports/a.csv", b"id,name\n1,Rex\n", 3600);
     let Some(tls) = self_signed(ws.dir.path()) else {
-        eprintln!("SKIPPED ftps test: the openssl command is not available to make a certificate");
+        super::common::skipped("the openssl command is not available to make a certificate");
         return;
     };
     let server = start_ftp(data.clone(), Some(tls)).await;
-    let source = |extra: &str| format!("{{ type: ftp, location: \"ftps://127.0.0.1:{}/exports\", username: feeds, password: s3cret-ftp{extra} }}", server.port);
+    let source = |extra: &str| {
+        format!("{{ type: ftp, location: \"ftps://127.0.0.1:{}/exports\", username: feeds, password: s3cret-ftp{extra} }}", server.port)
+    };
     ws.write(&source(""), r#"{ path: "*.csv", idPosition: id }"#);
     let refused = ws.run().await;
     assert_eq!(refused.job.status.as_str(), "FAILED");

@@ -5,8 +5,8 @@
 //! templates and records; `preg_replace` and `executeMapping` are OpenConnector's own and were worked
 //! out by hand.
 
-use axum::{routing::get, Json, Router};
-use serde_json::{json, Value};
+use axum::{Json, Router, routing::get};
+use serde_json::{Value, json};
 use syncline::openconnector;
 use syncline::store::StateDir;
 
@@ -54,39 +54,54 @@ fn folder(root: &std::path::Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
     };
-    write("sources/zaken-api.json", json!({
-        "@context": {"schema": "http://schema.org", "register": "501"}, "@type": "source",
-        "name": "Zaken API", "description": "", "reference": null, "version": "0.0.1", "location": "", "isEnabled": true,
-        "type": "api", "authorizationHeader": null, "auth": "none", "authorizationPassthroughMethod": "header",
-        "authenticationConfig": [], "configuration": {"headers.Accept": "application/json"}, "logRetention": 3600, "test": false
-    }));
-    write("mappings/Mapping-Zaak to Publicatie-v0.0.3.json", json!({
-        "@context": {"schema": "http://schema.org"}, "@type": "mapping",
-        "name": "Zaak to Publicatie", "version": "0.0.3", "mapping": publication_mapping(), "unset": [""],
-        "cast": {"title": "unsetIfValue==omschrijving", "attachments": "jsonToArray", "extra": "jsonToArray",
-                 "fileCount": "int", "document": "jsonToArray", "subject": "trimmed,string"},
-        "passTrough": false
-    }));
-    write("mappings/bestand.json", json!({
-        "id": 2, "name": "Bestand", "mapping": {"naam": "bestandsnaam", "soort": "{{ titel|lower }}"}, "passTrough": false
-    }));
-    write("rules/Rule-Fetch files-v0.0.1.json", json!({
-        "@context": {"schema": "http://schema.org"}, "name": "Fetch files", "action": "post", "timing": "after",
-        "conditions": {"==": [1, 1]}, "type": "fetch_file", "configuration": {"fetch_file": {"source": 1, "filePath": "attachments"}}
-    }));
-    write("synchronizations/zaken-to-publicaties.json", json!({
-        "name": "Zaken to Publicaties", "version": "0.0.2", "sourceId": "1", "sourceType": "api", "sourceHash": "",
-        "sourceHashMapping": "1", "sourceTargetMapping": "1",
-        "sourceConfig": {
-            "idPosition": "identificatie", "resultsPosition": "results", "endpoint": "/tlb/zaken", "headers": [],
-            "query.maximaleVertrouwelijkheidaanduiding": "openbaar", "usesPagination": "false",
-            "extraDataConfigs.0.staticEndpoint": "/tlb/zaken/{{ originId }}/informatieobjecten",
-            "extraDataConfigs.0.keyToSetExtraData": "files"
-        },
-        "targetId": "1/1", "targetType": "register/schema",
-        "conditions": {"if": [{"or": [{"in": [{"var": "zaaktypecode"}, ["LP00000431", "B1873"]]},
-                                      {"in": [{"var": "zaaktypecode"}, ["LP00000091", "B0757"]]}]}, true, false]}
-    }));
+    write(
+        "sources/zaken-api.json",
+        json!({
+            "@context": {"schema": "http://schema.org", "register": "501"}, "@type": "source",
+            "name": "Zaken API", "description": "", "reference": null, "version": "0.0.1", "location": "", "isEnabled": true,
+            "type": "api", "authorizationHeader": null, "auth": "none", "authorizationPassthroughMethod": "header",
+            "authenticationConfig": [], "configuration": {"headers.Accept": "application/json"}, "logRetention": 3600, "test": false
+        }),
+    );
+    write(
+        "mappings/Mapping-Zaak to Publicatie-v0.0.3.json",
+        json!({
+            "@context": {"schema": "http://schema.org"}, "@type": "mapping",
+            "name": "Zaak to Publicatie", "version": "0.0.3", "mapping": publication_mapping(), "unset": [""],
+            "cast": {"title": "unsetIfValue==omschrijving", "attachments": "jsonToArray", "extra": "jsonToArray",
+                     "fileCount": "int", "document": "jsonToArray", "subject": "trimmed,string"},
+            "passTrough": false
+        }),
+    );
+    write(
+        "mappings/bestand.json",
+        json!({
+            "id": 2, "name": "Bestand", "mapping": {"naam": "bestandsnaam", "soort": "{{ titel|lower }}"}, "passTrough": false
+        }),
+    );
+    write(
+        "rules/Rule-Fetch files-v0.0.1.json",
+        json!({
+            "@context": {"schema": "http://schema.org"}, "name": "Fetch files", "action": "post", "timing": "after",
+            "conditions": {"==": [1, 1]}, "type": "fetch_file", "configuration": {"fetch_file": {"source": 1, "filePath": "attachments"}}
+        }),
+    );
+    write(
+        "synchronizations/zaken-to-publicaties.json",
+        json!({
+            "name": "Zaken to Publicaties", "version": "0.0.2", "sourceId": "1", "sourceType": "api", "sourceHash": "",
+            "sourceHashMapping": "1", "sourceTargetMapping": "1",
+            "sourceConfig": {
+                "idPosition": "identificatie", "resultsPosition": "results", "endpoint": "/tlb/zaken", "headers": [],
+                "query.maximaleVertrouwelijkheidaanduiding": "openbaar", "usesPagination": "false",
+                "extraDataConfigs.0.staticEndpoint": "/tlb/zaken/{{ originId }}/informatieobjecten",
+                "extraDataConfigs.0.keyToSetExtraData": "files"
+            },
+            "targetId": "1/1", "targetType": "register/schema",
+            "conditions": {"if": [{"or": [{"in": [{"var": "zaaktypecode"}, ["LP00000431", "B1873"]]},
+                                          {"in": [{"var": "zaaktypecode"}, ["LP00000091", "B0757"]]}]}, true, false]}
+        }),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +194,12 @@ fn keys_a_pipeline_does_not_read_are_left_out_by_name() {
         }})
     };
     let source = json!({"name": "a", "type": "api", "location": "http://127.0.0.1:9", "colour": "red", "@type": "source"});
-    let imported = openconnector::import(&config(source, json!({"name": "m", "mapping": {"x": "y"}, "shade": 1}), json!({"idPosition": "id", "tint": 2}))).unwrap();
+    let imported = openconnector::import(&config(
+        source,
+        json!({"name": "m", "mapping": {"x": "y"}, "shade": 1}),
+        json!({"idPosition": "id", "tint": 2}),
+    ))
+    .unwrap();
     let left_out: Vec<&str> = imported.notices.iter().filter(|n| n.message.starts_with("left out")).map(|n| n.key.as_str()).collect();
     for key in ["sources.a.colour", "sources.a.@type", "mappings.m.shade", "synchronizations.s.sourceConfig.tint"] {
         assert!(left_out.contains(&key), "{key} left out: {left_out:?}");
@@ -195,10 +215,13 @@ async fn mappings_calling_mappings_by_id_in_loops_run_as_openconnector_runs_them
         {"name": "Intake", "fields": [{"type": "file", "magic_string": "bijlage"}, {"type": "text", "magic_string": "omschrijving"}]},
         {"name": "Besluit", "fields": [{"type": "file", "magic_string": "besluit"}]}
     ]}});
-    let app = Router::new().route("/api/v1/case", get(move || {
-        let case = case.clone();
-        async move { Json(json!({"result": {"instance": {"rows": [case]}}})) }
-    }));
+    let app = Router::new().route(
+        "/api/v1/case",
+        get(move || {
+            let case = case.clone();
+            async move { Json(json!({"result": {"instance": {"rows": [case]}}})) }
+        }),
+    );
     let (addr, server) = serve(app).await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("zgw");
@@ -208,25 +231,38 @@ async fn mappings_calling_mappings_by_id_in_loops_run_as_openconnector_runs_them
         std::fs::write(path, value.to_string()).unwrap();
     };
     write("sources/xxllnc.json", json!({"name": "Xxllnc v1 API", "location": "{location}", "type": "api", "auth": "none"}));
-    write("mappings/case-to-zaak.json", json!({"name": "Case to Zaak", "passTrough": false, "mapping": {
+    write(
+        "mappings/case-to-zaak.json",
+        json!({"name": "Case to Zaak", "passTrough": false, "mapping": {
         "identificatie": "reference",
         "statustypen": "[{% for phase in instance.phases %}{% if not loop.first %},{% endif %}{% set phase = phase|merge({'casetypeReference': reference}) %}{{ executeMapping(8, phase)|json_encode }}{% endfor %}]",
         "informatieobjecttypen": "[{% set index=0 %}{% for phase in instance.phases %}{% for field in phase.fields %}{% if field.type == 'file' %}{% if index != 0 %},{% endif %}{{ executeMapping(9, field)|json_encode }}{% set index=index+1 %}{% endif %}{% endfor %}{% endfor %}]"
-    }, "cast": {"statustypen": "jsonToArray", "informatieobjecttypen": "jsonToArray"}}));
-    write("mappings/phase-to-statustype.json", json!({"id": 8, "name": "Phase to Statustype", "mapping": {
-        "omschrijving": "name", "zaaktype": "casetypeReference", "volgnummer": "{{ fields|length }}"}, "cast": {"volgnummer": "int"}}));
-    write("mappings/field-to-informatieobjecttype.json", json!({"id": "9", "name": "Field to Informatieobjecttype", "mapping": {
-        "omschrijving": "{{ magic_string|capitalize }}"}}));
-    write("synchronizations/cases.json", json!({"name": "Xxllnc cases to ZGW zaken", "sourceId": "1", "sourceType": "api",
+    }, "cast": {"statustypen": "jsonToArray", "informatieobjecttypen": "jsonToArray"}}),
+    );
+    write(
+        "mappings/phase-to-statustype.json",
+        json!({"id": 8, "name": "Phase to Statustype", "mapping": {
+        "omschrijving": "name", "zaaktype": "casetypeReference", "volgnummer": "{{ fields|length }}"}, "cast": {"volgnummer": "int"}}),
+    );
+    write(
+        "mappings/field-to-informatieobjecttype.json",
+        json!({"id": "9", "name": "Field to Informatieobjecttype", "mapping": {
+        "omschrijving": "{{ magic_string|capitalize }}"}}),
+    );
+    write(
+        "synchronizations/cases.json",
+        json!({"name": "Xxllnc cases to ZGW zaken", "sourceId": "1", "sourceType": "api",
         "sourceTargetMapping": "1", "sourceConfig": {"endpoint": "/api/v1/case", "idPosition": "reference",
-        "resultsPosition": "result.instance.rows", "usesPagination": "false"}, "targetType": "register/schema", "targetId": "1/1"}));
+        "resultsPosition": "result.instance.rows", "usesPagination": "false"}, "targetType": "register/schema", "targetId": "1/1"}),
+    );
 
     let state = dir.path().join("state");
     let pipeline = dir.path().join("zgw.yaml");
     let (root, pipeline) = (root.to_str().unwrap(), pipeline.to_str().unwrap());
     let import = syncline_async(&state, &["import", root, "-o", pipeline], &[]).await;
     import.expect(0, 512).says("set XXLLNC_V1_API_LOCATION before running it");
-    let line = import.out.lines().find(|l| l.contains("synchronizations.xxllnc-cases-to-zgw-zaken.sourceTargetMapping")).unwrap_or_default();
+    let line =
+        import.out.lines().find(|l| l.contains("synchronizations.xxllnc-cases-to-zgw-zaken.sourceTargetMapping")).unwrap_or_default();
     assert!(line.contains("`case-to-zaak`"), "the mapping guessed by name is the case mapping: {}", import.out);
     let location = format!("http://{addr}");
     let run = syncline_async(&state, &["run", pipeline], &[("XXLLNC_V1_API_LOCATION", location.as_str())]).await;

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use syncline::config::Pipeline;
 use syncline::pipeline::{self, Progress, RunOptions};
 use syncline::store::StateDir;
@@ -81,7 +81,8 @@ async fn limited(State(server): State<Shared>, Query(query): Query<HashMap<Strin
     let mut resets = server.budget_resets.lock().unwrap();
     if resets.is_some_and(|at| Instant::now() < at) {
         server.early_calls.fetch_add(1, Ordering::SeqCst);
-        return (StatusCode::TOO_MANY_REQUESTS, [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")], "budget spent").into_response();
+        return (StatusCode::TOO_MANY_REQUESTS, [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")], "budget spent")
+            .into_response();
     }
     let mut response = Json(json!({"items": items(page)})).into_response();
     if page == 1 {
@@ -188,9 +189,10 @@ async fn jwt_tokens_are_signed_over_the_rendered_payload() {
 #[tokio::test]
 async fn rs256_jwt_tokens_are_signed_with_a_base64_pem_key() {
     let dir = tempfile::tempdir().unwrap();
-    let made = openssl(dir.path(), &["genrsa", "-out", "key.pem", "2048"]).and_then(|_| openssl(dir.path(), &["rsa", "-in", "key.pem", "-pubout", "-out", "public.pem"]));
+    let made = openssl(dir.path(), &["genrsa", "-out", "key.pem", "2048"])
+        .and_then(|_| openssl(dir.path(), &["rsa", "-in", "key.pem", "-pubout", "-out", "public.pem"]));
     if made.is_none() {
-        eprintln!("SKIPPED RS256 test: the openssl command is not available to make a key");
+        super::common::skipped("the openssl command is not available to make a key");
         return;
     }
     let private = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
@@ -201,7 +203,12 @@ async fn rs256_jwt_tokens_are_signed_with_a_base64_pem_key() {
         get(move |headers: HeaderMap| {
             let public = public.clone();
             async move {
-                let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
+                let token = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("")
+                    .to_string();
                 let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
                 validation.required_spec_claims.clear();
                 let key = jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap();
@@ -258,16 +265,71 @@ async fn next_links_are_found_where_hal_puts_them() {
 fn client_certificate(dir: &std::path::Path) -> Option<(String, String)> {
     openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=syncline client", "-keyout", "client.key", "-out", "client.csr"])?;
     std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").ok()?;
-    openssl(dir, &["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "client.pem"])?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.pem",
+        ],
+    )?;
     Some((std::fs::read_to_string(dir.join("client.pem")).ok()?, std::fs::read_to_string(dir.join("client.key")).ok()?))
 }
 
 /// A test CA and a certificate for 127.0.0.1 it signed, made with openssl: (CA, certificate, key) as PEM.
 fn certificates(dir: &std::path::Path) -> Option<(String, String, String)> {
     std::fs::write(dir.join("leaf.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").ok()?;
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=syncline test CA", "-keyout", "ca.key", "-out", "ca.pem"])?;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=syncline test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    )?;
     openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"])?;
-    openssl(dir, &["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "cert.pem"])?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ],
+    )?;
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     Some((read("ca.pem")?, read("cert.pem")?, read("key.pem")?))
 }
@@ -310,7 +372,10 @@ async fn start_https(cert: &str, key: &str, client_ca: Option<&str>) -> String {
                     }
                 }
                 let body = json!({"items": items(1)}).to_string();
-                let response = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = tls.write_all(response.as_bytes()).await;
                 let _ = tls.shutdown().await;
             });
@@ -323,12 +388,14 @@ async fn start_https(cert: &str, key: &str, client_ca: Option<&str>) -> String {
 async fn verify_takes_a_ca_bundle_and_the_string_false_turns_checks_off_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let Some((ca, cert, key)) = certificates(dir.path()) else {
-        eprintln!("SKIPPED https test: the openssl command is not available to make a certificate");
+        super::common::skipped("the openssl command is not available to make a certificate");
         return;
     };
     let url = start_https(&cert, &key, None).await;
-    let with = |configuration: Value| json!({"sources": {"api": {"location": url, "retries": {"maxAttempts": 1}, "configuration": configuration}},
-                                             "synchronizations": sync("/items", json!({}))});
+    let with = |configuration: Value| {
+        json!({"sources": {"api": {"location": url, "retries": {"maxAttempts": 1}, "configuration": configuration}},
+                                             "synchronizations": sync("/items", json!({}))})
+    };
     let (refused, _) = run(with(json!({}))).await;
     assert_eq!(refused.job.error_category.as_deref(), Some("tls"), "{:?}", refused.job.error);
     let (trusted, _) = run(with(json!({"verify": ca.replace('\n', "\\n")}))).await;
@@ -343,16 +410,18 @@ async fn verify_takes_a_ca_bundle_and_the_string_false_turns_checks_off_with_a_w
 async fn a_client_certificate_opens_a_server_that_asks_for_one() {
     let dir = tempfile::tempdir().unwrap();
     let Some((ca, cert, key)) = certificates(dir.path()) else {
-        eprintln!("SKIPPED mutual TLS test: the openssl command is not available to make certificates");
+        super::common::skipped("the openssl command is not available to make certificates");
         return;
     };
     let Some((client_cert, client_key)) = client_certificate(dir.path()) else {
-        eprintln!("SKIPPED mutual TLS test: openssl could not sign a client certificate");
+        super::common::skipped("openssl could not sign a client certificate");
         return;
     };
     let url = start_https(&cert, &key, Some(&ca)).await;
-    let with = |configuration: Value| json!({"sources": {"api": {"location": url, "retries": {"maxAttempts": 1}, "configuration": configuration}},
-                                             "synchronizations": sync("/items", json!({}))});
+    let with = |configuration: Value| {
+        json!({"sources": {"api": {"location": url, "retries": {"maxAttempts": 1}, "configuration": configuration}},
+                                             "synchronizations": sync("/items", json!({}))})
+    };
     let (refused, _) = run(with(json!({"verify": ca}))).await;
     assert_eq!(refused.job.status.as_str(), "FAILED", "no client certificate, no entry");
     let (admitted, _) = run(with(json!({"verify": ca, "cert": client_cert, "ssl_key": client_key}))).await;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use syncline::config::Pipeline;
 use syncline::fixture::{self, Fixture};
 use syncline::openconnector;
@@ -89,7 +89,13 @@ async fn a_configuration_imports_validates_and_runs_with_its_notes() {
     };
     let notes = text(&import);
     assert_eq!(import.status.code(), Some(0), "{notes}");
-    for expected in ["synchronizations.pets-available.actions", "configuration.logBody", "schemas.pet.properties.photo.type", "NOT verified", "validates"] {
+    for expected in [
+        "synchronizations.pets-available.actions",
+        "configuration.logBody",
+        "schemas.pet.properties.photo.type",
+        "NOT verified",
+        "validates",
+    ] {
         assert!(notes.contains(expected), "the import report names {expected}:\n{notes}");
     }
     let written = std::fs::read_to_string(&pipeline_file).unwrap();
@@ -139,8 +145,10 @@ async fn a_configuration_file_runs_as_it_is_and_a_bad_one_says_why() {
     // An imported mapping stays callable by its OpenConnector id.
     let imported = openconnector::import(&configuration("http://127.0.0.1:9/api/v3")).unwrap();
     let pipeline = Pipeline::from_value("imported", imported.pipeline, Path::new(".")).unwrap();
-    let caller: syncline::config::MappingDef =
-        serde_json::from_value(json!({"mapping": {"inner": "{{ executeMapping(5, {'name': 'Rex', 'category': {'name': 'Dogs'}})|json_encode }}"}})).unwrap();
+    let caller: syncline::config::MappingDef = serde_json::from_value(
+        json!({"mapping": {"inner": "{{ executeMapping(5, {'name': 'Rex', 'category': {'name': 'Dogs'}})|json_encode }}"}}),
+    )
+    .unwrap();
     let caller = syncline::mapping::Mapping::compile_in("caller", &caller, &pipeline.mappings).unwrap();
     assert_eq!(caller.apply(&json!({})).unwrap()["inner"], r#"{"title":"Rex","category":"Dogs"}"#);
     let mut broken = configuration("http://127.0.0.1:9/api/v3");
@@ -219,13 +227,19 @@ async fn a_mapping_calls_another_by_name_in_the_service() {
                         "cast": {"category": "jsonToArray"}});
     assert_eq!(created(parent).await.0, StatusCode::CREATED);
     let (status, tested) = service
-        .post("/api/mappings/test", json!({"mapping": {"mapping": {"c": "{{ executeMapping('category', {'name': 'dogs'})|json_encode }}"}}, "inputObject": {}}))
+        .post(
+            "/api/mappings/test",
+            json!({"mapping": {"mapping": {"c": "{{ executeMapping('category', {'name': 'dogs'})|json_encode }}"}}, "inputObject": {}}),
+        )
         .await;
     assert_eq!((status, tested["result"]["c"].as_str()), (StatusCode::OK, Some(r#"{"label":"DOGS"}"#)), "{tested}");
 
     let source = json!({"name": "Pets", "type": "api", "location": fixture.base_url()});
     assert_eq!(service.post("/api/sources", source).await.0, StatusCode::CREATED);
-    assert_eq!(service.post("/api/registers", json!({"name": "shop", "schemas": {"pet": {"type": "object"}}})).await.0, StatusCode::CREATED);
+    assert_eq!(
+        service.post("/api/registers", json!({"name": "shop", "schemas": {"pet": {"type": "object"}}})).await.0,
+        StatusCode::CREATED
+    );
     let sync = json!({"name": "Pets", "sourceId": "pets", "sourceTargetMapping": "pet-with-category",
                       "sourceConfig": {"endpoint": "/pet/findByStatus", "idPosition": "id", "resultsPosition": "_root"},
                       "targetType": "register/schema", "targetId": "shop/pet"});

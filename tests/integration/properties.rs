@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 use syncline::config::MappingDef;
 use syncline::diff::hash::{Hasher, ScanError};
-use syncline::envelope::{extract, ResultsPosition};
+use syncline::envelope::{ResultsPosition, extract};
 use syncline::mapping::Mapping;
 
 /// JSON values up to a few levels deep, with keys that need escaping now and then.
@@ -22,7 +22,8 @@ fn json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(6, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec(("[a-z\"\\.]{1,6}", inner), 0..6).prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec(("[a-z\"\\.]{1,6}", inner), 0..6)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -31,7 +32,8 @@ fn json() -> impl Strategy<Value = Value> {
 fn rewritten(value: &Value) -> String {
     match value {
         Value::Object(map) => {
-            let parts: Vec<String> = map.iter().rev().map(|(k, v)| format!("{} : {}", serde_json::to_string(k).unwrap(), rewritten(v))).collect();
+            let parts: Vec<String> =
+                map.iter().rev().map(|(k, v)| format!("{} : {}", serde_json::to_string(k).unwrap(), rewritten(v))).collect();
             format!("{{ {} }}", parts.join(" , "))
         }
         Value::Array(items) => format!("[ {} ]", items.iter().map(rewritten).collect::<Vec<_>>().join(" , ")),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use syncline::fixture::{self, Fixture, RequiredAuth};
 
 const KEY: &str = "secrets-test-key";
@@ -51,9 +51,30 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 const PLACES: [&str; 24] = [
-    "src.password", "src.token", "src.apikey", "auth.password", "auth.key", "header.authorization", "header.marked", "query.token",
-    "oauth.client_secret", "oauth.password", "jwt.secret", "tls.key", "env.token", "db.url", "db.password", "ftp.url", "ftp.password",
-    "sftp.password", "sftp.key", "sftp.passphrase", "target.password", "target.url", "sync.header", "api.token",
+    "src.password",
+    "src.token",
+    "src.apikey",
+    "auth.password",
+    "auth.key",
+    "header.authorization",
+    "header.marked",
+    "query.token",
+    "oauth.client_secret",
+    "oauth.password",
+    "jwt.secret",
+    "tls.key",
+    "env.token",
+    "db.url",
+    "db.password",
+    "ftp.url",
+    "ftp.password",
+    "sftp.password",
+    "sftp.key",
+    "sftp.passphrase",
+    "target.password",
+    "target.url",
+    "sync.header",
+    "api.token",
 ];
 
 fn pipeline(m: &Markers, fixture: &Fixture) -> String {
@@ -191,8 +212,12 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         vec!["source", "test", &file_arg, "tokens"],
     ];
     for args in commands {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(&state).args(&args).envs(trace).output().unwrap();
-        outputs.push((format!("syncline {}", args.join(" ")), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))));
+        let output =
+            std::process::Command::new(env!("CARGO_BIN_EXE_syncline")).arg("--state").arg(&state).args(&args).envs(trace).output().unwrap();
+        outputs.push((
+            format!("syncline {}", args.join(" ")),
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+        ));
     }
     assert!(outputs[0].1.contains("created 12"), "the working run worked: {}", outputs[0].1);
 
@@ -214,16 +239,42 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         assert!(Instant::now() < deadline, "the service never came up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let api_source = json!({"id": "over-api", "type": "api", "location": "http://127.0.0.1:9", "auth": {"type": "bearer", "token": m.get("api.token")}});
-    let created = http.post(format!("{url}/api/sources")).header("x-api-key", KEY).header("content-type", "application/json").body(api_source.to_string()).send().await.unwrap();
+    let api_source =
+        json!({"id": "over-api", "type": "api", "location": "http://127.0.0.1:9", "auth": {"type": "bearer", "token": m.get("api.token")}});
+    let created = http
+        .post(format!("{url}/api/sources"))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body(api_source.to_string())
+        .send()
+        .await
+        .unwrap();
     let created_text = created.text().await.unwrap();
     outputs.push(("POST /api/sources".into(), created_text));
     for sync in ["pets", "to-db", "keyed"] {
-        let job: Value = http.post(format!("{url}/api/synchronizations/{sync}/run")).header("x-api-key", KEY).send().await.unwrap().text().await.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)).unwrap();
+        let job: Value = http
+            .post(format!("{url}/api/synchronizations/{sync}/run"))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
+            .unwrap();
         let id = job["id"].as_str().unwrap().to_string();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let job: Value = http.get(format!("{url}/api/jobs/{id}")).header("x-api-key", KEY).send().await.unwrap().text().await.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)).unwrap();
+            let job: Value = http
+                .get(format!("{url}/api/jobs/{id}"))
+                .header("x-api-key", KEY)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
+                .unwrap();
             if ["COMPLETED", "FAILED"].contains(&job["status"].as_str().unwrap_or("")) {
                 break;
             }
@@ -232,13 +283,40 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         }
     }
     let _ = http.post(format!("{url}/api/sources/tokens/test")).header("x-api-key", KEY).send().await.unwrap().text().await;
-    let jobs: Value = http.get(format!("{url}/api/jobs")).header("x-api-key", KEY).send().await.unwrap().text().await.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)).unwrap();
-    let mut paths: Vec<String> = ["/api/sources", "/api/mappings", "/api/registers", "/api/synchronizations", "/api/export", "/api/dashboard", "/api/jobs", "/api/openapi.json"]
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
+    let jobs: Value = http
+        .get(format!("{url}/api/jobs"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
+        .unwrap();
+    let mut paths: Vec<String> = [
+        "/api/sources",
+        "/api/mappings",
+        "/api/registers",
+        "/api/synchronizations",
+        "/api/export",
+        "/api/dashboard",
+        "/api/jobs",
+        "/api/openapi.json",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
     for section in ["sources", "synchronizations", "mappings", "registers"] {
-        let list: Value = http.get(format!("{url}/api/{section}")).header("x-api-key", KEY).send().await.unwrap().text().await.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)).unwrap();
+        let list: Value = http
+            .get(format!("{url}/api/{section}"))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
+            .unwrap();
         for entry in list["results"].as_array().unwrap() {
             paths.push(format!("/api/{section}/{}", entry["id"].as_str().unwrap()));
         }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use syncline::config::Secret;
 use syncline::fixture::{self, Fixture};
 use syncline::service::{self, ServeOptions};
@@ -78,11 +78,15 @@ impl Service {
 /// The seed's three objects plus a register, created over the API.
 async fn define(service: &Service, fixture: &Fixture, extra: Value) {
     let (status, source) = service
-        .post("/api/sources", json!({ "name": "Swagger Pet Store", "type": "api", "location": fixture.base_url(), "auth": "none", "isEnabled": true }))
+        .post(
+            "/api/sources",
+            json!({ "name": "Swagger Pet Store", "type": "api", "location": fixture.base_url(), "auth": "none", "isEnabled": true }),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
     assert_eq!(source["id"], "swagger-pet-store");
-    let mapping = json!({ "name": "Pet to dataset", "mapping": { "title": "{{ name }}", "category": "{{ category.name }}", "status": "Published" } });
+    let mapping =
+        json!({ "name": "Pet to dataset", "mapping": { "title": "{{ name }}", "category": "{{ category.name }}", "status": "Published" } });
     assert_eq!(service.post("/api/mappings", mapping).await.0, StatusCode::CREATED);
     let schema = json!({ "type": "object", "properties": { "title": { "type": "string" } }, "required": ["title"] });
     assert_eq!(service.post("/api/registers", json!({ "name": "dcat", "schemas": { "dataset": schema } })).await.0, StatusCode::CREATED);
@@ -107,7 +111,8 @@ async fn the_seed_curl_flow_runs_polls_and_reruns_unchanged() {
 
     let (_, source_test) = service.post("/api/sources/swagger-pet-store/test", json!({})).await;
     assert_eq!(source_test["ok"], true, "the source is tested on the endpoint its synchronization reads: {source_test}");
-    let (status, tested) = service.post("/api/mappings/test", json!({ "mapping": { "title": "{{ name }}" }, "inputObject": { "name": "Bella" } })).await;
+    let (status, tested) =
+        service.post("/api/mappings/test", json!({ "mapping": { "title": "{{ name }}" }, "inputObject": { "name": "Bella" } })).await;
     assert_eq!((status, tested["result"]["title"].as_str()), (StatusCode::OK, Some("Bella")));
     let (status, broken) = service.post("/api/mappings/test", json!({ "mapping": { "title": "{{ name | }}" }, "inputObject": {} })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -136,11 +141,15 @@ async fn the_seed_curl_flow_runs_polls_and_reruns_unchanged() {
     let (_, contracts) = service.get("/api/synchronizations/pet-store-to-datasets/contracts?limit=3").await;
     assert_eq!((contracts["total"].as_u64(), contracts["results"].as_array().unwrap().len()), (Some(12), 3));
     let origin = contracts["results"][0]["origin_id"].as_str().unwrap().to_string();
-    let status = service.call(reqwest::Method::DELETE, &format!("/api/synchronizations/pet-store-to-datasets/contracts/{origin}"), None).await.0;
+    let status =
+        service.call(reqwest::Method::DELETE, &format!("/api/synchronizations/pet-store-to-datasets/contracts/{origin}"), None).await.0;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     let (_, dashboard) = service.get("/api/dashboard").await;
-    assert_eq!((dashboard["sources"].as_u64(), dashboard["synchronizations"].as_u64(), dashboard["contracts"].as_u64()), (Some(1), Some(1), Some(11)));
+    assert_eq!(
+        (dashboard["sources"].as_u64(), dashboard["synchronizations"].as_u64(), dashboard["contracts"].as_u64()),
+        (Some(1), Some(1), Some(11))
+    );
     assert_eq!(dashboard["jobs"]["COMPLETED"], 2);
     let (_, logs) = service.get(&format!("/api/jobs/{}/logs", done["id"].as_str().unwrap())).await;
     assert!(logs["logs"].as_array().unwrap().iter().any(|l| l["message"].as_str().unwrap().contains("created 12")), "{logs}");
@@ -163,12 +172,27 @@ async fn keys_bad_bodies_and_write_only_secrets() {
         }
         assert_eq!(request.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     }
-    let bad = http.post(format!("{}/api/sources", service.url)).header("x-api-key", KEY).header("content-type", "application/json").body("{\"name\": ").send().await.unwrap();
+    let bad = http
+        .post(format!("{}/api/sources", service.url))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     assert!(bad.text().await.unwrap().contains("error"));
-    let huge = http.post(format!("{}/api/sources", service.url)).header("x-api-key", KEY).header("content-type", "application/json").body(vec![b' '; 3 << 20]).send().await.unwrap();
+    let huge = http
+        .post(format!("{}/api/sources", service.url))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 << 20])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let (status, invalid) = service.post("/api/sources", json!({ "name": "x", "type": "api", "location": "ftp://nope", "lokation": 1 })).await;
+    let (status, invalid) =
+        service.post("/api/sources", json!({ "name": "x", "type": "api", "location": "ftp://nope", "lokation": 1 })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(invalid["errors"].to_string().contains("lokation"), "{invalid}");
 
@@ -184,7 +208,10 @@ async fn keys_bad_bodies_and_write_only_secrets() {
     let db = rusqlite::Connection::open(state.path().join("catalog.db")).unwrap();
     let stored: String = db.query_row("SELECT body FROM definitions WHERE id = 'vault'", [], |r| r.get(0)).unwrap();
     let stored: Value = serde_json::from_str(&stored).unwrap();
-    assert!(stored["headers"]["X-Team"] == "data" && stored["auth"]["password"].as_str().unwrap().starts_with("enc:v1:"), "the secret is kept, sealed, beside the edit: {stored}");
+    assert!(
+        stored["headers"]["X-Team"] == "data" && stored["auth"]["password"].as_str().unwrap().starts_with("enc:v1:"),
+        "the secret is kept, sealed, beside the edit: {stored}"
+    );
     assert!(!stored.to_string().contains("hunter2"), "no secret in the clear at rest");
     let (_, tested) = service.post("/api/sources/vault/test", json!({})).await;
     assert_eq!(tested["ok"], false);
@@ -193,6 +220,15 @@ async fn keys_bad_bodies_and_write_only_secrets() {
     }
     assert!(!tested.to_string().contains("hunter2"));
     service.stop().await;
+}
+
+/// Waits until the fixture has been asked `n` requests in all (a run is under way), not a fixed time.
+async fn requested(fixture: &Fixture, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fixture.store.requests.load(Ordering::SeqCst) < n {
+        assert!(Instant::now() < deadline, "the run never reached the source");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +242,8 @@ async fn one_run_at_a_time_cancel_restart_and_orphans() {
     let id = job["id"].as_str().unwrap().to_string();
     let (status, busy) = service.post("/api/synchronizations/pet-store-to-datasets/run", json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{busy}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Cancelled mid-run: once the source has answered a request.
+    requested(&fixture, 1).await;
     let (status, cancelling) = service.post(&format!("/api/jobs/{id}/cancel"), json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert!(["CANCELLING", "CANCELLED"].contains(&cancelling["status"].as_str().unwrap()), "{cancelling}");
@@ -217,7 +254,7 @@ async fn one_run_at_a_time_cancel_restart_and_orphans() {
     // Shutting down cancels a running job cleanly, and says so in its record.
     let (_, job) = service.post("/api/synchronizations/pet-store-to-datasets/run", json!({})).await;
     let running = job["id"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    requested(&fixture, fixture.store.requests.load(Ordering::SeqCst) + 1).await;
     let stopping = Instant::now();
     service.stop().await;
     assert!(stopping.elapsed() < Duration::from_secs(10), "shutdown took {:?}", stopping.elapsed());

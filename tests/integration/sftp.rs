@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-
-use crate::workspace::{completed, create_rerun_edit, write_file, Workspace};
+use crate::workspace::{Workspace, completed, create_rerun_edit, write_file};
 
 struct Sshd {
     port: u16,
@@ -26,31 +25,44 @@ impl Drop for Sshd {
 }
 
 fn keygen(path: &Path) -> bool {
-    Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn whoami() -> String {
     Command::new("id").arg("-un").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
 }
 
+/// A real sshd on a free port, or `None` after saying why it could not be had.
 async fn start_sshd(dir: &Path) -> Option<Sshd> {
+    match launch_sshd(dir).await {
+        Ok(sshd) => Some(sshd),
+        Err(why) => {
+            super::common::skipped(&why);
+            None
+        }
+    }
+}
+
+async fn launch_sshd(dir: &Path) -> Result<Sshd, String> {
     let sshd = Path::new("/usr/sbin/sshd");
     if !sshd.exists() {
-        eprintln!("SKIPPED sftp test: no /usr/sbin/sshd (install openssh-server)");
-        return None;
+        return Err("no /usr/sbin/sshd (install openssh-server)".into());
     }
     if whoami() != "root" {
-        eprintln!("SKIPPED sftp test: sshd needs root to start");
-        return None;
+        return Err("sshd needs root to start".into());
     }
     let _ = std::fs::create_dir_all("/run/sshd");
     let (host_key, client_key) = (dir.join("host_key"), dir.join("client_key"));
     if !keygen(&host_key) || !keygen(&client_key) {
-        eprintln!("SKIPPED sftp test: ssh-keygen failed");
-        return None;
+        return Err("ssh-keygen failed".into());
     }
-    std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).ok()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).map_err(|e| format!("authorized_keys: {e}"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free port: {e}"))?.port();
     let config = dir.join("sshd_config");
     std::fs::write(
         &config,
@@ -62,20 +74,28 @@ async fn start_sshd(dir: &Path) -> Option<Sshd> {
             dir = dir.display()
         ),
     )
-    .ok()?;
-    let child = Command::new(sshd).arg("-D").arg("-e").arg("-f").arg(&config).stderr(Stdio::null()).spawn().ok()?;
-    let printed = Command::new("ssh-keygen").arg("-lf").arg(dir.join("host_key.pub")).output().ok()?;
-    let fingerprint = String::from_utf8_lossy(&printed.stdout).split_whitespace().nth(1)?.to_string();
-    let public = std::fs::read_to_string(dir.join("host_key.pub")).ok()?;
+    .map_err(|e| format!("sshd_config: {e}"))?;
+    let child = Command::new(sshd)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("sshd does not start: {e}"))?;
+    let printed =
+        Command::new("ssh-keygen").arg("-lf").arg(dir.join("host_key.pub")).output().map_err(|e| format!("ssh-keygen -lf: {e}"))?;
+    let fingerprint =
+        String::from_utf8_lossy(&printed.stdout).split_whitespace().nth(1).ok_or("ssh-keygen printed no fingerprint")?.to_string();
+    let public = std::fs::read_to_string(dir.join("host_key.pub")).map_err(|e| format!("host_key.pub: {e}"))?;
     let known_host = format!("[127.0.0.1]:{port} {}", public.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(Sshd { port, child, fingerprint, known_host, client_key });
+            return Ok(Sshd { port, child, fingerprint, known_host, client_key });
         }
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     }
-    eprintln!("SKIPPED sftp test: sshd did not start listening");
-    None
+    Err("sshd did not start listening".into())
 }
 
 fn source(server: &Sshd, data: &Path, extra: &str) -> String {

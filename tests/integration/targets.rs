@@ -7,7 +7,7 @@ use syncline::pipeline::RunOptions;
 
 use crate::common::counts;
 use crate::database::{mysql, mysql_url, postgres, postgres_url, table_name};
-use crate::workspace::{completed, spawn_run, write_file, Workspace};
+use crate::workspace::{Workspace, completed, spawn_run, write_file};
 
 const PETS: &[u8] = b"id,name,weight,tags\n1,Rex,12,dog\n2,Tom,4,cat\n3,Kit,3,cat\n";
 
@@ -44,7 +44,8 @@ async fn postgres_table_upserts_deletes_and_refuses_bad_rows_alone() {
     assert_eq!(counts(&report), (2, 0, 1, 0, 1, 1), "{:?}", report.warnings);
     let errors = ws.state.jobs().unwrap().errors(&report.job.id, 10).unwrap();
     assert!(errors[0].message.contains("bigint"), "{:?}", errors[0]);
-    let names: Vec<String> = db.query(&format!("SELECT name FROM {table} ORDER BY origin_id"), &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let names: Vec<String> =
+        db.query(&format!("SELECT name FROM {table} ORDER BY origin_id"), &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(names, ["Rexy", "Tom"], "row 2 keeps its last good version, row 3 is deleted");
 
     let dry = ws.run_with(RunOptions { dry_run: true, force_full_sync: true, ..RunOptions::default() }).await;
@@ -94,7 +95,8 @@ async fn mysql_table_upserts_and_deletes() {
     let report = ws.run().await;
     completed(&report);
     assert_eq!(counts(&report), (2, 0, 1, 1, 1, 0));
-    let rows: Vec<(String, String, i64)> = db.query(format!("SELECT origin_id, name, weight FROM {table} ORDER BY origin_id")).await.unwrap();
+    let rows: Vec<(String, String, i64)> =
+        db.query(format!("SELECT origin_id, name, weight FROM {table} ORDER BY origin_id")).await.unwrap();
     assert_eq!(rows, [("1".to_string(), "Rexy".to_string(), 13), ("2".to_string(), "Tom".to_string(), 4)]);
     db.query_drop(format!("DROP TABLE {table}")).await.unwrap();
 }
@@ -124,9 +126,14 @@ async fn a_snapshot_file_is_replaced_whole_and_only_when_something_changed() {
     let report = ws.run().await;
     completed(&report);
     assert_eq!(counts(&report), (2, 0, 1, 1, 1, 0));
-    let mut ids: Vec<(String, String)> = lines(&file).iter().map(|r| (r["_id"].as_str().unwrap().to_string(), r["name"].as_str().unwrap().to_string())).collect();
+    let mut ids: Vec<(String, String)> =
+        lines(&file).iter().map(|r| (r["_id"].as_str().unwrap().to_string(), r["name"].as_str().unwrap().to_string())).collect();
     ids.sort();
-    assert_eq!(ids, [("1".to_string(), "Rexy".to_string()), ("2".to_string(), "Tom".to_string())], "the edit in, the unchanged row carried over, the deleted one out");
+    assert_eq!(
+        ids,
+        [("1".to_string(), "Rexy".to_string()), ("2".to_string(), "Tom".to_string())],
+        "the edit in, the unchanged row carried over, the deleted one out"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "no partial files left: {leftovers:?}");
 }
@@ -177,13 +184,17 @@ struct Receiver {
 }
 
 async fn start_receiver() -> (String, std::sync::Arc<Receiver>, tokio::task::JoinHandle<()>) {
+    use axum::Json;
     use axum::extract::{Path, State};
     use axum::http::StatusCode;
     use axum::routing::{post, put};
-    use axum::Json;
     use std::sync::Arc;
     type Shared = Arc<Receiver>;
-    async fn create(State(r): State<Shared>, headers: axum::http::HeaderMap, Json(body): Json<serde_json::Value>) -> (StatusCode, Json<serde_json::Value>) {
+    async fn create(
+        State(r): State<Shared>,
+        headers: axum::http::HeaderMap,
+        Json(body): Json<serde_json::Value>,
+    ) -> (StatusCode, Json<serde_json::Value>) {
         let delay = r.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
         if delay > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
@@ -322,7 +333,8 @@ synchronizations:
     completed(&report);
     assert!(report.warnings.iter().any(|w| w.contains("cut off created on the target")), "{:?}", report.warnings);
     let requests = receiver.requests.lock().unwrap().clone();
-    let made: Vec<&str> = requests.iter().filter(|(m, p, _)| m == "POST" && p != "replayed").map(|(_, _, b)| b["name"].as_str().unwrap()).collect();
+    let made: Vec<&str> =
+        requests.iter().filter(|(m, p, _)| m == "POST" && p != "replayed").map(|(_, _, b)| b["name"].as_str().unwrap()).collect();
     let replayed = requests.iter().filter(|(_, p, _)| p == "replayed").count();
     let mut distinct = made.clone();
     distinct.sort();
@@ -350,7 +362,8 @@ async fn a_gzip_snapshot_is_merged_through_its_compression() {
     completed(&report);
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(out.path().join("sync.ndjson.gz")).unwrap()).read_to_string(&mut text).unwrap();
-    let mut names: Vec<String> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].as_str().unwrap().to_string()).collect();
     names.sort();
     assert_eq!(names, ["Rexy", "Tom"]);
 }
@@ -415,7 +428,8 @@ async fn change_files_split_at_rows_per_file() {
     let ws = workspace(&target, "");
     let report = ws.run().await;
     completed(&report);
-    let mut files: Vec<String> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     files.sort();
     assert_eq!(files.len(), 2, "3 rows, 2 a file: {files:?}");
     assert!(files[0].ends_with("-0001.ndjson") && files[1].ends_with("-0002.ndjson"), "{files:?}");
@@ -463,13 +477,17 @@ synchronizations:
     ids.sort();
     ids.dedup();
     assert_eq!((rows.len(), ids.len()), (200, 200), "every pet once");
-    let leftovers: Vec<String> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".partial-")).collect();
+    let leftovers: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial-"))
+        .collect();
     assert!(leftovers.is_empty(), "the killed run's staging file is cleaned up: {leftovers:?}");
 }
 
 #[tokio::test]
 async fn files_on_the_in_memory_object_store() {
-    use object_store::{path::Path as StorePath, ObjectStoreExt};
+    use object_store::{ObjectStoreExt, path::Path as StorePath};
     let ws = Workspace::new();
     let data = ws.data();
     edit(&ws, b"id,name\n1,Rex\n2,Tom\n");
@@ -484,7 +502,11 @@ async fn files_on_the_in_memory_object_store() {
     let store = syncline::sources::file::memory_store(&bucket);
     let read = |store: std::sync::Arc<dyn object_store::ObjectStore>| async move {
         let bytes = store.get(&StorePath::from("exports/pets.ndjson")).await.unwrap().bytes().await.unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+        String::from_utf8(bytes.to_vec())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
     };
     assert_eq!(read(store.clone()).await.len(), 2);
     edit(&ws, b"id,name\n1,Rex\n");

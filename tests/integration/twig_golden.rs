@@ -55,5 +55,11 @@ fn every_case_renders_as_twig_3_renders_it() {
             failures.push(format!("{name}: {wrong}\n    template: {}", case["template"]));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ from Twig 3 ({refused} refused on purpose):\n{}", failures.len(), table.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from Twig 3 ({refused} refused on purpose):\n{}",
+        failures.len(),
+        table.len(),
+        failures.join("\n")
+    );
 }

@@ -6,7 +6,6 @@ use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime
 use minijinja::value::Value;
 use minijinja::{Error, ErrorKind};
 
-
 /// OpenConnector's slugify: lowercase, spaces and `_` to `-`, only `[a-z0-9-]`, no repeated or
 /// surrounding `-`.
 pub fn slugify(text: &str) -> String {
@@ -90,7 +89,8 @@ pub fn call_method(value: &Value, name: &str, args: &[Value]) -> Option<Result<V
 /// Twig's `date_modify(modifier)`: the moment moved as `strtotime` reads the modifier.
 pub fn date_modify(value: Value, modifier: String) -> Result<Value, Error> {
     let (at, zone) = moment(&value)?;
-    let moved = parse_date(&modifier, &zone, at).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("Failed to parse time string ({modifier})")))?;
+    let moved = parse_date(&modifier, &zone, at)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("Failed to parse time string ({modifier})")))?;
     Ok(Value::from_object(Moment { at: moved, zone }))
 }
 
@@ -324,10 +324,7 @@ fn ordinal_suffix(day: u32) -> &'static str {
 
 fn days_in_month(year: i32, month: u32) -> u32 {
     let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
-    NaiveDate::from_ymd_opt(next_year, next_month, 1)
-        .and_then(|d| d.pred_opt())
-        .map(|d| d.day())
-        .unwrap_or(30)
+    NaiveDate::from_ymd_opt(next_year, next_month, 1).and_then(|d| d.pred_opt()).map(|d| d.day()).unwrap_or(30)
 }
 
 fn is_dst(tz: chrono_tz::Tz, at: &DateTime<FixedOffset>) -> bool {

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeSet;
 
-use super::parse::{Arg, Expr, Node};
 use super::TwigError;
+use super::parse::{Arg, Expr, Node};
 
 /// Filters of Twig 3 (and the ones OpenConnector's shipped mappings use) with their parameter names,
 /// for named arguments.
@@ -69,7 +69,16 @@ const CUSTOM_FUNCTIONS: &[&str] = &["executeMapping", "generateUuid", "oauthToke
 pub fn emit(nodes: &[Node]) -> Result<(String, bool), TwigError> {
     let mut assigned = BTreeSet::new();
     collect_assigned(nodes, &mut assigned);
-    let mut emitter = Emitter { out: String::new(), assigned, bound: Vec::new(), rebound: Vec::new(), counter: 0, reads_context: false, parent_loops: Vec::new(), isolated: None };
+    let mut emitter = Emitter {
+        out: String::new(),
+        assigned,
+        bound: Vec::new(),
+        rebound: Vec::new(),
+        counter: 0,
+        reads_context: false,
+        parent_loops: Vec::new(),
+        isolated: None,
+    };
     if !emitter.assigned.is_empty() {
         emitter.out.push_str("{% set __tw = tw_scope() %}");
     }
@@ -305,7 +314,10 @@ impl Emitter {
             match &arg.name {
                 None => positional.push(Some(code)),
                 Some(named) => {
-                    let index = params.iter().position(|p| p == named).ok_or_else(|| TwigError::syntax(0, format!("the filter `{name}` has no argument `{named}`")))?;
+                    let index = params
+                        .iter()
+                        .position(|p| p == named)
+                        .ok_or_else(|| TwigError::syntax(0, format!("the filter `{name}` has no argument `{named}`")))?;
                     if positional.len() <= index {
                         positional.resize(index + 1, None);
                     }
@@ -512,7 +524,16 @@ impl Emitter {
         for name in &free {
             captures.push(format!("{}: {}", quoted(name), self.name(name)?));
         }
-        let mut inner = Emitter { out: String::new(), assigned: BTreeSet::new(), bound: params.iter().chain(&free).cloned().collect(), rebound: Vec::new(), counter: 0, reads_context: false, parent_loops: Vec::new(), isolated: None };
+        let mut inner = Emitter {
+            out: String::new(),
+            assigned: BTreeSet::new(),
+            bound: params.iter().chain(&free).cloned().collect(),
+            rebound: Vec::new(),
+            counter: 0,
+            reads_context: false,
+            parent_loops: Vec::new(),
+            isolated: None,
+        };
         // `tw_spent` runs last, when the body's cost is known (see `runtime::call_arrow`).
         let code = format!("tw_spent({})", inner.expr(body)?);
         let params: Vec<String> = params.iter().map(|p| quoted(p)).collect();
@@ -558,10 +579,33 @@ fn quoted(text: &str) -> String {
 }
 
 fn is_identifier(text: &str) -> bool {
-    text.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !is_minijinja_word(text)
+    text.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !is_minijinja_word(text)
 }
 
 /// Words minijinja reads as keywords or constants, which Twig lets be variable names.
 fn is_minijinja_word(text: &str) -> bool {
-    matches!(text, "and" | "or" | "not" | "in" | "is" | "if" | "else" | "true" | "false" | "none" | "True" | "False" | "None" | "self" | "super" | "loop" | "caller" | "varargs" | "kwargs")
+    matches!(
+        text,
+        "and"
+            | "or"
+            | "not"
+            | "in"
+            | "is"
+            | "if"
+            | "else"
+            | "true"
+            | "false"
+            | "none"
+            | "True"
+            | "False"
+            | "None"
+            | "self"
+            | "super"
+            | "loop"
+            | "caller"
+            | "varargs"
+            | "kwargs"
+    )
 }

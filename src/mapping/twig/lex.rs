@@ -39,8 +39,39 @@ pub enum Piece {
 
 /// Operators, longest first (Twig sorts them by length), as written with single spaces.
 const OPERATORS: &[&str] = &[
-    "starts with", "ends with", "has every", "has some", "matches", "not in", "is not", "b-and", "b-xor", "b-or", "and", "not", "<=>", "**", "??",
-    "==", "!=", "<=", ">=", "//", "..", "or", "in", "is", "<", ">", "+", "-", "~", "*", "/", "%", "=",
+    "starts with",
+    "ends with",
+    "has every",
+    "has some",
+    "matches",
+    "not in",
+    "is not",
+    "b-and",
+    "b-xor",
+    "b-or",
+    "and",
+    "not",
+    "<=>",
+    "**",
+    "??",
+    "==",
+    "!=",
+    "<=",
+    ">=",
+    "//",
+    "..",
+    "or",
+    "in",
+    "is",
+    "<",
+    ">",
+    "+",
+    "-",
+    "~",
+    "*",
+    "/",
+    "%",
+    "=",
 ];
 
 pub fn lex(source: &str) -> Result<Vec<Piece>, TwigError> {
@@ -165,7 +196,8 @@ fn find_open(source: &str, from: usize) -> Option<usize> {
 fn verbatim(source: &str, from: usize) -> Result<(String, (usize, Trim)), TwigError> {
     let mut at = from;
     loop {
-        let open = source[at..].find("{%").map(|i| i + at).ok_or_else(|| TwigError::syntax(from, "`verbatim` is not closed by `endverbatim`"))?;
+        let open =
+            source[at..].find("{%").map(|i| i + at).ok_or_else(|| TwigError::syntax(from, "`verbatim` is not closed by `endverbatim`"))?;
         let mut inner = open + 2;
         let modifier = source.as_bytes().get(inner).copied();
         if matches!(modifier, Some(b'-' | b'~')) {
@@ -471,7 +503,10 @@ mod tests {
 
     #[test]
     fn verbatim_and_errors() {
-        assert_eq!(lex("{% verbatim %}{{ x }}{% endverbatim %}!").unwrap(), vec![Piece::Verbatim("{{ x }}".into()), Piece::Text("!".into())]);
+        assert_eq!(
+            lex("{% verbatim %}{{ x }}{% endverbatim %}!").unwrap(),
+            vec![Piece::Verbatim("{{ x }}".into()), Piece::Text("!".into())]
+        );
         assert!(lex("{{ x ").is_err());
         assert!(lex("{{ 'open }}").is_err());
         assert_eq!(stripcslashes(r"a\nb\x41\101\q"), "a\nbAAq");

@@ -14,8 +14,8 @@ mod runtime;
 
 use minijinja::Environment;
 
-pub use date::{format_php, parse_date, slugify, utc_zone, Zone};
-pub use runtime::budget::{begin as begin_render, Render};
+pub use date::{Zone, format_php, parse_date, slugify, utc_zone};
+pub use runtime::budget::{Render, begin as begin_render};
 pub use runtime::{is_empty, to_php_string, truthy};
 
 /// A template Twig would refuse, or that uses a construct syncline does not support.
@@ -59,7 +59,9 @@ pub fn install(env: &mut Environment<'static>) {
     runtime::install(env);
     // Twig's `raw` marks a value safe, so autoescape leaves it alone and the decode after rendering
     // turns its entities into characters.
-    env.add_filter("raw", |v: minijinja::Value| if v.kind() == minijinja::value::ValueKind::String { minijinja::Value::from_safe_string(v.to_string()) } else { v });
+    env.add_filter("raw", |v: minijinja::Value| {
+        if v.kind() == minijinja::value::ValueKind::String { minijinja::Value::from_safe_string(v.to_string()) } else { v }
+    });
     env.add_function("generateUuid", || uuid::Uuid::new_v4().to_string());
 }
 

@@ -4,8 +4,8 @@
 //! tags `if`/`elseif`/`else`, `for` (with `else`), `set` (and its block form), `apply`, `with`,
 //! `autoescape` and `do`. Anything else of Twig is refused here, by name.
 
-use super::lex::{Piece, StrPart, Token};
 use super::TwigError;
+use super::lex::{Piece, StrPart, Token};
 
 /// How deeply expressions and tags may nest in one template.
 const MAX_NESTING: usize = 64;
@@ -23,14 +23,44 @@ pub enum Expr {
     Array(Vec<Expr>),
     Hash(Vec<(Expr, Expr)>),
     /// `a.b`, `a[b]`, `a.b(args)` (a method call, which arrays do not have).
-    Attr { object: Box<Expr>, key: Box<Expr>, call: Option<Vec<Arg>> },
-    Filter { input: Box<Expr>, name: String, args: Vec<Arg> },
-    Test { input: Box<Expr>, name: String, args: Vec<Arg>, negated: bool },
-    Call { name: String, args: Vec<Arg> },
-    Unary { op: &'static str, operand: Box<Expr> },
-    Binary { op: String, left: Box<Expr>, right: Box<Expr> },
-    Conditional { condition: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
-    Arrow { params: Vec<String>, body: Box<Expr> },
+    Attr {
+        object: Box<Expr>,
+        key: Box<Expr>,
+        call: Option<Vec<Arg>>,
+    },
+    Filter {
+        input: Box<Expr>,
+        name: String,
+        args: Vec<Arg>,
+    },
+    Test {
+        input: Box<Expr>,
+        name: String,
+        args: Vec<Arg>,
+        negated: bool,
+    },
+    Call {
+        name: String,
+        args: Vec<Arg>,
+    },
+    Unary {
+        op: &'static str,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: String,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Conditional {
+        condition: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
+    Arrow {
+        params: Vec<String>,
+        body: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,8 +84,22 @@ pub enum Node {
 }
 
 /// Tags Twig has that syncline does not run: named in the refusal.
-const REFUSED_TAGS: [&str; 14] =
-    ["extends", "block", "include", "embed", "import", "from", "use", "macro", "sandbox", "deprecated", "flush", "cache", "guard", "spaceless"];
+const REFUSED_TAGS: [&str; 14] = [
+    "extends",
+    "block",
+    "include",
+    "embed",
+    "import",
+    "from",
+    "use",
+    "macro",
+    "sandbox",
+    "deprecated",
+    "flush",
+    "cache",
+    "guard",
+    "spaceless",
+];
 
 pub fn parse(pieces: Vec<Piece>) -> Result<Vec<Node>, TwigError> {
     let mut parser = Parser { pieces: pieces.into_iter().peekable(), depth: 0, pending: None };
@@ -214,7 +258,11 @@ impl Parser {
                 Ok(Node::Apply { filters, body })
             }
             "with" => {
-                let variables = if tokens.peek().is_some() && tokens.peek() != Some(&Token::Name("only".into())) { Some(tokens.expression(0)?) } else { None };
+                let variables = if tokens.peek().is_some() && tokens.peek() != Some(&Token::Name("only".into())) {
+                    Some(tokens.expression(0)?)
+                } else {
+                    None
+                };
                 let only = tokens.eat(&Token::Name("only".into()));
                 tokens.done()?;
                 let (body, end) = self.body(&["endwith"])?;
@@ -276,7 +324,8 @@ fn binary(op: &str) -> Option<(u32, bool)> {
         "b-or" => (16, false),
         "b-xor" => (17, false),
         "b-and" => (18, false),
-        "==" | "!=" | "<=>" | "<" | ">" | ">=" | "<=" | "not in" | "in" | "matches" | "starts with" | "ends with" | "has some" | "has every" => (20, false),
+        "==" | "!=" | "<=>" | "<" | ">" | ">=" | "<=" | "not in" | "in" | "matches" | "starts with" | "ends with" | "has some"
+        | "has every" => (20, false),
         ".." => (25, false),
         "+" | "-" => (30, false),
         "~" => (40, false),
@@ -585,7 +634,8 @@ impl Tokens {
                 }
                 Some(Token::Punct('[')) => {
                     self.next += 1;
-                    let (start, slice) = if self.peek() == Some(&Token::Punct(':')) { (Expr::Int(0), true) } else { (self.expression(0)?, false) };
+                    let (start, slice) =
+                        if self.peek() == Some(&Token::Punct(':')) { (Expr::Int(0), true) } else { (self.expression(0)?, false) };
                     let slice = self.eat(&Token::Punct(':')) || slice;
                     if slice {
                         let length = if self.peek() == Some(&Token::Punct(']')) { Expr::Null } else { self.expression(0)? };
@@ -701,12 +751,15 @@ mod tests {
     fn postfix_hashes_slices_and_arrows() {
         assert!(matches!(expr("a.b[0].c|upper"), Expr::Filter { ref name, .. } if name == "upper"));
         assert!(matches!(expr("a[1:2]"), Expr::Filter { ref name, .. } if name == "slice"));
-        assert_eq!(expr("{a: 1, 'b': 2, (c): 3, d}"), Expr::Hash(vec![
-            (Expr::Str("a".into()), Expr::Int(1)),
-            (Expr::Str("b".into()), Expr::Int(2)),
-            (name("c"), Expr::Int(3)),
-            (Expr::Str("d".into()), name("d")),
-        ]));
+        assert_eq!(
+            expr("{a: 1, 'b': 2, (c): 3, d}"),
+            Expr::Hash(vec![
+                (Expr::Str("a".into()), Expr::Int(1)),
+                (Expr::Str("b".into()), Expr::Int(2)),
+                (name("c"), Expr::Int(3)),
+                (Expr::Str("d".into()), name("d")),
+            ])
+        );
         let Expr::Filter { args, .. } = expr("items|map((v, k) => v ~ k)") else { panic!() };
         assert!(matches!(&args[0].value, Expr::Arrow { params, .. } if params == &["v", "k"]));
         let Expr::Filter { args, .. } = expr("items|filter(v => v > 1)") else { panic!() };

@@ -25,8 +25,8 @@ use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
 use crate::config::{SourceDef, TargetDef, TextMap};
 use crate::envelope::lookup_text;
 use crate::path::DotPath;
-use crate::sources::api::HttpClient;
 use crate::sources::SourceError;
+use crate::sources::api::HttpClient;
 
 pub struct ApiSink {
     client: Arc<HttpClient>,
@@ -103,7 +103,9 @@ impl ApiSink {
             }
             // Never created there (its create failed, or it predates this target): nothing to delete.
             Op::Delete { remote_id: None, .. } => return Ok((Outcome::Deleted, None)),
-            Op::Delete { remote_id: Some(id), .. } => (self.delete_method.clone(), self.object_url(self.delete_endpoint.as_deref(), id), None),
+            Op::Delete { remote_id: Some(id), .. } => {
+                (self.delete_method.clone(), self.object_url(self.delete_endpoint.as_deref(), id), None)
+            }
         };
         let url = match url {
             Ok(url) => url,
@@ -118,13 +120,18 @@ impl ApiSink {
                         self.record_create(op, &id)?;
                         Ok((Outcome::Created, Some(id)))
                     }
-                    None => Ok((Outcome::Failed(format!("the create answer has no id at idPosition `{}`", self.id_position.segments().join("."))), None)),
+                    None => Ok((
+                        Outcome::Failed(format!("the create answer has no id at idPosition `{}`", self.id_position.segments().join("."))),
+                        None,
+                    )),
                 }
             }
             // Gone already: what a delete wanted.
             Err(SourceError::Http { status: 404, .. }) if matches!(op, Op::Delete { .. }) => Ok((Outcome::Deleted, None)),
             Err(error @ SourceError::Http { .. }) => Ok((Outcome::Failed(error.to_string()), None)),
-            Err(error @ (SourceError::Connect { .. } | SourceError::Tls { .. } | SourceError::Timeout { .. })) => Err(SinkError::Stopped(error.to_string())),
+            Err(error @ (SourceError::Connect { .. } | SourceError::Tls { .. } | SourceError::Timeout { .. })) => {
+                Err(SinkError::Stopped(error.to_string()))
+            }
             Err(other) => Ok((Outcome::Failed(other.to_string()), None)),
         }
     }

@@ -8,8 +8,8 @@ mod postgres;
 
 use std::collections::BTreeMap;
 
-use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -169,14 +169,23 @@ impl Changes {
 }
 
 /// Checks the table for these columns before the first write, creating it when asked; its columns.
-async fn prepare<C: Connection>(conn: &mut C, table: &Table, columns: &BTreeMap<String, ColumnType>, soft: bool) -> Result<Vec<String>, SinkError> {
+async fn prepare<C: Connection>(
+    conn: &mut C,
+    table: &Table,
+    columns: &BTreeMap<String, ColumnType>,
+    soft: bool,
+) -> Result<Vec<String>, SinkError> {
     let mut existing = conn.columns().await?;
     if existing.is_empty() {
         if !table.create {
-            return Err(SinkError::Stopped(format!("table {} does not exist in {} (set `createTable: true` to create it)", table.name, table.shown)));
+            return Err(SinkError::Stopped(format!(
+                "table {} does not exist in {} (set `createTable: true` to create it)",
+                table.name, table.shown
+            )));
         }
         let mut definitions = vec![format!("{} {} PRIMARY KEY", C::quote(&table.key), C::KEY_TYPE)];
-        definitions.extend(columns.iter().filter(|(c, _)| **c != table.key).map(|(c, t)| format!("{} {}", C::quote(c), C::column_type(*t))));
+        definitions
+            .extend(columns.iter().filter(|(c, _)| **c != table.key).map(|(c, t)| format!("{} {}", C::quote(c), C::column_type(*t))));
         definitions.push(format!("{} {}", C::quote(DELETED_AT), C::TIMESTAMP_TYPE));
         conn.create(&definitions).await?;
         existing = conn.columns().await?;
@@ -185,7 +194,13 @@ async fn prepare<C: Connection>(conn: &mut C, table: &Table, columns: &BTreeMap<
     Ok(existing)
 }
 
-async fn write<C: Connection>(mut conn: C, table: &Table, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender, dry_run: bool) -> Result<(), SinkError> {
+async fn write<C: Connection>(
+    mut conn: C,
+    table: &Table,
+    mut input: mpsc::Receiver<Vec<Op>>,
+    acks: AckSender,
+    dry_run: bool,
+) -> Result<(), SinkError> {
     let mut existing: Option<Vec<String>> = None;
     while let Some(batch) = input.recv().await {
         let columns = match &existing {
@@ -276,9 +291,16 @@ impl Sink for DatabaseSink {
         std::thread::scope(|scope| {
             scope
                 .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SinkError::Stopped(e.to_string()))?;
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| SinkError::Stopped(e.to_string()))?;
                     runtime.block_on(async move {
-                        if postgres { postgres::Pg::connect(table).await?.keys().await } else { mysql::My::connect(table).await?.keys().await }
+                        if postgres {
+                            postgres::Pg::connect(table).await?.keys().await
+                        } else {
+                            mysql::My::connect(table).await?.keys().await
+                        }
                     })
                 })
                 .join()

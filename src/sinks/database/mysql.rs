@@ -1,12 +1,11 @@
 //! MySQL/MariaDB: multi-row `INSERT … ON DUPLICATE KEY UPDATE` and `DELETE … WHERE key IN (…)`, a
 //! batch per transaction; objects and arrays go into JSON columns as their text.
 
-
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, TxOpts, Value as SqlValue};
 use serde_json::Value;
 
-use super::{Changes, ColumnType, Connection, Table, WriteError, DELETED_AT};
+use super::{Changes, ColumnType, Connection, DELETED_AT, Table, WriteError};
 use crate::sinks::SinkError;
 
 pub struct My {
@@ -43,7 +42,11 @@ fn sql_value(value: &Value) -> SqlValue {
     match value {
         Value::Null => SqlValue::NULL,
         Value::Bool(b) => SqlValue::Int(i64::from(*b)),
-        Value::Number(n) => n.as_i64().map(SqlValue::Int).or_else(|| n.as_u64().map(SqlValue::UInt)).unwrap_or_else(|| SqlValue::Double(n.as_f64().unwrap_or(0.0))),
+        Value::Number(n) => n
+            .as_i64()
+            .map(SqlValue::Int)
+            .or_else(|| n.as_u64().map(SqlValue::UInt))
+            .unwrap_or_else(|| SqlValue::Double(n.as_f64().unwrap_or(0.0))),
         Value::String(s) => SqlValue::Bytes(s.clone().into_bytes()),
         other => SqlValue::Bytes(other.to_string().into_bytes()),
     }
@@ -65,7 +68,10 @@ impl My {
 
     async fn existing_columns(&mut self) -> Result<Vec<String>, SinkError> {
         let sql = "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
-        self.conn.exec(sql, (self.table.schema.clone(), self.table.name.clone())).await.map_err(|e| SinkError::Stopped(format!("{}: {e}", self.table.shown)))
+        self.conn
+            .exec(sql, (self.table.schema.clone(), self.table.name.clone()))
+            .await
+            .map_err(|e| SinkError::Stopped(format!("{}: {e}", self.table.shown)))
     }
 }
 
@@ -99,10 +105,15 @@ impl Connection for My {
         if !changes.rows.is_empty() {
             let list = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
             let one = format!("({})", vec!["?"; columns.len()].join(", "));
-            let updates: Vec<String> = columns.iter().filter(|c| **c != self.table.key).map(|c| format!("{0} = VALUES({0})", quote(c))).collect();
+            let updates: Vec<String> =
+                columns.iter().filter(|c| **c != self.table.key).map(|c| format!("{0} = VALUES({0})", quote(c))).collect();
             let on_duplicate = if updates.is_empty() { format!("{key} = {key}") } else { updates.join(", ") };
-            let sql = format!("INSERT INTO {table} ({list}) VALUES {} ON DUPLICATE KEY UPDATE {on_duplicate}", vec![one; changes.rows.len()].join(", "));
-            let params: Vec<SqlValue> = changes.rows.iter().flat_map(|r| columns.iter().map(|c| r.get(c).map_or(SqlValue::NULL, sql_value))).collect();
+            let sql = format!(
+                "INSERT INTO {table} ({list}) VALUES {} ON DUPLICATE KEY UPDATE {on_duplicate}",
+                vec![one; changes.rows.len()].join(", ")
+            );
+            let params: Vec<SqlValue> =
+                changes.rows.iter().flat_map(|r| columns.iter().map(|c| r.get(c).map_or(SqlValue::NULL, sql_value))).collect();
             tx.exec_drop(sql, params).await.map_err(classify)?;
         }
         for (ids, soft) in [(&changes.deleted, false), (&changes.soft_deleted, true)] {

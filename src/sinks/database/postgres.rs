@@ -2,10 +2,9 @@
 //! so the server converts each value to its column's type and a batch is one statement whatever its
 //! size; upserts are `INSERT … ON CONFLICT (key) DO UPDATE`, deletes `DELETE … WHERE key = ANY($1)`.
 
-
 use tokio_postgres::{Client, NoTls};
 
-use super::{Changes, ColumnType, Connection, Table, WriteError, DELETED_AT};
+use super::{Changes, ColumnType, Connection, DELETED_AT, Table, WriteError};
 use crate::sinks::SinkError;
 
 pub struct Pg {
@@ -63,7 +62,9 @@ fn sql_type(kind: ColumnType) -> &'static str {
 /// the run.
 fn classify(error: tokio_postgres::Error) -> WriteError {
     match error.as_db_error() {
-        Some(db) if db.code().code().starts_with("22") || db.code().code().starts_with("23") => WriteError::Rejected(db.message().to_string()),
+        Some(db) if db.code().code().starts_with("22") || db.code().code().starts_with("23") => {
+            WriteError::Rejected(db.message().to_string())
+        }
         Some(db) => WriteError::Broken(format!("PostgreSQL error {}: {}", db.code().code(), db.message())),
         None => WriteError::Broken(error.to_string()),
     }
@@ -96,13 +97,23 @@ impl Connection for Pg {
         let transaction = self.client.transaction().await.map_err(classify)?;
         if !changes.rows.is_empty() {
             let list = changes.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-            let updates = changes.columns.iter().filter(|c| **c != self.table.key).map(|c| format!("{0} = EXCLUDED.{0}", quote(c))).collect::<Vec<_>>();
+            let updates = changes
+                .columns
+                .iter()
+                .filter(|c| **c != self.table.key)
+                .map(|c| format!("{0} = EXCLUDED.{0}", quote(c)))
+                .collect::<Vec<_>>();
             let on_conflict = if updates.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", updates.join(", ")) };
-            let sql = format!("INSERT INTO {table} ({list}) SELECT {list} FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) ON CONFLICT ({key}) {on_conflict}");
+            let sql = format!(
+                "INSERT INTO {table} ({list}) SELECT {list} FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) ON CONFLICT ({key}) {on_conflict}"
+            );
             transaction.execute(&sql, &[&tokio_postgres::types::Json(&changes.rows)]).await.map_err(classify)?;
         }
         if !changes.deleted.is_empty() {
-            transaction.execute(&format!("DELETE FROM {table} WHERE {key}::text = ANY($1::text[])"), &[&changes.deleted]).await.map_err(classify)?;
+            transaction
+                .execute(&format!("DELETE FROM {table} WHERE {key}::text = ANY($1::text[])"), &[&changes.deleted])
+                .await
+                .map_err(classify)?;
         }
         if !changes.soft_deleted.is_empty() {
             let sql = format!("UPDATE {table} SET {} = now() WHERE {key}::text = ANY($1::text[])", quote(DELETED_AT));

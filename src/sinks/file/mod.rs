@@ -14,10 +14,10 @@ mod writer;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -124,7 +124,11 @@ impl FileSink {
                         out.push(row);
                     }
                     (Op::Delete { origin_id, soft: is_soft, .. }, FileMode::Snapshot) => {
-                        if *is_soft { soft.insert(origin_id.clone()) } else { deleted.insert(origin_id.clone()) };
+                        if *is_soft {
+                            soft.insert(origin_id.clone())
+                        } else {
+                            deleted.insert(origin_id.clone())
+                        };
                     }
                     (Op::Delete { origin_id, soft: is_soft, .. }, FileMode::Changes) => {
                         let mut row = with_id(origin_id, &Value::Null);
@@ -229,8 +233,9 @@ impl FileSink {
         let (tx, mut rx) = mpsc::channel(4);
         let (store, format, shown) = (Arc::clone(&self.store), self.format, format!("{}/{name}", self.shown));
         // Read back as text: the values were written from typed objects, CSV keeps them as text anyway.
-        let mut options = FormatOptions::from_config(&SourceConfigDef { column_types: Some(ColumnTypes::Text), ..SourceConfigDef::default() })
-            .map_err(|e| SinkError::Stopped(e.to_string()))?;
+        let mut options =
+            FormatOptions::from_config(&SourceConfigDef { column_types: Some(ColumnTypes::Text), ..SourceConfigDef::default() })
+                .map_err(|e| SinkError::Stopped(e.to_string()))?;
         // Parquet compresses its own pages; a text snapshot was gzipped whole.
         options.gzip = Some(self.compression == Compression::Gzip && self.format != FileFormat::Parquet);
         let reader = tokio::spawn(async move {

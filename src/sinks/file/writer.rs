@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use arrow::json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
+use arrow::json::reader::{ReaderBuilder, infer_json_schema_from_iterator};
 use parquet::arrow::ArrowWriter;
 use serde_json::{Map, Value};
 
@@ -59,8 +59,15 @@ impl Output {
 pub enum RowWriter {
     Ndjson(Vec<u8>),
     /// `columns`: the header, fixed by the first rows and written once.
-    Csv { out: Vec<u8>, columns: Option<Vec<String>> },
-    Parquet { writer: Option<Box<ArrowWriter<Vec<u8>>>>, schema: Option<SchemaRef>, compression: Compression },
+    Csv {
+        out: Vec<u8>,
+        columns: Option<Vec<String>>,
+    },
+    Parquet {
+        writer: Option<Box<ArrowWriter<Vec<u8>>>>,
+        schema: Option<SchemaRef>,
+        compression: Compression,
+    },
 }
 
 impl RowWriter {
@@ -112,7 +119,8 @@ impl RowWriter {
                 let schema = match schema {
                     Some(schema) => Arc::clone(schema),
                     None => {
-                        let inferred = infer_json_schema_from_iterator(rows.iter().map(|r| Ok(Value::Object(r.clone())))).map_err(|e| e.to_string())?;
+                        let inferred = infer_json_schema_from_iterator(rows.iter().map(|r| Ok(Value::Object(r.clone()))))
+                            .map_err(|e| e.to_string())?;
                         let inferred = Arc::new(inferred);
                         *schema = Some(Arc::clone(&inferred));
                         let codec = match compression {
@@ -122,11 +130,14 @@ impl RowWriter {
                             Compression::Zstd => parquet::basic::Compression::ZSTD(Default::default()),
                         };
                         let properties = parquet::file::properties::WriterProperties::builder().set_compression(codec).build();
-                        *writer = Some(Box::new(ArrowWriter::try_new(Vec::new(), Arc::clone(&inferred), Some(properties)).map_err(|e| e.to_string())?));
+                        *writer = Some(Box::new(
+                            ArrowWriter::try_new(Vec::new(), Arc::clone(&inferred), Some(properties)).map_err(|e| e.to_string())?,
+                        ));
                         inferred
                     }
                 };
-                let mut decoder = ReaderBuilder::new(schema).with_batch_size(rows.len().max(1)).build_decoder().map_err(|e| e.to_string())?;
+                let mut decoder =
+                    ReaderBuilder::new(schema).with_batch_size(rows.len().max(1)).build_decoder().map_err(|e| e.to_string())?;
                 decoder.serialize(rows).map_err(|e| e.to_string())?;
                 let Some(batch) = decoder.flush().map_err(|e| e.to_string())? else { return Ok(()) };
                 let writer = writer.as_mut().expect("made with the schema");

@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::store::register::ObjectWrite;
 use crate::store::StateDir;
+use crate::store::register::ObjectWrite;
 
 /// Writes into `register/schema`.
 pub struct RegisterSink {
@@ -77,7 +77,10 @@ fn describe(error: &ValidationError) -> String {
             format!("schema does not allow field {fields}{within}")
         }
         ValidationErrorKind::Required { property } => {
-            format!("required property `{}` is missing{within}", property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string()))
+            format!(
+                "required property `{}` is missing{within}",
+                property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string())
+            )
         }
         _ => {
             let field = if at.is_empty() || at == "/" { "the object".to_string() } else { format!("field `{at}`") };
@@ -223,7 +226,8 @@ impl RegisterSink {
                         let text = serde_json::to_string(&object).unwrap_or_default();
                         // The diff's view decides the count: an object a crashed run already wrote
                         // is still a creation from the contracts' point of view.
-                        let (kind, outcome) = if created { (Kind::Create(text), Outcome::Created) } else { (Kind::Update(text), Outcome::Updated) };
+                        let (kind, outcome) =
+                            if created { (Kind::Create(text), Outcome::Created) } else { (Kind::Update(text), Outcome::Updated) };
                         writes.push(Prepared { id: target_id, kind, ack: ack(outcome) });
                     }
                     Op::Delete { row, origin_id, target_id, soft, .. } => {

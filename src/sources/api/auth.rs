@@ -63,7 +63,8 @@ impl RequestTemplates {
         let mut sources = String::new();
         let mut add = |env: &mut Environment<'static>, text: &str, what: &str| -> Result<String, SourceError> {
             let name = format!("v{}", env.templates().count());
-            let translated = crate::mapping::twig::translate(text).map_err(|e| SourceError::Config(format!("{what} is not a valid template: {e}")))?;
+            let translated =
+                crate::mapping::twig::translate(text).map_err(|e| SourceError::Config(format!("{what} is not a valid template: {e}")))?;
             env.add_template_owned(name.clone(), translated.source)
                 .map_err(|e| SourceError::Config(format!("{what} is not a valid template: {e}")))?;
             sources.push_str(text);
@@ -71,7 +72,8 @@ impl RequestTemplates {
         };
         let mut header_templates = Vec::new();
         for (name, value) in templated_headers {
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
+            let header =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
             header_templates.push((header, add(&mut env, &value.0, &format!("header `{name}`"))?));
         }
         let mut query_templates = Vec::new();
@@ -92,7 +94,8 @@ impl RequestTemplates {
                         Some(Value::String(text)) => text.clone(),
                         Some(other) => other.to_string(),
                     };
-                    let payload = crate::mapping::twig::translate(&payload).map_err(|e| SourceError::Config(format!("the JWT payload is not a valid template: {e}")))?;
+                    let payload = crate::mapping::twig::translate(&payload)
+                        .map_err(|e| SourceError::Config(format!("the JWT payload is not a valid template: {e}")))?;
                     env.add_template_owned(JWT_PAYLOAD, payload.source)
                         .map_err(|e| SourceError::Config(format!("the JWT payload is not a valid template: {e}")))?;
                 }
@@ -117,10 +120,13 @@ impl RequestTemplates {
             }
             if let Some((header, key)) = &tokens.jwt {
                 // Signed anew for each request: payloads carry times (`{{ 'now'|date('U') }}`).
-                let claims = self.env.get_template(JWT_PAYLOAD).and_then(|t| t.render(minijinja::context! { source => minijinja::Value::from(minijinja::value::Serde(&self.source)) }));
+                let claims = self.env.get_template(JWT_PAYLOAD).and_then(|t| {
+                    t.render(minijinja::context! { source => minijinja::Value::from(minijinja::value::Serde(&self.source)) })
+                });
                 let claims: Value = serde_json::from_str(&claims.map_err(|e| SourceError::Config(format!("the JWT payload failed: {e}")))?)
                     .map_err(|e| SourceError::Config(format!("the JWT payload does not render to JSON: {e}")))?;
-                let token = jsonwebtoken::encode(header, &claims, key).map_err(|e| SourceError::Config(format!("cannot sign the JWT: {e}")))?;
+                let token =
+                    jsonwebtoken::encode(header, &claims, key).map_err(|e| SourceError::Config(format!("cannot sign the JWT: {e}")))?;
                 context.insert("__jwt_token".into(), token.into());
             }
         }
@@ -134,7 +140,8 @@ impl RequestTemplates {
         let mut headers = Vec::with_capacity(self.headers.len());
         for (header, template) in &self.headers {
             let text = render(template)?;
-            let value = HeaderValue::from_str(&text).map_err(|_| SourceError::Config(format!("header `{header}` rendered to a value that cannot be sent")))?;
+            let value = HeaderValue::from_str(&text)
+                .map_err(|_| SourceError::Config(format!("header `{header}` rendered to a value that cannot be sent")))?;
             headers.push((header.clone(), value));
         }
         let mut query = Vec::with_capacity(self.query.len());
@@ -217,7 +224,10 @@ impl Tokens {
             _ => return Err(auth_error(format!("no token at `{}` in the token response", location.segments().join(".")))),
         };
         // Capped at a day: an `expires_in` of 10^19 would overflow the clock it is added to.
-        let lifetime = json.get("expires_in").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).map(|s| Duration::from_secs(s.min(86_400)));
+        let lifetime = json
+            .get("expires_in")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .map(|s| Duration::from_secs(s.min(86_400)));
         Ok((token, lifetime.unwrap_or(DEFAULT_LIFETIME)))
     }
 }
@@ -231,7 +241,11 @@ fn signer(def: &AuthenticationDef) -> Result<(jsonwebtoken::Header, jsonwebtoken
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     let name = def.algorithm.as_deref().unwrap_or("HS256");
     let algorithm: Algorithm = name.parse().map_err(|_| SourceError::Config(format!("JWT algorithm `{name}` is not supported")))?;
-    let secret = def.secret.as_ref().map(|s| s.expose().to_string()).ok_or_else(|| SourceError::Config("jwtToken needs `authentication.secret`".into()))?;
+    let secret = def
+        .secret
+        .as_ref()
+        .map(|s| s.expose().to_string())
+        .ok_or_else(|| SourceError::Config("jwtToken needs `authentication.secret`".into()))?;
     let key = match algorithm {
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => EncodingKey::from_secret(secret.as_bytes()),
         Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => {
@@ -265,7 +279,8 @@ mod tests {
     async fn jwt_tokens_sign_the_rendered_payload() {
         let def = source(json!({"location": "http://x", "authentication": {"algorithm": "HS256", "secret": "k3y",
             "payload": "{\"iss\": \"syncline\", \"iat\": {{ 'now'|date('U') }}}"}}));
-        let mut headers = vec![("Authorization".to_string(), Text("Bearer {{ jwtToken(source) }}".into())), ("Accept".into(), Text("*/*".into()))];
+        let mut headers =
+            vec![("Authorization".to_string(), Text("Bearer {{ jwtToken(source) }}".into())), ("Accept".into(), Text("*/*".into()))];
         let mut query = Vec::new();
         let templates = RequestTemplates::take(&def, &mut headers, &mut query, &reqwest::Client::new()).unwrap().unwrap();
         assert_eq!(headers.len(), 1, "the static header stays static");

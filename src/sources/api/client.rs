@@ -11,16 +11,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
+use super::auth::RequestTemplates;
 use crate::config::{AuthKind, KeyPlacement, RetryDef, Secret, SourceDef, TextMap};
 use crate::limits::{ByteSize, OverLimit};
 use crate::sources::SourceError;
-use super::auth::RequestTemplates;
 
 /// One answered request.
 #[derive(Debug)]
@@ -101,15 +101,20 @@ impl HttpClient {
         });
         let mut builder = base(same_origin)?;
         let anonymous = if source.allow_cross_origin_links.0 {
-            Some(base(reqwest::redirect::Policy::limited(10))?.build().map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?)
+            Some(
+                base(reqwest::redirect::Policy::limited(10))?
+                    .build()
+                    .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?,
+            )
         } else {
             None
         };
         match (&source.tls.cert, &source.tls.key) {
             (Some(cert), Some(key)) => {
                 let pem = format!("{}\n{}", cert.trim_end(), key.expose());
-                let identity = reqwest::Identity::from_pem(pem.as_bytes())
-                    .map_err(|e| SourceError::Config(format!("tls.cert and tls.key are not a PEM certificate and private key: {}", chain(&e))))?;
+                let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
+                    SourceError::Config(format!("tls.cert and tls.key are not a PEM certificate and private key: {}", chain(&e)))
+                })?;
                 builder = builder.identity(identity);
             }
             (None, None) => {}
@@ -117,7 +122,8 @@ impl HttpClient {
         }
         let client = builder.build().map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?;
 
-        let mut header_pairs: Vec<(String, crate::config::Text)> = source.headers.iter().chain(extra_headers).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut header_pairs: Vec<(String, crate::config::Text)> =
+            source.headers.iter().chain(extra_headers).map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut query: Vec<(String, String)> = source.query.iter().chain(extra_query).map(|(k, v)| (k.clone(), v.0.clone())).collect();
         let templates = RequestTemplates::take(source, &mut header_pairs, &mut query, &client)?;
         let mut headers = HeaderMap::new();
@@ -130,8 +136,10 @@ impl HttpClient {
             if crate::secrets::is_secret_name(&name) {
                 crate::secrets::remember(&value.0);
             }
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
-            let value = HeaderValue::from_str(&value.0).map_err(|_| SourceError::Config(format!("header `{name}` has a value that cannot be sent")))?;
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
+            let value = HeaderValue::from_str(&value.0)
+                .map_err(|_| SourceError::Config(format!("header `{name}` has a value that cannot be sent")))?;
             headers.insert(name, value);
         }
 
@@ -153,7 +161,8 @@ impl HttpClient {
                 match settings.placement {
                     KeyPlacement::Header => {
                         let name = settings.name.as_deref().unwrap_or("X-API-Key");
-                        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
+                        let name = HeaderName::from_bytes(name.as_bytes())
+                            .map_err(|_| SourceError::Config(format!("`{name}` is not a header name")))?;
                         Auth::Header { name, key }
                     }
                     KeyPlacement::Query => Auth::Query { name: settings.name.clone().unwrap_or_else(|| "api_key".into()), key },
@@ -227,7 +236,10 @@ impl HttpClient {
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         let secret = |k: &str, v: &str| Some(k) == key_name || crate::secrets::is_secret_name(k) || crate::secrets::scrub(v) != v;
         if pairs.iter().any(|(k, v)| secret(k, v)) {
-            shown.query_pairs_mut().clear().extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), if secret(k, v) { "***" } else { v.as_str() })));
+            shown
+                .query_pairs_mut()
+                .clear()
+                .extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), if secret(k, v) { "***" } else { v.as_str() })));
         }
         crate::secrets::scrub(shown.as_str()).into_owned()
     }
@@ -242,7 +254,13 @@ impl HttpClient {
     /// an error.
     /// `idempotency_key` goes out as `Idempotency-Key`, the same on every attempt, so an API that honours
     /// it makes one object of a create that is retried, or sent again after a run was cut off.
-    pub async fn request(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, idempotency_key: Option<&str>) -> Result<Response, SourceError> {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Response, SourceError> {
         if !self.is_trusted(url) {
             return self.request_elsewhere(method, url, body).await;
         }
@@ -261,10 +279,15 @@ impl HttpClient {
                 Ok(response) if (200..300).contains(&response.status) => return Ok(response),
                 // A redirect the client did not follow leaves the origin (see `new`).
                 Ok(response) if (300..400).contains(&response.status) && response.headers.contains_key(reqwest::header::LOCATION) => {
-                    let target = response.headers.get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).and_then(|l| url.join(l).ok());
+                    let target =
+                        response.headers.get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).and_then(|l| url.join(l).ok());
                     return match target {
                         Some(target) if target.origin() != url.origin() => self.request_elsewhere(method, &target, body).await,
-                        _ => Err(SourceError::Http { url: shown.clone(), status: response.status, body: "a redirect syncline did not follow".into() }),
+                        _ => Err(SourceError::Http {
+                            url: shown.clone(),
+                            status: response.status,
+                            body: "a redirect syncline did not follow".into(),
+                        }),
                     };
                 }
                 Ok(response) => {
@@ -293,7 +316,12 @@ impl HttpClient {
 
     /// A request to an origin credentials do not go to: refused, or sent bare with a warning when the
     /// source allows cross-origin links. Not retried.
-    async fn request_elsewhere(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>) -> Result<Response, SourceError> {
+    async fn request_elsewhere(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, SourceError> {
         let Some(anonymous) = &self.anonymous else { return Err(self.cross_origin(url)) };
         // A link may carry this source's key in its query (an upstream echoing it back): it stays home.
         let url = &crate::secrets::without_credentials(url);
@@ -302,10 +330,9 @@ impl HttpClient {
         }
         let shown = self.redact(url);
         let host = url.origin().ascii_serialization();
-        self.warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(format!("followed a link to {host}, another origin than the source's, without the source's credentials (allowCrossOriginLinks)"));
+        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
+            "followed a link to {host}, another origin than the source's, without the source's credentials (allowCrossOriginLinks)"
+        ));
         let mut request = anonymous.request(method, url.clone());
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
@@ -344,7 +371,14 @@ impl HttpClient {
         Ok(Response { status, headers, body: body.freeze() })
     }
 
-    async fn send(&self, method: reqwest::Method, url: &Url, body: Option<&serde_json::Value>, idempotency_key: Option<&str>, shown: &str) -> Result<Response, SourceError> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        idempotency_key: Option<&str>,
+        shown: &str,
+    ) -> Result<Response, SourceError> {
         let mut url = url.clone();
         let mut headers = self.headers.clone();
         if let Some(templates) = &self.templates {
@@ -473,7 +507,8 @@ fn excerpt(body: &Bytes) -> String {
     // Secrets are masked before the cut, so none can show in part at its end.
     let text = crate::secrets::scrub(&String::from_utf8_lossy(body)).into_owned();
     // An upstream's text reaches terminals and pages: no control characters (escape sequences).
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    let line: String =
+        text.split_whitespace().collect::<Vec<_>>().join(" ").chars().map(|c| if c.is_control() { '?' } else { c }).collect();
     let cut: String = line.chars().take(300).collect();
     if cut.len() < line.len() { format!("{cut}…") } else { cut }
 }
@@ -505,7 +540,8 @@ mod tests {
 
     #[test]
     fn redacts_query_keys_and_user_info() {
-        let s = source(serde_json::json!({"location": "http://x", "auth": {"type": "apiKey", "in": "query", "name": "key", "key": "s3cret"}}));
+        let s =
+            source(serde_json::json!({"location": "http://x", "auth": {"type": "apiKey", "in": "query", "name": "key", "key": "s3cret"}}));
         let client = HttpClient::new(&s, &TextMap::new(), &TextMap::new()).unwrap();
         let shown = client.redact(&Url::parse("http://u:p@host/a?key=s3cret&page=2").unwrap());
         assert_eq!(shown, "http://host/a?key=***&page=2");
@@ -524,7 +560,13 @@ mod tests {
 
     #[test]
     fn waits_an_upstream_names_are_numbers_within_reason() {
-        for (name, value) in [("x-ratelimit-reset", "inf"), ("x-ratelimit-reset", "NaN"), ("x-ratelimit-reset", "-inf"), ("x-ratelimit-reset", "1e308"), (RETRY_AFTER.as_str(), "18446744073709551615")] {
+        for (name, value) in [
+            ("x-ratelimit-reset", "inf"),
+            ("x-ratelimit-reset", "NaN"),
+            ("x-ratelimit-reset", "-inf"),
+            ("x-ratelimit-reset", "1e308"),
+            (RETRY_AFTER.as_str(), "18446744073709551615"),
+        ] {
             let mut h = HeaderMap::new();
             h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
             let wait = retry_after(&h).or_else(|| budget_reset(&h));

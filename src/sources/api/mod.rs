@@ -73,9 +73,13 @@ fn endpoint_url(location: &str, endpoint: Option<&str>) -> Result<Url, SourceErr
             let mut env = minijinja::Environment::new();
             env.set_fuel(Some(crate::limits::TemplateLimits::default().template_fuel));
             crate::mapping::twig::install(&mut env);
-            let translated = crate::mapping::twig::translate(text).map_err(|e| SourceError::Config(format!("the endpoint `{text}` is not a valid template: {e}")))?;
+            let translated = crate::mapping::twig::translate(text)
+                .map_err(|e| SourceError::Config(format!("the endpoint `{text}` is not a valid template: {e}")))?;
             rendered = env
-                .render_str(&translated.source, minijinja::context! { data => minijinja::Value::from(std::collections::BTreeMap::<String, String>::new()) })
+                .render_str(
+                    &translated.source,
+                    minijinja::context! { data => minijinja::Value::from(std::collections::BTreeMap::<String, String>::new()) },
+                )
                 .map_err(|e| SourceError::Config(format!("the endpoint `{text}` is not a valid template: {e}")))?;
             rendered.as_str()
         }

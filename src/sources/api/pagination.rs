@@ -109,7 +109,11 @@ impl Pager {
             PaginationKind::None => return Next::Done,
             PaginationKind::Page | PaginationKind::Offset => {
                 if repeated {
-                    let param = self.def.param.clone().unwrap_or_else(|| if self.def.kind == PaginationKind::Page { "page".into() } else { "offset".into() });
+                    let param = self
+                        .def
+                        .param
+                        .clone()
+                        .unwrap_or_else(|| if self.def.kind == PaginationKind::Page { "page".into() } else { "offset".into() });
                     return Next::DoneWarning(format!(
                         "page {} repeated the page before it: the API seems to ignore `{param}`; stopped reading",
                         self.pages
@@ -136,7 +140,10 @@ impl Pager {
                         .collect();
                     let link = set_params(&link, &carried.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
                     if !self.visited.insert(link.to_string()) {
-                        return Next::DoneWarning(format!("the next link leads back to a page already read ({}); stopped reading", link.path()));
+                        return Next::DoneWarning(format!(
+                            "the next link leads back to a page already read ({}); stopped reading",
+                            link.path()
+                        ));
                     }
                     return self.fetch(link);
                 }
@@ -221,7 +228,8 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
             let is_next = params.split(';').any(|p| {
                 let p = p.trim();
                 p.split_once('=').is_some_and(|(k, v)| {
-                    k.trim().eq_ignore_ascii_case("rel") && v.trim().trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
+                    k.trim().eq_ignore_ascii_case("rel")
+                        && v.trim().trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
                 })
             });
             if is_next {

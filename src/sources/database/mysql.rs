@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, OptsBuilder, Row, Value as SqlValue};
 use serde_json::{Map, Value};
 
-use super::{decimal_value, Inner};
+use super::{Inner, decimal_value};
 use crate::sources::formats::{ChunkWriter, EventSender, ReadError};
 use crate::sources::{RawRecord, SourceError, SourceEvent};
 
@@ -56,7 +56,9 @@ pub(super) async fn feed(inner: &Inner, since: Option<String>, tx: &EventSender)
         if let Some(since) = &since {
             sql.push_str(&format!(" WHERE {} >= ?", inner.quote(column)));
             params.push(SqlValue::from(since.as_str()));
-            tx.send(Ok(SourceEvent::Incremental(format!("rows with {column} at or past {since}")))).await.map_err(|_| ReadError::Stopped)?;
+            tx.send(Ok(SourceEvent::Incremental(format!("rows with {column} at or past {since}"))))
+                .await
+                .map_err(|_| ReadError::Stopped)?;
         }
         sql.push_str(&format!(" ORDER BY {}", inner.quote(column)));
     }
@@ -140,9 +142,13 @@ fn value_to_json(column: &Column, value: SqlValue, json_text: bool) -> Value {
         }
         SqlValue::Bytes(bytes) => match kind {
             ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL => decimal_value(&String::from_utf8_lossy(&bytes)),
-            ColumnType::MYSQL_TYPE_JSON => serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+            ColumnType::MYSQL_TYPE_JSON => {
+                serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            }
             ColumnType::MYSQL_TYPE_BIT => Value::from(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))),
-            _ if json_text => serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+            _ if json_text => {
+                serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            }
             _ if column.character_set() == BINARY_CHARSET => Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)),
             _ => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
         },

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures::{pin_mut, TryStreamExt};
+use futures::{TryStreamExt, pin_mut};
 use serde_json::Value;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
@@ -70,7 +70,9 @@ pub(super) async fn feed(inner: &Inner, since: Option<String>, tx: &EventSender)
         if let Some(since) = &since {
             sql.push_str(&format!(" WHERE q.{quoted} >= $1::text::{}", found.type_().name()));
             params.push(since.clone());
-            tx.send(Ok(SourceEvent::Incremental(format!("rows with {column} at or past {since}")))).await.map_err(|_| ReadError::Stopped)?;
+            tx.send(Ok(SourceEvent::Incremental(format!("rows with {column} at or past {since}"))))
+                .await
+                .map_err(|_| ReadError::Stopped)?;
         }
         sql.push_str(&format!(" ORDER BY q.{quoted}"));
     } else {

@@ -12,11 +12,11 @@ use std::io;
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_util::io::StreamReader;
 
@@ -85,13 +85,14 @@ fn open_store(location: &str, is_file: bool) -> Result<Opened, SourceError> {
         return Ok((memory_store(url.host_str().unwrap_or_default()), root, file));
     }
     // Only the stores' own settings: any other variable is not theirs to read.
-    let mut settings: Vec<(String, String)> = std::env::vars().filter(|(k, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| k.starts_with(p))).collect();
+    let mut settings: Vec<(String, String)> =
+        std::env::vars().filter(|(k, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| k.starts_with(p))).collect();
     // A location written as plain http:// asks for plain HTTP; the store refuses it unless told.
     if url.scheme() == "http" {
         settings.push(("allow_http".into(), "true".into()));
     }
-    let (store, root) = object_store::parse_url_opts(&url, settings)
-        .map_err(|e| SourceError::Config(format!("cannot use `{}`: {e}", redact(location))))?;
+    let (store, root) =
+        object_store::parse_url_opts(&url, settings).map_err(|e| SourceError::Config(format!("cannot use `{}`: {e}", redact(location))))?;
     Ok((Arc::from(store), root, file))
 }
 
@@ -111,7 +112,8 @@ pub fn open_dir(location: &str) -> Result<(Arc<dyn ObjectStore>, StorePath), Sou
     let location = location.trim_end_matches('/');
     if !location.contains("://") || location.starts_with("file://") {
         let path = location.strip_prefix("file://").unwrap_or(location);
-        std::fs::create_dir_all(path).map_err(|e| SourceError::File { file: path.to_string(), reason: format!("cannot create the folder: {e}") })?;
+        std::fs::create_dir_all(path)
+            .map_err(|e| SourceError::File { file: path.to_string(), reason: format!("cannot create the folder: {e}") })?;
     }
     let (store, root, _) = open_store(location, false)?;
     Ok((store, root))

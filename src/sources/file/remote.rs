@@ -2,8 +2,8 @@
 //! source's `username`/`password`, which win over the URL's). Shared by FTP and SFTP.
 
 use crate::config::{Secret, SourceDef};
-use crate::sources::file::select::Selection;
 use crate::sources::SourceError;
+use crate::sources::file::select::Selection;
 
 pub struct Remote {
     pub host: String,
@@ -20,7 +20,8 @@ pub struct Remote {
 
 impl Remote {
     pub fn parse(def: &SourceDef, selection: &Selection, default_port: u16) -> Result<Remote, SourceError> {
-        let url = url::Url::parse(&def.location).map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", crate::secrets::mask_unparsed_url(&def.location))))?;
+        let url = url::Url::parse(&def.location)
+            .map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", crate::secrets::mask_unparsed_url(&def.location))))?;
         let host = url.host_str().ok_or_else(|| SourceError::Config(format!("a {} location needs a host", url.scheme())))?.to_string();
         let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
         let user = def.username.clone().or_else(|| (!url.username().is_empty()).then(|| decode(url.username())));

@@ -64,7 +64,8 @@ impl Selection {
     /// The files to read, oldest first (so a cursor only moves forward), and whether the cursor
     /// narrowed them.
     pub fn select(&self, listing: Vec<FileEntry>, cursor: Option<&str>, now: DateTime<Utc>) -> (Vec<FileEntry>, bool) {
-        let since = if self.incremental { cursor.and_then(|c| DateTime::parse_from_rfc3339(c).ok()).map(|c| c.with_timezone(&Utc)) } else { None };
+        let since =
+            if self.incremental { cursor.and_then(|c| DateTime::parse_from_rfc3339(c).ok()).map(|c| c.with_timezone(&Utc)) } else { None };
         let mut files: Vec<FileEntry> = listing
             .into_iter()
             .filter(|f| self.pattern.as_ref().is_none_or(|p| p.is_match(&f.name)))
@@ -90,7 +91,14 @@ pub trait Fetch {
 
 /// The run over a listing shared by every file source: pick the files, tell the pipeline when the read
 /// is incremental, read each, and report the new cursor.
-pub async fn feed(selection: &Selection, listing: Vec<FileEntry>, cursor: Option<String>, shown: &str, tx: &EventSender, fetch: &mut impl Fetch) -> Result<(), ReadError> {
+pub async fn feed(
+    selection: &Selection,
+    listing: Vec<FileEntry>,
+    cursor: Option<String>,
+    shown: &str,
+    tx: &EventSender,
+    fetch: &mut impl Fetch,
+) -> Result<(), ReadError> {
     let send = |event| async { tx.send(Ok(event)).await.map_err(|_| ReadError::Stopped) };
     let (files, narrowed) = selection.select(listing, cursor.as_deref(), Utc::now());
     if narrowed {
@@ -135,7 +143,12 @@ mod tests {
     #[test]
     fn globs_ages_and_cursors() {
         let now = Utc::now();
-        let listing = vec![entry("exports/a.csv", 30, now), entry("exports/b.csv", 10, now), entry("exports/c.txt", 10, now), entry("exports/d.csv", 0, now)];
+        let listing = vec![
+            entry("exports/a.csv", 30, now),
+            entry("exports/b.csv", 10, now),
+            entry("exports/c.txt", 10, now),
+            entry("exports/d.csv", 0, now),
+        ];
         let (files, _) = selection("exports/*.csv", Some(1), false).select(listing.clone(), None, now);
         assert_eq!(files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["exports/a.csv", "exports/b.csv"]);
         let cursor = newest(&files[..1]).unwrap();

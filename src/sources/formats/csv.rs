@@ -154,14 +154,19 @@ impl<R: Read> Rows<R> {
                 }
                 ReadRecordResult::Record => {
                     if oversize || length > self.max_record {
-                        let limit = crate::limits::OverLimit::bytes("the row", "maxRecordBytes", crate::limits::ByteSize(self.max_record as u64));
+                        let limit =
+                            crate::limits::OverLimit::bytes("the row", "maxRecordBytes", crate::limits::ByteSize(self.max_record as u64));
                         return Ok(Some((line, Err(limit.to_string()))));
                     }
                     let mut record = ::csv::ByteRecord::with_capacity(length, count);
                     let mut start = 0;
                     for &end in &self.ends[..count] {
                         if end - start > self.max_field {
-                            let limit = crate::limits::OverLimit::bytes(format!("field {}", record.len() + 1), "maxFieldBytes", crate::limits::ByteSize(self.max_field as u64));
+                            let limit = crate::limits::OverLimit::bytes(
+                                format!("field {}", record.len() + 1),
+                                "maxFieldBytes",
+                                crate::limits::ByteSize(self.max_field as u64),
+                            );
                             return Ok(Some((line, Err(limit.to_string()))));
                         }
                         record.push_field(&self.fields[start..end]);
@@ -333,7 +338,11 @@ mod tests {
             }
             out
         };
-        for reader in [Box::new(&file[..]) as Box<dyn Read>, Box::new(Trickle(file)), Box::new(std::io::Cursor::new(b"\xEF\xBB\xBF".to_vec()).chain(&file[3..]))] {
+        for reader in [
+            Box::new(&file[..]) as Box<dyn Read>,
+            Box::new(Trickle(file)),
+            Box::new(std::io::Cursor::new(b"\xEF\xBB\xBF".to_vec()).chain(&file[3..])),
+        ] {
             assert_eq!(rows(reader), ["id|name", "1|Bella", "2|Max"]);
         }
         // Not a mark: the bytes are kept.

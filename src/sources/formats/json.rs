@@ -73,7 +73,8 @@ pub(super) fn read_document(body: Bytes, name: &str, options: &FormatOptions, tx
         .map_err(|e| ReadError::Failed(SourceError::File { file: name.to_string(), reason: format!("not valid JSON: {}", e.0) }))?;
     if let Some(warning) = extracted.warning {
         // As for an API page: records not where they should be may be records gone missing.
-        tx.blocking_send(Ok(SourceEvent::Truncated(format!("{name}: {warning}; nothing is deleted this run")))).map_err(|_| ReadError::Stopped)?;
+        tx.blocking_send(Ok(SourceEvent::Truncated(format!("{name}: {warning}; nothing is deleted this run"))))
+            .map_err(|_| ReadError::Stopped)?;
     }
     let mut out = ChunkWriter::new(tx, name.to_string(), "record");
     for (index, record) in crate::sources::json_records(extracted.records, &options.limits).into_iter().enumerate() {

@@ -58,7 +58,8 @@ impl FormatOptions {
         };
         let encoding = match &config.encoding {
             Some(label) => Some(
-                encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| SourceError::Config(format!("unknown encoding `{label}`")))?,
+                encoding_rs::Encoding::for_label(label.as_bytes())
+                    .ok_or_else(|| SourceError::Config(format!("unknown encoding `{label}`")))?,
             ),
             None => None,
         };
@@ -85,7 +86,9 @@ impl FormatOptions {
     pub fn format_of(&self, name: &str) -> Result<FileFormat, SourceError> {
         let plain = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".GZ")).unwrap_or(name);
         self.format.or_else(|| FileFormat::from_name(plain)).ok_or_else(|| {
-            SourceError::Config(format!("cannot tell the format of `{name}` from its name: set `format` (csv, ndjson, json, xlsx, ods, parquet)"))
+            SourceError::Config(format!(
+                "cannot tell the format of `{name}` from its name: set `format` (csv, ndjson, json, xlsx, ods, parquet)"
+            ))
         })
     }
 }
@@ -225,7 +228,13 @@ impl<'a> ChunkWriter<'a> {
 /// Reads one file of a streamable or in-memory format (everything but Parquet), in a blocking thread.
 /// `name` is the file as the user knows it, used in every message. A gzip stream (by its first bytes,
 /// or as `options.gzip` says) is decompressed, up to `maxDecompressedBytes`.
-pub fn read_blocking(reader: impl Read, name: &str, format: FileFormat, options: &FormatOptions, tx: &EventSender) -> Result<(), ReadError> {
+pub fn read_blocking(
+    reader: impl Read,
+    name: &str,
+    format: FileFormat,
+    options: &FormatOptions,
+    tx: &EventSender,
+) -> Result<(), ReadError> {
     let file_error = |reason: String| ReadError::Failed(SourceError::File { file: name.to_string(), reason });
     let mut reader = std::io::BufReader::with_capacity(64 * 1024, reader);
     let gzip = match options.gzip {
@@ -234,7 +243,12 @@ pub fn read_blocking(reader: impl Read, name: &str, format: FileFormat, options:
     };
     let reader: Box<dyn Read + '_> = if gzip {
         let limit = options.limits.max_decompressed_bytes;
-        Box::new(Bounded::new(flate2::bufread::MultiGzDecoder::new(reader), limit, format!("{name}, decompressed,"), "maxDecompressedBytes"))
+        Box::new(Bounded::new(
+            flate2::bufread::MultiGzDecoder::new(reader),
+            limit,
+            format!("{name}, decompressed,"),
+            "maxDecompressedBytes",
+        ))
     } else {
         Box::new(reader)
     };
@@ -257,9 +271,7 @@ pub fn read_blocking(reader: impl Read, name: &str, format: FileFormat, options:
 fn read_whole(reader: impl Read, name: &str, options: &FormatOptions) -> Result<Vec<u8>, ReadError> {
     let limit = options.limits.max_file_bytes;
     let mut body = Vec::new();
-    Bounded::new(reader, limit, name.to_string(), "maxFileBytes")
-        .read_to_end(&mut body)
-        .map_err(|e| io_failure(name, e))?;
+    Bounded::new(reader, limit, name.to_string(), "maxFileBytes").read_to_end(&mut body).map_err(|e| io_failure(name, e))?;
     Ok(body)
 }
 
@@ -303,7 +315,9 @@ impl std::error::Error for LimitExceeded {}
 
 /// A file that could not be read on: its limit, or the I/O error.
 pub fn io_failure(name: &str, error: std::io::Error) -> ReadError {
-    ReadError::Failed(limit_error(error).unwrap_or_else(|e| SourceError::File { file: name.to_string(), reason: format!("cannot read: {e}") }))
+    ReadError::Failed(
+        limit_error(error).unwrap_or_else(|e| SourceError::File { file: name.to_string(), reason: format!("cannot read: {e}") }),
+    )
 }
 
 /// The source error of an I/O error that is a [`Bounded`] reader's limit; the error itself otherwise.
@@ -332,7 +346,9 @@ where
         if body.len() as u64 > limit.bytes() {
             return Err(ReadError::Failed(SourceError::Limit(OverLimit::bytes(name, "maxFileBytes", limit).to_string())));
         }
-        tokio::task::spawn_blocking(move || read_blocking(std::io::Cursor::new(body), &name, format, &options, &tx)).await.map_err(stopped)??;
+        tokio::task::spawn_blocking(move || read_blocking(std::io::Cursor::new(body), &name, format, &options, &tx))
+            .await
+            .map_err(stopped)??;
         return Ok(reader);
     }
     let bridge = tokio_util::io::SyncIoBridge::new(reader);

@@ -4,12 +4,12 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use arrow::json::writer::{LineDelimited, WriterBuilder};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::errors::ParquetError;
@@ -65,7 +65,10 @@ impl AsyncFileReader for StoreReader {
         async move { self.store.get_ranges(&self.path, &ranges).await.map_err(external) }.boxed()
     }
 
-    fn get_metadata<'a>(&'a mut self, _options: Option<&'a ArrowReaderOptions>) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
             let metadata = ParquetMetaDataReader::new().load_and_finish(self, size).await?;

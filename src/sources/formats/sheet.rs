@@ -9,7 +9,7 @@ use calamine::{Cell, Data, DataRef, Reader};
 use serde_json::{Map, Number, Value};
 
 use super::sheet_checks::{self, Container};
-use super::{column_letters, ChunkWriter, EventSender, FormatOptions, ReadError};
+use super::{ChunkWriter, EventSender, FormatOptions, ReadError, column_letters};
 use crate::config::FileFormat;
 use crate::limits::OverLimit;
 use crate::sources::{RawRecord, SourceError};

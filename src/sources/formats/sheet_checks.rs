@@ -5,7 +5,6 @@
 
 use std::io::{BufReader, Cursor, Read};
 
-
 use quick_xml::events::{BytesStart, Event};
 use zip::ZipArchive;
 
@@ -85,7 +84,8 @@ pub fn check_xlsx(zip: &mut ZipArchive<Cursor<&[u8]>>, limits: &ReadLimits) -> R
             }
         };
         let Some(declared) = declared else { continue };
-        let count: u64 = declared.trim().parse().map_err(|_| format!("sharedStrings.xml declares uniqueCount `{declared}`, not a number"))?;
+        let count: u64 =
+            declared.trim().parse().map_err(|_| format!("sharedStrings.xml declares uniqueCount `{declared}`, not a number"))?;
         let possible = size / 4;
         if count > possible || count > limits.max_sheet_cells {
             return Err(format!(
@@ -226,7 +226,12 @@ impl OdsScan {
             return Err(format!("the workbook's sheets span more than maxSheetCells ({}) cells when read", limits.max_sheet_cells));
         }
         if self.text.saturating_add(self.table_text) > limits.max_decompressed_bytes.bytes() {
-            return Err(OverLimit::bytes("the text of the workbook's repeated cells", "maxDecompressedBytes", limits.max_decompressed_bytes).to_string());
+            return Err(OverLimit::bytes(
+                "the text of the workbook's repeated cells",
+                "maxDecompressedBytes",
+                limits.max_decompressed_bytes,
+            )
+            .to_string());
         }
         Ok(())
     }

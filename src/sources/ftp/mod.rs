@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use suppaftp::list::{File, ListParser};
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, ImplAsyncFtpStream, TokioTlsStream};
 use suppaftp::types::FileType;
@@ -20,7 +20,7 @@ use crate::sources::file::remote::Remote;
 use crate::sources::file::select::{self, Fetch, FileEntry, Selection};
 use crate::sources::file::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
-use crate::sources::{tls, Source, SourceError, SourceStream};
+use crate::sources::{Source, SourceError, SourceStream, tls};
 
 pub struct FtpSource {
     inner: Arc<Inner>,
@@ -65,7 +65,9 @@ fn ftp_error(shown: &str, error: FtpError) -> SourceError {
         FtpError::UnexpectedResponse(r) if r.status == Status::NotLoggedIn => {
             SourceError::Auth { url, reason: String::from_utf8_lossy(&r.body).trim().to_string() }
         }
-        FtpError::UnexpectedResponse(r) => SourceError::Protocol { url, reason: format!("the server answered {}", String::from_utf8_lossy(&r.body).trim()) },
+        FtpError::UnexpectedResponse(r) => {
+            SourceError::Protocol { url, reason: format!("the server answered {}", String::from_utf8_lossy(&r.body).trim()) }
+        }
         other => SourceError::Protocol { url, reason: other.to_string() },
     }
 }
@@ -82,7 +84,9 @@ impl Inner {
 
     async fn connect_plain(&self) -> Result<suppaftp::tokio::AsyncFtpStream, SourceError> {
         let address = self.address().await?;
-        let ftp = suppaftp::tokio::AsyncFtpStream::connect_timeout(address, self.connect_timeout).await.map_err(|e| ftp_error(&self.at.shown, e))?;
+        let ftp = suppaftp::tokio::AsyncFtpStream::connect_timeout(address, self.connect_timeout)
+            .await
+            .map_err(|e| ftp_error(&self.at.shown, e))?;
         self.login(ftp).await
     }
 
@@ -154,7 +158,12 @@ impl Inner {
         Ok((count, welcome))
     }
 
-    async fn feed<T: TokioTlsStream + Send + 'static>(&self, mut ftp: ImplAsyncFtpStream<T>, cursor: Option<String>, tx: &EventSender) -> Result<(), ReadError> {
+    async fn feed<T: TokioTlsStream + Send + 'static>(
+        &self,
+        mut ftp: ImplAsyncFtpStream<T>,
+        cursor: Option<String>,
+        tx: &EventSender,
+    ) -> Result<(), ReadError> {
         let listing = self.listing(&mut ftp).await?;
         select::feed(&self.selection, listing, cursor, &self.at.shown, tx, &mut Session { inner: self, ftp: &mut ftp }).await?;
         let _ = ftp.quit().await;
@@ -173,7 +182,9 @@ impl<T: TokioTlsStream + Send + 'static> Fetch for Session<'_, T> {
         let shown = self.inner.at.shown_name(&file.name);
         let format = self.inner.options.format_of(&file.name)?;
         if format == FileFormat::Parquet {
-            return Err(ReadError::Failed(SourceError::Config(format!("{shown}: Parquet files are read from a file source, not over FTP"))));
+            return Err(ReadError::Failed(SourceError::Config(format!(
+                "{shown}: Parquet files are read from a file source, not over FTP"
+            ))));
         }
         let fail = |e| ReadError::Failed(ftp_error(&shown, e));
         let download = self.ftp.retr_as_stream(self.inner.at.path(&file.name)).await.map_err(fail)?;
@@ -200,8 +211,11 @@ impl Source for FtpSource {
     fn check(&self) -> BoxFuture<'_, Result<String, SourceError>> {
         async move {
             let inner = &self.inner;
-            let (count, welcome) =
-                if inner.secure { inner.summary(inner.connect_secure().await?).await? } else { inner.summary(inner.connect_plain().await?).await? };
+            let (count, welcome) = if inner.secure {
+                inner.summary(inner.connect_secure().await?).await?
+            } else {
+                inner.summary(inner.connect_plain().await?).await?
+            };
             let glob = inner.selection.glob.as_deref().unwrap_or("*");
             Ok(format!("OK: logged in to {} as {} ({welcome}); {count} file(s) match `{glob}`", inner.at.shown, inner.user))
         }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::SftpSession;
@@ -51,7 +51,8 @@ impl SftpSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<SftpSource, SourceError> {
         let selection = Selection::from_config(config)?;
         let at = Remote::parse(def, &selection, 22)?;
-        let user = at.user.clone().ok_or_else(|| SourceError::Config("an sftp source needs a `username` (or user@ in the location)".into()))?;
+        let user =
+            at.user.clone().ok_or_else(|| SourceError::Config("an sftp source needs a `username` (or user@ in the location)".into()))?;
         let key_text = match (&def.private_key, &def.private_key_file) {
             (Some(text), _) => Some(text.clone()),
             (None, Some(file)) => Some(Secret::new(
@@ -137,7 +138,10 @@ impl Inner {
         let connecting = client::connect(config, (self.at.host.as_str(), self.at.port), check);
         let mut session = tokio::time::timeout(self.connect_timeout, connecting)
             .await
-            .map_err(|_| SourceError::Timeout { url: self.at.shown.clone(), reason: format!("no SSH handshake within {:?}", self.connect_timeout) })?
+            .map_err(|_| SourceError::Timeout {
+                url: self.at.shown.clone(),
+                reason: format!("no SSH handshake within {:?}", self.connect_timeout),
+            })?
             .map_err(|e| self.ssh_error(e, &seen))?;
         let fail = |e| self.ssh_error(e, &seen);
         let result = match &self.credential {
@@ -201,9 +205,12 @@ impl Fetch for Session<'_> {
         let shown = self.inner.at.shown_name(&file.name);
         let format = self.inner.options.format_of(&file.name)?;
         if format == FileFormat::Parquet {
-            return Err(ReadError::Failed(SourceError::Config(format!("{shown}: Parquet files are read from a file source, not over SFTP"))));
+            return Err(ReadError::Failed(SourceError::Config(format!(
+                "{shown}: Parquet files are read from a file source, not over SFTP"
+            ))));
         }
-        let remote = self.sftp.open(self.inner.at.path(&file.name)).await.map_err(|e| ReadError::Failed(self.inner.sftp_error(&shown, e)))?;
+        let remote =
+            self.sftp.open(self.inner.at.path(&file.name)).await.map_err(|e| ReadError::Failed(self.inner.sftp_error(&shown, e)))?;
         formats::read_async(remote, &shown, format, &self.inner.options, tx).await.map(drop)
     }
 }

@@ -1,6 +1,6 @@
 //! A transaction of register writes.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
 use super::{ObjectWrite, Written};
@@ -83,7 +83,10 @@ impl<'c> Batch<'c> {
                 .query_row(params![id.as_bytes(), self.now, self.job], |r| r.get(0))
                 .optional()?
         } else {
-            self.tx.prepare_cached("DELETE FROM objects WHERE id = ?1 RETURNING seq")?.query_row([id.as_bytes()], |r| r.get(0)).optional()?
+            self.tx
+                .prepare_cached("DELETE FROM objects WHERE id = ?1 RETURNING seq")?
+                .query_row([id.as_bytes()], |r| r.get(0))
+                .optional()?
         };
         if let Some(seq) = seq {
             self.audit(seq, if soft { "soft-delete" } else { "delete" })?;

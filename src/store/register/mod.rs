@@ -7,7 +7,7 @@ mod schema;
 
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -83,9 +83,17 @@ impl RegisterStore {
 
     /// Objects of `register/schema`, oldest first; `filters` are top-level fields and the text their
     /// values must equal (`status` = `available`).
-    pub fn list(&self, register: &str, schema: &str, filters: &[(String, String)], limit: usize, offset: usize) -> Result<Vec<StoredObject>, StoreError> {
+    pub fn list(
+        &self,
+        register: &str,
+        schema: &str,
+        filters: &[(String, String)],
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<StoredObject>, StoreError> {
         let (clause, values) = filter_clause(register, schema, filters);
-        let mut stmt = self.conn.prepare(&format!("SELECT {SHOWN} FROM objects_view WHERE {clause} ORDER BY seq LIMIT {limit} OFFSET {offset}"))?;
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {SHOWN} FROM objects_view WHERE {clause} ORDER BY seq LIMIT {limit} OFFSET {offset}"))?;
         let rows = stmt.query_map(rusqlite::params_from_iter(values), row_to_object)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -93,7 +101,9 @@ impl RegisterStore {
     /// Number of live objects of `register/schema` matching `filters`.
     pub fn count(&self, register: &str, schema: &str, filters: &[(String, String)]) -> Result<u64, StoreError> {
         let (clause, values) = filter_clause(register, schema, filters);
-        Ok(self.conn.query_row(&format!("SELECT COUNT(*) FROM objects_view WHERE {clause}"), rusqlite::params_from_iter(values), |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM objects_view WHERE {clause}"), rusqlite::params_from_iter(values), |r| r.get(0))?)
     }
 
     /// An object by id (or unique id prefix), with its audit trail.
@@ -115,11 +125,18 @@ impl RegisterStore {
              FROM audit WHERE object_seq = ?1 ORDER BY seq",
         )?;
         let mut trail: Vec<AuditEntry> = stmt
-            .query_map([seq], |r| Ok(AuditEntry { action: r.get(0)?, job: r.get(1)?, synchronization: object.synchronization.clone(), at: r.get(2)? }))?
+            .query_map([seq], |r| {
+                Ok(AuditEntry { action: r.get(0)?, job: r.get(1)?, synchronization: object.synchronization.clone(), at: r.get(2)? })
+            })?
             .collect::<Result<_, _>>()?;
         // A create is recorded on the object row (registers of the first layout also hold an audit row).
         if !trail.iter().any(|e| e.action == "create") {
-            let entry = AuditEntry { action: "create".into(), job: created_job, synchronization: object.synchronization.clone(), at: object.created_at.clone() };
+            let entry = AuditEntry {
+                action: "create".into(),
+                job: created_job,
+                synchronization: object.synchronization.clone(),
+                at: object.created_at.clone(),
+            };
             trail.insert(0, entry);
         }
         Ok((object, trail))

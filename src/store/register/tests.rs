@@ -33,7 +33,11 @@ fn writes_show_in_listings_and_the_audit_trail() {
     batch.commit().unwrap();
 
     let listed = store.list("pets", "pet", &[], 10, 0).unwrap();
-    assert_eq!(listed.iter().map(|o| o.origin_id.as_deref().unwrap()).collect::<Vec<_>>(), ["one", "three"], "soft-deleted objects are not listed");
+    assert_eq!(
+        listed.iter().map(|o| o.origin_id.as_deref().unwrap()).collect::<Vec<_>>(),
+        ["one", "three"],
+        "soft-deleted objects are not listed"
+    );
     assert_eq!(listed[0].id, id(1).to_string());
     assert_eq!(listed[0].object["name"], "Rex II");
     assert_eq!(listed[0].created_at, "2023-11-14T22:13:20.000Z");
@@ -69,7 +73,12 @@ fn a_batch_not_committed_leaves_nothing_behind() {
     let collection = batch.collection("pets", "pet", "sync", "api").unwrap();
     batch.create(&ObjectWrite { id: id(1), collection, origin_id: "one", object: "{}" }).unwrap();
     drop(batch);
-    let rows: i64 = store.conn.query_row("SELECT (SELECT count(*) FROM objects) + (SELECT count(*) FROM collections) + (SELECT count(*) FROM jobs)", [], |r| r.get(0)).unwrap();
+    let rows: i64 = store
+        .conn
+        .query_row("SELECT (SELECT count(*) FROM objects) + (SELECT count(*) FROM collections) + (SELECT count(*) FROM jobs)", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(rows, 0);
 }
 
@@ -106,7 +115,11 @@ fn a_register_of_the_first_layout_is_migrated() {
     let actions: Vec<(&str, &str, &str)> = trail.iter().map(|e| (e.action.as_str(), e.job.as_deref().unwrap(), e.at.as_str())).collect();
     assert_eq!(actions, [("create", "job-1", "2024-01-01T00:00:00.000Z"), ("soft-delete", "job-3", "2024-01-03T00:00:00.000Z")]);
     let (_, trail) = store.show("12345678-9abc-4def-8000-000000000001").unwrap();
-    assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["create", "update"], "the old create row is kept, not doubled");
+    assert_eq!(
+        trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["create", "update"],
+        "the old create row is kept, not doubled"
+    );
 
     // The migrated register takes writes as a new one does, and opening it again changes nothing.
     let mut batch = store.batch("job-4", 1_800_000_000_000).unwrap();

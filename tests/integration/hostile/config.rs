@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{file_pipeline, syncline_async, Case, Ran};
+use super::{Case, Ran, file_pipeline, syncline_async};
 
 /// `syncline validate FILE` and `syncline run FILE` of the pipeline file `text`.
 async fn validate_and_run(case: &Case, text: &str) -> [Ran; 2] {

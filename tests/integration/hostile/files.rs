@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::{deep_object, file_pipeline, Case};
+use super::{Case, deep_object, file_pipeline};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -59,7 +59,11 @@ async fn ids_with_terminal_escapes_print_inert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_that_start_with_a_byte_order_mark_read_as_without() {
-    for (name, text) in [("feed.csv", "id,name\n1,Bella\n2,Max\n"), ("feed.ndjson", "{\"id\":1,\"name\":\"Bella\"}\n{\"id\":2}\n"), ("feed.json", "[{\"id\":1,\"name\":\"Bella\"},{\"id\":2}]")] {
+    for (name, text) in [
+        ("feed.csv", "id,name\n1,Bella\n2,Max\n"),
+        ("feed.ndjson", "{\"id\":1,\"name\":\"Bella\"}\n{\"id\":2}\n"),
+        ("feed.json", "[{\"id\":1,\"name\":\"Bella\"},{\"id\":2}]"),
+    ] {
         let case = Case::new();
         let path = case.path(name);
         std::fs::write(&path, format!("\u{feff}{text}")).unwrap();

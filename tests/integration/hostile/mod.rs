@@ -71,7 +71,11 @@ pub fn syncline(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let sampler = std::thread::spawn(move || {
         let mut peak_kib = 0u64;
         while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()) else { break };
+            let Some(kib) =
+                status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            else {
+                break;
+            };
             peak_kib = peak_kib.max(kib);
             std::thread::sleep(std::time::Duration::from_millis(5));
         }

@@ -3,13 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
-use super::{api_pipeline, deep_object, Case};
+use super::{Case, api_pipeline, deep_object};
 use crate::common::serve;
 
 /// An upstream answering `/page` with `body` (and `content_type`).
@@ -26,7 +26,11 @@ fn page(records: &[String]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_nested_100000_deep_fails_alone_and_the_page_goes_on() {
-    let records = [r#"{"id":1,"name":"a"}"#.to_string(), format!(r#"{{"id":2,"deep":{}}}"#, deep_object(100_000)), r#"{"id":3,"name":"c"}"#.to_string()];
+    let records = [
+        r#"{"id":1,"name":"a"}"#.to_string(),
+        format!(r#"{{"id":2,"deep":{}}}"#, deep_object(100_000)),
+        r#"{"id":3,"name":"c"}"#.to_string(),
+    ];
     let (url, _server) = upstream(page(&records), "application/json").await;
     let case = Case::new();
     case.run(&api_pipeline(&url, "", "")).await.expect(0, 200).says("failed 1");
@@ -129,10 +133,13 @@ async fn a_page_without_its_records_where_they_should_be_deletes_nothing() {
     // The upstream answers 200 with something else than its list: an error, a null, an empty object.
     let answer = Arc::new(Mutex::new(page(&[r#"{"id":1}"#.into(), r#"{"id":2}"#.into()])));
     let now = Arc::clone(&answer);
-    let app = Router::new().route("/page", get(move || {
-        let body = now.lock().unwrap().clone();
-        async move { ([(header::CONTENT_TYPE, "application/json")], body) }
-    }));
+    let app = Router::new().route(
+        "/page",
+        get(move || {
+            let body = now.lock().unwrap().clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
     let (addr, _server) = serve(app).await;
     let case = Case::new();
     let pipeline = api_pipeline(&format!("http://{addr}"), "", "");
@@ -191,7 +198,8 @@ async fn an_envelope_nested_100000_deep_is_walked_without_recursion() {
     let case = Case::new();
     case.run(&api_pipeline(&url, "", "")).await.expect(0, 200).says("created 1");
     // Where the records are: the one record fails, and with it (the only one) the run.
-    let (url, _deeper) = upstream(format!(r#"{{"items":{}}}"#, deep_object(100_000).replace("{\"a\":", "[").replace('}', "]")), "application/json").await;
+    let (url, _deeper) =
+        upstream(format!(r#"{{"items":{}}}"#, deep_object(100_000).replace("{\"a\":", "[").replace('}', "]")), "application/json").await;
     let case = Case::new();
     case.run(&api_pipeline(&url, "", "")).await.expect(1, 200).says("nested deeper than 128 levels");
     assert_eq!(case.job().error_category.as_deref(), Some("records"));
@@ -247,10 +255,13 @@ const CREDENTIALS: &str = "auth: { type: bearer, token: tok-must-stay-home }\nhe
 
 async fn linking(respond: impl Fn(String) -> Response + Clone + Send + Sync + 'static, elsewhere: &str) -> String {
     let elsewhere = elsewhere.to_string();
-    let app = Router::new().route("/page", get(move || {
-        let (respond, elsewhere) = (respond.clone(), elsewhere.clone());
-        async move { respond(elsewhere) }
-    }));
+    let app = Router::new().route(
+        "/page",
+        get(move || {
+            let (respond, elsewhere) = (respond.clone(), elsewhere.clone());
+            async move { respond(elsewhere) }
+        }),
+    );
     let (addr, task) = serve(app).await;
     std::mem::forget(task);
     format!("http://{addr}")
@@ -298,15 +309,13 @@ async fn allowed_cross_origin_links_are_followed_without_credentials_and_said() 
 async fn a_redirect_on_the_same_origin_keeps_its_credentials() {
     let seen = Elsewhere::default();
     let record = seen.clone();
-    let app = Router::new()
-        .route("/page", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/moved")]) }))
-        .route(
-            "/moved",
-            get(move |headers: HeaderMap| {
-                record.0.lock().unwrap().push(headers);
-                async { r#"{"items":[{"id":1}]}"# }
-            }),
-        );
+    let app = Router::new().route("/page", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/moved")]) })).route(
+        "/moved",
+        get(move |headers: HeaderMap| {
+            record.0.lock().unwrap().push(headers);
+            async { r#"{"items":[{"id":1}]}"# }
+        }),
+    );
     let (addr, _server) = serve(app).await;
     let case = Case::new();
     case.run(&api_pipeline(&format!("http://{addr}"), CREDENTIALS, "")).await.expect(0, 200).says("created 1");

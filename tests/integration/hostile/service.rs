@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use syncline::config::Secret;
 use syncline::service::{self, ServeOptions, ServerLimits};
 use syncline::store::StateDir;
@@ -42,7 +42,15 @@ impl Running {
     }
 
     async fn post(&self, path: &str, body: String) -> (StatusCode, Value) {
-        let response = self.http.post(format!("{}{path}", self.url)).header("x-api-key", KEY).header("content-type", "application/json").body(body).send().await.unwrap();
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("x-api-key", KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         (status, response.text().await.ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null))
     }
@@ -125,7 +133,9 @@ async fn request_bodies_are_bounded_in_size_time_and_depth() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "a body nested past the JSON parser's limit is refused, not a crash");
     // A body that trickles in is cut off.
     let mut stream = tokio::net::TcpStream::connect(service.addr).await.unwrap();
-    let head = format!("POST /api/mappings/test HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{");
+    let head = format!(
+        "POST /api/mappings/test HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+    );
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut answer = vec![0u8; 512];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.expect("answered").unwrap();
@@ -150,7 +160,8 @@ async fn runaway_templates_stop_at_their_budget_and_the_service_answers_meanwhil
     assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
 
     // Doubling a string 21 times prints 20 MiB; 40 times would build a terabyte, and stops at the build budget.
-    let doubling = |times: u32| format!("{{% set s = 'xxxxxxxxxx' %}}{{% for i in 1..{times} %}}{{% set s = s ~ s %}}{{% endfor %}}{{{{ s }}}}");
+    let doubling =
+        |times: u32| format!("{{% set s = 'xxxxxxxxxx' %}}{{% for i in 1..{times} %}}{{% set s = s ~ s %}}{{% endfor %}}{{{{ s }}}}");
     let big = json!({"mapping": {"a": doubling(21)}, "inputObject": {}});
     let (status, answer) = service.post("/api/mappings/test", big.to_string()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -192,7 +203,8 @@ async fn runaway_templates_stop_at_their_budget_and_the_service_answers_meanwhil
 async fn key_guessing_is_refused_after_ten_tries() {
     let service = Running::start(ServerLimits::default()).await;
     for guess in 0..10 {
-        let response = service.http.get(format!("{}/api/sources", service.url)).header("x-api-key", format!("guess-{guess}")).send().await.unwrap();
+        let response =
+            service.http.get(format!("{}/api/sources", service.url)).header("x-api-key", format!("guess-{guess}")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     let response = service.http.get(format!("{}/api/sources", service.url)).header("x-api-key", "guess-11").send().await.unwrap();
@@ -224,7 +236,8 @@ async fn the_session_cookie_is_secure_behind_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_that_are_paths_are_refused_over_the_api() {
     let service = Running::start(ServerLimits::default()).await;
-    let (status, source) = service.post("/api/sources", json!({"id": "src", "type": "api", "location": "http://127.0.0.1:9"}).to_string()).await;
+    let (status, source) =
+        service.post("/api/sources", json!({"id": "src", "type": "api", "location": "http://127.0.0.1:9"}).to_string()).await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
     for id in ["../../victim", "a/b", ".hidden"] {
         let body = json!({"id": id, "source": "src", "mapping": "m", "sourceConfig": {"idPosition": "id"}, "target": {"type": "register", "register": "r", "schema": "s"}});
@@ -234,7 +247,13 @@ async fn names_that_are_paths_are_refused_over_the_api() {
     }
     // Paging numbers past what the stores count in are answered, not failed.
     for query in ["limit=18446744073709551615&offset=18446744073709551615", "offset=-1&limit=abc", "limit=0"] {
-        let answer = service.http.get(format!("{}/api/registers/r/schemas/s/objects?{query}", service.url)).header("x-api-key", KEY).send().await.unwrap();
+        let answer = service
+            .http
+            .get(format!("{}/api/registers/r/schemas/s/objects?{query}", service.url))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(answer.status(), StatusCode::OK, "{query}");
     }
 }
@@ -297,13 +316,40 @@ async fn serve_killed_mid_run_converges_on_the_next_run() {
     harness.fixture.store.faults.delay_ms.store(0, Ordering::SeqCst);
     let mut serve = spawn_serve(harness.state.root(), &harness.file, port);
     wait_for(&url).await;
-    let jobs: Value = http.get(format!("{url}/api/jobs?synchronization=pets")).header("x-api-key", KEY).send().await.unwrap().text().await.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)).unwrap();
+    let jobs: Value = http
+        .get(format!("{url}/api/jobs?synchronization=pets"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
+        .unwrap();
     assert_eq!(jobs["results"][0]["status"], "FAILED", "the killed job is marked failed at start: {jobs}");
-    let run: Value = http.post(format!("{url}/api/synchronizations/pets/run")).header("x-api-key", KEY).send().await.unwrap().text().await.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)).unwrap();
+    let run: Value = http
+        .post(format!("{url}/api/synchronizations/pets/run"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
+        .unwrap();
     let job = run["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = loop {
-        let job: Value = http.get(format!("{url}/api/jobs/{job}")).header("x-api-key", KEY).send().await.unwrap().text().await.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)).unwrap();
+        let job: Value = http
+            .get(format!("{url}/api/jobs/{job}"))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
+            .unwrap();
         if ["COMPLETED", "FAILED"].contains(&job["status"].as_str().unwrap_or("")) {
             break job;
         }

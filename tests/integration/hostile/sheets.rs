@@ -8,11 +8,11 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use super::{file_pipeline, Case};
+use super::{Case, file_pipeline};
 
 /// A zip container written entry by entry.
 struct Zip(ZipWriter<File>);
@@ -59,9 +59,17 @@ fn xlsx(path: &Path, rows: &str, shared: Option<&str>) -> Zip {
     let types = format!(
         r#"{head}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>"#
     );
-    let root_rels = format!(r#"{head}<Relationships xmlns="{RELS_NS}"><Relationship Id="rId1" Type="{REL_TYPE}/officeDocument" Target="xl/workbook.xml"/></Relationships>"#);
-    let workbook = format!(r#"{head}<workbook xmlns="{MAIN_NS}" xmlns:r="{REL_TYPE}"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#);
-    let strings_rel = if shared.is_some() { format!(r#"<Relationship Id="rId2" Type="{REL_TYPE}/sharedStrings" Target="sharedStrings.xml"/>"#) } else { String::new() };
+    let root_rels = format!(
+        r#"{head}<Relationships xmlns="{RELS_NS}"><Relationship Id="rId1" Type="{REL_TYPE}/officeDocument" Target="xl/workbook.xml"/></Relationships>"#
+    );
+    let workbook = format!(
+        r#"{head}<workbook xmlns="{MAIN_NS}" xmlns:r="{REL_TYPE}"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#
+    );
+    let strings_rel = if shared.is_some() {
+        format!(r#"<Relationship Id="rId2" Type="{REL_TYPE}/sharedStrings" Target="sharedStrings.xml"/>"#)
+    } else {
+        String::new()
+    };
     let workbook_rels = format!(
         r#"{head}<Relationships xmlns="{RELS_NS}"><Relationship Id="rId1" Type="{REL_TYPE}/worksheet" Target="worksheets/sheet1.xml"/>{strings_rel}</Relationships>"#
     );
@@ -162,7 +170,10 @@ async fn workbook_entries_unpacking_past_max_decompressed_bytes_are_refused() {
     book.add_zeros("xl/media/image1.png", 50);
     book.finish();
     let ods_path = case.path("bomb.ods");
-    let mut book = ods(&ods_path, "<table:table-row><table:table-cell office:value-type=\"string\"><text:p>id</text:p></table:table-cell></table:table-row>");
+    let mut book = ods(
+        &ods_path,
+        "<table:table-row><table:table-cell office:value-type=\"string\"><text:p>id</text:p></table:table-cell></table:table-row>",
+    );
     book.add_zeros("Pictures/1.png", 50);
     book.finish();
     for path in [xlsx_path, ods_path] {

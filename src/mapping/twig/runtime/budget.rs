@@ -11,8 +11,8 @@
 
 use std::cell::Cell;
 
-use minijinja::value::{Value, ValueKind};
 use minijinja::Error;
+use minijinja::value::{Value, ValueKind};
 
 /// How many times the output limit one value may hold.
 pub const VALUE_FACTOR: u64 = 8;

@@ -6,8 +6,8 @@ use std::cmp::Ordering;
 use minijinja::value::{Rest, Value, ValueKind};
 use minijinja::{Environment, Error, State};
 
+use super::{Num, array, call_arrow, compare, entries, error, int_of, is_empty, is_null, php_array, to_php_string, truthy};
 use super::{budget, text};
-use super::{array, call_arrow, compare, entries, error, int_of, is_empty, is_null, php_array, to_php_string, truthy, Num};
 use crate::mapping::php;
 
 pub fn install(env: &mut Environment<'static>) {
@@ -25,7 +25,10 @@ pub fn install(env: &mut Environment<'static>) {
     });
     env.add_filter("tw_column", |v: Value, name: Value, index: Option<Value>| -> Result<Value, Error> {
         if array(&v).is_none() {
-            return Err(error(format!("The column filter only works with arrays or \"Traversable\", got \"{}\" as first argument.", kind_name(&v))));
+            return Err(error(format!(
+                "The column filter only works with arrays or \"Traversable\", got \"{}\" as first argument.",
+                kind_name(&v)
+            )));
         }
         let mut out = Vec::new();
         for (_, row) in entries(&v) {
@@ -33,7 +36,8 @@ pub fn install(env: &mut Environment<'static>) {
             if cell.is_undefined() {
                 continue;
             }
-            let key = index.as_ref().map(|i| super::attribute(&row, i)).filter(|k| !k.is_undefined()).unwrap_or(Value::from(out.len() as i64));
+            let key =
+                index.as_ref().map(|i| super::attribute(&row, i)).filter(|k| !k.is_undefined()).unwrap_or(Value::from(out.len() as i64));
             out.push((key, cell));
         }
         Ok(php_array(out))
@@ -59,7 +63,9 @@ pub fn install(env: &mut Environment<'static>) {
     });
     env.add_filter("tw_first", |v: Value| -> Result<Value, Error> { Ok(edge(&v, true)) });
     env.add_filter("tw_last", |v: Value| -> Result<Value, Error> { Ok(edge(&v, false)) });
-    env.add_filter("tw_format", |format: Value, args: Rest<Value>| -> Result<String, Error> { text::sprintf(&to_php_string(&format)?, &args).and_then(budget::built_string) });
+    env.add_filter("tw_format", |format: Value, args: Rest<Value>| -> Result<String, Error> {
+        text::sprintf(&to_php_string(&format)?, &args).and_then(budget::built_string)
+    });
     env.add_filter("tw_join", |v: Value, glue: Option<Value>, and: Option<Value>| -> Result<String, Error> {
         let glue = glue.map(|g| to_php_string(&g)).transpose()?.unwrap_or_default();
         let items: Vec<String> = entries(&v).iter().map(|(_, item)| to_php_string(item)).collect::<Result<_, _>>()?;
@@ -102,15 +108,18 @@ pub fn install(env: &mut Environment<'static>) {
         let escaped = if v.is_safe() { to_php_string(&v)? } else { text::escape(&to_php_string(&v)?, "html")? };
         budget::built(Value::from_safe_string(text::nl2br(&escaped)))
     });
-    env.add_filter("tw_number_format", |v: Value, decimals: Option<Value>, point: Option<Value>, thousands: Option<Value>| -> Result<String, Error> {
-        let n = super::number(&v, "number_format")?.f();
-        let decimals = decimals.filter(|d| !is_null(d)).map(|d| int_of(&d)).transpose()?.unwrap_or(0).max(0) as usize;
-        let point = point.filter(|p| !is_null(p)).map(|p| to_php_string(&p)).transpose()?.unwrap_or_else(|| ".".into());
-        let thousands = thousands.filter(|t| !is_null(t)).map(|t| to_php_string(&t)).transpose()?.unwrap_or_else(|| ",".into());
-        // PHP pads to every decimal asked for, so the digits are charged before they are made.
-        budget::check(decimals)?;
-        budget::built_string(text::number_format(n, decimals, &point, &thousands))
-    });
+    env.add_filter(
+        "tw_number_format",
+        |v: Value, decimals: Option<Value>, point: Option<Value>, thousands: Option<Value>| -> Result<String, Error> {
+            let n = super::number(&v, "number_format")?.f();
+            let decimals = decimals.filter(|d| !is_null(d)).map(|d| int_of(&d)).transpose()?.unwrap_or(0).max(0) as usize;
+            let point = point.filter(|p| !is_null(p)).map(|p| to_php_string(&p)).transpose()?.unwrap_or_else(|| ".".into());
+            let thousands = thousands.filter(|t| !is_null(t)).map(|t| to_php_string(&t)).transpose()?.unwrap_or_else(|| ",".into());
+            // PHP pads to every decimal asked for, so the digits are charged before they are made.
+            budget::check(decimals)?;
+            budget::built_string(text::number_format(n, decimals, &point, &thousands))
+        },
+    );
     env.add_filter("tw_reduce", |state: &State, v: Value, arrow: Value, initial: Option<Value>| -> Result<Value, Error> {
         let mut carry = initial.unwrap_or(Value::from(()));
         for (k, item) in entries(&v) {
@@ -168,7 +177,9 @@ pub fn install(env: &mut Environment<'static>) {
     });
     env.add_filter("tw_split", |v: Value, delimiter: Value, limit: Option<Value>| -> Result<Value, Error> {
         let limit = limit.filter(|l| !is_null(l)).map(|l| int_of(&l)).transpose()?;
-        budget::built(Value::from(text::split(&to_php_string(&v)?, &to_php_string(&delimiter)?, limit)?.into_iter().map(Value::from).collect::<Vec<_>>()))
+        budget::built(Value::from(
+            text::split(&to_php_string(&v)?, &to_php_string(&delimiter)?, limit)?.into_iter().map(Value::from).collect::<Vec<_>>(),
+        ))
     });
     for name in ["tw_striptags", "tw_strip_tags"] {
         env.add_filter(name, |v: Value, allowed: Option<Value>| -> Result<String, Error> {
@@ -199,9 +210,13 @@ pub fn install(env: &mut Environment<'static>) {
         use base64::Engine;
         budget::built_string(base64::engine::general_purpose::STANDARD.encode(to_php_string(&v)?))
     });
-    env.add_filter("tw_b64dec", |v: Value| -> Result<String, Error> { Ok(String::from_utf8_lossy(&php::base64_decode(&to_php_string(&v)?)).into_owned()) });
+    env.add_filter("tw_b64dec", |v: Value| -> Result<String, Error> {
+        Ok(String::from_utf8_lossy(&php::base64_decode(&to_php_string(&v)?)).into_owned())
+    });
     env.add_filter("tw_json_decode", |v: Value| -> Result<Value, Error> {
-        Ok(serde_json::from_str::<serde_json::Value>(&to_php_string(&v)?).map(|json| crate::mapping::ordered::to_jinja(&json)).unwrap_or(Value::from(())))
+        Ok(serde_json::from_str::<serde_json::Value>(&to_php_string(&v)?)
+            .map(|json| crate::mapping::ordered::to_jinja(&json))
+            .unwrap_or(Value::from(())))
     });
     env.add_filter("tw_slugify", |v: Value| -> Result<String, Error> { Ok(super::super::date::slugify(&to_php_string(&v)?)) });
 
@@ -309,7 +324,10 @@ fn batch(v: Value, size: Value, fill: Option<Value>, preserve: Option<bool>) -> 
 fn merge(a: Value, b: Value) -> Result<Value, Error> {
     let (Some(x), Some(y)) = (array(&a), array(&b)) else {
         let which = if array(&a).is_none() { "first" } else { "second" };
-        return Err(error(format!("The merge filter only works with arrays or \"Traversable\", got \"{}\" as {which} argument.", kind_name(if which == "first" { &a } else { &b }))));
+        return Err(error(format!(
+            "The merge filter only works with arrays or \"Traversable\", got \"{}\" as {which} argument.",
+            kind_name(if which == "first" { &a } else { &b })
+        )));
     };
     budget::check((x.len() + y.len()).saturating_mul(budget::SLOT))?;
     let mut out: Vec<(Value, Value)> = Vec::with_capacity(x.len() + y.len());

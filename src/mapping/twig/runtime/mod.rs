@@ -19,7 +19,6 @@ use minijinja::{Environment, Error, ErrorKind, State};
 
 use super::super::php;
 
-
 pub(crate) fn error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
 }
@@ -200,7 +199,13 @@ pub fn to_php_string(v: &Value) -> Result<String, Error> {
     }
     Ok(match v.kind() {
         ValueKind::Undefined | ValueKind::None => String::new(),
-        ValueKind::Bool => if v.is_true() { "1".into() } else { String::new() },
+        ValueKind::Bool => {
+            if v.is_true() {
+                "1".into()
+            } else {
+                String::new()
+            }
+        }
         ValueKind::Number => match v.as_i64() {
             Some(n) if v.is_integer() => n.to_string(),
             _ => php::float_string(f64::try_from(v.clone()).unwrap_or(0.0)),
@@ -246,7 +251,10 @@ pub fn numeric_string(text: &str) -> Option<Num> {
         return Some(Num::Int(n));
     }
     let plain = body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
-    if plain && body.starts_with(|c: char| c.is_ascii_digit() || c == '.') && let Ok(f) = t.parse::<f64>() {
+    if plain
+        && body.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && let Ok(f) = t.parse::<f64>()
+    {
         return Some(Num::Float(f));
     }
     None
@@ -287,7 +295,9 @@ pub fn int_of(v: &Value) -> Result<i64, Error> {
 /// `a op b` with PHP's rules: integers stay integers until they overflow, `/` gives an integer only
 /// when it divides exactly, `%` works on integers, `//` is Twig's floor division.
 pub fn arithmetic(op: &str, a: &Value, b: &Value) -> Result<Value, Error> {
-    if op == "+" && let (Some(x), Some(y)) = (array(a), array(b)) {
+    if op == "+"
+        && let (Some(x), Some(y)) = (array(a), array(b))
+    {
         // Array union: the left's entries, then the right's under keys the left does not have.
         let keys: std::collections::HashSet<String> = x.iter().map(|(k, _)| to_php_string(k).unwrap_or_default()).collect();
         let mut union = x;
@@ -426,11 +436,19 @@ pub fn entries(v: &Value) -> Vec<(Value, Value)> {
 
 /// An array of `pairs`: a list while the keys run 0, 1, 2…, else a map keyed by their text.
 pub fn php_array(pairs: Vec<(Value, Value)>) -> Value {
-    let sequential = pairs.iter().enumerate().all(|(i, (k, _))| k.as_i64() == Some(i as i64) || k.as_str().and_then(|s| s.parse::<usize>().ok()) == Some(i));
+    let sequential = pairs
+        .iter()
+        .enumerate()
+        .all(|(i, (k, _))| k.as_i64() == Some(i as i64) || k.as_str().and_then(|s| s.parse::<usize>().ok()) == Some(i));
     if sequential {
         return Value::from(pairs.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
     }
-    Value::from_object(pairs.into_iter().map(|(k, v)| (Value::from(to_php_string(&k).unwrap_or_default()), v)).collect::<indexmap::IndexMap<Value, Value>>())
+    Value::from_object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(to_php_string(&k).unwrap_or_default()), v))
+            .collect::<indexmap::IndexMap<Value, Value>>(),
+    )
 }
 
 /// `object.key` / `object[key]` as Twig reads an array: a list by its index (a numeric string too), a
@@ -444,7 +462,11 @@ pub fn attribute(object: &Value, key: &Value) -> Value {
                 ValueKind::Bool => Some(i64::from(key.is_true())),
                 _ => None,
             };
-            index.and_then(|i| usize::try_from(i).ok()).and_then(|i| object.get_item_by_index(i).ok()).filter(|v| !v.is_undefined()).unwrap_or(Value::UNDEFINED)
+            index
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| object.get_item_by_index(i).ok())
+                .filter(|v| !v.is_undefined())
+                .unwrap_or(Value::UNDEFINED)
         }
         ValueKind::Map => {
             let text = to_php_string(key).unwrap_or_default();

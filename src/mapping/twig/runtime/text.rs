@@ -2,8 +2,8 @@
 //! `number_format`, `strtr`, `explode`, `strip_tags`, `ucwords`-style titles, `trim` with character
 //! masks, URL encoding, and PCRE patterns (`/…/flags`) read into Rust regexes.
 
-use minijinja::value::Value;
 use minijinja::Error;
+use minijinja::value::Value;
 
 use super::{error, to_php_string};
 
@@ -192,7 +192,13 @@ pub fn strip_tags(text: &str, allowed: &str) -> String {
             j += 1;
         }
         let tag: String = chars[i..(j + 1).min(chars.len())].iter().collect();
-        let name: String = tag.trim_start_matches('<').trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('<')
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
         if !name.is_empty() && allowed.contains(&name) {
             out.push_str(&tag);
         }
@@ -205,7 +211,9 @@ pub fn strip_tags(text: &str, allowed: &str) -> String {
 pub fn title(text: &str) -> String {
     // mbstring's title case: a letter after a letter is lowered, any other is raised; characters
     // that are case-ignorable (an apostrophe, a period, a colon, modifier marks) do not end a word.
-    let ignorable = |c: char| matches!(c, '\'' | '.' | ':' | '^' | '`' | '\u{00A8}' | '\u{00AD}' | '\u{00AF}' | '\u{00B4}' | '\u{00B7}' | '\u{00B8}' | '\u{2019}');
+    let ignorable = |c: char| {
+        matches!(c, '\'' | '.' | ':' | '^' | '`' | '\u{00A8}' | '\u{00AD}' | '\u{00AF}' | '\u{00B4}' | '\u{00B7}' | '\u{00B8}' | '\u{2019}')
+    };
     let mut out = String::with_capacity(text.len());
     let mut in_word = false;
     for c in text.chars() {
@@ -264,7 +272,8 @@ pub fn rawurlencode(text: &str) -> String {
 /// `http_build_query($pairs, '', '&', PHP_QUERY_RFC3986)`, nested arrays as `a%5Bb%5D=c`.
 pub fn build_query(pairs: &[(Value, Value)]) -> Result<String, Error> {
     let mut out = Vec::new();
-    let mut stack: Vec<(String, Value)> = pairs.iter().rev().map(|(k, v)| Ok((to_php_string(k)?, v.clone()))).collect::<Result<_, Error>>()?;
+    let mut stack: Vec<(String, Value)> =
+        pairs.iter().rev().map(|(k, v)| Ok((to_php_string(k)?, v.clone()))).collect::<Result<_, Error>>()?;
     while let Some((key, value)) = stack.pop() {
         match super::array(&value) {
             Some(inner) => {
@@ -275,7 +284,13 @@ pub fn build_query(pairs: &[(Value, Value)]) -> Result<String, Error> {
             None if super::is_null(&value) => {}
             None => {
                 let text = match value.kind() {
-                    minijinja::value::ValueKind::Bool => if value.is_true() { "1".into() } else { "0".into() },
+                    minijinja::value::ValueKind::Bool => {
+                        if value.is_true() {
+                            "1".into()
+                        } else {
+                            "0".into()
+                        }
+                    }
                     _ => to_php_string(&value)?,
                 };
                 out.push(format!("{}={}", rawurlencode(&key), rawurlencode(&text)));
@@ -419,7 +434,8 @@ impl Pcre {
     /// `None` for one PHP itself rejects (it warns and its `preg_*` return null or false), an error
     /// for one PHP runs but syncline cannot (backreferences, lookarounds).
     pub fn cached(pattern: &str) -> Result<Option<Pcre>, Error> {
-        static PATTERNS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Option<Pcre>>>> = std::sync::OnceLock::new();
+        static PATTERNS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Option<Pcre>>>> =
+            std::sync::OnceLock::new();
         let patterns = PATTERNS.get_or_init(Default::default);
         if let Some(known) = patterns.lock().unwrap_or_else(|e| e.into_inner()).get(pattern) {
             return Ok(known.clone());
@@ -557,7 +573,10 @@ mod tests {
         assert_eq!(trim("--a-b--", Some("-"), "both").unwrap(), "a-b");
         assert!(trim("x", Some("-"), "-").is_err());
         assert_eq!(rawurlencode("a b&c~"), "a%20b%26c~");
-        assert_eq!(sprintf("%05.1f|%-4s|%'*6d|%2$s", &[Value::from(2.14159), Value::from("ab"), Value::from(42)]).unwrap(), "002.1|ab  |****42|ab");
+        assert_eq!(
+            sprintf("%05.1f|%-4s|%'*6d|%2$s", &[Value::from(2.14159), Value::from("ab"), Value::from(42)]).unwrap(),
+            "002.1|ab  |****42|ab"
+        );
         let pcre = Pcre::parse("/[\\s-]+/").unwrap();
         assert_eq!(pcre.replace_all("a  b--c", "-").unwrap(), "a-b-c");
         assert_eq!(Pcre::parse("/(\\w+) (\\w+)/i").unwrap().replace_all("Hello World", "$2 \\1").unwrap(), "World Hello");
