@@ -6,12 +6,13 @@
 #![deny(clippy::clone_on_ref_ptr)]
 
 pub mod config;
-mod console;
+pub mod console;
 pub mod diff;
 pub mod envelope;
 pub mod errors;
 pub mod fixture;
 pub mod limits;
+pub mod load;
 pub mod mapping;
 pub mod openconnector;
 pub mod path;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use syncline::config::Pipeline;
+use syncline::diff::contracts::ContractTable;
 use syncline::mapping::Mapping;
 use syncline::store::{StateDir, millis_text};
 
@@ -92,13 +93,13 @@ pub enum ContractsCommand {
 pub async fn contracts(state: &Path, args: ContractsArgs) -> anyhow::Result<ExitCode> {
     let state = StateDir::open(state)?;
     if let Some(ContractsCommand::Rm { sync, origin_id }) = args.command {
-        let mut table = state.load_contracts(&sync).await?;
+        let mut table = ContractTable::load(&state, &sync).await?;
         let Some(row) = table.find(&origin_id) else {
             eprintln!("error: `{sync}` has no contract for origin id `{origin_id}`");
             return Ok(ExitCode::from(1));
         };
         table.remove(row);
-        state.save_contracts(&sync, table).await?;
+        table.save(&state, &sync).await?;
         println!("removed the contract of `{origin_id}` from `{sync}`; the next run creates its object again");
         return Ok(ExitCode::SUCCESS);
     }
@@ -106,7 +107,7 @@ pub async fn contracts(state: &Path, args: ContractsArgs) -> anyhow::Result<Exit
         eprintln!("error: name a synchronization: syncline contracts SYNC");
         return Ok(ExitCode::from(USAGE));
     };
-    let table = state.load_contracts(&sync).await?;
+    let table = ContractTable::load(&state, &sync).await?;
     let contracts = table.contracts();
     if args.json {
         for c in contracts.iter().take(args.limit) {

@@ -42,6 +42,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         tick: Duration::from_secs_f64(args.tick.max(0.05)),
         public_url: args.public_url,
         server: service::ServerLimits::default(),
+        front: Some(syncline::console::mount),
     };
     service::serve(state, listener, options, CancellationToken::new()).await?;
     eprintln!("syncline stopped");

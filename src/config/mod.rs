@@ -1,5 +1,8 @@
-//! Pipeline files: parse (YAML or JSON), interpolate `${VAR}`, check every key, resolve references, and
-//! validate templates and JSON Schemas offline. Every error names file, line, column and key.
+//! Pipeline files: parse (YAML or JSON), interpolate `${VAR}`, check every key, resolve references,
+//! load JSON Schemas. Every error names file, line, column and key. It knows documents and the model,
+//! nothing of the parts the model names: loading a file (`Pipeline::load`, `from_text`, `from_value`)
+//! lives in [`crate::load`], above this module, the connectors and the mapping engine whose own checks
+//! a definition must pass.
 
 pub mod de;
 mod document;
@@ -9,13 +12,13 @@ pub mod names;
 pub mod target;
 mod validate;
 
+pub(crate) use validate::resolve;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-
-use crate::openconnector;
 
 pub use de::{Flag, QueryDef, Secret, Span, Text, TextMap};
 pub use document::{Document, Position};
@@ -134,58 +137,23 @@ pub fn read_definition(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
-impl Pipeline {
-    /// Loads and validates a pipeline file, reading `${VAR}` from the process environment.
-    pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
-        Self::load_with_env(path, &process_env)
-    }
-
-    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigErrors> {
-        let file = path.display().to_string();
-        let text = read_definition(path).map_err(|e| ConfigError::file(&file, format!("cannot read: {e}")))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_text(&file, &text, base, env)
-    }
-
-    /// Parses and validates `text` as the content of `file`; `$ref` schema files resolve against `base`.
-    pub fn from_text(file: &str, text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigErrors> {
-        Self::from_document(Document::parse(file, text, env)?, base)
-    }
-
-    /// Validates definitions that arrive as JSON values (the service's API): no interpolation, and
-    /// errors name the key.
-    pub fn from_value(label: &str, value: Value, base: &Path) -> Result<Pipeline, ConfigErrors> {
-        Self::from_document(Document::from_value(label, value), base)
-    }
-
-    fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigErrors> {
-        let mut value = std::mem::take(&mut doc.value);
-        let mut notices = Vec::new();
-        if openconnector::is_configuration(&value) {
-            // An OpenConnector configuration file runs as it is, as if imported first.
-            let imported = openconnector::import(&value).map_err(|e| ConfigError::file(&doc.file, e.to_string()))?;
-            value = imported.pipeline;
-            notices = imported.notices;
+/// A document's value, OpenConnector's bookkeeping keys taken out of each entity and kept beside
+/// it, parsed strictly into the model.
+pub(crate) fn parse_model(doc: &Document, value: &mut Value) -> Result<PipelineFile, ConfigErrors> {
+    let bookkeeping = take_bookkeeping(doc, value)?;
+    let mut parsed: PipelineFile = deserialize(doc, value)?;
+    for ((section, name), value) in bookkeeping {
+        let slot = match section {
+            "sources" => parsed.sources.get_mut(&name).map(|s| &mut s.bookkeeping),
+            "mappings" => parsed.mappings.get_mut(&name).map(|s| &mut s.bookkeeping),
+            "registers" => parsed.registers.get_mut(&name).map(|s| &mut s.bookkeeping),
+            _ => parsed.synchronizations.get_mut(&name).map(|s| &mut s.bookkeeping),
+        };
+        if let Some(slot) = slot {
+            *slot = value;
         }
-        openconnector::normalize_pipeline(&mut value, &mut notices);
-        let warnings: Vec<ConfigError> = notices.iter().map(|n| doc.error(&n.key, n.message.clone())).collect();
-        let bookkeeping = take_bookkeeping(&doc, &mut value)?;
-        let mut parsed: PipelineFile = deserialize(&doc, &value)?;
-        for ((section, name), value) in bookkeeping {
-            let slot = match section {
-                "sources" => parsed.sources.get_mut(&name).map(|s| &mut s.bookkeeping),
-                "mappings" => parsed.mappings.get_mut(&name).map(|s| &mut s.bookkeeping),
-                "registers" => parsed.registers.get_mut(&name).map(|s| &mut s.bookkeeping),
-                _ => parsed.synchronizations.get_mut(&name).map(|s| &mut s.bookkeeping),
-            };
-            if let Some(slot) = slot {
-                *slot = value;
-            }
-        }
-        let mut pipeline = validate::resolve(&doc, parsed, base)?;
-        pipeline.warnings = warnings;
-        Ok(pipeline)
     }
+    Ok(parsed)
 }
 
 const SECTIONS: [&str; 4] = ["sources", "mappings", "registers", "synchronizations"];
@@ -211,17 +179,11 @@ pub fn is_bookkeeping(key: &str) -> bool {
     BOOKKEEPING.contains(&key)
 }
 
-/// One mapping definition as the API stores it (OpenConnector's spelling and bookkeeping fields
-/// allowed), read alone; `None` when it does not parse.
-pub fn mapping_from_value(value: &Value) -> Option<MappingDef> {
-    let Value::Object(mut fields) = value.clone() else { return None };
-    openconnector::quirks::normalize_entity("mappings", "mapping", &mut fields, &mut Vec::new());
-    let (kept, fields): (serde_json::Map<String, Value>, serde_json::Map<String, Value>) =
-        fields.into_iter().partition(|(key, _)| BOOKKEEPING.contains(&key.as_str()));
-    let mut def: MappingDef = serde_json::from_value(Value::Object(fields)).ok()?;
-    // Its id, uuid and slug stay known: `executeMapping` may call it by any of them.
-    def.bookkeeping = serde_json::from_value(Value::Object(kept)).unwrap_or_default();
-    Some(def)
+/// An entity's fields split into OpenConnector's bookkeeping keys and the rest.
+pub(crate) fn split_bookkeeping(
+    fields: serde_json::Map<String, Value>,
+) -> (serde_json::Map<String, Value>, serde_json::Map<String, Value>) {
+    fields.into_iter().partition(|(key, _)| BOOKKEEPING.contains(&key.as_str()))
 }
 
 type BookkeepingByEntity = Vec<((&'static str, String), Bookkeeping)>;

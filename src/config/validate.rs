@@ -1,5 +1,7 @@
-//! Offline checks of a parsed pipeline file: references resolve, templates compile, JSON Schemas are
-//! schemas, every synchronization can tell an update from a create. All problems are reported at once.
+//! Offline checks of a parsed pipeline file that need nothing but the model: names are identifiers,
+//! references resolve, JSON Schemas are schemas, every synchronization can tell an update from a
+//! create. Templates, filters and formats are the mapping engine's and the connectors' to check
+//! ([`crate::load`] runs them beside these). All problems are reported at once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,12 +9,13 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    AuthKind, ConfigError, ConfigErrors, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef,
-    SourceKind, Synchronization, SynchronizationDef, TargetKind,
+    AuthKind, ConfigError, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, SourceKind,
+    Synchronization, SynchronizationDef, TargetKind,
 };
-use crate::mapping::{Filter, Mapping};
 
-pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result<Pipeline, ConfigErrors> {
+/// The pipeline `file` describes, and every problem found in it (none: it may run). A
+/// synchronization with a problem is left out of the pipeline.
+pub(crate) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> (Pipeline, Vec<ConfigError>) {
     let mut errors = Vec::new();
 
     let mut file = file;
@@ -21,13 +24,6 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
         check_source(doc, name, source, &mut errors);
         anchor_location(source, base);
     }
-    for (name, mapping) in &file.mappings {
-        if let Err(error) = Mapping::compile_in(name, mapping, &file.mappings) {
-            let key = format!("mappings.{name}.{}", error.key());
-            errors.push(doc.error(&key, error.to_string()));
-        }
-    }
-
     let mut registers = BTreeMap::new();
     for (register, def) in &file.registers {
         let mut schemas = BTreeMap::new();
@@ -55,19 +51,15 @@ pub(super) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> Result
         }
     }
 
-    if errors.is_empty() {
-        Ok(Pipeline {
-            file: doc.file.clone().into(),
-            sources: file.sources,
-            mappings: file.mappings,
-            registers,
-            synchronizations,
-            warnings: Vec::new(),
-        })
-    } else {
-        errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
-        Err(ConfigErrors(errors))
-    }
+    let pipeline = Pipeline {
+        file: doc.file.clone().into(),
+        sources: file.sources,
+        mappings: file.mappings,
+        registers,
+        synchronizations,
+        warnings: Vec::new(),
+    };
+    (pipeline, errors)
 }
 
 /// Every name is an identifier: names become file names and URL segments.
@@ -332,21 +324,6 @@ fn resolve_sync(
         fail(".sourceConfig.pagination", message);
     }
 
-    if let Some(filter) = &def.filter
-        && let Err(error) = Filter::compile(filter)
-    {
-        fail(".filter", error.to_string());
-    }
-    if let Some(conditions) = &def.conditions
-        && let Err(error) = Filter::new(None, Some(conditions))
-    {
-        fail(".conditions", error.to_string());
-    }
-    if let Some(schedule) = &def.schedule
-        && let Err(message) = crate::schedule::Schedule::parse(schedule)
-    {
-        fail(".schedule", message);
-    }
     let max_delete_share = def.max_delete_share.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&max_delete_share) {
         fail(".maxDeleteShare", format!("{max_delete_share} is not a share between 0 and 1"));
@@ -491,24 +468,6 @@ fn check_source_config(kind: SourceKind, config: &SourceConfigDef, fail: &mut im
         }
         _ if files && config.query.sql().is_some() => fail(".sourceConfig.query", "a file source takes no query".into()),
         _ => {}
-    }
-    if let Some(delimiter) = &config.delimiter
-        && crate::sources::formats::delimiter_byte(delimiter).is_none()
-    {
-        fail(".sourceConfig.delimiter", format!("`{delimiter}` is not a one-byte delimiter (write `,`, `;`, `|` or `\\t`)"));
-    }
-    if let Some(label) = &config.encoding
-        && encoding_rs::Encoding::for_label(label.as_bytes()).is_none()
-    {
-        fail(
-            ".sourceConfig.encoding",
-            format!("`{label}` is not an encoding this reader knows (e.g. utf-8, windows-1252, iso-8859-1, utf-16le)"),
-        );
-    }
-    if let Some(range) = &config.range
-        && crate::sources::formats::parse_range(range).is_none()
-    {
-        fail(".sourceConfig.range", format!("`{range}` is not a cell range like `A1:F500`"));
     }
     if config.header_row == Some(0) {
         fail(".sourceConfig.headerRow", "rows are counted from 1".into());

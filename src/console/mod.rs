@@ -7,9 +7,6 @@
 mod pages;
 mod session;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::Router;
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -17,30 +14,21 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
-
-pub use session::authorize;
 
 use crate::service::Shared;
 
-/// What the console keeps between requests, inside the service's state.
+/// What the console keeps between requests: its sign-in sessions. It travels with each request as
+/// an extension, so the service's own state knows nothing of the console.
 #[derive(Default)]
 pub struct ConsoleState {
     sessions: session::Sessions,
-    /// Each source's last Test connection answer and when, for the dashboard's source health.
-    tests: Mutex<HashMap<String, Value>>,
 }
 
-impl ConsoleState {
-    pub fn record_test(&self, source: &str, answer: &Value) {
-        let mut entry = answer.clone();
-        entry["at"] = Value::String(crate::store::now_text());
-        self.tests.lock().unwrap_or_else(|p| p.into_inner()).insert(source.to_string(), entry);
-    }
-
-    fn last_test(&self, source: &str) -> Option<Value> {
-        self.tests.lock().unwrap_or_else(|p| p.into_inner()).get(source).cloned()
-    }
+/// Mounts the console on the service's router (pass it as `ServeOptions::front`): its pages, and a
+/// layer that lets a signed-in browser's session stand in for the API key.
+pub fn mount(app: Router<Shared>) -> Router<Shared> {
+    let console = std::sync::Arc::new(ConsoleState::default());
+    app.merge(routes()).layer(middleware::from_fn(session::credential)).layer(axum::Extension(console))
 }
 
 /// Why a console page could not be shown.
@@ -72,7 +60,7 @@ impl IntoResponse for ConsoleError {
 }
 
 /// The console's routes, next to `/api` (which they leave alone).
-pub fn routes() -> Router<Shared> {
+fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/login", get(session::login_page).post(session::login))

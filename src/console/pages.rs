@@ -127,7 +127,7 @@ pub async fn dashboard(State(shared): State<Shared>, signed: SignedIn) -> Result
         .into_iter()
         .map(|s| {
             let id = s["id"].as_str().unwrap_or_default().to_string();
-            json!({ "id": id, "name": s.get("name").cloned().unwrap_or(Value::String(id.clone())), "test": shared.console.last_test(&id) })
+            json!({ "id": id, "name": s.get("name").cloned().unwrap_or(Value::String(id.clone())), "test": shared.source_tests.last(&id) })
         })
         .collect();
     let jobs_total: u64 = counts["jobs"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
@@ -146,7 +146,7 @@ async fn list_page(shared: Shared, signed: SignedIn, section: &str, title: &str,
     for row in &mut rows {
         let id = row["id"].as_str().unwrap_or_default().to_string();
         match section {
-            "sources" => row["last_test"] = shared.console.last_test(&id).unwrap_or(Value::Null),
+            "sources" => row["last_test"] = shared.source_tests.last(&id).unwrap_or(Value::Null),
             "synchronizations" => {
                 row["last_job"] = recent.iter().find(|j| j["synchronization"] == id.as_str()).cloned().unwrap_or(Value::Null)
             }

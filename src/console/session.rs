@@ -8,18 +8,23 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::Form;
-use axum::extract::{FromRequest, FromRequestParts, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use rand::RngCore;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::ConsoleState;
 use super::pages::render;
-use crate::service::{ApiError, Shared};
+use crate::service::Shared;
+use crate::service::auth::FrontCredential;
 
 pub const COOKIE_NAME: &str = "syncline_session";
 /// The header the console's scripts send the CSRF token in (forms send it as the `csrf` field).
@@ -108,20 +113,28 @@ fn same_token(given: &str, expected: &str) -> bool {
     !given.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// For the API's key check: `None` without a live session (the caller answers 401); otherwise the
-/// session stands in for the key, and a change (anything but GET/HEAD/OPTIONS) must carry the
-/// session's CSRF token in `x-csrf-token`, else 403.
-pub fn authorize(shared: &Shared, method: &Method, headers: &HeaderMap) -> Option<Result<(), ApiError>> {
-    let csrf = shared.console.sessions.touch(&cookie(headers)?)?;
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Some(Ok(()));
+/// For the API's key check (a layer around every route): with a live session the session stands in
+/// for the key, and a change (anything but GET/HEAD/OPTIONS) must carry the session's CSRF token in
+/// `x-csrf-token`, else the API answers 403. Without one the request goes on as it came (401 at the
+/// API without a key).
+pub async fn credential(mut request: Request, next: Next) -> Response {
+    let session = request.extensions().get::<Arc<ConsoleState>>().and_then(|console| console.sessions.touch(&cookie(request.headers())?));
+    if let Some(csrf) = session {
+        let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let given = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let verdict = if safe || same_token(given, &csrf) {
+            FrontCredential::Session
+        } else {
+            FrontCredential::Refused("a change made with the console's session needs its x-csrf-token header")
+        };
+        request.extensions_mut().insert(verdict);
     }
-    let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    Some(if same_token(given, &csrf) {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "a change made with the console's session needs its x-csrf-token header"))
-    })
+    next.run(request).await
+}
+
+/// The console's state, which [`super::mount`] puts on every request.
+fn console_of(extensions: &axum::http::Extensions) -> Arc<ConsoleState> {
+    extensions.get::<Arc<ConsoleState>>().cloned().unwrap_or_default()
 }
 
 /// A signed-in visitor of a console page, with the CSRF token the page embeds. Pages without a session
@@ -133,8 +146,8 @@ pub struct SignedIn {
 impl FromRequestParts<Shared> for SignedIn {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, shared: &Shared) -> Result<Self, Self::Rejection> {
-        match cookie(&parts.headers).and_then(|id| shared.console.sessions.touch(&id)) {
+    async fn from_request_parts(parts: &mut Parts, _: &Shared) -> Result<Self, Self::Rejection> {
+        match cookie(&parts.headers).and_then(|id| console_of(&parts.extensions).sessions.touch(&id)) {
             Some(csrf) => Ok(SignedIn { csrf }),
             None => Err(Redirect::to("/login").into_response()),
         }
@@ -158,8 +171,8 @@ fn session_cookie(shared: &Shared, headers: &HeaderMap, value: &str, max_age: u6
         .expect("a hex id makes a valid header")
 }
 
-pub async fn login_page(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    if cookie(&headers).and_then(|id| shared.console.sessions.touch(&id)).is_some() {
+pub async fn login_page(Extension(console): Extension<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
+    if cookie(&headers).and_then(|id| console.sessions.touch(&id)).is_some() {
         return Redirect::to("/").into_response();
     }
     render("login.html", serde_json::json!({ "title": "Sign in" }))
@@ -196,7 +209,7 @@ pub async fn login(State(shared): State<Shared>, request: axum::extract::Request
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
     }
-    let id = shared.console.sessions.create();
+    let id = console_of(&parts.extensions).sessions.create();
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().insert(SET_COOKIE, session_cookie(&shared, headers, &id, IDLE.as_secs()));
     response
@@ -208,10 +221,15 @@ pub struct LogoutForm {
     csrf: String,
 }
 
-pub async fn logout(State(shared): State<Shared>, headers: HeaderMap, Form(form): Form<LogoutForm>) -> Response {
+pub async fn logout(
+    State(shared): State<Shared>,
+    Extension(console): Extension<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Response {
     let Some(id) = cookie(&headers) else { return Redirect::to("/login").into_response() };
-    match shared.console.sessions.touch(&id) {
-        Some(csrf) if same_token(&form.csrf, &csrf) => shared.console.sessions.remove(&id),
+    match console.sessions.touch(&id) {
+        Some(csrf) if same_token(&form.csrf, &csrf) => console.sessions.remove(&id),
         Some(_) => return (StatusCode::FORBIDDEN, "signing out needs the page's CSRF token").into_response(),
         None => {}
     }

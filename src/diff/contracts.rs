@@ -11,8 +11,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use std::hash::BuildHasher;
 
+use arrow::ipc::reader::FileReader;
 use hashbrown::HashTable;
 use uuid::Uuid;
+
+use crate::store::{ReadSeek, StateDir, StoreError, footer_rows};
 
 const COMMITTED: u8 = 1;
 const SEEN: u8 = 2;
@@ -90,6 +93,33 @@ impl Default for ContractTable {
             index: HashTable::new(),
             hasher: Default::default(),
         }
+    }
+}
+
+/// Contracts kept in the state directory: the state keeps the Arrow IPC file, the table is read
+/// from and written into it here.
+impl ContractTable {
+    /// The contracts of `sync` (empty before its first run), read a batch at a time.
+    pub async fn load(state: &StateDir, sync: &str) -> Result<ContractTable, StoreError> {
+        let name = sync.to_string();
+        let read = move |reader: FileReader<Box<dyn ReadSeek>>| -> Result<ContractTable, StoreError> {
+            // The row count saved in the footer sizes every column once: growing them by doubling
+            // would hold up to twice the table while loading.
+            let mut table = ContractTable::with_capacity(footer_rows(&reader) as usize);
+            for batch in reader {
+                let arrow = |source| StoreError::Arrow { sync: name.clone(), source };
+                table.append(&batch.map_err(arrow)?).map_err(arrow)?;
+            }
+            Ok(table)
+        };
+        Ok(state.read_contracts(sync, read).await?.unwrap_or_else(ContractTable::new))
+    }
+
+    /// Replaces the contracts of `sync` atomically. Takes the table: its columns move into Arrow
+    /// buffers, so saving adds only a slice's worth of memory.
+    pub async fn save(self, state: &StateDir, sync: &str) -> Result<(), StoreError> {
+        let batch = self.into_record_batch().map_err(|source| StoreError::Arrow { sync: sync.into(), source })?;
+        state.save_contracts(sync, batch).await
     }
 }
 
@@ -406,5 +436,26 @@ mod tests {
         assert_eq!(target_id(&ns, "s", "1"), target_id(&ns, "s", "1"));
         assert_ne!(target_id(&ns, "s", "1"), target_id(&ns, "t", "1"));
         assert_eq!(target_id(&ns, "s", "1").get_version_num(), 5);
+    }
+
+    #[tokio::test]
+    async fn contracts_save_in_slices_and_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(ContractTable::load(&state, "s/1").await.unwrap().committed(), 0, "no file yet");
+        let mut table = ContractTable::new();
+        for i in 0..150_000u32 {
+            let row = table.insert(&i.to_string(), [(i % 251) as u8; 16]);
+            table.commit(row, [(i % 7) as u8; 32], i64::from(i));
+        }
+        let gone = table.find("42").unwrap();
+        table.remove(gone);
+        table.save(&state, "s/1").await.unwrap();
+        let loaded = ContractTable::load(&state, "s/1").await.unwrap();
+        assert_eq!(loaded.committed(), 149_999);
+        assert!(loaded.find("42").is_none());
+        let row = loaded.find("149999").unwrap();
+        assert_eq!(loaded.hash(row), &[(149_999 % 7) as u8; 32]);
+        assert_eq!(loaded.target_id(row).as_bytes(), &[(149_999 % 251) as u8; 16]);
     }
 }

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Pipeline, Synchronization, TargetKind};
+use crate::diff::contracts::ContractTable;
 use crate::diff::{Differ, Identity, Work};
 use crate::errors::ErrorCategory;
 use crate::mapping::{Filter, Mapping};
@@ -268,7 +269,7 @@ impl Run {
         }
         let fingerprint = *fingerprint.finalize().as_bytes();
         let cursor = self.start_cursor(state, sync, &fingerprint, options)?;
-        let table = state.load_contracts(&sync.name).await?;
+        let table = ContractTable::load(state, &sync.name).await?;
         let mut differ = Differ::new(table, &sync.name, &sync.id_position, fingerprint, options.force_full_sync);
         if let Some(def) = pipeline.sources.get(&sync.source) {
             differ.set_max_depth(def.limits.max_depth);
@@ -291,7 +292,7 @@ impl Run {
         progress.set(&differ.counts);
         if !options.dry_run {
             // Saved even after a failure: contracts then describe exactly what was written.
-            state.save_contracts(&sync.name, differ.take_table()).await?;
+            differ.take_table().save(state, &sync.name).await?;
             // The contracts now hold every create the journal recorded, and what was adopted.
             state.clear_journal(&sync.name)?;
             self.recovered = interrupted;

@@ -68,7 +68,16 @@ pub fn refused(wait: Duration) -> Response {
     response
 }
 
-/// The `x-api-key` header, or else the console's session cookie (with its CSRF token on every change).
+/// What a front end mounted on the service (the console) made of a request's own credentials before
+/// the API sees it: a live session stands in for the key; a change made with a session but without
+/// its CSRF token is refused, with the front end's reason. Only server-side middleware sets it.
+#[derive(Clone, Debug)]
+pub enum FrontCredential {
+    Session,
+    Refused(&'static str),
+}
+
+/// The `x-api-key` header, or else what the front end said of the request ([`FrontCredential`]).
 pub async fn require_key(State(shared): State<Shared>, request: Request, next: Next) -> Response {
     let client = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     if let Some(wait) = client.and_then(|ip| shared.attempts.blocked(ip)) {
@@ -76,9 +85,9 @@ pub async fn require_key(State(shared): State<Shared>, request: Request, next: N
     }
     let given = request.headers().get("x-api-key").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
     if given.is_empty() {
-        match crate::console::authorize(&shared, request.method(), request.headers()) {
-            Some(Ok(())) => return next.run(request).await,
-            Some(Err(refused)) => return refused.into_response(),
+        match request.extensions().get::<FrontCredential>() {
+            Some(FrontCredential::Session) => return next.run(request).await,
+            Some(FrontCredential::Refused(why)) => return ApiError::new(StatusCode::FORBIDDEN, *why).into_response(),
             None => {}
         }
     }

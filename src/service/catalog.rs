@@ -333,7 +333,7 @@ impl Catalog {
         Ok(self
             .list(Section::Mappings)?
             .into_iter()
-            .filter_map(|entry| crate::config::mapping_from_value(&entry.body).map(|def| (entry.id, def)))
+            .filter_map(|entry| crate::load::mapping_from_value(&entry.body).map(|def| (entry.id, def)))
             .collect())
     }
 

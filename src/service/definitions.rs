@@ -209,7 +209,7 @@ pub async fn test_source(State(shared): State<Shared>, Path(id): Path<String>) -
         Err(error) => json!({ "ok": false, "message": error.to_string(), "category": error.category().as_str() }),
     };
     // The console's dashboard shows each source's health as its last test.
-    shared.console.record_test(&id, &answer);
+    shared.source_tests.record(&id, &answer);
     Ok(Json(answer))
 }
 

@@ -2,7 +2,7 @@
 //! runs go to the runner as background jobs, a scheduler starts the scheduled ones, and every endpoint
 //! but `/api/health` asks for an `x-api-key`.
 
-mod auth;
+pub mod auth;
 mod catalog;
 mod compat;
 // The console (crate::console) fills its pages from these same handlers: one data path.
@@ -50,9 +50,30 @@ pub struct AppState {
     pub(crate) attempts: auth::Attempts,
     /// Where users reach the service (`--public-url`), when it is said.
     public_url: Option<url::Url>,
-    /// The web console's sign-in sessions and last source tests.
-    pub(crate) console: crate::console::ConsoleState,
+    /// Each source's last Test connection answer.
+    pub(crate) source_tests: SourceTests,
 }
+
+/// Each source's last Test connection answer and when (the console's dashboard shows it as the
+/// source's health).
+#[derive(Default)]
+pub struct SourceTests(std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>);
+
+impl SourceTests {
+    pub fn record(&self, source: &str, answer: &serde_json::Value) {
+        let mut entry = answer.clone();
+        entry["at"] = serde_json::Value::String(crate::store::now_text());
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(source.to_string(), entry);
+    }
+
+    pub fn last(&self, source: &str) -> Option<serde_json::Value> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(source).cloned()
+    }
+}
+
+/// A front end served beside the API (the web console): it adds its routes and layers to the
+/// service's router. The service knows it only as this function.
+pub type Front = fn(Router<Shared>) -> Router<Shared>;
 
 impl AppState {
     pub(crate) fn key_matches(&self, given: &[u8]) -> bool {
@@ -79,6 +100,8 @@ pub struct ServeOptions {
     pub public_url: Option<url::Url>,
     /// The HTTP server's timeouts and caps.
     pub server: ServerLimits,
+    /// What to serve beside the API (`Some(syncline::console::mount)` for the web console).
+    pub front: Option<Front>,
 }
 
 #[derive(OpenApi)]
@@ -108,8 +131,8 @@ impl utoipa::Modify for ApiKeyScheme {
     }
 }
 
-/// The service's routes; `shared` holds its state.
-pub fn router(shared: Shared) -> Router {
+/// The service's routes, with `front`'s beside them; `shared` holds its state.
+pub fn router(shared: Shared, front: Option<Front>) -> Router {
     let api = Router::new()
         .route("/api/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .merge(definitions::routes())
@@ -117,12 +140,12 @@ pub fn router(shared: Shared) -> Router {
         .merge(compat::routes())
         .route("/api/sources/{id}/preview", get(preview::preview))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));
-    Router::new()
-        .route("/api/health", get(health))
-        .merge(api)
-        .merge(crate::console::routes())
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(shared)
+    let app = Router::new().route("/api/health", get(health)).merge(api);
+    let app = match front {
+        Some(mount) => mount(app),
+        None => app,
+    };
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(shared)
 }
 
 /// Liveness, without a key.
@@ -159,7 +182,7 @@ pub async fn serve(
         started: chrono::Utc::now(),
         attempts: Default::default(),
         public_url: options.public_url,
-        console: Default::default(),
+        source_tests: Default::default(),
     });
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let scheduler = tokio::spawn(scheduler::run(Arc::clone(&shared), options.tick, stop.clone()));
@@ -170,7 +193,7 @@ pub async fn serve(
             _ = signal.cancelled() => {}
         }
     });
-    listen::serve(listener, router(shared), options.server, stop.clone()).await;
+    listen::serve(listener, router(shared, options.front), options.server, stop.clone()).await;
     runner.shutdown().await;
     let _ = scheduler.await;
     Ok(())

@@ -15,6 +15,7 @@ use super::catalog::Section;
 use super::compat::{RunBody, run_answer};
 use super::runner::RunRequest;
 use super::{ApiError, Shared};
+use crate::diff::contracts::ContractTable;
 use crate::store::{JobRecord, StoreError};
 
 pub fn routes() -> Router<Shared> {
@@ -151,7 +152,7 @@ pub async fn contracts(State(shared): State<Shared>, Path(id): Path<String>, Que
     if shared.catalog.get(Section::Synchronizations, &id)?.is_none() {
         return Err(ApiError::not_found(format!("no synchronization `{id}`")));
     }
-    let table = shared.state.load_contracts(&id).await?;
+    let table = ContractTable::load(&shared.state, &id).await?;
     let all = table.contracts();
     let matching: Vec<_> = all.iter().filter(|c| page.search.as_deref().is_none_or(|s| c.origin_id.contains(s))).collect();
     let results: Vec<_> = matching.iter().skip(page.offset.unwrap_or(0)).take(page.limit.unwrap_or(100).min(10_000)).collect();
@@ -166,10 +167,10 @@ pub async fn remove_contract(State(shared): State<Shared>, Path((id, origin_id))
     }
     // The run lock: no command-line run may save over this change.
     let _lock = shared.state.lock(&id).map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
-    let mut table = shared.state.load_contracts(&id).await?;
+    let mut table = ContractTable::load(&shared.state, &id).await?;
     let row = table.find(&origin_id).ok_or_else(|| ApiError::not_found(format!("`{id}` has no contract for origin id `{origin_id}`")))?;
     table.remove(row);
-    shared.state.save_contracts(&id, table).await?;
+    table.save(&shared.state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -8,6 +8,7 @@ pub mod register;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
@@ -15,7 +16,6 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 
-use crate::diff::contracts::ContractTable;
 pub use jobs::{Counts, JobRecord, JobStatus, JobStore, SavedCursor};
 pub use register::RegisterStore;
 
@@ -112,30 +112,15 @@ impl StateDir {
         StorePath::from(format!("contracts/{}.arrow", file_name(sync)))
     }
 
-    /// The contracts of `sync` (empty before its first run), read a batch at a time.
-    pub async fn load_contracts(&self, sync: &str) -> Result<ContractTable, StoreError> {
-        let name = sync.to_string();
-        let read = move |reader: FileReader<Box<dyn ReadSeek>>| -> Result<ContractTable, StoreError> {
-            // The row count saved in the footer sizes every column once: growing them by doubling
-            // would hold up to twice the table while loading.
-            let mut table = ContractTable::with_capacity(footer_rows(&reader) as usize);
-            for batch in reader {
-                let arrow = |source| StoreError::Arrow { sync: name.clone(), source };
-                table.append(&batch.map_err(arrow)?).map_err(arrow)?;
-            }
-            Ok(table)
-        };
-        Ok(self.read_contracts(sync, read).await?.unwrap_or_else(ContractTable::new))
-    }
-
     /// How many contracts `sync` has, from the file's footer alone.
     pub async fn contract_rows(&self, sync: &str) -> Result<u64, StoreError> {
         Ok(self.read_contracts(sync, |reader| Ok(footer_rows(&reader))).await?.unwrap_or(0))
     }
 
     /// Opens the contract file of `sync` and hands it to `read` (on a blocking thread for a local
-    /// file); `None` when there is none yet.
-    async fn read_contracts<T: Send + 'static>(
+    /// file); `None` when there is none yet. What a contract is, is the diff's (`ContractTable`);
+    /// the state keeps its file.
+    pub async fn read_contracts<T: Send + 'static>(
         &self,
         sync: &str,
         read: impl FnOnce(FileReader<Box<dyn ReadSeek>>) -> Result<T, StoreError> + Send + 'static,
@@ -164,14 +149,13 @@ impl StateDir {
         }
     }
 
-    /// Replaces the contracts of `sync` atomically (a multipart upload, renamed into place when
-    /// complete). Takes the table: its columns move into Arrow buffers, and the file is encoded and
-    /// written in slices, so saving adds only a slice's worth of memory.
-    pub async fn save_contracts(&self, sync: &str, table: ContractTable) -> Result<(), StoreError> {
+    /// Replaces the contract file of `sync` with `batch`, atomically (a multipart upload, renamed
+    /// into place when complete), encoded and written in slices, so saving adds only a slice's worth
+    /// of memory.
+    pub async fn save_contracts(&self, sync: &str, batch: RecordBatch) -> Result<(), StoreError> {
         const SLICE: usize = 65_536;
         let arrow = |source| StoreError::Arrow { sync: sync.into(), source };
         let object = |source| StoreError::Object { sync: sync.into(), source };
-        let batch = table.into_record_batch().map_err(arrow)?;
         let mut upload = WriteMultipart::new(self.objects.put_multipart(&Self::contract_path(sync)).await.map_err(object)?);
         let mut writer = FileWriter::try_new(Vec::new(), &batch.schema()).map_err(arrow)?;
         writer.write_metadata("rows", batch.num_rows().to_string());
@@ -203,12 +187,13 @@ pub struct RunLock {
     _file: std::fs::File,
 }
 
-trait ReadSeek: std::io::Read + std::io::Seek + Send {}
+/// A contract file being read: a local file or the bytes of a remote one.
+pub trait ReadSeek: std::io::Read + std::io::Seek + Send {}
 impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
 
 /// Now, as stored in the state databases (RFC 3339, milliseconds, UTC).
 /// The row count a contract file's footer records.
-fn footer_rows(reader: &FileReader<Box<dyn ReadSeek>>) -> u64 {
+pub fn footer_rows(reader: &FileReader<Box<dyn ReadSeek>>) -> u64 {
     reader.custom_metadata().get("rows").and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
@@ -219,30 +204,4 @@ pub fn now_text() -> String {
 /// A millisecond timestamp as RFC 3339.
 pub fn millis_text(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn contracts_save_in_slices_and_load_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
-        assert_eq!(state.load_contracts("s/1").await.unwrap().committed(), 0, "no file yet");
-        let mut table = ContractTable::new();
-        for i in 0..150_000u32 {
-            let row = table.insert(&i.to_string(), [(i % 251) as u8; 16]);
-            table.commit(row, [(i % 7) as u8; 32], i64::from(i));
-        }
-        let gone = table.find("42").unwrap();
-        table.remove(gone);
-        state.save_contracts("s/1", table).await.unwrap();
-        let loaded = state.load_contracts("s/1").await.unwrap();
-        assert_eq!(loaded.committed(), 149_999);
-        assert!(loaded.find("42").is_none());
-        let row = loaded.find("149999").unwrap();
-        assert_eq!(loaded.hash(row), &[(149_999 % 7) as u8; 32]);
-        assert_eq!(loaded.target_id(row).as_bytes(), &[(149_999 % 251) as u8; 16]);
-    }
 }

@@ -1,6 +1,7 @@
 //! A synchronization from the fixture API into the register: the lifecycle of objects across runs.
 
 use serde_json::json;
+use syncline::diff::contracts::ContractTable;
 use syncline::pipeline::RunOptions;
 use syncline::store::JobStatus;
 
@@ -46,10 +47,10 @@ async fn a_removed_contract_recreates_the_same_object() {
     let h = Harness::new(10).await;
     h.run().await;
     let before = h.state.register().unwrap().show(&target_of(&h, "3").await).unwrap().0;
-    let mut table = h.state.load_contracts("pets").await.unwrap();
+    let mut table = ContractTable::load(&h.state, "pets").await.unwrap();
     let row = table.find("3").unwrap();
     table.remove(row);
-    h.state.save_contracts("pets", table).await.unwrap();
+    table.save(&h.state, "pets").await.unwrap();
 
     let report = h.run().await;
     assert_eq!(counts(&report), (10, 1, 0, 9, 0, 0));
@@ -61,7 +62,7 @@ async fn a_removed_contract_recreates_the_same_object() {
 }
 
 async fn target_of(h: &Harness, origin: &str) -> String {
-    let table = h.state.load_contracts("pets").await.unwrap();
+    let table = ContractTable::load(&h.state, "pets").await.unwrap();
     table.target_id(table.find(origin).unwrap()).to_string()
 }
 
@@ -198,7 +199,7 @@ async fn a_dry_run_writes_nothing() {
     let dry = h.run_with(RunOptions { dry_run: true, ..RunOptions::default() }).await;
     assert_eq!(counts(&dry), (10, 10, 0, 0, 0, 0));
     assert!(h.register().is_empty());
-    assert_eq!(h.state.load_contracts("pets").await.unwrap().committed(), 0);
+    assert_eq!(ContractTable::load(&h.state, "pets").await.unwrap().committed(), 0);
     let real = h.run().await;
     assert_eq!(real.job.counts.created, 10);
 }

@@ -41,6 +41,7 @@ async fn sessions_need_the_key_and_changes_need_the_csrf_token() {
         tick: Duration::from_millis(200),
         public_url: None,
         server: Default::default(),
+        front: Some(syncline::console::mount),
     };
     let (address, stop, handle) = service::spawn(StateDir::open(state.path()).unwrap(), options).await.unwrap();
     let url = format!("http://{address}");

@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use syncline::diff::contracts::ContractTable;
 use syncline::fixture::RequiredAuth;
 use syncline::store::JobStatus;
 
@@ -121,7 +122,7 @@ async fn a_killed_run_converges_on_the_next_run() {
     child.wait().unwrap();
     let written = h.register().len();
     assert!(written < 200, "killed part-way ({written} written)");
-    assert_eq!(h.state.load_contracts("pets").await.unwrap().committed(), 0, "no contracts saved by the killed run");
+    assert_eq!(ContractTable::load(&h.state, "pets").await.unwrap().committed(), 0, "no contracts saved by the killed run");
 
     // Meanwhile the source changes: one pet written by the killed run disappears.
     h.fixture.store.remove(3);
@@ -178,7 +179,7 @@ async fn a_cancelled_run_ends_cancelled_and_the_next_run_converges() {
     assert_eq!(report.job.error_category.as_deref(), Some("cancelled"));
     let written = h.register().len();
     assert!(written > 0 && written < 120, "{written} written before the cancel");
-    assert_eq!(h.state.load_contracts("pets").await.unwrap().committed(), written, "contracts match what was written");
+    assert_eq!(ContractTable::load(&h.state, "pets").await.unwrap().committed(), written, "contracts match what was written");
 
     h.fixture.store.faults.delay_ms.store(0, Ordering::SeqCst);
     let next = h.run().await;

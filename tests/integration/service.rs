@@ -32,6 +32,7 @@ impl Service {
             tick: Duration::from_millis(100),
             public_url: None,
             server: Default::default(),
+            front: Some(syncline::console::mount),
         };
         let (address, stop, handle) = service::spawn(state, options).await.unwrap();
         Service { url: format!("http://{address}"), stop, handle, http: reqwest::Client::new() }

@@ -50,23 +50,55 @@ pub struct FormatOptions {
 /// Cells `A1:F500` as 0-based (row, column) corners.
 pub type CellRange = ((u32, u32), (u32, u32));
 
+/// A `sourceConfig` key the format readers cannot read, and why: the pipeline file's checks report
+/// every one (at its key), a reader built from such a configuration fails on the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The key under `sourceConfig`, e.g. `delimiter`.
+    pub key: &'static str,
+    pub message: String,
+}
+
 impl FormatOptions {
     pub fn from_config(config: &SourceConfigDef) -> Result<FormatOptions, SourceError> {
+        Self::read(config).map_err(|mut problems| SourceError::Config(problems.remove(0).message))
+    }
+
+    /// The problems of `config` for the format readers (none: it reads).
+    pub fn problems(config: &SourceConfigDef) -> Vec<ConfigProblem> {
+        Self::read(config).err().unwrap_or_default()
+    }
+
+    fn read(config: &SourceConfigDef) -> Result<FormatOptions, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut problem = |key, message| problems.push(ConfigProblem { key, message });
         let delimiter = match &config.delimiter {
-            Some(text) => delimiter_byte(text).ok_or_else(|| SourceError::Config(format!("`{text}` is not a one-byte delimiter")))?,
+            Some(text) => delimiter_byte(text).unwrap_or_else(|| {
+                problem("delimiter", format!("`{text}` is not a one-byte delimiter (write `,`, `;`, `|` or `\\t`)"));
+                b','
+            }),
             None => b',',
         };
-        let encoding = match &config.encoding {
-            Some(label) => Some(
-                encoding_rs::Encoding::for_label(label.as_bytes())
-                    .ok_or_else(|| SourceError::Config(format!("unknown encoding `{label}`")))?,
-            ),
-            None => None,
-        };
-        let range = match &config.range {
-            Some(text) => Some(parse_range(text).ok_or_else(|| SourceError::Config(format!("`{text}` is not a cell range")))?),
-            None => None,
-        };
+        let encoding = config.encoding.as_ref().and_then(|label| {
+            let found = encoding_rs::Encoding::for_label(label.as_bytes());
+            if found.is_none() {
+                problem(
+                    "encoding",
+                    format!("`{label}` is not an encoding this reader knows (e.g. utf-8, windows-1252, iso-8859-1, utf-16le)"),
+                );
+            }
+            found
+        });
+        let range = config.range.as_ref().and_then(|text| {
+            let found = parse_range(text);
+            if found.is_none() {
+                problem("range", format!("`{text}` is not a cell range like `A1:F500`"));
+            }
+            found
+        });
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(FormatOptions {
             format: config.format,
             delimiter,

@@ -36,6 +36,7 @@ impl Running {
             tick: Duration::from_secs(1),
             public_url,
             server,
+            front: Some(syncline::console::mount),
         };
         let (addr, stop, _handle) = service::spawn(state, options).await.unwrap();
         Running { url: format!("http://{addr}"), addr, stop, _state: dir, http: reqwest::Client::new() }

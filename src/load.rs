@@ -1,0 +1,111 @@
+//! Loading a pipeline file: read it (bounded), fold OpenConnector's shape in, parse it strictly into the
+//! model, and check it — the model's own checks ([`config`]) beside those of the parts a definition
+//! names: the mapping engine (templates and filters compile), the schedules and the source formats
+//! (delimiters, encodings, cell ranges). It sits above all of them, so `config` depends on none.
+//!
+//! The loaders are `Pipeline`'s own functions (`Pipeline::load`, `from_text`, `from_value`), defined
+//! here rather than beside the type for that reason.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::config::{self, ConfigError, ConfigErrors, Document, MappingDef, Pipeline, PipelineFile};
+use crate::mapping::{Filter, Mapping};
+use crate::openconnector;
+use crate::schedule::Schedule;
+use crate::sources::formats::FormatOptions;
+
+impl Pipeline {
+    /// Loads and validates a pipeline file, reading `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
+        Self::load_with_env(path, &config::process_env)
+    }
+
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = config::read_definition(path).map_err(|e| ConfigError::file(&file, format!("cannot read: {e}")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_text(&file, &text, base, env)
+    }
+
+    /// Parses and validates `text` as the content of `file`; `$ref` schema files resolve against `base`.
+    pub fn from_text(file: &str, text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigErrors> {
+        from_document(Document::parse(file, text, env)?, base)
+    }
+
+    /// Validates definitions that arrive as JSON values (the service's API): no interpolation, and
+    /// errors name the key.
+    pub fn from_value(label: &str, value: Value, base: &Path) -> Result<Pipeline, ConfigErrors> {
+        from_document(Document::from_value(label, value), base)
+    }
+}
+
+fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigErrors> {
+    let mut value = std::mem::take(&mut doc.value);
+    let mut notices = Vec::new();
+    if openconnector::is_configuration(&value) {
+        // An OpenConnector configuration file runs as it is, as if imported first.
+        let imported = openconnector::import(&value).map_err(|e| ConfigError::file(&doc.file, e.to_string()))?;
+        value = imported.pipeline;
+        notices = imported.notices;
+    }
+    openconnector::normalize_pipeline(&mut value, &mut notices);
+    let warnings: Vec<ConfigError> = notices.iter().map(|n| doc.error(&n.key, n.message.clone())).collect();
+    let parsed = config::parse_model(&doc, &mut value)?;
+    let mut errors = checks_of_the_parts(&doc, &parsed);
+    let (mut pipeline, model_errors) = config::resolve(&doc, parsed, base);
+    errors.extend(model_errors);
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
+        return Err(ConfigErrors(errors));
+    }
+    pipeline.warnings = warnings;
+    Ok(pipeline)
+}
+
+/// What the mapping engine and the format readers say of the definitions: every mapping compiles
+/// (with the others it may call), every filter, JsonLogic condition and schedule parses, every
+/// source configuration can be read by the formats.
+fn checks_of_the_parts(doc: &Document, file: &PipelineFile) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (name, mapping) in &file.mappings {
+        if let Err(error) = Mapping::compile_in(name, mapping, &file.mappings) {
+            errors.push(doc.error(&format!("mappings.{name}.{}", error.key()), error.to_string()));
+        }
+    }
+    for (name, sync) in &file.synchronizations {
+        let at = format!("synchronizations.{name}");
+        if let Some(filter) = &sync.filter
+            && let Err(error) = Filter::compile(filter)
+        {
+            errors.push(doc.error(&format!("{at}.filter"), error.to_string()));
+        }
+        if let Some(conditions) = &sync.conditions
+            && let Err(error) = Filter::new(None, Some(conditions))
+        {
+            errors.push(doc.error(&format!("{at}.conditions"), error.to_string()));
+        }
+        if let Some(schedule) = &sync.schedule
+            && let Err(message) = Schedule::parse(schedule)
+        {
+            errors.push(doc.error(&format!("{at}.schedule"), message));
+        }
+        for problem in FormatOptions::problems(&sync.source_config) {
+            errors.push(doc.error(&format!("{at}.sourceConfig.{}", problem.key), problem.message));
+        }
+    }
+    errors
+}
+
+/// One mapping definition as the API stores it (OpenConnector's spelling and bookkeeping fields
+/// allowed), read alone; `None` when it does not parse.
+pub fn mapping_from_value(value: &Value) -> Option<MappingDef> {
+    let Value::Object(mut fields) = value.clone() else { return None };
+    openconnector::quirks::normalize_entity("mappings", "mapping", &mut fields, &mut Vec::new());
+    let (kept, fields) = config::split_bookkeeping(fields);
+    let mut def: MappingDef = serde_json::from_value(Value::Object(fields)).ok()?;
+    // Its id, uuid and slug stay known: `executeMapping` may call it by any of them.
+    def.bookkeeping = serde_json::from_value(Value::Object(kept)).unwrap_or_default();
+    Some(def)
+}
