@@ -15,6 +15,7 @@ use crate::mapping::{Filter, Mapping};
 use crate::openconnector;
 use crate::schedule::Schedule;
 use crate::sources::formats::FormatOptions;
+use crate::sources::registry;
 
 impl Pipeline {
     /// Loads and validates a pipeline file, reading `${VAR}` from the process environment.
@@ -52,8 +53,9 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     }
     openconnector::normalize_pipeline(&mut value, &mut notices);
     let warnings: Vec<ConfigError> = notices.iter().map(|n| doc.error(&n.key, n.message.clone())).collect();
-    let parsed = config::parse_model(&doc, &mut value)?;
+    let mut parsed = config::parse_model(&doc, &mut value)?;
     let mut errors = checks_of_the_parts(&doc, &parsed);
+    anchor_locations(&mut parsed, base);
     let (mut pipeline, model_errors) = config::resolve(&doc, parsed, base);
     errors.extend(model_errors);
     if !errors.is_empty() {
@@ -64,11 +66,16 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     Ok(pipeline)
 }
 
-/// What the mapping engine and the format readers say of the definitions: every mapping compiles
-/// (with the others it may call), every filter, JsonLogic condition and schedule parses, every
-/// source configuration can be read by the formats.
+/// What the parts say of the definitions: every source's location is one its connector reads, every
+/// mapping compiles (with the others it may call), every filter, JsonLogic condition and schedule
+/// parses, every `sourceConfig` suits its source's connector and the format readers.
 fn checks_of_the_parts(doc: &Document, file: &PipelineFile) -> Vec<ConfigError> {
     let mut errors = Vec::new();
+    for (name, source) in &file.sources {
+        if let Err(message) = registry::connector(source.kind).check_location(&source.location) {
+            errors.push(doc.error(&format!("sources.{name}.location"), message));
+        }
+    }
     for (name, mapping) in &file.mappings {
         if let Err(error) = Mapping::compile_in(name, mapping, &file.mappings) {
             errors.push(doc.error(&format!("mappings.{name}.{}", error.key()), error.to_string()));
@@ -94,8 +101,22 @@ fn checks_of_the_parts(doc: &Document, file: &PipelineFile) -> Vec<ConfigError> 
         for problem in FormatOptions::problems(&sync.source_config) {
             errors.push(doc.error(&format!("{at}.sourceConfig.{}", problem.key), problem.message));
         }
+        let kind = sync.source.as_ref().and_then(|name| file.sources.get(&name.0)).map(|source| source.kind);
+        for (key, message) in kind.map(|kind| registry::connector(kind).check_config(&sync.source_config)).unwrap_or_default() {
+            let key = if key.is_empty() { format!("{at}.sourceConfig") } else { format!("{at}.sourceConfig.{key}") };
+            errors.push(doc.error(&key, message));
+        }
     }
     errors
+}
+
+/// A relative local path is relative to the pipeline file, as schema files are.
+fn anchor_locations(file: &mut PipelineFile, base: &Path) {
+    for source in file.sources.values_mut() {
+        if registry::connector(source.kind).local_paths && !source.location.contains("://") && Path::new(&source.location).is_relative() {
+            source.location = base.join(&source.location).display().to_string();
+        }
+    }
 }
 
 /// One mapping definition as the API stores it (OpenConnector's spelling and bookkeeping fields

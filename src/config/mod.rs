@@ -12,7 +12,13 @@ pub mod names;
 pub mod target;
 mod validate;
 
+pub use validate::check_location;
 pub(crate) use validate::resolve;
+
+/// The URL schemes object_store opens (and `memory`, for tests): where files are read and written.
+pub const OBJECT_STORE_SCHEMES: &[&str] = &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https", "memory"];
+/// The URL schemes of the databases read and written (MySQL/MariaDB, PostgreSQL).
+pub const DATABASE_SCHEMES: &[&str] = &["mysql", "mariadb", "postgres", "postgresql"];
 
 use std::collections::BTreeMap;
 use std::fmt;

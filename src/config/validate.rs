@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    AuthKind, ConfigError, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, SourceKind,
-    Synchronization, SynchronizationDef, TargetKind,
+    AuthKind, ConfigError, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceDef, SourceKind, Synchronization,
+    SynchronizationDef, TargetKind,
 };
 
 /// The pipeline `file` describes, and every problem found in it (none: it may run). A
@@ -22,7 +22,6 @@ pub(crate) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> (Pipel
     check_names(doc, &file, &mut errors);
     for (name, source) in &mut file.sources {
         check_source(doc, name, source, &mut errors);
-        anchor_location(source, base);
     }
     let mut registers = BTreeMap::new();
     for (register, def) in &file.registers {
@@ -91,9 +90,6 @@ fn check_source(doc: &Document, name: &str, source: &SourceDef, errors: &mut Vec
     if let Some(problem) = source.limits.problem() {
         errors.push(doc.error(&format!("{key}.limits"), problem));
     }
-    if let Err(message) = check_location(source.kind, &source.location) {
-        errors.push(doc.error(&format!("{key}.location"), message));
-    }
     let auth = &source.auth.0;
     let missing = |what: &str| format!("auth `{}` needs `{what}`", auth_name(auth.kind));
     match auth.kind {
@@ -119,35 +115,17 @@ fn check_source(doc: &Document, name: &str, source: &SourceDef, errors: &mut Vec
     }
 }
 
-/// The URL schemes each kind of source reads; files and spreadsheets also take a local path.
-fn check_location(kind: SourceKind, location: &str) -> Result<(), String> {
-    let schemes: &[&str] = match kind {
-        SourceKind::Api => &["http", "https"],
-        SourceKind::Ftp => &["ftp", "ftps"],
-        SourceKind::Sftp => &["sftp"],
-        SourceKind::Database => &["mysql", "mariadb", "postgres", "postgresql"],
-        SourceKind::Excel | SourceKind::File => {
-            &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https", "memory"]
-        }
-    };
-    let local = matches!(kind, SourceKind::Excel | SourceKind::File) && !location.contains("://");
-    if local {
-        return if location.trim().is_empty() { Err("a file source needs a path or URL".into()) } else { Ok(()) };
+/// Whether `location` is a URL of one of `schemes` (or, where `local_paths`, a plain path): the
+/// check of a source's or a target's location (`what`: "file source", "database target"), with the
+/// schemes its kind declares.
+pub fn check_location(what: &str, schemes: &[&str], local_paths: bool, location: &str) -> Result<(), String> {
+    if local_paths && !location.contains("://") {
+        return if location.trim().is_empty() { Err(format!("a {what} needs a path or URL")) } else { Ok(()) };
     }
     match url::Url::parse(location) {
         Ok(url) if schemes.contains(&url.scheme()) => Ok(()),
-        Ok(url) => Err(format!("a {} source reads {} URLs, not `{}:`", kind.as_str(), schemes.join(", "), url.scheme())),
+        Ok(url) => Err(format!("a {what} reads {} URLs, not `{}:`", schemes.join(", "), url.scheme())),
         Err(error) => Err(format!("`{}` is not a URL: {error}", crate::secrets::mask_unparsed_url(location))),
-    }
-}
-
-/// A relative local path is relative to the pipeline file, as schema files are.
-fn anchor_location(source: &mut SourceDef, base: &Path) {
-    if matches!(source.kind, SourceKind::Excel | SourceKind::File) && !source.location.contains("://") {
-        let path = Path::new(&source.location);
-        if path.is_relative() {
-            source.location = base.join(path).display().to_string();
-        }
     }
 }
 
@@ -313,9 +291,6 @@ fn resolve_sync(
     {
         fail(".sourceConfig.resultsPosition", format!("`{p}` is not `_root`, `_object` or a dot path"));
     }
-    if let Some(def) = file.sources.get(&source) {
-        check_source_config(def.kind, config, &mut fail);
-    }
     // OpenConnector reads a single object (`_object`) without pagination.
     let single = config.results_position.as_deref() == Some("_object");
     let uses_pagination = config.uses_pagination.map(|f| f.0).filter(|_| !single);
@@ -411,7 +386,7 @@ fn check_target(target: &super::TargetDef) -> Result<(), String> {
     }
     let location = target.location.as_deref().ok_or("this target needs a `location`")?;
     if target.kind == TargetKind::File {
-        check_location(SourceKind::File, location)?;
+        check_location("file target", super::OBJECT_STORE_SCHEMES, true, location)?;
         if target.rows_per_file.is_some() && target.mode != Some(super::FileMode::Changes) {
             return Err("`rowsPerFile` splits change files (`mode: changes`); a snapshot is one file".into());
         }
@@ -424,62 +399,13 @@ fn check_target(target: &super::TargetDef) -> Result<(), String> {
             Some(other) => Err(format!("a file target writes ndjson, csv or parquet, not {other:?}")),
         };
     }
-    check_location(SourceKind::Database, location)?;
+    check_location("database target", super::DATABASE_SCHEMES, false, location)?;
     if target.table.as_deref().is_none_or(|t| t.trim().is_empty()) {
         return Err("a database target needs a `table`".into());
     }
     Ok(())
 }
 
-/// The `sourceConfig` keys each kind needs, and those it cannot use (a typo there would silently do
-/// nothing).
-fn check_source_config(kind: SourceKind, config: &SourceConfigDef, fail: &mut impl FnMut(&str, String)) {
-    let files = matches!(kind, SourceKind::Ftp | SourceKind::Sftp | SourceKind::Excel | SourceKind::File);
-    let set = [
-        ("table", config.table.is_some(), kind == SourceKind::Database),
-        ("cursorColumn", config.cursor_column.is_some(), kind == SourceKind::Database),
-        ("path", config.path.is_some(), files),
-        ("format", config.format.is_some(), files),
-        ("delimiter", config.delimiter.is_some(), files),
-        ("header", config.header.is_some(), files),
-        ("encoding", config.encoding.is_some(), files),
-        ("columnTypes", config.column_types.is_some(), files),
-        ("sheet", config.sheet.is_some(), files),
-        ("headerRow", config.header_row.is_some(), files),
-        ("range", config.range.is_some(), files),
-        ("minimumAge", config.minimum_age.is_some(), files),
-        ("incremental", config.incremental.is_some(), files),
-        ("endpoint", config.endpoint.is_some(), kind == SourceKind::Api),
-        ("pagination", config.pagination.is_some(), kind == SourceKind::Api),
-    ];
-    for (key, present, applies) in set {
-        if present && !applies {
-            fail(&format!(".sourceConfig.{key}"), format!("`{key}` does not apply to a {} source", kind.as_str()));
-        }
-    }
-    match kind {
-        SourceKind::Database => match (&config.table, config.query.sql()) {
-            (None, None) => fail(".sourceConfig", "a database source reads a `table` or a `query` (SQL)".into()),
-            (Some(_), Some(_)) => fail(".sourceConfig.query", "give `table` or `query`, not both".into()),
-            _ => {}
-        },
-        SourceKind::Api if config.query.sql().is_some() => {
-            fail(".sourceConfig.query", "an api source takes query parameters as a map, not a string".into())
-        }
-        _ if files && config.query.sql().is_some() => fail(".sourceConfig.query", "a file source takes no query".into()),
-        _ => {}
-    }
-    if config.header_row == Some(0) {
-        fail(".sourceConfig.headerRow", "rows are counted from 1".into());
-    }
-    if let Some(glob) = &config.path
-        && let Err(error) = globset::Glob::new(glob)
-    {
-        fail(".sourceConfig.path", format!("`{glob}` is not a glob: {error}"));
-    }
-}
-
-/// OpenConnector's `usesPagination`/`paginationQuery` become page-number pagination.
 fn resolve_pagination(explicit: Option<PaginationDef>, uses: Option<bool>, query: Option<String>) -> PaginationDef {
     match (explicit, uses) {
         (Some(p), _) => p,

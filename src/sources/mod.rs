@@ -6,6 +6,7 @@ pub mod database;
 pub mod file;
 pub mod formats;
 pub mod ftp;
+pub mod registry;
 pub mod sftp;
 pub mod tls;
 
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use crate::config::{Pipeline, SourceConfigDef, SourceDef, SourceKind, Synchronization};
+use crate::config::{Pipeline, SourceConfigDef, SourceDef, Synchronization};
 use crate::errors::ErrorCategory;
 
 /// One record as the source delivered it.
@@ -170,10 +171,10 @@ pub fn build(pipeline: &Pipeline, sync: &Synchronization) -> Result<Box<dyn Sour
 pub fn for_check(pipeline: &Pipeline, source: &str) -> Result<Box<dyn Source>, SourceError> {
     let def = pipeline.sources.get(source).ok_or_else(|| SourceError::Config(format!("no source named `{source}`")))?;
     let sync = pipeline.synchronizations.values().find(|s| s.source == source);
-    match (def.kind, sync) {
-        (SourceKind::Api, sync) => Ok(Box::new(api::ApiSource::probe(def, sync.and_then(|s| s.source_config.endpoint.as_deref()))?)),
-        (_, Some(sync)) => build(pipeline, sync),
-        (_, None) => probe(def),
+    match (registry::connector(def.kind).probe, sync) {
+        (Some(probe), sync) => probe(def, sync),
+        (None, Some(sync)) => build(pipeline, sync),
+        (None, None) => probe(def),
     }
 }
 
@@ -183,15 +184,7 @@ pub fn probe(def: &SourceDef) -> Result<Box<dyn Source>, SourceError> {
     open(def, &SourceConfigDef::default(), None)
 }
 
-/// The source of `def` read with `config`; an API source walks a synchronization's pages, or without
-/// one answers its location's first page.
+/// The source of `def` read with `config`, built by its kind's connector.
 fn open(def: &SourceDef, config: &SourceConfigDef, sync: Option<&Synchronization>) -> Result<Box<dyn Source>, SourceError> {
-    Ok(match (def.kind, sync) {
-        (SourceKind::Api, Some(sync)) => Box::new(api::ApiSource::new(def, sync)?),
-        (SourceKind::Api, None) => Box::new(api::ApiSource::probe(def, None)?),
-        (SourceKind::Database, _) => Box::new(database::DatabaseSource::new(def, config)?),
-        (SourceKind::Ftp, _) => Box::new(ftp::FtpSource::new(def, config)?),
-        (SourceKind::Sftp, _) => Box::new(sftp::SftpSource::new(def, config)?),
-        (SourceKind::Excel | SourceKind::File, _) => Box::new(file::FileSource::new(def, config)?),
-    })
+    (registry::connector(def.kind).build)(def, config, sync)
 }

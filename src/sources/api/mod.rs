@@ -13,9 +13,10 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use url::Url;
 
-use crate::config::{PaginationDef, SourceDef, Synchronization, TextMap};
+use crate::config::{PaginationDef, SourceConfigDef, SourceDef, SourceKind, Synchronization, TextMap};
 use crate::envelope::{self, ResultsPosition};
 use crate::limits::ReadLimits;
+use crate::sources::registry::SourceConnector;
 use crate::sources::{Chunk, Source, SourceError, SourceEvent, SourceStream};
 pub use client::HttpClient;
 use pagination::{Next, Pager};
@@ -28,6 +29,32 @@ pub struct ApiSource {
     pagination: PaginationDef,
     max_pages: Option<u32>,
     limits: ReadLimits,
+}
+
+/// The api source, as the registry lists it.
+pub const CONNECTOR: SourceConnector = SourceConnector {
+    kind: SourceKind::Api,
+    schemes: &["http", "https"],
+    local_paths: false,
+    keys: &["endpoint", "pagination"],
+    validate: validate_config,
+    build: build_source,
+    probe: Some(|def, sync| Ok(Box::new(ApiSource::probe(def, sync.and_then(|s| s.source_config.endpoint.as_deref()))?))),
+};
+
+fn validate_config(config: &SourceConfigDef) -> Vec<(&'static str, String)> {
+    match config.query.sql() {
+        Some(_) => vec![("query", "an api source takes query parameters as a map, not a string".into())],
+        None => Vec::new(),
+    }
+}
+
+/// A synchronization's pages, or without one the location's first page.
+fn build_source(def: &SourceDef, _: &SourceConfigDef, sync: Option<&Synchronization>) -> Result<Box<dyn Source>, SourceError> {
+    Ok(Box::new(match sync {
+        Some(sync) => ApiSource::new(def, sync)?,
+        None => ApiSource::probe(def, None)?,
+    }))
 }
 
 impl ApiSource {

@@ -13,8 +13,9 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{SourceConfigDef, SourceDef};
+use crate::config::{SourceConfigDef, SourceDef, SourceKind};
 use crate::sources::file::spawn_feed;
+use crate::sources::registry::SourceConnector;
 use crate::sources::{Source, SourceError, SourceStream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,25 @@ struct Inner {
 struct SavedPosition {
     column: String,
     value: String,
+}
+
+/// The database source, as the registry lists it.
+pub const CONNECTOR: SourceConnector = SourceConnector {
+    kind: SourceKind::Database,
+    schemes: crate::config::DATABASE_SCHEMES,
+    local_paths: false,
+    keys: &["table", "cursorColumn"],
+    validate: validate_config,
+    build: |def, config, _| Ok(Box::new(DatabaseSource::new(def, config)?)),
+    probe: None,
+};
+
+fn validate_config(config: &SourceConfigDef) -> Vec<(&'static str, String)> {
+    match (&config.table, config.query.sql()) {
+        (None, None) => vec![("", "a database source reads a `table` or a `query` (SQL)".into())],
+        (Some(_), Some(_)) => vec![("query", "give `table` or `query`, not both".into())],
+        _ => Vec::new(),
+    }
 }
 
 impl DatabaseSource {

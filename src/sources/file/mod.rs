@@ -22,6 +22,7 @@ use tokio_util::io::StreamReader;
 
 use crate::config::{FileFormat, SourceConfigDef, SourceDef, SourceKind};
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
+use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
 use crate::sources::{Source, SourceError, SourceStream};
 use select::{Fetch, FileEntry, Selection};
 
@@ -41,6 +42,20 @@ struct Inner {
     selection: Selection,
     options: FormatOptions,
 }
+
+/// The file source, as the registry lists it: a path or any object-store URL.
+pub const CONNECTOR: SourceConnector = SourceConnector {
+    kind: SourceKind::File,
+    schemes: crate::config::OBJECT_STORE_SCHEMES,
+    local_paths: true,
+    keys: FILE_KEYS,
+    validate: validate_files,
+    build: |def, config, _| Ok(Box::new(FileSource::new(def, config)?)),
+    probe: None,
+};
+
+/// The excel source: the file source, named for spreadsheets as OpenRegister names them.
+pub const EXCEL: SourceConnector = SourceConnector { kind: SourceKind::Excel, ..CONNECTOR };
 
 impl FileSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FileSource, SourceError> {

@@ -15,11 +15,12 @@ use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, ImplAsyncFtpSt
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Status};
 
-use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef};
+use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef, SourceKind};
 use crate::sources::file::remote::Remote;
 use crate::sources::file::select::{self, Fetch, FileEntry, Selection};
 use crate::sources::file::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
+use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
 use crate::sources::{Source, SourceError, SourceStream, tls};
 
 pub struct FtpSource {
@@ -36,6 +37,17 @@ struct Inner {
     selection: Selection,
     options: FormatOptions,
 }
+
+/// The ftp source, as the registry lists it.
+pub const CONNECTOR: SourceConnector = SourceConnector {
+    kind: SourceKind::Ftp,
+    schemes: &["ftp", "ftps"],
+    local_paths: false,
+    keys: FILE_KEYS,
+    validate: validate_files,
+    build: |def, config, _| Ok(Box::new(FtpSource::new(def, config)?)),
+    probe: None,
+};
 
 impl FtpSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FtpSource, SourceError> {

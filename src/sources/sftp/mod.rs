@@ -13,11 +13,12 @@ use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::SftpSession;
 
-use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef};
+use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef, SourceKind};
 use crate::sources::file::remote::Remote;
 use crate::sources::file::select::{self, Fetch, FileEntry, Selection};
 use crate::sources::file::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
+use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
 use crate::sources::{Source, SourceError, SourceStream};
 
 pub struct SftpSource {
@@ -46,6 +47,17 @@ struct Inner {
     selection: Selection,
     options: FormatOptions,
 }
+
+/// The sftp source, as the registry lists it.
+pub const CONNECTOR: SourceConnector = SourceConnector {
+    kind: SourceKind::Sftp,
+    schemes: &["sftp"],
+    local_paths: false,
+    keys: FILE_KEYS,
+    validate: validate_files,
+    build: |def, config, _| Ok(Box::new(SftpSource::new(def, config)?)),
+    probe: None,
+};
 
 impl SftpSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<SftpSource, SourceError> {
