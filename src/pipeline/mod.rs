@@ -6,13 +6,17 @@
 //!                                       └────────── outcomes after commit ◀──────┘
 //! ```
 //!
-//! Stages are tasks joined by bounded channels carrying batches, so a slow sink slows the reader and
-//! memory stays flat whatever the feed size. The diff stage owns the contract table; it commits a
+//! The source and the sink are values ([`Parts`]): the registries build them from the pipeline
+//! (`sources::registry()`, `sinks::build`), and a test hands in its own (`parts_tests.rs`: a scripted
+//! source, an in-memory sink). Stages are tasks joined by bounded channels carrying batches, so a
+//! slow sink slows the reader and memory stays flat whatever the feed size. The diff stage owns the contract table; it commits a
 //! contract only when the sink reports the write committed, and deletes only after a complete fetch
 //! that every stage saw through (see [`supervise`]). A run holds its synchronization's lock, and
 //! before anything else takes over from runs a dead process left behind, adopting what they wrote.
 
 mod map_stage;
+#[cfg(test)]
+mod parts_tests;
 mod progress;
 mod supervise;
 #[cfg(test)]
@@ -26,17 +30,13 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Pipeline, Synchronization, TargetKind};
+use crate::config::{Pipeline, Synchronization};
 use crate::diff::contracts::ContractTable;
 use crate::diff::{Differ, Identity, Work};
 use crate::errors::ErrorCategory;
 use crate::mapping::{Filter, Mapping};
-use crate::sinks::api::ApiSink;
-use crate::sinks::database::DatabaseSink;
-use crate::sinks::file::FileSink;
-use crate::sinks::register::RegisterSink;
-use crate::sinks::{Ack, Sink};
-use crate::sources::{self, SourceError, SourceEvent};
+use crate::sinks::{self, Ack, Sink};
+use crate::sources::{self, Source, SourceError, SourceEvent};
 use crate::store::{JobRecord, JobStatus, RunLock, SavedCursor, StateDir, StoreError, now_text};
 pub use progress::{Progress, Stage, Timings};
 use supervise::faults;
@@ -89,6 +89,22 @@ impl From<SourceError> for Failure {
     }
 }
 
+/// What a run reads from and writes to. In production the registries build them from the
+/// pipeline ([`Parts::build`]); a test hands in its own (a scripted source, an in-memory sink).
+pub struct Parts {
+    pub source: Box<dyn Source>,
+    pub sink: Box<dyn Sink>,
+}
+
+impl Parts {
+    /// The source and the sink `sync` names, as its run `job` uses them.
+    pub(crate) fn build(pipeline: &Pipeline, sync: &Synchronization, state: &StateDir, job: &str, dry_run: bool) -> Result<Parts, Failure> {
+        let source = sources::build(pipeline, sync)?;
+        let sink = sinks::build(pipeline, sync, state, job, dry_run).map_err(|message| Failure::new(ErrorCategory::Config, message))?;
+        Ok(Parts { source, sink })
+    }
+}
+
 /// Runs `sync` of `pipeline` as a new job, in the foreground.
 pub async fn run(
     pipeline: &Pipeline,
@@ -97,10 +113,22 @@ pub async fn run(
     options: RunOptions,
     progress: Arc<Progress>,
 ) -> Result<RunReport, StoreError> {
+    run_on(pipeline, sync, state, options, progress, None).await
+}
+
+/// [`run`] with the source and sink given (`None`: built from the pipeline).
+pub async fn run_on(
+    pipeline: &Pipeline,
+    sync: &str,
+    state: &StateDir,
+    options: RunOptions,
+    progress: Arc<Progress>,
+    parts: Option<Parts>,
+) -> Result<RunReport, StoreError> {
     let jobs = state.jobs()?;
     let lock = state.lock(sync)?;
     let job = jobs.create(sync, JobStatus::Running, options.force_full_sync, options.dry_run)?;
-    run_job(pipeline, job, state, options, progress, &lock).await
+    run_job_on(pipeline, job, state, options, progress, &lock, parts).await
 }
 
 /// Runs an already recorded job, holding its synchronization's `lock`. Jobs of the synchronization an
@@ -108,11 +136,24 @@ pub async fn run(
 /// is adopted. A panic anywhere in the run fails the job; it never reads as done.
 pub async fn run_job(
     pipeline: &Pipeline,
+    job: JobRecord,
+    state: &StateDir,
+    options: RunOptions,
+    progress: Arc<Progress>,
+    lock: &RunLock,
+) -> Result<RunReport, StoreError> {
+    run_job_on(pipeline, job, state, options, progress, lock, None).await
+}
+
+/// [`run_job`] with the source and sink given (`None`: built from the pipeline).
+pub async fn run_job_on(
+    pipeline: &Pipeline,
     mut job: JobRecord,
     state: &StateDir,
     options: RunOptions,
     progress: Arc<Progress>,
     _lock: &RunLock,
+    parts: Option<Parts>,
 ) -> Result<RunReport, StoreError> {
     let jobs = state.jobs()?;
     let interrupted = jobs.take_over(&job.synchronization, &job.id)?;
@@ -121,7 +162,7 @@ pub async fn run_job(
     job.started_at = Some(now_text());
     jobs.update(&job)?;
     let mut run = Run { warnings: BTreeSet::new(), differ: None, cursor: None, recovered: false };
-    let execute = std::panic::AssertUnwindSafe(run.execute(pipeline, &job, state, &options, &progress, interrupted));
+    let execute = std::panic::AssertUnwindSafe(run.execute(pipeline, &job, state, &options, &progress, interrupted, parts));
     let outcome = match futures::FutureExt::catch_unwind(execute).await {
         Ok(outcome) => outcome,
         Err(panic) => {
@@ -202,6 +243,7 @@ struct Run {
 }
 
 impl Run {
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &mut self,
         pipeline: &Pipeline,
@@ -210,6 +252,7 @@ impl Run {
         options: &RunOptions,
         progress: &Arc<Progress>,
         interrupted: bool,
+        parts: Option<Parts>,
     ) -> Result<(), Failure> {
         let prepared = Instant::now();
         let config = |message: String| Failure::new(ErrorCategory::Config, message);
@@ -227,37 +270,9 @@ impl Run {
             (None, None) => None,
             (text, conditions) => Some(Arc::new(Filter::new(text.as_deref(), conditions).map_err(|e| config(e.to_string()))?)),
         };
-        let source = sources::build(pipeline, sync)?;
-        let sink: Box<dyn Sink> = match &sync.target {
-            Some(target) if target.kind == TargetKind::Api => {
-                let name = target.source.as_deref().unwrap_or_default();
-                let source = pipeline.sources.get(name).ok_or_else(|| config(format!("no source named `{name}` to push to")))?;
-                let journal = (!options.dry_run).then(|| state.journal_path(&sync.name));
-                Box::new(ApiSink::new(target, source, journal, options.dry_run).map_err(|e| config(e.to_string()))?)
-            }
-            Some(target) if target.kind == TargetKind::File => {
-                Box::new(FileSink::new(target, &sync.name, &job.id, options.dry_run).map_err(|e| config(e.to_string()))?)
-            }
-            Some(target) => Box::new(DatabaseSink::new(target, options.dry_run).map_err(|e| config(e.to_string()))?),
-            None => {
-                let schema = pipeline
-                    .registers
-                    .get(&sync.register)
-                    .and_then(|r| r.get(&sync.schema))
-                    .ok_or_else(|| config(format!("no schema {}/{}", sync.register, sync.schema)))?;
-                let sink = RegisterSink::new(
-                    state.clone(),
-                    &sync.register,
-                    &sync.schema,
-                    schema,
-                    &sync.name,
-                    &sync.source,
-                    &job.id,
-                    options.dry_run,
-                )
-                .map_err(|e| config(e.to_string()))?;
-                Box::new(sink)
-            }
+        let Parts { source, sink } = match parts {
+            Some(parts) => parts,
+            None => Parts::build(pipeline, sync, state, &job.id, options.dry_run)?,
         };
 
         // The fingerprint covers everything that shapes an object besides the record itself.

@@ -14,7 +14,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::store::StoreError;
+use crate::config::{Pipeline, Synchronization, TargetKind};
+use crate::store::{StateDir, StoreError};
 
 /// One write.
 #[derive(Debug)]
@@ -93,4 +94,31 @@ pub trait Sink: Send {
     /// A target that fails as a whole (unreachable, full disk) ends the run; batches committed before
     /// stay reported.
     fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>>;
+}
+
+/// The sink `sync` writes into, for its run `job`: its target's kind builds it. Errors are
+/// configuration problems, said in a line.
+pub fn build(pipeline: &Pipeline, sync: &Synchronization, state: &StateDir, job: &str, dry_run: bool) -> Result<Box<dyn Sink>, String> {
+    let error = |e: SinkError| e.to_string();
+    Ok(match &sync.target {
+        Some(target) if target.kind == TargetKind::Api => {
+            let name = target.source.as_deref().unwrap_or_default();
+            let source = pipeline.sources.get(name).ok_or_else(|| format!("no source named `{name}` to push to"))?;
+            let journal = (!dry_run).then(|| state.journal_path(&sync.name));
+            Box::new(api::ApiSink::new(target, source, journal, dry_run).map_err(error)?)
+        }
+        Some(target) if target.kind == TargetKind::File => Box::new(file::FileSink::new(target, &sync.name, job, dry_run).map_err(error)?),
+        Some(target) => Box::new(database::DatabaseSink::new(target, dry_run).map_err(error)?),
+        None => {
+            let schema = pipeline
+                .registers
+                .get(&sync.register)
+                .and_then(|r| r.get(&sync.schema))
+                .ok_or_else(|| format!("no schema {}/{}", sync.register, sync.schema))?;
+            let sink =
+                register::RegisterSink::new(state.clone(), &sync.register, &sync.schema, schema, &sync.name, &sync.source, job, dry_run)
+                    .map_err(error)?;
+            Box::new(sink)
+        }
+    })
 }

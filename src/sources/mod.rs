@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod database;
+pub mod feed;
 pub mod file;
 pub mod formats;
 pub mod ftp;

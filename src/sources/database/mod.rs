@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::{SourceConfigDef, SourceDef, SourceKind};
-use crate::sources::file::spawn_feed;
+use crate::sources::feed::spawn_feed;
 use crate::sources::registry::SourceConnector;
 use crate::sources::{Source, SourceError, SourceStream};
 

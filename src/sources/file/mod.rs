@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use tokio::sync::mpsc;
 use tokio_util::io::StreamReader;
 
 use crate::config::{FileFormat, SourceConfigDef, SourceDef, SourceKind};
+use crate::sources::feed::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
 use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
 use crate::sources::{Source, SourceError, SourceStream};
@@ -224,21 +224,4 @@ impl Source for FileSource {
         }
         .boxed()
     }
-}
-
-/// Runs a feed task and streams what it sends; a failure becomes the stream's last item. Dropping
-/// the stream stops the task at its next send.
-pub fn spawn_feed<F, Fut>(feed: F) -> SourceStream
-where
-    F: FnOnce(EventSender) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(), ReadError>> + Send + 'static,
-{
-    let (tx, mut rx) = mpsc::channel(4);
-    tokio::spawn(async move {
-        let errors = tx.clone();
-        if let Err(ReadError::Failed(error)) = feed(tx).await {
-            let _ = errors.send(Err(error)).await;
-        }
-    });
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }

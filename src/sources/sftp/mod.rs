@@ -14,9 +14,9 @@ use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::SftpSession;
 
 use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef, SourceKind};
+use crate::sources::feed::spawn_feed;
 use crate::sources::file::remote::Remote;
 use crate::sources::file::select::{self, Fetch, FileEntry, Selection};
-use crate::sources::file::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
 use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
 use crate::sources::{Source, SourceError, SourceStream};
