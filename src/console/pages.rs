@@ -221,7 +221,7 @@ pub async fn source(State(shared): State<Shared>, signed: SignedIn, Path(id): Pa
         "sources",
         json!({
             "title": title, "id": id, "entry": entry, "body": body, "secrets": secrets, "auth": auth, "readers": readers,
-            "kinds": ["api", "ftp", "sftp", "database", "excel", "file"],
+            "kinds": crate::sources::registry::registry().iter().map(|c| json!({"value": c.kind.as_str(), "label": c.label})).collect::<Vec<_>>(),
         }),
     )
 }

@@ -118,7 +118,9 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
         strip_identity(&mut fields);
         let at = format!("sources.{name}");
         match fields.get("type").and_then(Value::as_str).unwrap_or("api") {
-            "api" | "json" | "xml" | "rest" | "ftp" | "sftp" | "database" | "file" | "excel" => {}
+            // OpenConnector's names for an API source, then every kind syncline reads.
+            "json" | "xml" | "rest" => {}
+            kind if crate::sources::registry::registry().iter().any(|c| c.kind.as_str() == kind) => {}
             other => {
                 notices.push(Notice { key: at.clone(), message: format!("not imported: sources of type `{other}` are not supported") });
                 continue;

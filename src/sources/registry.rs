@@ -18,6 +18,8 @@ pub type Probe = fn(&SourceDef, Option<&Synchronization>) -> Built;
 /// checks of them (pure: no I/O) and how it is built (the I/O starts when its stream is polled).
 pub struct SourceConnector {
     pub kind: SourceKind,
+    /// How the console's source form names it.
+    pub label: &'static str,
     /// The URL schemes its `location` takes.
     pub schemes: &'static [&'static str],
     /// Whether a plain path (relative to the pipeline file) is a location too.

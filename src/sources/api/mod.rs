@@ -34,6 +34,7 @@ pub struct ApiSource {
 /// The api source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
     kind: SourceKind::Api,
+    label: "REST API",
     schemes: &["http", "https"],
     local_paths: false,
     keys: &["endpoint", "pagination"],

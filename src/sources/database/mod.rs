@@ -49,6 +49,7 @@ struct SavedPosition {
 /// The database source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
     kind: SourceKind::Database,
+    label: "Database",
     schemes: crate::config::DATABASE_SCHEMES,
     local_paths: false,
     keys: &["table", "cursorColumn"],

@@ -46,6 +46,7 @@ struct Inner {
 /// The file source, as the registry lists it: a path or any object-store URL.
 pub const CONNECTOR: SourceConnector = SourceConnector {
     kind: SourceKind::File,
+    label: "Files (csv, json, parquet…)",
     schemes: crate::config::OBJECT_STORE_SCHEMES,
     local_paths: true,
     keys: FILE_KEYS,
@@ -55,7 +56,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
 };
 
 /// The excel source: the file source, named for spreadsheets as OpenRegister names them.
-pub const EXCEL: SourceConnector = SourceConnector { kind: SourceKind::Excel, ..CONNECTOR };
+pub const EXCEL: SourceConnector = SourceConnector { kind: SourceKind::Excel, label: "Excel file", ..CONNECTOR };
 
 impl FileSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FileSource, SourceError> {

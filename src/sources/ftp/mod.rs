@@ -41,6 +41,7 @@ struct Inner {
 /// The ftp source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
     kind: SourceKind::Ftp,
+    label: "FTP / FTPS",
     schemes: &["ftp", "ftps"],
     local_paths: false,
     keys: FILE_KEYS,

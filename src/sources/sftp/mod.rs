@@ -51,6 +51,7 @@ struct Inner {
 /// The sftp source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
     kind: SourceKind::Sftp,
+    label: "SFTP",
     schemes: &["sftp"],
     local_paths: false,
     keys: FILE_KEYS,
