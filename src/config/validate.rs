@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    AuthKind, ConfigError, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceDef, SourceKind, Synchronization,
-    SynchronizationDef, TargetKind,
+    AuthKind, ConfigError, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, SourceKind,
+    Synchronization, SynchronizationDef, TargetKind,
 };
 
 /// The pipeline `file` describes, and every problem found in it (none: it may run). A
@@ -199,6 +199,50 @@ fn resolve_sync(
         }
     };
 
+    let (register, schema, api_target) = resolve_target(def, file, &mut fail);
+    let config = &def.source_config;
+    let (id_position, pagination) = resolve_reading(config, &mut fail);
+
+    let max_delete_share = def.max_delete_share.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&max_delete_share) {
+        fail(".maxDeleteShare", format!("{max_delete_share} is not a share between 0 and 1"));
+    }
+
+    (errors.len() == before).then(|| Synchronization {
+        name: name.to_string(),
+        source,
+        mapping,
+        register,
+        schema,
+        target: def.target.clone().or(api_target).filter(|t| t.kind != TargetKind::Register).map(|mut t| {
+            // A relative folder is relative to the pipeline file, as a file source's is.
+            if t.kind == TargetKind::File
+                && let Some(location) = t.location.as_mut()
+                && !location.contains("://")
+                && Path::new(location.as_str()).is_relative()
+            {
+                *location = base.join(&*location).display().to_string();
+            }
+            t
+        }),
+        source_config: config.clone(),
+        id_position,
+        pagination,
+        filter: def.filter.clone(),
+        schedule: def.schedule.clone(),
+        delete_policy: def.delete_policy,
+        max_delete_share,
+        definition: def.clone(),
+    })
+}
+
+/// Where `def` writes: a register's (register, schema), or another target (an OpenConnector `api`
+/// target read from `targetId` and `targetConfig`).
+fn resolve_target(
+    def: &SynchronizationDef,
+    file: &PipelineFile,
+    fail: &mut impl FnMut(&str, String),
+) -> (String, String, Option<super::TargetDef>) {
     let mut api_target = None;
     let (register, schema, at) = match (&def.target, &def.target_type, &def.target_id) {
         (Some(target), _, _) if target.kind == TargetKind::Api => {
@@ -267,7 +311,12 @@ fn resolve_sync(
         }
     }
 
-    let config = &def.source_config;
+    (register, schema, api_target)
+}
+
+/// How `config` reads its records: the id's dot path, and the pagination (OpenConnector's spellings
+/// folded in).
+fn resolve_reading(config: &SourceConfigDef, fail: &mut impl FnMut(&str, String)) -> (String, PaginationDef) {
     let id_position = match config.id_position.as_deref().map(str::trim) {
         Some(p) if !p.is_empty() => {
             if p.split('.').any(str::is_empty) {
@@ -299,37 +348,7 @@ fn resolve_sync(
         fail(".sourceConfig.pagination", message);
     }
 
-    let max_delete_share = def.max_delete_share.unwrap_or(0.5);
-    if !(0.0..=1.0).contains(&max_delete_share) {
-        fail(".maxDeleteShare", format!("{max_delete_share} is not a share between 0 and 1"));
-    }
-
-    (errors.len() == before).then(|| Synchronization {
-        name: name.to_string(),
-        source,
-        mapping,
-        register,
-        schema,
-        target: def.target.clone().or(api_target).filter(|t| t.kind != TargetKind::Register).map(|mut t| {
-            // A relative folder is relative to the pipeline file, as a file source's is.
-            if t.kind == TargetKind::File
-                && let Some(location) = t.location.as_mut()
-                && !location.contains("://")
-                && Path::new(location.as_str()).is_relative()
-            {
-                *location = base.join(&*location).display().to_string();
-            }
-            t
-        }),
-        source_config: config.clone(),
-        id_position,
-        pagination,
-        filter: def.filter.clone(),
-        schedule: def.schedule.clone(),
-        delete_policy: def.delete_policy,
-        max_delete_share,
-        definition: def.clone(),
-    })
+    (id_position, pagination)
 }
 
 /// OpenConnector's `targetConfig` of an `api` target: the keys syncline honours (others are accepted).

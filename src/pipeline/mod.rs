@@ -18,6 +18,7 @@ mod map_stage;
 #[cfg(test)]
 mod parts_tests;
 mod progress;
+mod stages;
 mod supervise;
 #[cfg(test)]
 mod tests;
@@ -26,19 +27,19 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Pipeline, Synchronization};
 use crate::diff::contracts::ContractTable;
-use crate::diff::{Differ, Identity, Work};
+use crate::diff::{Differ, Work};
 use crate::errors::ErrorCategory;
 use crate::mapping::{Filter, Mapping};
 use crate::sinks::{self, Ack, Sink};
 use crate::sources::{self, Source, SourceError, SourceEvent};
 use crate::store::{JobRecord, JobStatus, RunLock, SavedCursor, StateDir, StoreError, now_text};
 pub use progress::{Progress, Stage, Timings};
+use stages::Stages;
 use supervise::faults;
 
 /// Batches in flight between two stages.
@@ -350,11 +351,13 @@ impl Run {
         Ok(state.jobs()?.save_cursor(&sync.name, &cursor)?)
     }
 
+    /// Runs the stages over `stream` into `sink` and waits for all of them: what they fetched is
+    /// diffed, mapped and written, and deletes follow only a complete fetch.
     #[allow(clippy::too_many_arguments)]
     async fn pump(
         &mut self,
         sync: &Synchronization,
-        mut stream: sources::SourceStream,
+        stream: sources::SourceStream,
         sink: Box<dyn Sink>,
         mapping: Arc<Mapping>,
         filter: Option<Arc<Filter>>,
@@ -362,120 +365,18 @@ impl Run {
         progress: &Arc<Progress>,
     ) -> Result<(), Failure> {
         let processing = Instant::now();
-        let (fetched_tx, mut fetched) = mpsc::channel::<Result<SourceEvent, SourceError>>(CHANNEL_DEPTH);
-        let (event_tx, mut events) = mpsc::channel::<Result<(SourceEvent, Vec<Identity>), SourceError>>(CHANNEL_DEPTH);
-        let (work_tx, work_rx) = mpsc::channel::<Vec<Work>>(CHANNEL_DEPTH);
-        let (op_tx, op_rx) = mpsc::channel(CHANNEL_DEPTH);
-        let (ack_tx, mut acks) = mpsc::unbounded_channel::<Vec<Ack>>();
-
-        let cancel = options.cancel.clone();
-        let timed = Arc::clone(progress);
-        let name = sync.name.clone();
-        let reader = supervise::Stage::spawn("reader", async move {
-            loop {
-                let waited = Instant::now();
-                let next = tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    next = stream.next() => next,
-                };
-                timed.timings.add(Stage::Fetch, waited.elapsed());
-                let Some(event) = next else { break };
-                faults::check(&name, "reader");
-                let failed = event.is_err();
-                if fetched_tx.send(event).await.is_err() || failed {
-                    break;
-                }
-            }
-        });
-        // Records are hashed and identified on a thread of their own, while the reader fetches the next
-        // page: the diff then only looks them up in the contracts.
-        let mut identifier = self.differ.as_ref().expect("set before pumping").identifier();
-        let name = sync.name.clone();
-        let identify = supervise::Stage::blocking("identify", move || {
-            while let Some(event) = fetched.blocking_recv() {
-                faults::check(&name, "identify");
-                let event = event.map(|event| {
-                    let identities = match &event {
-                        SourceEvent::Chunk(chunk) => identifier.identify_all(&chunk.records),
-                        _ => Vec::new(),
-                    };
-                    (event, identities)
-                });
-                if event_tx.blocking_send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        let map_acks = ack_tx.clone();
-        let timed = Arc::clone(progress);
-        let name = sync.name.clone();
-        let mapper =
-            supervise::Stage::blocking("mapping", move || map_stage::run(&name, mapping, filter, work_rx, op_tx, map_acks, &timed.timings));
-        let name = sync.name.clone();
-        let (writer_tx, mut writer_result) = tokio::sync::oneshot::channel();
-        let writer = supervise::Stage::spawn("writer", async move {
-            faults::check(&name, "writer");
-            let _ = writer_tx.send(sink.write_all(op_rx, ack_tx).await);
-        });
-
-        let differ = self.differ.as_mut().expect("set before pumping");
-        let mut failure: Option<Failure> = None;
-        let mut truncated = false;
-        let mut incremental = false;
-        let mut work_tx = Some(work_tx);
-        loop {
-            tokio::select! {
-                biased;
-                Some(batch) = acks.recv() => differ.apply(batch),
-                _ = options.cancel.cancelled(), if failure.is_none() => {
-                    failure = Some(Failure::new(ErrorCategory::Cancelled, "the run was cancelled"));
-                    break;
-                }
-                event = events.recv() => match event {
-                    None => break,
-                    Some(Err(error)) => {
-                        failure = Some(error.into());
-                        break;
-                    }
-                    Some(Ok((SourceEvent::Warning(warning), _))) => {
-                        self.warnings.insert(warning);
-                    }
-                    Some(Ok((SourceEvent::Truncated(reason), _))) => {
-                        truncated = true;
-                        self.warnings.insert(reason);
-                    }
-                    Some(Ok((SourceEvent::Incremental(_), _))) => incremental = true,
-                    Some(Ok((SourceEvent::Cursor(value), _))) => self.cursor = Some(value),
-                    Some(Ok((SourceEvent::Chunk(chunk), identities))) => {
-                        faults::check(&sync.name, "diff");
-                        let work = differ.diff_chunk(chunk, identities);
-                        progress.set(&differ.counts);
-                        if !work.is_empty() {
-                            let Some(tx) = &work_tx else { break };
-                            if !send_draining(tx, work, &mut acks, differ).await {
-                                work_tx = None;
-                                break;
-                            }
-                        }
-                        if options.first_page_only {
-                            // A test run (OpenConnector's `test: true`) looks at the first page alone.
-                            truncated = true;
-                            self.warnings.insert("test run: only the first page was read, and nothing was written".into());
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        drop(events);
+        let identifier = self.differ.as_ref().expect("set before pumping").identifier();
+        let mut stages = Stages::spawn(&sync.name, stream, identifier, sink, mapping, filter, &options.cancel, progress);
+        let mut fed = self.feed(sync, &mut stages, options, progress).await;
+        drop(stages.events);
         // The channels close alike when a stage finishes and when it dies: only a feed that both the
         // reader and the identify stage saw through to its end may lead to deletes. A run that failed
         // already stops them (a reader may be waiting on a slow page).
-        let feed = [identify, reader];
-        if failure.is_none() {
+        let feed = [stages.identify, stages.reader];
+        if fed.failure.is_none() {
             for stage in feed {
                 if let Some(stopped) = stage.finish().await {
-                    failure = Some(stopped);
+                    fed.failure = Some(stopped);
                 }
             }
         } else {
@@ -483,55 +384,33 @@ impl Run {
         }
 
         let cleanup = Instant::now();
-        if failure.is_none() && work_tx.is_some() {
-            if truncated {
-                if !options.first_page_only {
-                    self.warnings.insert("the fetch was incomplete, so no objects were deleted".into());
-                }
-            } else if differ.unidentified > 0 {
-                self.warnings.insert(format!(
-                    "{} record(s) could not be read or had no id, so no objects were deleted (a record that cannot be \
-                     identified cannot be told apart from one that is gone)",
-                    differ.unidentified
-                ));
-            } else if incremental {
-                // An incremental read sees only what changed: absence means nothing.
-            } else {
-                match differ.deletions(sync.delete_policy, sync.max_delete_share, options.allow_mass_delete) {
-                    Ok(deletes) => {
-                        let mut deletes = deletes.into_iter();
-                        loop {
-                            let batch: Vec<Work> = deletes.by_ref().take(1024).collect();
-                            let Some(tx) = work_tx.as_ref().filter(|_| !batch.is_empty()) else { break };
-                            if !send_draining(tx, batch, &mut acks, differ).await {
-                                break;
-                            }
-                        }
-                    }
-                    Err(refusal) => failure = Some(Failure::new(ErrorCategory::DeleteGuard, refusal)),
-                }
-            }
+        if fed.failure.is_none()
+            && let Some(work) = &stages.work
+        {
+            fed.failure = self.delete_missing(sync, &fed, work, &mut stages.acks, options).await.err();
         }
-        drop(work_tx);
+        drop(stages.work);
+        let differ = self.differ.as_mut().expect("set before pumping");
+        let mut failure = fed.failure;
         // Drain every outcome: the mapping stage and the sink hold the last senders.
-        while let Some(batch) = acks.recv().await {
+        while let Some(batch) = stages.acks.recv().await {
             differ.apply(batch);
             progress.set(&differ.counts);
         }
-        for stage in [mapper, writer] {
+        for stage in [stages.mapper, stages.writer] {
             if let Some(stopped) = stage.finish().await {
                 failure = failure.or(Some(stopped));
             }
         }
         progress.timings.add(Stage::Cleanup, cleanup.elapsed());
         progress.timings.add(Stage::Process, processing.elapsed());
-        match writer_result.try_recv() {
+        match stages.written.try_recv() {
             Ok(Ok(())) => {}
             Ok(Err(error)) => failure = failure.or(Some(Failure::new(ErrorCategory::Target, error.to_string()))),
             // The writer stage's own failure is already recorded.
             Err(_) => {}
         }
-        if differ.counts.found == 0 && failure.is_none() && !incremental {
+        if differ.counts.found == 0 && failure.is_none() && !fed.incremental {
             self.warnings.insert(format!(
                 "the source returned no records: check the endpoint and resultsPosition (`{}`)",
                 sync.source_config.results_position.as_deref().unwrap_or("not set")
@@ -539,6 +418,106 @@ impl Run {
         }
         failure.map_or(Ok(()), Err)
     }
+
+    /// Diffs what the feed brings, sending the work on and applying outcomes as they come, until the
+    /// feed ends, fails, or the run is cancelled. `stages.work` is taken when the mapping stage is gone.
+    async fn feed(&mut self, sync: &Synchronization, stages: &mut Stages, options: &RunOptions, progress: &Arc<Progress>) -> Fed {
+        let differ = self.differ.as_mut().expect("set before pumping");
+        let mut fed = Fed { failure: None, truncated: false, incremental: false };
+        loop {
+            tokio::select! {
+                biased;
+                Some(batch) = stages.acks.recv() => differ.apply(batch),
+                _ = options.cancel.cancelled() => {
+                    fed.failure = Some(Failure::new(ErrorCategory::Cancelled, "the run was cancelled"));
+                    break;
+                }
+                event = stages.events.recv() => match event {
+                    None => break,
+                    Some(Err(error)) => {
+                        fed.failure = Some(error.into());
+                        break;
+                    }
+                    Some(Ok((SourceEvent::Warning(warning), _))) => {
+                        self.warnings.insert(warning);
+                    }
+                    Some(Ok((SourceEvent::Truncated(reason), _))) => {
+                        fed.truncated = true;
+                        self.warnings.insert(reason);
+                    }
+                    Some(Ok((SourceEvent::Incremental(_), _))) => fed.incremental = true,
+                    Some(Ok((SourceEvent::Cursor(value), _))) => self.cursor = Some(value),
+                    Some(Ok((SourceEvent::Chunk(chunk), identities))) => {
+                        faults::check(&sync.name, "diff");
+                        let work = differ.diff_chunk(chunk, identities);
+                        progress.set(&differ.counts);
+                        if !work.is_empty() {
+                            let Some(tx) = &stages.work else { break };
+                            if !send_draining(tx, work, &mut stages.acks, differ).await {
+                                stages.work = None;
+                                break;
+                            }
+                        }
+                        if options.first_page_only {
+                            // A test run (OpenConnector's `test: true`) looks at the first page alone.
+                            fed.truncated = true;
+                            self.warnings.insert("test run: only the first page was read, and nothing was written".into());
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        fed
+    }
+
+    /// After a complete fetch, deletes the objects whose records are gone (as the delete policy and
+    /// guard allow); after any other, says why nothing is deleted.
+    async fn delete_missing(
+        &mut self,
+        sync: &Synchronization,
+        fed: &Fed,
+        work: &mpsc::Sender<Vec<Work>>,
+        acks: &mut mpsc::UnboundedReceiver<Vec<Ack>>,
+        options: &RunOptions,
+    ) -> Result<(), Failure> {
+        let differ = self.differ.as_mut().expect("set before pumping");
+        if fed.truncated {
+            if !options.first_page_only {
+                self.warnings.insert("the fetch was incomplete, so no objects were deleted".into());
+            }
+            return Ok(());
+        }
+        if differ.unidentified > 0 {
+            self.warnings.insert(format!(
+                "{} record(s) could not be read or had no id, so no objects were deleted (a record that cannot be \
+                 identified cannot be told apart from one that is gone)",
+                differ.unidentified
+            ));
+            return Ok(());
+        }
+        if fed.incremental {
+            // An incremental read sees only what changed: absence means nothing.
+            return Ok(());
+        }
+        let deletes = differ
+            .deletions(sync.delete_policy, sync.max_delete_share, options.allow_mass_delete)
+            .map_err(|refusal| Failure::new(ErrorCategory::DeleteGuard, refusal))?;
+        let mut deletes = deletes.into_iter();
+        loop {
+            let batch: Vec<Work> = deletes.by_ref().take(1024).collect();
+            if batch.is_empty() || !send_draining(work, batch, acks, differ).await {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// How a feed went: failed (cancelled, an error), cut short, or read incrementally.
+struct Fed {
+    failure: Option<Failure>,
+    truncated: bool,
+    incremental: bool,
 }
 
 /// Sends `work` downstream, applying outcomes while it waits for room (the sink reports on an
