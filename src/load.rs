@@ -14,6 +14,7 @@ use crate::config::{self, ConfigError, ConfigErrors, Document, MappingDef, Pipel
 use crate::mapping::{Filter, Mapping};
 use crate::openconnector;
 use crate::schedule::Schedule;
+use crate::sinks;
 use crate::sources::formats::FormatOptions;
 use crate::sources::registry;
 
@@ -58,6 +59,7 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     anchor_locations(&mut parsed, base);
     let (mut pipeline, model_errors) = config::resolve(&doc, parsed, base);
     errors.extend(model_errors);
+    errors.extend(checks_of_the_targets(&doc, &pipeline));
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
         return Err(ConfigErrors(errors));
@@ -110,6 +112,20 @@ fn checks_of_the_parts(doc: &Document, file: &PipelineFile) -> Vec<ConfigError> 
     errors
 }
 
+/// What each synchronization's target connector says of its target (`target:`, or OpenConnector's
+/// `targetId` with `targetConfig`).
+fn checks_of_the_targets(doc: &Document, pipeline: &Pipeline) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (name, sync) in &pipeline.synchronizations {
+        let Some(target) = &sync.target else { continue };
+        if let Err(message) = (sinks::registry::connector(target.kind).validate)(target, &pipeline.sources) {
+            let key = if sync.definition.target.is_some() { "target" } else { "targetConfig" };
+            errors.push(doc.error(&format!("synchronizations.{name}.{key}"), message));
+        }
+    }
+    errors
+}
+
 /// A relative local path is relative to the pipeline file, as schema files are.
 fn anchor_locations(file: &mut PipelineFile, base: &Path) {
     for source in file.sources.values_mut() {
@@ -129,4 +145,34 @@ pub fn mapping_from_value(value: &Value) -> Option<MappingDef> {
     // Its id, uuid and slug stay known: `executeMapping` may call it by any of them.
     def.bookkeeping = serde_json::from_value(Value::Object(kept)).unwrap_or_default();
     Some(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(sync: &str) -> String {
+        let text = format!(
+            "sources:\n  a: {{ type: api, location: \"http://127.0.0.1:9\" }}\n  f: {{ type: file, location: data.csv }}\n\
+             mappings:\n  m: {{ mapping: {{ x: y }} }}\nsynchronizations:\n  s:\n    source: a\n    sourceConfig: {{ idPosition: id }}\n    \
+             mapping: m\n{sync}"
+        );
+        Pipeline::from_text("p.yaml", &text, Path::new("."), &|_| None).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+    }
+
+    /// Each target kind's connector checks its target, and the error names the key the user wrote.
+    #[test]
+    fn targets_are_checked_by_their_connectors_at_their_keys() {
+        let file = errors_of("    target: { type: file, location: out, rowsPerFile: 10 }\n");
+        assert!(file.contains("synchronizations.s.target: `rowsPerFile` splits change files"), "{file}");
+        let database = errors_of("    target: { type: database, location: \"postgres://h/db\" }\n");
+        assert!(database.contains("synchronizations.s.target: a database target needs a `table`"), "{database}");
+        let scheme = errors_of("    target: { type: database, location: \"ftp://h/db\", table: t }\n");
+        assert!(scheme.contains("a database target reads mysql, mariadb, postgres, postgresql URLs"), "{scheme}");
+        let api = errors_of("    targetType: api\n    targetId: f\n    targetConfig: { endpoint: /x }\n");
+        assert!(api.contains("synchronizations.s.targetConfig: source `f` is not an api source"), "{api}");
+        let endpoint = errors_of("    target: { type: api, source: a }\n");
+        assert!(endpoint.contains("an api target needs an `endpoint`"), "{endpoint}");
+        assert_eq!(errors_of("    target: { type: file, location: out, mode: changes, rowsPerFile: 10 }\n"), "");
+    }
 }

@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    AuthKind, ConfigError, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, SourceKind,
-    Synchronization, SynchronizationDef, TargetKind,
+    AuthKind, ConfigError, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, Synchronization,
+    SynchronizationDef, TargetKind,
 };
 
 /// The pipeline `file` describes, and every problem found in it (none: it may run). A
@@ -245,18 +245,8 @@ fn resolve_target(
 ) -> (String, String, Option<super::TargetDef>) {
     let mut api_target = None;
     let (register, schema, at) = match (&def.target, &def.target_type, &def.target_id) {
-        (Some(target), _, _) if target.kind == TargetKind::Api => {
-            if let Err(message) = check_api_target(target, file) {
-                fail(".target", message);
-            }
-            (String::new(), String::new(), ".target")
-        }
-        (Some(target), _, _) if target.kind != TargetKind::Register => {
-            if let Err(message) = check_target(target) {
-                fail(".target", message);
-            }
-            (String::new(), String::new(), ".target")
-        }
+        // Another kind of target checks itself (its connector, when the pipeline is loaded).
+        (Some(target), _, _) if target.kind != TargetKind::Register => (String::new(), String::new(), ".target"),
         (Some(target), _, _) => match (&target.register, &target.schema) {
             (Some(register), Some(schema)) => (register.clone(), schema.clone(), ".target"),
             _ => {
@@ -282,9 +272,6 @@ fn resolve_target(
                 .unwrap_or_default();
             target.kind = TargetKind::Api;
             target.source = Some(id.0.clone());
-            if let Err(message) = check_api_target(&target, file) {
-                fail(".targetConfig", message);
-            }
             api_target = Some(target);
             (String::new(), String::new(), ".targetId")
         }
@@ -376,53 +363,6 @@ impl ApiTargetConfig {
             ..super::TargetDef::default()
         }
     }
-}
-
-/// An API target pushes through one of the pipeline's `api` sources, to an endpoint.
-fn check_api_target(target: &super::TargetDef, file: &PipelineFile) -> Result<(), String> {
-    let source = target.source.as_deref().ok_or("an api target names the `source` it pushes to")?;
-    match file.sources.get(source) {
-        None => return Err(format!("no source named `{source}` (sources: {})", names(file.sources.keys()))),
-        Some(def) if def.kind != SourceKind::Api => return Err(format!("source `{source}` is not an api source")),
-        Some(_) => {}
-    }
-    if target.endpoint.is_none() {
-        return Err("an api target needs an `endpoint` (where POST creates)".into());
-    }
-    for method in [&target.update_method, &target.delete_method].into_iter().flatten() {
-        if reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).is_err() {
-            return Err(format!("`{method}` is not an HTTP method"));
-        }
-    }
-    Ok(())
-}
-
-/// A database target needs a connection URL and a table, a file target a folder and a format it
-/// writes; neither takes a register.
-fn check_target(target: &super::TargetDef) -> Result<(), String> {
-    if target.register.is_some() {
-        return Err("`register` applies to a register target only".into());
-    }
-    let location = target.location.as_deref().ok_or("this target needs a `location`")?;
-    if target.kind == TargetKind::File {
-        check_location("file target", super::OBJECT_STORE_SCHEMES, true, location)?;
-        if target.rows_per_file.is_some() && target.mode != Some(super::FileMode::Changes) {
-            return Err("`rowsPerFile` splits change files (`mode: changes`); a snapshot is one file".into());
-        }
-        let parquet = target.format == Some(super::FileFormat::Parquet);
-        if matches!(target.compression, Some(super::Compression::Snappy | super::Compression::Zstd)) && !parquet {
-            return Err("snappy and zstd compress Parquet; NDJSON and CSV take gzip".into());
-        }
-        return match target.format {
-            None | Some(super::FileFormat::Ndjson | super::FileFormat::Csv | super::FileFormat::Parquet) => Ok(()),
-            Some(other) => Err(format!("a file target writes ndjson, csv or parquet, not {other:?}")),
-        };
-    }
-    check_location("database target", super::DATABASE_SCHEMES, false, location)?;
-    if target.table.as_deref().is_none_or(|t| t.trim().is_empty()) {
-        return Err("a database target needs a `table`".into());
-    }
-    Ok(())
 }
 
 fn resolve_pagination(explicit: Option<PaginationDef>, uses: Option<bool>, query: Option<String>) -> PaginationDef {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod database;
 pub mod file;
 pub mod register;
+pub mod registry;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -96,29 +97,9 @@ pub trait Sink: Send {
     fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>>;
 }
 
-/// The sink `sync` writes into, for its run `job`: its target's kind builds it. Errors are
-/// configuration problems, said in a line.
+/// The sink `sync` writes into, for its run `job`, built by its target kind's connector. Errors
+/// are configuration problems, said in a line.
 pub fn build(pipeline: &Pipeline, sync: &Synchronization, state: &StateDir, job: &str, dry_run: bool) -> Result<Box<dyn Sink>, String> {
-    let error = |e: SinkError| e.to_string();
-    Ok(match &sync.target {
-        Some(target) if target.kind == TargetKind::Api => {
-            let name = target.source.as_deref().unwrap_or_default();
-            let source = pipeline.sources.get(name).ok_or_else(|| format!("no source named `{name}` to push to"))?;
-            let journal = (!dry_run).then(|| state.journal_path(&sync.name));
-            Box::new(api::ApiSink::new(target, source, journal, dry_run).map_err(error)?)
-        }
-        Some(target) if target.kind == TargetKind::File => Box::new(file::FileSink::new(target, &sync.name, job, dry_run).map_err(error)?),
-        Some(target) => Box::new(database::DatabaseSink::new(target, dry_run).map_err(error)?),
-        None => {
-            let schema = pipeline
-                .registers
-                .get(&sync.register)
-                .and_then(|r| r.get(&sync.schema))
-                .ok_or_else(|| format!("no schema {}/{}", sync.register, sync.schema))?;
-            let sink =
-                register::RegisterSink::new(state.clone(), &sync.register, &sync.schema, schema, &sync.name, &sync.source, job, dry_run)
-                    .map_err(error)?;
-            Box::new(sink)
-        }
-    })
+    let kind = sync.target.as_ref().map_or(TargetKind::Register, |t| t.kind);
+    (registry::connector(kind).build)(&registry::SinkContext { pipeline, sync, state, job, dry_run })
 }

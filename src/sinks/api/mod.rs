@@ -22,11 +22,49 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::{SourceDef, TargetDef, TextMap};
+use std::collections::BTreeMap;
+
+use super::registry::{SinkConnector, SinkContext, target_of};
+use crate::config::{SourceDef, SourceKind, TargetDef, TargetKind, TextMap};
 use crate::envelope::lookup_text;
 use crate::path::DotPath;
 use crate::sources::SourceError;
 use crate::sources::api::HttpClient;
+
+/// The api target, as the registry lists it: pushes through one of the pipeline's api sources.
+pub const CONNECTOR: SinkConnector = SinkConnector { kind: TargetKind::Api, validate, build };
+
+fn validate(target: &TargetDef, sources: &BTreeMap<String, SourceDef>) -> Result<(), String> {
+    let source = target.source.as_deref().ok_or("an api target names the `source` it pushes to")?;
+    match sources.get(source) {
+        None => {
+            let names: Vec<&str> = sources.keys().map(String::as_str).collect();
+            return Err(format!(
+                "no source named `{source}` (sources: {})",
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            ));
+        }
+        Some(def) if def.kind != SourceKind::Api => return Err(format!("source `{source}` is not an api source")),
+        Some(_) => {}
+    }
+    if target.endpoint.is_none() {
+        return Err("an api target needs an `endpoint` (where POST creates)".into());
+    }
+    for method in [&target.update_method, &target.delete_method].into_iter().flatten() {
+        if Method::from_bytes(method.to_ascii_uppercase().as_bytes()).is_err() {
+            return Err(format!("`{method}` is not an HTTP method"));
+        }
+    }
+    Ok(())
+}
+
+fn build(context: &SinkContext) -> Result<Box<dyn Sink>, String> {
+    let target = target_of(context.sync)?;
+    let name = target.source.as_deref().unwrap_or_default();
+    let source = context.pipeline.sources.get(name).ok_or_else(|| format!("no source named `{name}` to push to"))?;
+    let journal = (!context.dry_run).then(|| context.state.journal_path(&context.sync.name));
+    Ok(Box::new(ApiSink::new(target, source, journal, context.dry_run).map_err(|e| e.to_string())?))
+}
 
 pub struct ApiSink {
     client: Arc<HttpClient>,

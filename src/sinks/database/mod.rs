@@ -13,8 +13,9 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::registry::{SinkConnector, located, target_of};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::TargetDef;
+use crate::config::{DATABASE_SCHEMES, TargetDef, TargetKind, check_location};
 
 /// The table's soft-delete column, created with the table and filled by `deletePolicy: soft-delete`.
 pub const DELETED_AT: &str = "deleted_at";
@@ -89,6 +90,20 @@ pub enum WriteError {
     /// The database as a whole: the run stops.
     Broken(String),
 }
+
+/// The database target, as the registry lists it: a table of PostgreSQL or MySQL/MariaDB.
+pub const CONNECTOR: SinkConnector = SinkConnector {
+    kind: TargetKind::Database,
+    validate: |target, _| {
+        let location = located(target)?;
+        check_location("database target", DATABASE_SCHEMES, false, location)?;
+        if target.table.as_deref().is_none_or(|t| t.trim().is_empty()) {
+            return Err("a database target needs a `table`".into());
+        }
+        Ok(())
+    },
+    build: |context| Ok(Box::new(DatabaseSink::new(target_of(context.sync)?, context.dry_run).map_err(|e| e.to_string())?)),
+};
 
 pub struct DatabaseSink {
     table: Table,

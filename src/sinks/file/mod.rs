@@ -21,11 +21,39 @@ use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use super::registry::{SinkConnector, located, target_of};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::{ColumnTypes, Compression, FileFormat, FileMode, SourceConfigDef, TargetDef};
+use crate::config::{
+    ColumnTypes, Compression, FileFormat, FileMode, OBJECT_STORE_SCHEMES, SourceConfigDef, TargetDef, TargetKind, check_location,
+};
 use crate::sources::formats::{self, FormatOptions, ReadError};
 use crate::sources::{RawRecord, SourceEvent};
 use writer::Output;
+
+/// The file target, as the registry lists it: NDJSON, CSV or Parquet files at a path or an
+/// object-store URL.
+pub const CONNECTOR: SinkConnector = SinkConnector {
+    kind: TargetKind::File,
+    validate,
+    build: |context| {
+        Ok(Box::new(FileSink::new(target_of(context.sync)?, &context.sync.name, context.job, context.dry_run).map_err(|e| e.to_string())?))
+    },
+};
+
+fn validate(target: &TargetDef, _: &std::collections::BTreeMap<String, crate::config::SourceDef>) -> Result<(), String> {
+    check_location("file target", OBJECT_STORE_SCHEMES, true, located(target)?)?;
+    if target.rows_per_file.is_some() && target.mode != Some(FileMode::Changes) {
+        return Err("`rowsPerFile` splits change files (`mode: changes`); a snapshot is one file".into());
+    }
+    let parquet = target.format == Some(FileFormat::Parquet);
+    if matches!(target.compression, Some(Compression::Snappy | Compression::Zstd)) && !parquet {
+        return Err("snappy and zstd compress Parquet; NDJSON and CSV take gzip".into());
+    }
+    match target.format {
+        None | Some(FileFormat::Ndjson | FileFormat::Csv | FileFormat::Parquet) => Ok(()),
+        Some(other) => Err(format!("a file target writes ndjson, csv or parquet, not {other:?}")),
+    }
+}
 
 pub struct FileSink {
     store: Arc<dyn ObjectStore>,

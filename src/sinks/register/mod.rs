@@ -12,9 +12,37 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::registry::{SinkConnector, SinkContext};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use crate::config::TargetKind;
 use crate::store::StateDir;
 use crate::store::register::ObjectWrite;
+
+/// The register target, as the registry lists it: the embedded register, validated against the
+/// schema the synchronization names (which the pipeline's own checks resolve).
+pub const CONNECTOR: SinkConnector = SinkConnector { kind: TargetKind::Register, validate: |_, _| Ok(()), build };
+
+fn build(context: &SinkContext) -> Result<Box<dyn Sink>, String> {
+    let sync = context.sync;
+    let schema = context
+        .pipeline
+        .registers
+        .get(&sync.register)
+        .and_then(|r| r.get(&sync.schema))
+        .ok_or_else(|| format!("no schema {}/{}", sync.register, sync.schema))?;
+    let sink = RegisterSink::new(
+        context.state.clone(),
+        &sync.register,
+        &sync.schema,
+        schema,
+        &sync.name,
+        &sync.source,
+        context.job,
+        context.dry_run,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Box::new(sink))
+}
 
 /// Writes into `register/schema`.
 pub struct RegisterSink {

@@ -1,0 +1,67 @@
+//! The kinds of target, each described once by its own folder ([`SinkConnector`]), listed in
+//! [`registry`]. Loading a pipeline checks a target through it, and a run builds its sink through it.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Pipeline, SourceDef, Synchronization, TargetDef, TargetKind};
+use crate::store::StateDir;
+
+use super::Sink;
+
+/// What a sink is built from: the synchronization it writes for, in its pipeline, for run `job`.
+pub struct SinkContext<'a> {
+    pub pipeline: &'a Pipeline,
+    pub sync: &'a Synchronization,
+    pub state: &'a StateDir,
+    pub job: &'a str,
+    pub dry_run: bool,
+}
+
+/// One kind of target: its checks of a target definition (pure: no I/O; `sources` are the
+/// pipeline's, as an api target pushes through one) and how its sink is built.
+pub struct SinkConnector {
+    pub kind: TargetKind,
+    pub validate: fn(&TargetDef, &BTreeMap<String, SourceDef>) -> Result<(), String>,
+    pub build: fn(&SinkContext) -> Result<Box<dyn Sink>, String>,
+}
+
+/// Every kind of target syncline writes. A new kind is a folder under `src/sinks/` with its
+/// `CONNECTOR`, and a line here.
+pub fn registry() -> &'static [SinkConnector] {
+    static ALL: [SinkConnector; 4] =
+        [super::register::CONNECTOR, super::database::CONNECTOR, super::file::CONNECTOR, super::api::CONNECTOR];
+    &ALL
+}
+
+/// The connector of `kind`.
+pub fn connector(kind: TargetKind) -> &'static SinkConnector {
+    registry().iter().find(|c| c.kind == kind).expect("every target kind is registered")
+}
+
+/// A target's `location`, which database and file targets need.
+pub fn located(target: &TargetDef) -> Result<&str, String> {
+    if target.register.is_some() {
+        return Err("`register` applies to a register target only".into());
+    }
+    target.location.as_deref().ok_or_else(|| "this target needs a `location`".to_string())
+}
+
+/// The target definition a synchronization writes into (a register's has none of its own).
+pub fn target_of(sync: &Synchronization) -> Result<&TargetDef, String> {
+    sync.target.as_ref().ok_or_else(|| format!("synchronization `{}` names no target", sync.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_kind_has_one_connector() {
+        for kind in [TargetKind::Register, TargetKind::Database, TargetKind::File, TargetKind::Api] {
+            match kind {
+                TargetKind::Register | TargetKind::Database | TargetKind::File | TargetKind::Api => {}
+            }
+            assert_eq!(registry().iter().filter(|c| c.kind == kind).count(), 1, "{kind:?}");
+        }
+    }
+}
