@@ -8,6 +8,7 @@
 
 mod date;
 mod emit;
+mod expr;
 mod lex;
 mod parse;
 mod runtime;
