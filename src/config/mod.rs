@@ -9,6 +9,7 @@ mod document;
 mod interpolate;
 pub mod model;
 pub mod names;
+pub mod synchronization;
 pub mod target;
 mod validate;
 
@@ -29,7 +30,26 @@ use serde_json::Value;
 pub use de::{Flag, QueryDef, Secret, Span, Text, TextMap};
 pub use document::{Document, Position};
 pub use model::*;
+pub use synchronization::*;
 pub use target::*;
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Where data comes from, by name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceDef>,
+    /// How a source record becomes a target object, by name.
+    #[serde(default)]
+    pub mappings: BTreeMap<String, MappingDef>,
+    /// Registers and their schemas (JSON Schema), by name.
+    #[serde(default)]
+    pub registers: BTreeMap<String, RegisterDef>,
+    /// What runs: a source, a mapping and a target, by name.
+    #[serde(default)]
+    pub synchronizations: BTreeMap<String, SynchronizationDef>,
+}
 
 /// One problem in a pipeline file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
