@@ -6,18 +6,20 @@
 //! sorted or sliced one that kept its keys) is a map here with its keys as strings, which is what
 //! `json_encode` and iteration then show, as in PHP.
 
+mod arrow;
 pub mod budget;
 mod filters;
 mod text;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 use minijinja::value::{Object, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
 use super::super::php;
+pub use arrow::{Arrow, call_arrow};
 
 pub(crate) fn error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
@@ -129,11 +131,11 @@ pub fn install(env: &mut Environment<'static>) {
     }
     // The last call of an arrow's body: what the body cost, for `call_arrow` to charge its caller.
     env.add_function("tw_spent", |state: &State, value: Value| {
-        SPENT.with(|spent| spent.set(state.fuel_levels().map_or(0, |(consumed, _)| consumed)));
+        arrow::record_spent(state.fuel_levels().map_or(0, |(consumed, _)| consumed));
         value
     });
     env.add_function("tw_arrow", |params: Vec<String>, source: String, captures: Value| -> Result<Value, Error> {
-        Ok(Value::from_object(Arrow { params, expression: arrow_expression(&source)?, captures }))
+        Ok(Value::from_object(Arrow::new(params, &source, captures)?))
     });
     env.add_function("tw_has_some", |state: &State, items: Value, arrow: Value| -> Result<bool, Error> {
         for (k, v) in entries(&items) {
@@ -564,70 +566,4 @@ impl Scope {
     fn keep(&self, keys: &[String]) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|(n, _)| keys.contains(n));
     }
-}
-
-/// An arrow function: its body (compiled once per distinct source), parameter names, and the values
-/// it read from the template around it.
-#[derive(Debug)]
-pub struct Arrow {
-    params: Vec<String>,
-    expression: Arc<minijinja::Expression<'static, 'static>>,
-    captures: Value,
-}
-
-impl Object for Arrow {}
-
-thread_local! {
-    /// The fuel the arrow body that just ran on this thread took (set by `tw_spent`).
-    static SPENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// The environment arrow bodies are compiled in: the runtime alone. An arrow runs with fuel of its
-/// own (one call cannot run away) and what it took is charged to its caller's.
-fn arrow_environment() -> &'static Environment<'static> {
-    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_fuel(Some(crate::limits::TemplateLimits::default().template_fuel));
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-        super::install(&mut env);
-        env
-    })
-}
-
-type Compiled = Arc<minijinja::Expression<'static, 'static>>;
-
-fn arrow_expression(source: &str) -> Result<Compiled, Error> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Compiled>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(found) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(source) {
-        return Ok(Arc::clone(found));
-    }
-    let compiled = Arc::new(arrow_environment().compile_expression_owned(source.to_string())?);
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    // Arrow bodies come from mapping definitions: a bounded set, but bounded here too.
-    if cache.len() > 10_000 {
-        cache.clear();
-    }
-    cache.insert(source.to_string(), Arc::clone(&compiled));
-    Ok(compiled)
-}
-
-/// Calls an arrow function with `args` (extra ones dropped, missing ones null), charging what it
-/// took to the caller's `state`.
-pub fn call_arrow(state: &State, arrow: &Value, args: &[Value]) -> Result<Value, Error> {
-    let arrow = arrow.downcast_object_ref::<Arrow>().ok_or_else(|| error("the argument must be an arrow function"))?;
-    let mut context = indexmap::IndexMap::new();
-    if let Some(captured) = array(&arrow.captures) {
-        for (k, v) in captured {
-            context.insert(k, v);
-        }
-    }
-    for (i, param) in arrow.params.iter().enumerate() {
-        context.insert(Value::from(param.as_str()), args.get(i).cloned().unwrap_or(Value::from(())));
-    }
-    SPENT.with(|spent| spent.set(0));
-    let result = arrow.expression.eval(Value::from_object(context))?;
-    state.consume_fuel(1 + SPENT.with(std::cell::Cell::take))?;
-    Ok(result)
 }
