@@ -57,7 +57,14 @@ pub struct RunOptions {
     /// Read only the first page (OpenConnector's test run); deletes nothing.
     pub first_page_only: bool,
     pub cancel: CancellationToken,
+    /// How long a cancelled run waits for its target to finish the batch in hand before it stops
+    /// the writer (default [`CANCEL_GRACE`]).
+    pub cancel_grace: Option<std::time::Duration>,
 }
+
+/// How long a cancelled run waits for its target by default: a target that does not answer in that
+/// time is stopped, and what it wrote without saying so is adopted by the next run.
+pub const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A finished job and what the user should read about it.
 #[derive(Debug, Clone)]
@@ -162,7 +169,7 @@ pub async fn run_job_on(
     job.status = JobStatus::Running;
     job.started_at = Some(now_text());
     jobs.update(&job)?;
-    let mut run = Run { warnings: BTreeSet::new(), differ: None, cursor: None, recovered: false };
+    let mut run = Run { warnings: BTreeSet::new(), differ: None, cursor: None, recovered: false, writer_stopped: false };
     let execute = std::panic::AssertUnwindSafe(run.execute(pipeline, &job, state, &options, &progress, interrupted, parts));
     let outcome = match futures::FutureExt::catch_unwind(execute).await {
         Ok(outcome) => outcome,
@@ -177,6 +184,10 @@ pub async fn run_job_on(
     };
     if run.recovered {
         jobs.recovered(&job.synchronization)?;
+    }
+    if run.writer_stopped {
+        // Contracts were not saved for what the stopped writer may have written: the next run adopts it.
+        jobs.needs_recovery(&job.synchronization)?;
     }
     if let Some(differ) = &run.differ {
         job.counts = differ.counts;
@@ -241,6 +252,8 @@ struct Run {
     cursor: Option<String>,
     /// What interrupted runs wrote was adopted and the contracts holding it are saved.
     recovered: bool,
+    /// The writer was stopped before it reported every write: the next run adopts what it wrote.
+    writer_stopped: bool,
 }
 
 impl Run {
@@ -392,15 +405,37 @@ impl Run {
         drop(stages.work);
         let differ = self.differ.as_mut().expect("set before pumping");
         let mut failure = fed.failure;
-        // Drain every outcome: the mapping stage and the sink hold the last senders.
-        while let Some(batch) = stages.acks.recv().await {
-            differ.apply(batch);
-            progress.set(&differ.counts);
-        }
-        for stage in [stages.mapper, stages.writer] {
-            if let Some(stopped) = stage.finish().await {
-                failure = failure.or(Some(stopped));
+        // Drain every outcome: the mapping stage and the sink hold the last senders. A cancelled run
+        // gives the target a grace period for the batch in hand, then stops it.
+        let drained = {
+            let drain = async {
+                while let Some(batch) = stages.acks.recv().await {
+                    differ.apply(batch);
+                    progress.set(&differ.counts);
+                }
+            };
+            tokio::pin!(drain);
+            let mut drained = tokio::select! {
+                biased;
+                _ = &mut drain => true,
+                _ = options.cancel.cancelled() => false,
+            };
+            if !drained {
+                failure = failure.or_else(|| Some(Failure::new(ErrorCategory::Cancelled, "the run was cancelled")));
+                drained = tokio::time::timeout(options.cancel_grace.unwrap_or(CANCEL_GRACE), &mut drain).await.is_ok();
             }
+            drained
+        };
+        if drained {
+            for stage in [stages.mapper, stages.writer] {
+                if let Some(stopped) = stage.finish().await {
+                    failure = failure.or(Some(stopped));
+                }
+            }
+        } else {
+            // Dropping the stages aborts the writer; the mapping stage ends when its sends fail.
+            self.writer_stopped = true;
+            self.warnings.insert("the target did not finish its batch in time after the cancel, so the writer was stopped".into());
         }
         progress.timings.add(Stage::Cleanup, cleanup.elapsed());
         progress.timings.add(Stage::Process, processing.elapsed());
@@ -453,7 +488,7 @@ impl Run {
                         progress.set(&differ.counts);
                         if !work.is_empty() {
                             let Some(tx) = &stages.work else { break };
-                            if !send_draining(tx, work, &mut stages.acks, differ).await {
+                            if !send_draining(tx, work, &mut stages.acks, differ, &options.cancel).await {
                                 stages.work = None;
                                 break;
                             }
@@ -506,7 +541,7 @@ impl Run {
         let mut deletes = deletes.into_iter();
         loop {
             let batch: Vec<Work> = deletes.by_ref().take(1024).collect();
-            if batch.is_empty() || !send_draining(work, batch, acks, differ).await {
+            if batch.is_empty() || !send_draining(work, batch, acks, differ, &options.cancel).await {
                 return Ok(());
             }
         }
@@ -521,18 +556,22 @@ struct Fed {
 }
 
 /// Sends `work` downstream, applying outcomes while it waits for room (the sink reports on an
-/// unbounded channel, so this never deadlocks). Returns false when the mapping stage is gone.
+/// unbounded channel, so this never deadlocks). Returns false when the mapping stage is gone or the
+/// run is cancelled.
 async fn send_draining(
     tx: &mpsc::Sender<Vec<Work>>,
     work: Vec<Work>,
     acks: &mut mpsc::UnboundedReceiver<Vec<Ack>>,
     differ: &mut Differ,
+    cancel: &CancellationToken,
 ) -> bool {
     let mut send = std::pin::pin!(tx.send(work));
     loop {
         tokio::select! {
             sent = &mut send => return sent.is_ok(),
             Some(batch) = acks.recv() => differ.apply(batch),
+            // A target that takes nothing must not keep a cancelled run waiting here.
+            _ = cancel.cancelled() => return false,
         }
     }
 }

@@ -257,3 +257,46 @@ async fn what_an_interrupted_run_wrote_is_adopted() {
     assert_eq!(bench.held().len(), 4);
     assert!(next.warnings.iter().any(|w| w.contains("adopted 2 object(s)")), "{:?}", next.warnings);
 }
+
+/// A run cancelled while its sink is stuck on a batch ends CANCELLED all the same, with nothing
+/// deleted: cancelling does not wait for a target that does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_while_the_sink_is_stuck_ends_cancelled() {
+    let bench = Bench::new();
+    bench.run(vec![ids(1..=3)]).await;
+    let gate = Arc::new(Semaphore::new(0));
+    let (parts, _, _) = bench.parts(vec![ids(1..=2), ids(3..=5)], Some(Arc::clone(&gate)));
+    let options = RunOptions { cancel_grace: Some(Duration::from_millis(200)), ..RunOptions::default() };
+    let cancel = options.cancel.clone();
+    let (pipeline, state) = (bench.pipeline.clone(), bench.state.clone());
+    let run = tokio::spawn(async move { run_on(&pipeline, "t", &state, options, Arc::new(Progress::default()), Some(parts)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancel.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the cancelled run ends").unwrap().unwrap();
+    assert_eq!(report.job.status, JobStatus::Cancelled, "{:?}", report.job.error);
+    assert!(report.warnings.iter().any(|w| w.contains("the writer was stopped")), "{:?}", report.warnings);
+    assert_eq!(bench.held().len(), 3, "nothing deleted");
+    // The next run adopts what the stopped writer may have written, and converges.
+    gate.add_permits(1_000);
+    let next = bench.run(vec![ids(1..=5)]).await;
+    assert_eq!((next.job.status, bench.held().len()), (JobStatus::Completed, 5), "{:?}", next.job.error);
+}
+
+/// The same while the reader is held back by that stuck sink, mid-feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_held_back_by_a_stuck_sink_ends_cancelled_when_cancelled() {
+    let bench = Bench::new();
+    let feed: Vec<Step> = (1..=2_000u64).map(|i| Step::Records(vec![i])).collect();
+    let (parts, pulled, _) = bench.parts(feed, Some(Arc::new(Semaphore::new(0))));
+    let options = RunOptions { cancel_grace: Some(Duration::from_millis(200)), ..RunOptions::default() };
+    let cancel = options.cancel.clone();
+    let (pipeline, state) = (bench.pipeline.clone(), bench.state.clone());
+    let run = tokio::spawn(async move { run_on(&pipeline, "t", &state, options, Arc::new(Progress::default()), Some(parts)).await });
+    while pulled.load(Ordering::SeqCst) < 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cancel.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(30), run).await.expect("the cancelled run ends").unwrap().unwrap();
+    assert_eq!(report.job.status, JobStatus::Cancelled, "{:?}", report.job.error);
+    assert!(pulled.load(Ordering::SeqCst) < 2_000);
+}
