@@ -1,7 +1,8 @@
 //! Loading a pipeline file: read it (bounded), fold OpenConnector's shape in, parse it strictly into the
 //! model, and check it — the model's own checks ([`config`]) beside those of the parts a definition
-//! names: the mapping engine (templates and filters compile), the schedules and the source formats
-//! (delimiters, encodings, cell ranges). It sits above all of them, so `config` depends on none.
+//! names: the source and target connectors (through their registries), the mapping engine (templates
+//! and filters compile), the schedules and the source formats (delimiters, encodings, cell ranges).
+//! It sits above all of them, so `config` depends on none.
 //!
 //! The loaders are `Pipeline`'s own functions (`Pipeline::load`, `from_text`, `from_value`), defined
 //! here rather than beside the type for that reason.
