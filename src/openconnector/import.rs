@@ -113,92 +113,11 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
     }
 
     let mut variables = Vec::new();
-    let mut out_sources = Map::new();
-    for Entity { name, mut fields, .. } in sources {
-        strip_identity(&mut fields);
-        let at = format!("sources.{name}");
-        match fields.get("type").and_then(Value::as_str).unwrap_or("api") {
-            // OpenConnector's names for an API source, then every kind syncline reads.
-            "json" | "xml" | "rest" => {}
-            kind if crate::sources::registry::registry().iter().any(|c| c.kind.as_str() == kind) => {}
-            other => {
-                notices.push(Notice { key: at.clone(), message: format!("not imported: sources of type `{other}` are not supported") });
-                continue;
-            }
-        }
-        normalize_entity("sources", &at, &mut fields, &mut notices);
-        leave_out_unknown(&mut fields, SOURCE_KEYS, &at, &mut notices);
-        // Shipped configurations leave the location to each installation (`""`, `{location}`).
-        let location = fields.get("location").and_then(Value::as_str).unwrap_or_default().trim().to_string();
-        if location.is_empty() || (location.starts_with('{') && location.ends_with('}')) {
-            let variable = format!("{}_LOCATION", name.to_uppercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
-            notices.push(Notice {
-                key: format!("{at}.location"),
-                message: format!("the file leaves the location to each installation (`{location}`): written as `${{{variable}}}`; set {variable} before running"),
-            });
-            fields.insert("location".into(), format!("${{{variable}}}").into());
-            variables.push(variable);
-        }
-        out_sources.insert(name, Value::Object(fields));
-    }
+    let out_sources = import_sources(sources, &mut variables, &mut notices);
 
-    let mut out_mappings = Map::new();
-    for Entity { name, mut fields, .. } in mappings {
-        strip_mapping_identity(&mut fields);
-        let at = format!("mappings.{name}");
-        normalize_entity("mappings", &at, &mut fields, &mut notices);
-        if let Some(value) = fields.remove("passTrough") {
-            notices.push(Notice {
-                key: format!("{at}.passTrough"),
-                message: format!("left out: `passTrough: {value}` is a misspelling OpenConnector never reads (it reads `passThrough`)"),
-            });
-        }
-        leave_out_unknown_casts(&mut fields, &at, &mut notices);
-        leave_out_unknown(&mut fields, MAPPING_KEYS, &at, &mut notices);
-        out_mappings.insert(name, Value::Object(fields));
-    }
+    let out_mappings = import_mappings(mappings, &mapping_index, &mut notices);
 
-    for (name, mapping) in &out_mappings {
-        for reference in called_mappings(mapping) {
-            if !mapping_index.0.contains_key(&reference) {
-                notices.push(Notice {
-                    key: format!("mappings.{name}.mapping"),
-                    message: format!(
-                        "`executeMapping({reference}, …)` calls a mapping the file does not carry by that id (a database id of the installation it came from): the call fails until the mapping it means says `id: {reference}`"
-                    ),
-                });
-            }
-        }
-    }
-
-    // Registers and their schemas, as JSON Schemas by name.
-    let schema_defs: BTreeMap<String, Map<String, Value>> = schemas.into_iter().map(|e| (e.name, e.fields)).collect();
-    let mut out_registers = Map::new();
-    for Entity { name, fields, .. } in registers {
-        let mut converted = Map::new();
-        for reference in fields.get("schemas").and_then(Value::as_array).into_iter().flatten() {
-            let found = schema_index
-                .resolve(reference)
-                .or_else(|| reference.get("slug").and_then(text_of).and_then(|s| schema_index.0.get(&s).cloned()));
-            match found.and_then(|n| schema_defs.get(&n).map(|d| (n, d))) {
-                Some((schema, def)) => {
-                    converted.insert(schema.clone(), json_schema(def, &format!("schemas.{schema}"), &mut notices));
-                }
-                None => notices.push(Notice {
-                    key: format!("registers.{name}.schemas"),
-                    message: format!("schema `{}` is not in the file; it is left out", text_of(reference).unwrap_or_default()),
-                }),
-            }
-        }
-        let mut register = Map::new();
-        for key in ["name", "description"] {
-            if let Some(value) = fields.get(key).or_else(|| (key == "name").then(|| fields.get("title")).flatten()) {
-                register.insert(key.into(), value.clone());
-            }
-        }
-        register.insert("schemas".into(), Value::Object(converted));
-        out_registers.insert(name, Value::Object(register));
-    }
+    let mut out_registers = import_registers(registers, schemas, &schema_index, &mut notices);
 
     let schedules = schedules_from_jobs(&jobs, &sync_index, &mut notices);
     let mut out_syncs = Map::new();
@@ -242,6 +161,106 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
         notices,
         variables,
     })
+}
+
+/// The sources OpenConnector's kinds map to, each with its notices; an empty location becomes a
+/// variable to set (`variables`).
+fn import_sources(sources: Vec<Entity>, variables: &mut Vec<String>, notices: &mut Vec<Notice>) -> Map<String, Value> {
+    let mut out_sources = Map::new();
+    for Entity { name, mut fields, .. } in sources {
+        strip_identity(&mut fields);
+        let at = format!("sources.{name}");
+        match fields.get("type").and_then(Value::as_str).unwrap_or("api") {
+            // OpenConnector's names for an API source, then every kind syncline reads.
+            "json" | "xml" | "rest" => {}
+            kind if crate::sources::registry::registry().iter().any(|c| c.kind.as_str() == kind) => {}
+            other => {
+                notices.push(Notice { key: at.clone(), message: format!("not imported: sources of type `{other}` are not supported") });
+                continue;
+            }
+        }
+        normalize_entity("sources", &at, &mut fields, notices);
+        leave_out_unknown(&mut fields, SOURCE_KEYS, &at, notices);
+        // Shipped configurations leave the location to each installation (`""`, `{location}`).
+        let location = fields.get("location").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+        if location.is_empty() || (location.starts_with('{') && location.ends_with('}')) {
+            let variable = format!("{}_LOCATION", name.to_uppercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+            notices.push(Notice {
+                key: format!("{at}.location"),
+                message: format!("the file leaves the location to each installation (`{location}`): written as `${{{variable}}}`; set {variable} before running"),
+            });
+            fields.insert("location".into(), format!("${{{variable}}}").into());
+            variables.push(variable);
+        }
+        out_sources.insert(name, Value::Object(fields));
+    }
+    out_sources
+}
+
+/// The mappings, with what OpenConnector reads past left out, and their calls to mappings the file
+/// does not carry named.
+fn import_mappings(mappings: Vec<Entity>, mapping_index: &Index, notices: &mut Vec<Notice>) -> Map<String, Value> {
+    let mut out_mappings = Map::new();
+    for Entity { name, mut fields, .. } in mappings {
+        strip_mapping_identity(&mut fields);
+        let at = format!("mappings.{name}");
+        normalize_entity("mappings", &at, &mut fields, notices);
+        if let Some(value) = fields.remove("passTrough") {
+            notices.push(Notice {
+                key: format!("{at}.passTrough"),
+                message: format!("left out: `passTrough: {value}` is a misspelling OpenConnector never reads (it reads `passThrough`)"),
+            });
+        }
+        leave_out_unknown_casts(&mut fields, &at, notices);
+        leave_out_unknown(&mut fields, MAPPING_KEYS, &at, notices);
+        out_mappings.insert(name, Value::Object(fields));
+    }
+
+    for (name, mapping) in &out_mappings {
+        for reference in called_mappings(mapping) {
+            if !mapping_index.0.contains_key(&reference) {
+                notices.push(Notice {
+                    key: format!("mappings.{name}.mapping"),
+                    message: format!(
+                        "`executeMapping({reference}, …)` calls a mapping the file does not carry by that id (a database id of the installation it came from): the call fails until the mapping it means says `id: {reference}`"
+                    ),
+                });
+            }
+        }
+    }
+    out_mappings
+}
+
+/// Registers and their schemas, as JSON Schemas by name.
+fn import_registers(registers: Vec<Entity>, schemas: Vec<Entity>, schema_index: &Index, notices: &mut Vec<Notice>) -> Map<String, Value> {
+    let schema_defs: BTreeMap<String, Map<String, Value>> = schemas.into_iter().map(|e| (e.name, e.fields)).collect();
+    let mut out_registers = Map::new();
+    for Entity { name, fields, .. } in registers {
+        let mut converted = Map::new();
+        for reference in fields.get("schemas").and_then(Value::as_array).into_iter().flatten() {
+            let found = schema_index
+                .resolve(reference)
+                .or_else(|| reference.get("slug").and_then(text_of).and_then(|s| schema_index.0.get(&s).cloned()));
+            match found.and_then(|n| schema_defs.get(&n).map(|d| (n, d))) {
+                Some((schema, def)) => {
+                    converted.insert(schema.clone(), json_schema(def, &format!("schemas.{schema}"), notices));
+                }
+                None => notices.push(Notice {
+                    key: format!("registers.{name}.schemas"),
+                    message: format!("schema `{}` is not in the file; it is left out", text_of(reference).unwrap_or_default()),
+                }),
+            }
+        }
+        let mut register = Map::new();
+        for key in ["name", "description"] {
+            if let Some(value) = fields.get(key).or_else(|| (key == "name").then(|| fields.get("title")).flatten()) {
+                register.insert(key.into(), value.clone());
+            }
+        }
+        register.insert("schemas".into(), Value::Object(converted));
+        out_registers.insert(name, Value::Object(register));
+    }
+    out_registers
 }
 
 /// Replaces the reference at `key` by the name of the entity it points at.
