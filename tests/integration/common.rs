@@ -168,3 +168,22 @@ pub fn skipped(why: &str) {
         .open(list)
         .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
 }
+
+/// `GET`/`POST` `{url}{path}` with the API key `key`: the answer as JSON (`null` when it is not JSON).
+pub async fn keyed_json(http: &reqwest::Client, method: reqwest::Method, url: &str, path: &str, key: &str) -> Value {
+    let text = http.request(method, format!("{url}{path}")).header("x-api-key", key).send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Polls `GET {url}/api/jobs/{id}` until the job has ended; its record.
+pub async fn job_ended(http: &reqwest::Client, url: &str, key: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let job = keyed_json(http, reqwest::Method::GET, url, &format!("/api/jobs/{id}"), key).await;
+        if ["COMPLETED", "FAILED", "CANCELLED"].contains(&job["status"].as_str().unwrap_or("")) {
+            return job;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job never ended: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use syncline::fixture::{self, Fixture, RequiredAuth};
+
+use super::common::{job_ended, keyed_json};
 
 const KEY: &str = "secrets-test-key";
 
@@ -252,47 +255,11 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
     let created_text = created.text().await.unwrap();
     outputs.push(("POST /api/sources".into(), created_text));
     for sync in ["pets", "to-db", "keyed"] {
-        let job: Value = http
-            .post(format!("{url}/api/synchronizations/{sync}/run"))
-            .header("x-api-key", KEY)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
-            .unwrap();
-        let id = job["id"].as_str().unwrap().to_string();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let job: Value = http
-                .get(format!("{url}/api/jobs/{id}"))
-                .header("x-api-key", KEY)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
-                .unwrap();
-            if ["COMPLETED", "FAILED"].contains(&job["status"].as_str().unwrap_or("")) {
-                break;
-            }
-            assert!(Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let job = keyed_json(&http, Method::POST, &url, &format!("/api/synchronizations/{sync}/run"), KEY).await;
+        job_ended(&http, &url, KEY, job["id"].as_str().unwrap()).await;
     }
     let _ = http.post(format!("{url}/api/sources/tokens/test")).header("x-api-key", KEY).send().await.unwrap().text().await;
-    let jobs: Value = http
-        .get(format!("{url}/api/jobs"))
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
-        .unwrap();
+    let jobs = keyed_json(&http, Method::GET, &url, "/api/jobs", KEY).await;
     let mut paths: Vec<String> = [
         "/api/sources",
         "/api/mappings",
@@ -307,16 +274,7 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
     .map(|p| p.to_string())
     .collect();
     for section in ["sources", "synchronizations", "mappings", "registers"] {
-        let list: Value = http
-            .get(format!("{url}/api/{section}"))
-            .header("x-api-key", KEY)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
-            .unwrap();
+        let list = keyed_json(&http, Method::GET, &url, &format!("/api/{section}"), KEY).await;
         for entry in list["results"].as_array().unwrap() {
             paths.push(format!("/api/{section}/{}", entry["id"].as_str().unwrap()));
         }

@@ -64,15 +64,7 @@ impl Service {
 
     /// Polls a job until it ends.
     pub async fn finished(&self, job: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (_, job) = self.get(&format!("/api/jobs/{job}")).await;
-            if ["COMPLETED", "FAILED", "CANCELLED"].contains(&job["status"].as_str().unwrap_or("")) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "the job never ended: {job}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::common::job_ended(&self.http, &self.url, KEY, job).await
     }
 }
 

@@ -4,12 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use syncline::config::Secret;
 use syncline::service::{self, ServeOptions, ServerLimits};
 use syncline::store::StateDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{job_ended, keyed_json};
 
 const KEY: &str = "hostile-test-key";
 
@@ -317,46 +319,10 @@ async fn serve_killed_mid_run_converges_on_the_next_run() {
     harness.fixture.store.faults.delay_ms.store(0, Ordering::SeqCst);
     let mut serve = spawn_serve(harness.state.root(), &harness.file, port);
     wait_for(&url).await;
-    let jobs: Value = http
-        .get(format!("{url}/api/jobs?synchronization=pets"))
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
-        .unwrap();
+    let jobs = keyed_json(&http, Method::GET, &url, "/api/jobs?synchronization=pets", KEY).await;
     assert_eq!(jobs["results"][0]["status"], "FAILED", "the killed job is marked failed at start: {jobs}");
-    let run: Value = http
-        .post(format!("{url}/api/synchronizations/pets/run"))
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
-        .unwrap();
-    let job = run["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = loop {
-        let job: Value = http
-            .get(format!("{url}/api/jobs/{job}"))
-            .header("x-api-key", KEY)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
-            .unwrap();
-        if ["COMPLETED", "FAILED"].contains(&job["status"].as_str().unwrap_or("")) {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "the run never ended");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let run = keyed_json(&http, Method::POST, &url, "/api/synchronizations/pets/run", KEY).await;
+    let done = job_ended(&http, &url, KEY, run["id"].as_str().unwrap()).await;
     serve.kill().unwrap();
     serve.wait().unwrap();
     assert_eq!(done["status"], "COMPLETED", "{done}");
