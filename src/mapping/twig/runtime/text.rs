@@ -343,22 +343,14 @@ pub fn sprintf(format: &str, args: &[Value]) -> Result<String, Error> {
             }
             i += 1;
         }
-        let mut width = 0usize;
-        while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
-            width = width.saturating_mul(10).saturating_add(d as usize);
-            i += 1;
-        }
+        let width = decimal(&chars, &mut i);
         if width > i32::MAX as usize {
             return Err(error("sprintf(): Width must be greater than zero and less than 2147483647"));
         }
         let mut precision = None;
         if chars.get(i) == Some(&'.') {
             i += 1;
-            let mut p = 0usize;
-            while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
-                p = p.saturating_mul(10).saturating_add(d as usize);
-                i += 1;
-            }
+            let p = decimal(&chars, &mut i);
             if p > i32::MAX as usize {
                 return Err(error("sprintf(): Precision must be greater than zero and less than 2147483647"));
             }
@@ -552,6 +544,16 @@ impl Pcre {
         out.push_str(&text[last..]);
         Ok(out)
     }
+}
+
+/// The decimal digits at `chars[*i..]` as a number (saturating), `i` moved past them.
+fn decimal(chars: &[char], i: &mut usize) -> usize {
+    let mut n = 0usize;
+    while let Some(d) = chars.get(*i).and_then(|c| c.to_digit(10)) {
+        n = n.saturating_mul(10).saturating_add(d as usize);
+        *i += 1;
+    }
+    n
 }
 
 #[cfg(test)]
