@@ -127,11 +127,11 @@ fn checks_of_the_targets(doc: &Document, pipeline: &Pipeline) -> Vec<ConfigError
     errors
 }
 
-/// A relative local path is relative to the pipeline file, as schema files are.
+/// A source that reads plain paths reads a relative one relative to the pipeline file.
 fn anchor_locations(file: &mut PipelineFile, base: &Path) {
     for source in file.sources.values_mut() {
-        if registry::connector(source.kind).local_paths && !source.location.contains("://") && Path::new(&source.location).is_relative() {
-            source.location = base.join(&source.location).display().to_string();
+        if registry::connector(source.kind).local_paths {
+            config::anchor_location(&mut source.location, base);
         }
     }
 }

@@ -115,6 +115,14 @@ fn check_source(doc: &Document, name: &str, source: &SourceDef, errors: &mut Vec
     }
 }
 
+/// Makes a plain relative path (not a URL) relative to `base`, the pipeline file's folder, as schema
+/// files are; a URL or an absolute path stays as it is.
+pub fn anchor_location(location: &mut String, base: &Path) {
+    if !location.contains("://") && Path::new(location.as_str()).is_relative() {
+        *location = base.join(&*location).display().to_string();
+    }
+}
+
 /// Whether `location` is a URL of one of `schemes` (or, where `local_paths`, a plain path): the
 /// check of a source's or a target's location (`what`: "file source", "database target"), with the
 /// schemes its kind declares.
@@ -218,10 +226,8 @@ fn resolve_sync(
             // A relative folder is relative to the pipeline file, as a file source's is.
             if t.kind == TargetKind::File
                 && let Some(location) = t.location.as_mut()
-                && !location.contains("://")
-                && Path::new(location.as_str()).is_relative()
             {
-                *location = base.join(&*location).display().to_string();
+                anchor_location(location, base);
             }
             t
         }),
