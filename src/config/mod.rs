@@ -14,7 +14,7 @@ pub mod target;
 mod validate;
 
 pub(crate) use validate::resolve;
-pub use validate::{anchor_location, check_location};
+pub use validate::{anchor_location, check_location, names as defined_names};
 
 /// The URL schemes object_store opens (and `memory`, for tests): where files are read and written.
 pub const OBJECT_STORE_SCHEMES: &[&str] = &["file", "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https", "memory"];

@@ -403,7 +403,8 @@ fn check_pagination(p: &PaginationDef) -> Result<(), String> {
     Ok(())
 }
 
-fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+/// The names defined, as an error lists them for a reference that matched none.
+pub fn names<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     let list: Vec<&str> = keys.map(String::as_str).collect();
     if list.is_empty() { "none defined".into() } else { list.join(", ") }
 }

@@ -38,11 +38,7 @@ fn validate(target: &TargetDef, sources: &BTreeMap<String, SourceDef>) -> Result
     let source = target.source.as_deref().ok_or("an api target names the `source` it pushes to")?;
     match sources.get(source) {
         None => {
-            let names: Vec<&str> = sources.keys().map(String::as_str).collect();
-            return Err(format!(
-                "no source named `{source}` (sources: {})",
-                if names.is_empty() { "none".into() } else { names.join(", ") }
-            ));
+            return Err(format!("no source named `{source}` (sources: {})", crate::config::defined_names(sources.keys())));
         }
         Some(def) if def.kind != SourceKind::Api => return Err(format!("source `{source}` is not an api source")),
         Some(_) => {}
