@@ -55,8 +55,14 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     }
     openconnector::normalize_pipeline(&mut value, &mut notices);
     let warnings: Vec<ConfigError> = notices.iter().map(|n| doc.error(&n.key, n.message.clone())).collect();
+    let (settings, mut errors) = take_settings(&doc, &mut value, base);
     let mut parsed = config::parse_model(&doc, &mut value)?;
-    let mut errors = checks_of_the_parts(&doc, &parsed);
+    for (name, settings) in settings {
+        if let Some(source) = parsed.sources.get_mut(&name) {
+            source.settings = settings;
+        }
+    }
+    errors.extend(checks_of_the_parts(&doc, &parsed));
     anchor_locations(&mut parsed, base);
     let (mut pipeline, model_errors) = config::resolve(&doc, parsed, base);
     errors.extend(model_errors);
@@ -69,13 +75,49 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     Ok(pipeline)
 }
 
+/// Each source's connector-owned keys, taken out of it and read by its connector (its typed settings),
+/// so the strict parse of the shared keys that follows never sees them; a key another kind owns is
+/// refused by name, and so is a type no connector has.
+fn take_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String, config::Settings)>, Vec<ConfigError>) {
+    let (mut read, mut errors) = (Vec::new(), Vec::new());
+    let Some(Value::Object(sources)) = root.get_mut("sources") else { return (read, errors) };
+    for (name, source) in sources.iter_mut() {
+        let Value::Object(fields) = source else { continue };
+        let at = format!("sources.{name}");
+        let kind = fields.get("type").and_then(Value::as_str).unwrap_or("api").to_string();
+        let Some(connector) = registry::connector(&kind) else {
+            if fields.get("type").is_some_and(Value::is_string) {
+                errors.push(doc.error(&format!("{at}.type"), registry::unknown_kind(&kind)));
+            }
+            continue;
+        };
+        let own = connector.settings.as_ref().map_or(&[][..], |s| s.keys);
+        for other in registry::registry().iter().filter(|c| c.kind != kind) {
+            for key in other.settings.as_ref().map_or(&[][..], |s| s.keys).iter().filter(|k| !own.contains(k)) {
+                if fields.remove(*key).is_some() {
+                    errors.push(doc.error(&format!("{at}.{key}"), format!("`{key}` does not apply to a {kind} source")));
+                }
+            }
+        }
+        let Some(schema) = &connector.settings else { continue };
+        let taken: serde_json::Map<String, Value> =
+            schema.keys.iter().filter_map(|k| fields.remove(*k).map(|v| (k.to_string(), v))).collect();
+        match (schema.read)(doc, &at, &Value::Object(taken), base) {
+            Ok(settings) => read.push((name.clone(), settings)),
+            Err(bad) => errors.extend(bad.0),
+        }
+    }
+    (read, errors)
+}
+
 /// What the parts say of the definitions: every source's location is one its connector reads, every
 /// mapping compiles (with the others it may call), every filter, JsonLogic condition and schedule
 /// parses, every `sourceConfig` suits its source's connector and the format readers.
 fn checks_of_the_parts(doc: &Document, file: &PipelineFile) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for (name, source) in &file.sources {
-        if let Err(message) = registry::connector(source.kind).check_location(&source.location) {
+        let Some(connector) = registry::connector(&source.kind) else { continue };
+        if let Err(message) = connector.check_location(&source.location) {
             errors.push(doc.error(&format!("sources.{name}.location"), message));
         }
     }
@@ -104,8 +146,9 @@ fn checks_of_the_parts(doc: &Document, file: &PipelineFile) -> Vec<ConfigError> 
         for problem in FormatOptions::problems(&sync.source_config) {
             errors.push(doc.error(&format!("{at}.sourceConfig.{}", problem.key), problem.message));
         }
-        let kind = sync.source.as_ref().and_then(|name| file.sources.get(&name.0)).map(|source| source.kind);
-        for (key, message) in kind.map(|kind| registry::connector(kind).check_config(&sync.source_config)).unwrap_or_default() {
+        let connector =
+            sync.source.as_ref().and_then(|name| file.sources.get(&name.0)).and_then(|source| registry::connector(&source.kind));
+        for (key, message) in connector.map(|c| c.check_config(&sync.source_config)).unwrap_or_default() {
             let key = if key.is_empty() { format!("{at}.sourceConfig") } else { format!("{at}.sourceConfig.{key}") };
             errors.push(doc.error(&key, message));
         }
@@ -130,7 +173,7 @@ fn checks_of_the_targets(doc: &Document, pipeline: &Pipeline) -> Vec<ConfigError
 /// A source that reads plain paths reads a relative one relative to the pipeline file.
 fn anchor_locations(file: &mut PipelineFile, base: &Path) {
     for source in file.sources.values_mut() {
-        if registry::connector(source.kind).local_paths {
+        if registry::connector(&source.kind).is_some_and(|c| c.local_paths) {
             config::anchor_location(&mut source.location, base);
         }
     }
@@ -175,5 +218,27 @@ mod tests {
         let endpoint = errors_of("    target: { type: api, source: a }\n");
         assert!(endpoint.contains("an api target needs an `endpoint`"), "{endpoint}");
         assert_eq!(errors_of("    target: { type: file, location: out, mode: changes, rowsPerFile: 10 }\n"), "");
+    }
+
+    fn source_errors(source: &str) -> String {
+        let text = format!("sources:\n  s:\n{source}");
+        Pipeline::from_text("p.yaml", &text, Path::new("."), &|_| None).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+    }
+
+    /// A connector's own keys are read by it, at their positions; another kind's are refused by name,
+    /// and so is a type no connector has.
+    #[test]
+    fn connector_settings_are_read_by_their_connector() {
+        let ok = "    type: sftp\n    location: sftp://h/x\n    privateKeyFile: k\n    verifyHostKey: false\n";
+        let pipeline = Pipeline::from_text("p.yaml", &format!("sources:\n  s:\n{ok}"), Path::new("/etc/pipes"), &|_| None).unwrap();
+        let settings = pipeline.sources["s"].settings.get::<crate::sources::sftp::SftpSettings>().unwrap();
+        // A key file is found next to the pipeline file.
+        assert_eq!((settings.private_key_file.as_deref(), settings.verify_host_key.0), (Some("/etc/pipes/k"), false));
+        let typed = source_errors("    type: sftp\n    location: sftp://h/x\n    verifyHostKey: maybe\n");
+        assert!(typed.starts_with("p.yaml:5:5: sources.s.verifyHostKey: `maybe`"), "{typed}");
+        let misplaced = source_errors("    type: ftp\n    location: ftp://h/x\n    hostKey: SHA256:x\n");
+        assert!(misplaced.contains("p.yaml:5:5: sources.s.hostKey: `hostKey` does not apply to a ftp source"), "{misplaced}");
+        let unknown = source_errors("    type: gopher\n    location: gopher://h\n");
+        assert!(unknown.contains("sources.s.type: `gopher` is not a source type; one of `api`"), "{unknown}");
     }
 }

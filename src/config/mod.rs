@@ -9,6 +9,7 @@ mod document;
 mod interpolate;
 pub mod model;
 pub mod names;
+mod settings;
 pub mod synchronization;
 pub mod target;
 mod validate;
@@ -30,6 +31,7 @@ use serde_json::Value;
 pub use de::{Flag, QueryDef, Secret, Span, Text, TextMap};
 pub use document::{Document, Position};
 pub use model::*;
+pub use settings::Settings;
 pub use synchronization::*;
 pub use target::*;
 

@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::Settings;
 use super::de::{Flag, Secret, Span, Text, TextMap};
 
 /// Fields OpenConnector keeps on every entity; accepted, not used by a run. They are taken out of an
@@ -44,39 +45,6 @@ pub struct Bookkeeping {
     pub status: Option<Value>,
     #[serde(skip_serializing)]
     pub configurations: Option<Value>,
-}
-
-/// The kinds of source syncline can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// A REST/JSON API over HTTP(S).
-    #[default]
-    Api,
-    /// Files on an FTP or FTPS server (`ftp://host:21/dir`, `ftps://…`).
-    Ftp,
-    /// Files on an SSH server (`sftp://host:22/dir`).
-    Sftp,
-    /// A MySQL/MariaDB (`mysql://user@host:3306/db`) or PostgreSQL (`postgres://user@host/db`) database.
-    Database,
-    /// A spreadsheet (xlsx, xls, xlsb, ods) at a path or any object-store URL.
-    Excel,
-    /// Files (csv, ndjson, json, parquet, spreadsheets) at a path or an object-store URL
-    /// (`s3://`, `gs://`, `az://`, `http(s)://`).
-    File,
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Api => "api",
-            SourceKind::Ftp => "ftp",
-            SourceKind::Sftp => "sftp",
-            SourceKind::Database => "database",
-            SourceKind::Excel => "excel",
-            SourceKind::File => "file",
-        }
-    }
 }
 
 /// How a file's bytes become records.
@@ -141,10 +109,13 @@ pub enum ColumnTypes {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SourceDef {
-    /// `api` (the default).
-    #[serde(rename = "type", default)]
-    pub kind: SourceKind,
-    /// Base URL; a synchronization's `endpoint` is appended to it.
+    /// The connector: `api` (the default), `ftp`, `sftp`, `database`, `excel`, `file`, … (the kinds
+    /// `sources::registry()` lists).
+    #[serde(rename = "type", default = "api")]
+    pub kind: String,
+    /// Base URL; a synchronization's `endpoint` is appended to it. Which locations a kind reads, and
+    /// whether it needs one, its connector says.
+    #[serde(default)]
     pub location: String,
     /// `none`, `basic`, `bearer` or `apiKey`, or a map `{type, username, password, token, name, in}`.
     #[serde(default)]
@@ -182,27 +153,6 @@ pub struct SourceDef {
     /// TLS settings; certificates are verified unless `verify: false`.
     #[serde(default)]
     pub tls: TlsDef,
-    /// FTP: passive mode (default true); `false` for active mode.
-    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
-    pub passive: Flag,
-    /// SFTP: a private key (OpenSSH or PEM text), instead of a password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key: Option<Secret>,
-    /// SFTP: a file holding the private key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key_file: Option<String>,
-    /// SFTP: the private key's passphrase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub passphrase: Option<Secret>,
-    /// SFTP: the server's host key fingerprint, `SHA256:…` as `ssh-keygen -lf` prints it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_key: Option<String>,
-    /// SFTP: a known_hosts file to check the host key against (default `~/.ssh/known_hosts`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub known_hosts: Option<String>,
-    /// SFTP: check the server's host key (default true); `false` only on a network you trust.
-    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
-    pub verify_host_key: Flag,
     /// Token authentication (OAuth 2, JWT) for `{{ oauthToken(source) }}` / `{{ jwtToken(source) }}` in
     /// `headers` and `query` values (OpenConnector's `configuration.authentication`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,16 +169,26 @@ pub struct SourceDef {
     /// each key left out keeps its default.
     #[serde(default, skip_serializing_if = "is_default_limits")]
     pub limits: crate::limits::ReadLimits,
+    /// The keys only its connector reads (an sftp source's `privateKey`, an ftp source's `passive`),
+    /// read apart by that connector (see [`Settings`]).
+    #[serde(skip)]
+    pub settings: Settings,
     /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
     #[serde(skip)]
     pub bookkeeping: Bookkeeping,
 }
 
-fn enabled() -> Flag {
+fn api() -> String {
+    "api".into()
+}
+
+/// A flag that is on unless written off; connectors' settings use it too.
+pub fn enabled() -> Flag {
     Flag(true)
 }
 
-fn is_enabled(flag: &Flag) -> bool {
+/// Whether a default-on flag is left on (so it is not written out).
+pub fn is_enabled(flag: &Flag) -> bool {
     flag.0
 }
 

@@ -191,9 +191,9 @@ fn resolve_sync(
         Some(s) => s.0.clone(),
     };
     if let (Some(kind), Some(def)) = (&def.source_type, file.sources.get(&source))
-        && kind != def.kind.as_str()
+        && *kind != def.kind
     {
-        fail(".sourceType", format!("sourceType `{kind}` does not match source `{source}`, which is of type `{}`", def.kind.as_str()));
+        fail(".sourceType", format!("sourceType `{kind}` does not match source `{source}`, which is of type `{}`", def.kind));
     }
     let mapping = match &def.mapping {
         Some(m) if !file.mappings.contains_key(&m.0) => {

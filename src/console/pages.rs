@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::sources::registry;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -201,10 +202,17 @@ pub async fn source(State(shared): State<Shared>, signed: SignedIn, Path(id): Pa
     let body = editable(&entry);
     // Secrets come masked: all the page can say is whether one is set.
     let secret = |key: &str| body.get(key).or_else(|| body.pointer(&format!("/auth/{key}"))).is_some_and(|v| !v.is_null() && v != "");
-    let secrets = json!({
-        "password": secret("password"), "token": secret("token"), "apiKey": secret("apiKey") || secret("apikey"),
-        "privateKey": secret("privateKey"), "passphrase": secret("passphrase"),
-    });
+    let mut secrets = json!({ "password": secret("password"), "token": secret("token"), "apiKey": secret("apiKey") || secret("apikey") });
+    // Each connector's own inputs come from its folder, with whether each of its secrets is set.
+    let kinds: Vec<Value> = registry::registry()
+        .iter()
+        .map(|c| {
+            for key in c.settings.as_ref().map_or(&[][..], |s| s.secrets) {
+                secrets[*key] = secret(key).into();
+            }
+            json!({"value": c.kind, "label": c.label, "fields": c.fields})
+        })
+        .collect();
     let auth = body.get("auth").map(|a| a.get("type").unwrap_or(a).clone()).unwrap_or(Value::String("none".into()));
     let readers: Vec<Value> = list_of(&shared, "synchronizations")
         .await?
@@ -220,8 +228,7 @@ pub async fn source(State(shared): State<Shared>, signed: SignedIn, Path(id): Pa
         &signed,
         "sources",
         json!({
-            "title": title, "id": id, "entry": entry, "body": body, "secrets": secrets, "auth": auth, "readers": readers,
-            "kinds": crate::sources::registry::registry().iter().map(|c| json!({"value": c.kind.as_str(), "label": c.label})).collect::<Vec<_>>(),
+            "title": title, "id": id, "entry": entry, "body": body, "secrets": secrets, "auth": auth, "readers": readers, "kinds": kinds,
         }),
     )
 }

@@ -17,6 +17,7 @@ pub fn export(pipeline: &Pipeline, title: &str) -> (Value, Vec<Notice>) {
     let mut sources = Map::new();
     for (name, def) in &pipeline.sources {
         let mut fields = entity(name, def, &def.bookkeeping);
+        fields.extend(def.settings.shown().clone());
         placeholders(&mut fields, &format!("sources.{name}"), &name.to_uppercase(), &mut notices);
         if fields.get("auth").and_then(|a| a.get("type")).is_some_and(|t| t == "none") {
             fields.remove("auth");

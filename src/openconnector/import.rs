@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value, json};
 
 use super::lenient::{
-    MAPPING_KEYS, SOURCE_CONFIG_KEYS, SOURCE_KEYS, SYNCHRONIZATION_KEYS, called_mappings, closest, leave_out_unknown,
-    leave_out_unknown_casts,
+    MAPPING_KEYS, SOURCE_CONFIG_KEYS, SYNCHRONIZATION_KEYS, called_mappings, closest, leave_out_unknown, leave_out_unknown_casts,
 };
 use super::quirks::{Notice, is_empty, normalize_entity};
 use crate::mapping::twig::slugify;
@@ -170,17 +169,17 @@ fn import_sources(sources: Vec<Entity>, variables: &mut Vec<String>, notices: &m
     for Entity { name, mut fields, .. } in sources {
         strip_identity(&mut fields);
         let at = format!("sources.{name}");
-        match fields.get("type").and_then(Value::as_str).unwrap_or("api") {
+        let kind = match fields.get("type").and_then(Value::as_str).unwrap_or("api") {
             // OpenConnector's names for an API source, then every kind syncline reads.
-            "json" | "xml" | "rest" => {}
-            kind if crate::sources::registry::registry().iter().any(|c| c.kind.as_str() == kind) => {}
+            "json" | "xml" | "rest" => "api".to_string(),
+            kind if crate::sources::registry::connector(kind).is_some() => kind.to_string(),
             other => {
                 notices.push(Notice { key: at.clone(), message: format!("not imported: sources of type `{other}` are not supported") });
                 continue;
             }
-        }
+        };
         normalize_entity("sources", &at, &mut fields, notices);
-        leave_out_unknown(&mut fields, SOURCE_KEYS, &at, notices);
+        leave_out_unknown(&mut fields, &crate::sources::registry::source_keys(&kind), &at, notices);
         // Shipped configurations leave the location to each installation (`""`, `{location}`).
         let location = fields.get("location").and_then(Value::as_str).unwrap_or_default().trim().to_string();
         if location.is_empty() || (location.starts_with('{') && location.ends_with('}')) {

@@ -8,38 +8,10 @@ use serde_json::{Map, Value};
 
 use super::quirks::Notice;
 
-/// The keys a pipeline's source, mapping, synchronization and sourceConfig take (bookkeeping keys
-/// such as `name` and `id` aside). OpenConnector's `hydrate()` drops keys it does not know, so an
+/// The keys a pipeline's mapping, synchronization and sourceConfig take (bookkeeping keys such as
+/// `name` and `id` aside; a source's are its connector's, `sources::registry::source_keys`). OpenConnector's `hydrate()` drops keys it does not know, so an
 /// object in its files may carry any (`@context`, `@type`, misspellings): on import they are left
 /// out, each named; a native pipeline file stays strict.
-pub(super) const SOURCE_KEYS: &[&str] = &[
-    "type",
-    "location",
-    "auth",
-    "username",
-    "password",
-    "token",
-    "apiKey",
-    "apikey",
-    "headers",
-    "query",
-    "timeout",
-    "connectTimeout",
-    "retries",
-    "rateLimit",
-    "tls",
-    "passive",
-    "privateKey",
-    "privateKeyFile",
-    "passphrase",
-    "hostKey",
-    "knownHosts",
-    "verifyHostKey",
-    "authentication",
-    "isEnabled",
-    "allowCrossOriginLinks",
-    "limits",
-];
 pub(super) const MAPPING_KEYS: &[&str] = &["mapping", "unset", "cast", "passThrough", "limits"];
 pub(super) const SYNCHRONIZATION_KEYS: &[&str] = &[
     "source",
@@ -187,7 +159,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::config::{MappingDef, SourceConfigDef, SourceDef, SynchronizationDef};
+    use crate::config::{MappingDef, SourceConfigDef, SynchronizationDef};
 
     /// The fields a definition takes, as serde names them when it refuses an unknown one.
     fn fields_of<T: DeserializeOwned>() -> BTreeSet<String> {
@@ -204,7 +176,6 @@ mod tests {
     #[test]
     fn the_kept_keys_are_the_fields_of_the_definitions() {
         for (what, kept, model) in [
-            ("source", SOURCE_KEYS, fields_of::<SourceDef>()),
             ("mapping", MAPPING_KEYS, fields_of::<MappingDef>()),
             ("synchronization", SYNCHRONIZATION_KEYS, fields_of::<SynchronizationDef>()),
             ("sourceConfig", SOURCE_CONFIG_KEYS, fields_of::<SourceConfigDef>()),

@@ -172,7 +172,7 @@ pub fn build(pipeline: &Pipeline, sync: &Synchronization) -> Result<Box<dyn Sour
 pub fn for_check(pipeline: &Pipeline, source: &str) -> Result<Box<dyn Source>, SourceError> {
     let def = pipeline.sources.get(source).ok_or_else(|| SourceError::Config(format!("no source named `{source}`")))?;
     let sync = pipeline.synchronizations.values().find(|s| s.source == source);
-    match (registry::connector(def.kind).probe, sync) {
+    match (registry::connector_of(def)?.probe, sync) {
         (Some(probe), sync) => probe(def, sync),
         (None, Some(sync)) => build(pipeline, sync),
         (None, None) => probe(def),
@@ -187,5 +187,5 @@ pub fn probe(def: &SourceDef) -> Result<Box<dyn Source>, SourceError> {
 
 /// The source of `def` read with `config`, built by its kind's connector.
 fn open(def: &SourceDef, config: &SourceConfigDef, sync: Option<&Synchronization>) -> Result<Box<dyn Source>, SourceError> {
-    (registry::connector(def.kind).build)(def, config, sync)
+    (registry::connector_of(def)?.build)(def, config, sync)
 }

@@ -25,7 +25,7 @@ use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
 use std::collections::BTreeMap;
 
 use super::registry::{SinkConnector, SinkContext, target_of};
-use crate::config::{SourceDef, SourceKind, TargetDef, TargetKind, TextMap};
+use crate::config::{SourceDef, TargetDef, TargetKind, TextMap};
 use crate::envelope::lookup_text;
 use crate::path::DotPath;
 use crate::sources::SourceError;
@@ -40,7 +40,7 @@ fn validate(target: &TargetDef, sources: &BTreeMap<String, SourceDef>) -> Result
         None => {
             return Err(format!("no source named `{source}` (sources: {})", crate::config::defined_names(sources.keys())));
         }
-        Some(def) if def.kind != SourceKind::Api => return Err(format!("source `{source}` is not an api source")),
+        Some(def) if def.kind != "api" => return Err(format!("source `{source}` is not an api source")),
         Some(_) => {}
     }
     if target.endpoint.is_none() {

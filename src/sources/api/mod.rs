@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use url::Url;
 
-use crate::config::{PaginationDef, SourceConfigDef, SourceDef, SourceKind, Synchronization, TextMap};
+use crate::config::{PaginationDef, SourceConfigDef, SourceDef, Synchronization, TextMap};
 use crate::envelope::{self, ResultsPosition};
 use crate::limits::ReadLimits;
 use crate::sources::registry::SourceConnector;
@@ -33,7 +33,7 @@ pub struct ApiSource {
 
 /// The api source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
-    kind: SourceKind::Api,
+    kind: "api",
     label: "REST API",
     schemes: &["http", "https"],
     local_paths: false,
@@ -41,6 +41,8 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     validate: validate_config,
     build: build_source,
     probe: Some(|def, sync| Ok(Box::new(ApiSource::probe(def, sync.and_then(|s| s.source_config.endpoint.as_deref()))?))),
+    settings: None,
+    fields: &[],
 };
 
 fn validate_config(config: &SourceConfigDef) -> Vec<(&'static str, String)> {

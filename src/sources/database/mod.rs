@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{SourceConfigDef, SourceDef, SourceKind};
+use crate::config::{SourceConfigDef, SourceDef};
 use crate::sources::feed::spawn_feed;
 use crate::sources::registry::SourceConnector;
 use crate::sources::{Source, SourceError, SourceStream};
@@ -48,7 +48,7 @@ struct SavedPosition {
 
 /// The database source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
-    kind: SourceKind::Database,
+    kind: "database",
     label: "Database",
     schemes: crate::config::DATABASE_SCHEMES,
     local_paths: false,
@@ -56,6 +56,8 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     validate: validate_config,
     build: |def, config, _| Ok(Box::new(DatabaseSource::new(def, config)?)),
     probe: None,
+    settings: None,
+    fields: &[],
 };
 
 fn validate_config(config: &SourceConfigDef) -> Vec<(&'static str, String)> {

@@ -19,7 +19,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio_util::io::StreamReader;
 
-use crate::config::{FileFormat, SourceConfigDef, SourceDef, SourceKind};
+use crate::config::{FileFormat, SourceConfigDef, SourceDef};
 use crate::sources::feed::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
 use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
@@ -45,7 +45,7 @@ struct Inner {
 
 /// The file source, as the registry lists it: a path or any object-store URL.
 pub const CONNECTOR: SourceConnector = SourceConnector {
-    kind: SourceKind::File,
+    kind: "file",
     label: "Files (csv, json, parquet…)",
     schemes: crate::config::OBJECT_STORE_SCHEMES,
     local_paths: true,
@@ -53,15 +53,17 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     validate: validate_files,
     build: |def, config, _| Ok(Box::new(FileSource::new(def, config)?)),
     probe: None,
+    settings: None,
+    fields: &[],
 };
 
 /// The excel source: the file source, named for spreadsheets as OpenRegister names them.
-pub const EXCEL: SourceConnector = SourceConnector { kind: SourceKind::Excel, label: "Excel file", ..CONNECTOR };
+pub const EXCEL: SourceConnector = SourceConnector { kind: "excel", label: "Excel file", ..CONNECTOR };
 
 impl FileSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FileSource, SourceError> {
         let mut options = FormatOptions { limits: def.limits, ..FormatOptions::from_config(config)? };
-        if def.kind == SourceKind::Excel {
+        if def.kind == "excel" {
             match options.format {
                 Some(format) if !format.is_spreadsheet() => {
                     return Err(SourceError::Config(format!("an excel source reads spreadsheets, not `{format:?}` files")));

@@ -15,12 +15,16 @@ use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, ImplAsyncFtpSt
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Status};
 
-use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef, SourceKind};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{FileFormat, Flag, Secret, SourceConfigDef, SourceDef, enabled, is_enabled};
 use crate::sources::feed::spawn_feed;
 use crate::sources::file::remote::Remote;
 use crate::sources::file::select::{self, Fetch, FileEntry, Selection};
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
-use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
+use crate::sources::registry::{
+    ConnectorSettings, FILE_KEYS, FormField, Input, SettingsSchema, SourceConnector, read_settings, settings_of, validate_files,
+};
 use crate::sources::{Source, SourceError, SourceStream, tls};
 
 pub struct FtpSource {
@@ -40,7 +44,7 @@ struct Inner {
 
 /// The ftp source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
-    kind: SourceKind::Ftp,
+    kind: "ftp",
     label: "FTP / FTPS",
     schemes: &["ftp", "ftps"],
     local_paths: false,
@@ -48,18 +52,32 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     validate: validate_files,
     build: |def, config, _| Ok(Box::new(FtpSource::new(def, config)?)),
     probe: None,
+    settings: Some(SettingsSchema { keys: &["passive"], secrets: &[], read: read_settings::<FtpSettings> }),
+    fields: &[FormField { key: "passive", label: "Passive mode", input: Input::Check, placeholder: "" }],
 };
+
+/// The keys only an ftp source reads.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FtpSettings {
+    /// Passive mode (default true); `false` for active mode.
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub passive: Flag,
+}
+
+impl ConnectorSettings for FtpSettings {}
 
 impl FtpSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<FtpSource, SourceError> {
         let selection = Selection::from_config(config)?;
         let at = Remote::parse(def, &selection, 21)?;
+        let settings: &FtpSettings = settings_of(def)?;
         Ok(FtpSource {
             inner: Arc::new(Inner {
                 secure: def.location.starts_with("ftps:"),
                 user: at.user.clone().unwrap_or_else(|| "anonymous".into()),
                 at,
-                passive: def.passive.0,
+                passive: settings.passive.0,
                 verify: def.tls.verify.0,
                 connect_timeout: def.connect_timeout.map_or(Duration::from_secs(10), |s| s.0),
                 selection,

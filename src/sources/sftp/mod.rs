@@ -13,12 +13,16 @@ use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::SftpSession;
 
-use crate::config::{FileFormat, Secret, SourceConfigDef, SourceDef, SourceKind};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{FileFormat, Flag, Secret, SourceConfigDef, SourceDef, enabled, is_enabled};
 use crate::sources::feed::spawn_feed;
 use crate::sources::file::remote::Remote;
 use crate::sources::file::select::{self, Fetch, FileEntry, Selection};
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
-use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
+use crate::sources::registry::{
+    ConnectorSettings, FILE_KEYS, FormField, Input, SettingsSchema, SourceConnector, read_settings, settings_of, validate_files,
+};
 use crate::sources::{Source, SourceError, SourceStream};
 
 pub struct SftpSource {
@@ -50,7 +54,7 @@ struct Inner {
 
 /// The sftp source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
-    kind: SourceKind::Sftp,
+    kind: "sftp",
     label: "SFTP",
     schemes: &["sftp"],
     local_paths: false,
@@ -58,7 +62,50 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     validate: validate_files,
     build: |def, config, _| Ok(Box::new(SftpSource::new(def, config)?)),
     probe: None,
+    settings: Some(SettingsSchema {
+        keys: &["privateKey", "privateKeyFile", "passphrase", "hostKey", "knownHosts", "verifyHostKey"],
+        secrets: &["privateKey", "passphrase"],
+        read: read_settings::<SftpSettings>,
+    }),
+    fields: &[
+        FormField { key: "privateKey", label: "Private key", input: Input::SecretText, placeholder: "-----BEGIN OPENSSH PRIVATE KEY-----" },
+        FormField { key: "passphrase", label: "Key passphrase", input: Input::Secret, placeholder: "" },
+        FormField { key: "hostKey", label: "Host key fingerprint", input: Input::Text, placeholder: "SHA256:…" },
+    ],
 };
+
+/// The keys only an sftp source reads.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SftpSettings {
+    /// A private key (OpenSSH or PEM text), instead of a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Secret>,
+    /// A file holding the private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<String>,
+    /// The private key's passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<Secret>,
+    /// The server's host key fingerprint, `SHA256:…` as `ssh-keygen -lf` prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// A known_hosts file to check the host key against (default `~/.ssh/known_hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
+    /// Check the server's host key (default true); `false` only on a network you trust.
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub verify_host_key: Flag,
+}
+
+impl ConnectorSettings for SftpSettings {
+    /// Key and known_hosts files are found next to the pipeline file, as its other paths are.
+    fn anchor(&mut self, base: &std::path::Path) {
+        for path in [&mut self.private_key_file, &mut self.known_hosts].into_iter().flatten().filter(|p| !p.starts_with('~')) {
+            crate::config::anchor_location(path, base);
+        }
+    }
+}
 
 impl SftpSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<SftpSource, SourceError> {
@@ -66,7 +113,8 @@ impl SftpSource {
         let at = Remote::parse(def, &selection, 22)?;
         let user =
             at.user.clone().ok_or_else(|| SourceError::Config("an sftp source needs a `username` (or user@ in the location)".into()))?;
-        let key_text = match (&def.private_key, &def.private_key_file) {
+        let settings: &SftpSettings = settings_of(def)?;
+        let key_text = match (&settings.private_key, &settings.private_key_file) {
             (Some(text), _) => Some(text.clone()),
             (None, Some(file)) => Some(Secret::new(
                 std::fs::read_to_string(file).map_err(|e| SourceError::Config(format!("cannot read privateKeyFile {file}: {e}")))?,
@@ -74,14 +122,14 @@ impl SftpSource {
             (None, None) => None,
         };
         let credential = match (key_text, &at.password) {
-            (Some(text), _) => Credential::Key { text, passphrase: def.passphrase.clone() },
+            (Some(text), _) => Credential::Key { text, passphrase: settings.passphrase.clone() },
             (None, Some(password)) => Credential::Password(password.clone()),
             (None, None) => return Err(SourceError::Config("an sftp source needs a `password`, `privateKey` or `privateKeyFile`".into())),
         };
-        let rule = match (&def.host_key, def.verify_host_key.0) {
+        let rule = match (&settings.host_key, settings.verify_host_key.0) {
             (_, false) => HostKeyRule::Anything,
             (Some(fingerprint), true) => HostKeyRule::Fingerprint(fingerprint.trim().to_string()),
-            (None, true) => HostKeyRule::KnownHosts(def.known_hosts.clone()),
+            (None, true) => HostKeyRule::KnownHosts(settings.known_hosts.clone()),
         };
         Ok(SftpSource {
             inner: Arc::new(Inner {
