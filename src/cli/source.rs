@@ -92,6 +92,10 @@ async fn preview(name: &str, source: &dyn Source, id_position: Option<&str>, lim
                 eprintln!("warning: {warning}");
                 continue;
             }
+            Ok(SourceEvent::Log { level, message }) => {
+                eprintln!("{level}: {}", syncline::secrets::scrub(&message));
+                continue;
+            }
             Ok(SourceEvent::Incremental(_) | SourceEvent::Cursor(_)) => continue,
             Err(error) => return Ok(failed(name, &error)),
         };

@@ -18,6 +18,7 @@ mod map_stage;
 #[cfg(test)]
 mod parts_tests;
 mod progress;
+mod source_log;
 mod stages;
 mod supervise;
 #[cfg(test)]
@@ -39,6 +40,7 @@ use crate::sinks::{self, Ack, Sink};
 use crate::sources::{self, Source, SourceError, SourceEvent};
 use crate::store::{JobRecord, JobStatus, RunLock, SavedCursor, StateDir, StoreError, now_text};
 pub use progress::{Progress, Stage, Timings};
+use source_log::SourceLog;
 use stages::Stages;
 use supervise::faults;
 
@@ -169,7 +171,14 @@ pub async fn run_job_on(
     job.status = JobStatus::Running;
     job.started_at = Some(now_text());
     jobs.update(&job)?;
-    let mut run = Run { warnings: BTreeSet::new(), differ: None, cursor: None, recovered: false, writer_stopped: false };
+    let mut run = Run {
+        warnings: BTreeSet::new(),
+        source_log: SourceLog::default(),
+        differ: None,
+        cursor: None,
+        recovered: false,
+        writer_stopped: false,
+    };
     let execute = std::panic::AssertUnwindSafe(run.execute(pipeline, &job, state, &options, &progress, interrupted, parts));
     let outcome = match futures::FutureExt::catch_unwind(execute).await {
         Ok(outcome) => outcome,
@@ -199,6 +208,9 @@ pub async fn run_job_on(
         jobs.object_errors(&job.id, &errors)?;
     }
     progress.set(&job.counts);
+    for (level, line) in run.source_log.lines() {
+        jobs.log(&job.id, level, &scrubbed(&line))?;
+    }
     let warnings: Vec<String> = run.warnings.iter().map(|w| scrubbed(w)).collect();
     for warning in &warnings {
         jobs.log(&job.id, "warn", warning)?;
@@ -247,6 +259,8 @@ fn scrubbed(text: &str) -> String {
 
 struct Run {
     warnings: BTreeSet<String>,
+    /// What the source itself said (a program's stderr), for the job log.
+    source_log: SourceLog,
     differ: Option<Differ>,
     /// The newest cursor the source reported.
     cursor: Option<String>,
@@ -482,6 +496,7 @@ impl Run {
                     }
                     Some(Ok((SourceEvent::Incremental(_), _))) => fed.incremental = true,
                     Some(Ok((SourceEvent::Cursor(value), _))) => self.cursor = Some(value),
+                    Some(Ok((SourceEvent::Log { level, message }, _))) => self.source_log.push(level, message),
                     Some(Ok((SourceEvent::Chunk(chunk), identities))) => {
                         faults::check(&sync.name, "diff");
                         let work = differ.diff_chunk(chunk, identities);

@@ -2,6 +2,7 @@
 //! [`build`] picks the kind a synchronization's source names.
 
 pub mod api;
+pub mod command;
 pub mod database;
 pub mod feed;
 pub mod file;
@@ -84,6 +85,12 @@ pub enum SourceEvent {
     Incremental(String),
     /// The newest cursor value read so far; the run saves the last one if it completes.
     Cursor(String),
+    /// A line for the job log from the source itself (a program's stderr, a connector's own log), at
+    /// `level` (`info`, `warn`, `error`, `debug`).
+    Log {
+        level: &'static str,
+        message: String,
+    },
 }
 
 /// A source's lazy stream: nothing is fetched before the first poll, dropping it cancels the fetch.

@@ -112,8 +112,9 @@ pub enum Input {
 /// Every kind of source syncline reads. A new kind is a folder under `src/sources/` with its
 /// `CONNECTOR`, and a line here.
 pub fn registry() -> &'static [SourceConnector] {
-    static ALL: [SourceConnector; 6] = [
+    static ALL: [SourceConnector; 7] = [
         super::api::CONNECTOR,
+        super::command::CONNECTOR,
         super::database::CONNECTOR,
         super::ftp::CONNECTOR,
         super::sftp::CONNECTOR,

@@ -4,6 +4,7 @@
 
 mod api;
 mod cli;
+mod command;
 mod common;
 mod console;
 mod database;

@@ -1,0 +1,190 @@
+//! The command source: real programs (POSIX shell scripts written by each test) run as sources —
+//! records on stdout, stderr into the job log, exit status, timeout, cursor, and an environment of
+//! only what the source names.
+
+use std::path::Path;
+
+use serde_json::json;
+use syncline::config::Pipeline;
+use syncline::pipeline::RunOptions;
+
+use crate::common::counts;
+use crate::workspace::{Workspace, completed};
+
+/// Writes an executable shell script `name` into `dir`.
+fn script(dir: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("script written");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("executable");
+}
+
+fn logs(ws: &Workspace, job: &str) -> Vec<String> {
+    ws.state.jobs().unwrap().logs(job).unwrap().into_iter().map(|l| format!("{}: {}", l.level, l.message)).collect()
+}
+
+/// A program that prints the lines of `data/pets.ndjson`, says so on stderr, and exits with the
+/// status in `data/status` (0 when missing).
+fn pets_workspace() -> Workspace {
+    let ws = Workspace::new();
+    let data = ws.data();
+    std::fs::write(data.join("pets.ndjson"), "{\"id\":1,\"name\":\"Rex\"}\n{\"id\":2,\"name\":\"Tom\"}\n{\"id\":3,\"name\":\"Kit\"}\n")
+        .unwrap();
+    script(
+        &data,
+        "pets.sh",
+        "cat pets.ndjson\necho \"printed $(wc -l < pets.ndjson) pets\" >&2\nexit $(cat status 2>/dev/null || echo 0)\n",
+    );
+    ws.write("{ type: command, command: [./pets.sh], workingDir: data }", "{ idPosition: id }");
+    ws
+}
+
+#[tokio::test]
+async fn a_program_is_a_source_its_stderr_goes_to_the_job_log() {
+    let ws = pets_workspace();
+    let first = ws.run().await;
+    completed(&first);
+    assert_eq!(counts(&first), (3, 3, 0, 0, 0, 0));
+    assert_eq!(ws.objects()["2"], json!({"id": 2, "name": "Tom"}));
+    assert!(logs(&ws, &first.job.id).contains(&"info: stderr: printed 3 pets".to_string()), "{:?}", logs(&ws, &first.job.id));
+    assert_eq!(counts(&ws.run().await), (3, 0, 0, 3, 0, 0), "unchanged output writes nothing");
+    std::fs::write(ws.data().join("pets.ndjson"), "{\"id\":1,\"name\":\"Rex\"}\n{\"id\":2,\"name\":\"Tommy\"}\n").unwrap();
+    let edited = ws.run().await;
+    completed(&edited);
+    assert_eq!(counts(&edited), (2, 0, 1, 1, 1, 0), "one changed, one gone");
+}
+
+#[tokio::test]
+async fn a_failing_program_fails_the_run_and_deletes_nothing() {
+    let ws = pets_workspace();
+    completed(&ws.run().await);
+    let data = ws.data();
+    std::fs::write(data.join("pets.ndjson"), "{\"id\":1,\"name\":\"Rex\"}\n").unwrap();
+    std::fs::write(data.join("status"), "3").unwrap();
+    let failed = ws.run().await;
+    assert_eq!(failed.job.status.as_str(), "FAILED");
+    let error = failed.job.error.clone().unwrap_or_default();
+    assert!(error.contains("exited with status 3") && error.contains("printed 1 pets"), "{error}");
+    assert_eq!(ws.objects().len(), 3, "nothing deleted after a failed read");
+    std::fs::remove_file(data.join("status")).unwrap();
+    assert_eq!(counts(&ws.run().await), (1, 0, 0, 1, 2, 0), "the next complete run deletes");
+}
+
+#[tokio::test]
+async fn a_program_past_its_timeout_is_killed_with_what_it_started() {
+    let ws = Workspace::new();
+    let data = ws.data();
+    script(&data, "hang.sh", "echo '{\"id\":1}'\nsleep 60 &\necho $! > sleeper.pid\nwait\n");
+    ws.write("{ type: command, command: [./hang.sh], workingDir: data, timeout: 1s }", "{ idPosition: id }");
+    let report = ws.run().await;
+    assert_eq!(report.job.status.as_str(), "FAILED");
+    assert_eq!(report.job.error_category.as_deref(), Some("timeout"), "{:?}", report.job.error);
+    assert!(report.job.error.as_deref().unwrap_or_default().contains("longer than the source's timeout"), "{:?}", report.job.error);
+    assert!(ws.objects().is_empty() || ws.objects().len() == 1);
+    let pid = std::fs::read_to_string(data.join("sleeper.pid")).unwrap().trim().to_string();
+    for _ in 0..100 {
+        let alive = std::process::Command::new("kill").args(["-0", &pid]).status().unwrap().success();
+        if !alive {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the program's child {pid} outlived the timeout");
+}
+
+#[tokio::test]
+async fn the_cursor_goes_back_to_the_program_after_a_complete_run_only() {
+    let ws = Workspace::new();
+    let data = ws.data();
+    // Prints the pets with an id above the cursor, then writes the highest id it printed as the cursor.
+    script(
+        &data,
+        "since.sh",
+        "since=${SYNCLINE_CURSOR:-0}\necho \"cursor=$since\" >&2\nmax=$since\n\
+         while read -r id name; do\n  if [ \"$id\" -gt \"$since\" ]; then echo \"{\\\"id\\\":$id,\\\"name\\\":\\\"$name\\\"}\"; max=$id; fi\n\
+         done < pets.txt\necho $max > \"$SYNCLINE_CURSOR_FILE\"\n",
+    );
+    std::fs::write(data.join("pets.txt"), "1 Rex\n2 Tom\n").unwrap();
+    ws.write("{ type: command, command: [./since.sh], workingDir: data }", "{ idPosition: id }");
+    let first = ws.run().await;
+    completed(&first);
+    assert_eq!(counts(&first), (2, 2, 0, 0, 0, 0));
+    assert!(logs(&ws, &first.job.id).contains(&"info: stderr: cursor=0".to_string()));
+    std::fs::write(data.join("pets.txt"), "2 Tom\n3 Kit\n").unwrap();
+    let second = ws.run().await;
+    completed(&second);
+    assert!(logs(&ws, &second.job.id).contains(&"info: stderr: cursor=2".to_string()), "{:?}", logs(&ws, &second.job.id));
+    assert_eq!(counts(&second), (1, 1, 0, 0, 0, 0), "only what changed, and nothing deleted");
+    assert_eq!(ws.objects().len(), 3);
+    let full = ws.run_with(RunOptions { force_full_sync: true, ..RunOptions::default() }).await;
+    completed(&full);
+    assert!(logs(&ws, &full.job.id).contains(&"info: stderr: cursor=0".to_string()), "a full sync runs without a cursor");
+    assert_eq!(counts(&full), (2, 0, 2, 0, 1, 0), "a full sync writes every record again and deletes what is gone");
+}
+
+#[tokio::test]
+async fn the_program_sees_only_the_environment_the_source_names_and_its_secrets_stay_out_of_the_log() {
+    let ws = Workspace::new();
+    let data = ws.data();
+    script(
+        &data,
+        "env.sh",
+        "echo \"{\\\"id\\\":\\\"env\\\",\\\"home\\\":\\\"$HOME\\\",\\\"region\\\":\\\"$REGION\\\",\\\"count\\\":$(env | wc -l)}\"\n\
+         echo \"token is $API_TOKEN\" >&2\n",
+    );
+    ws.write(
+        "{ type: command, command: [./env.sh], workingDir: data, env: { REGION: eu, API_TOKEN: { secret: command-marker-7 } } }",
+        "{ idPosition: id }",
+    );
+    let report = ws.run().await;
+    completed(&report);
+    let object = &ws.objects()["env"];
+    assert_eq!((object["home"].as_str(), object["region"].as_str()), (Some(""), Some("eu")), "{object}");
+    // REGION, API_TOKEN, PATH, SYNCLINE_CURSOR_FILE, and what the shell sets itself (PWD, SHLVL, _).
+    assert!(object["count"].as_u64().unwrap() <= 7, "{object}");
+    let log = logs(&ws, &report.job.id);
+    assert!(log.iter().any(|l| l.contains("token is ***")), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("command-marker-7")), "{log:?}");
+}
+
+#[tokio::test]
+async fn csv_on_stdout_and_a_missing_program() {
+    let ws = Workspace::new();
+    let data = ws.data();
+    script(&data, "csv.sh", "printf 'code;name\\n007;Bond\\n'\n");
+    ws.write(
+        "{ type: command, command: [sh, csv.sh], workingDir: data }",
+        "{ idPosition: code, format: csv, delimiter: \";\", columnTypes: text }",
+    );
+    completed(&ws.run().await);
+    assert_eq!(ws.objects()["007"], json!({"code": "007", "name": "Bond"}));
+
+    ws.write("{ type: command, command: [no-such-program-here], workingDir: data }", "{ idPosition: id }");
+    let report = ws.run().await;
+    assert_eq!(report.job.status.as_str(), "FAILED");
+    assert!(report.job.error.as_deref().unwrap_or_default().contains("no such program"), "{:?}", report.job.error);
+    assert_eq!(ws.objects().len(), 1, "nothing deleted");
+}
+
+#[test]
+fn a_command_source_is_checked_when_loaded() {
+    let errors = |source: &str, config: &str| {
+        let text = format!(
+            "sources:\n  s: {source}\nmappings:\n  m: {{ passThrough: true }}\nregisters:\n  r: {{ schemas: {{ s: {{}} }} }}\n\
+             synchronizations:\n  x: {{ source: s, mapping: m, sourceConfig: {config}, target: {{ type: register, register: r, schema: s }} }}\n"
+        );
+        Pipeline::from_text("p.yaml", &text, Path::new("."), &|_| None).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+    };
+    assert!(
+        errors("{ type: command }", "{ idPosition: id }").contains("sources.s: missing field `command`"),
+        "{}",
+        errors("{ type: command }", "{}")
+    );
+    assert!(errors("{ type: command, command: [] }", "{ idPosition: id }").contains("sources.s.command: a command is a list"));
+    assert!(errors("{ type: command, command: [x], location: /tmp }", "{ idPosition: id }").contains("a command source takes no location"));
+    let misplaced = errors("{ type: command, command: [x] }", "{ idPosition: id, endpoint: /pets }");
+    assert!(misplaced.contains("`endpoint` does not apply to a command source"), "{misplaced}");
+    let parquet = errors("{ type: command, command: [x] }", "{ idPosition: id, format: parquet }");
+    assert!(parquet.contains("not Parquet"), "{parquet}");
+    assert_eq!(errors("{ type: command, command: [x] }", "{ idPosition: id }"), "");
+}
