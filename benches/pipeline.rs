@@ -107,6 +107,22 @@ synchronizations:
     file
 }
 
+/// A pipeline whose source is a program (awk) printing `records` NDJSON records shaped like the API
+/// feed's, mapped the same way into the register.
+fn write_command_pipeline(dir: &Path, records: u64) -> PathBuf {
+    let api = std::fs::read_to_string(write_pipeline(dir, "http://unused")).unwrap();
+    let program = format!(
+        r#"BEGIN {{ for (i = 1; i <= {records}; i++) printf "{{\"id\":\"%d\",\"name\":\"pet %d\",\"status\":\"available\",\"category\":{{\"name\":\"dogs\"}},\"price\":\"%d.50\",\"updated_at\":\"2026-01-01\",\"owner\":{{\"email\":\"o%d@example.org\",\"city\":\"Utrecht\"}}}}\n", i, i, i % 500, i }}"#
+    );
+    let source = format!("feed: {{ type: command, command: [awk, {}] }}", serde_json::to_string(&program).unwrap());
+    let text = api
+        .replace(r#"feed: { type: api, location: "http://unused" }"#, &source)
+        .replace("idPosition: id, resultsPosition: data.items, pagination: { type: page }", "idPosition: id");
+    let file = dir.join("command.yaml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 /// What a benchmark run must have done: a run that failed or counted otherwise fails the benchmark,
 /// so a number is never reported for work that was not done.
 #[derive(Clone, Copy, Debug)]
@@ -178,6 +194,25 @@ fn main() {
     let updated = Expect::Updated { of: records, updated: records / 10 };
     rows.push(syncline_run(&state, &file, None, "API feed → register, 10% changed", updated));
     feed.changed.store(false, Ordering::SeqCst);
+
+    let command_dir = dir.path().join("command");
+    std::fs::create_dir_all(&command_dir).unwrap();
+    let command_file = write_command_pipeline(&command_dir, records);
+    let command_state = command_dir.join("state");
+    rows.push(syncline_run(
+        &command_state,
+        &command_file,
+        None,
+        "command (NDJSON on stdout) → register, first run",
+        Expect::Created(records),
+    ));
+    rows.push(syncline_run(
+        &command_state,
+        &command_file,
+        None,
+        "command (NDJSON on stdout) → register, unchanged",
+        Expect::Unchanged(records),
+    ));
 
     rows.extend(peers::run(&runtime, &feed, &server.url(), dir.path()));
     rows.extend(tables::run(

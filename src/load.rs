@@ -62,6 +62,9 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
             source.settings = settings;
         }
     }
+    for source in parsed.sources.values_mut() {
+        source.names_ids = registry::connector(&source.kind).is_some_and(|c| c.names_ids);
+    }
     errors.extend(checks_of_the_parts(&doc, &parsed));
     anchor_locations(&mut parsed, base);
     let (mut pipeline, model_errors) = config::resolve(&doc, parsed, base);
@@ -239,6 +242,6 @@ mod tests {
         let misplaced = source_errors("    type: ftp\n    location: ftp://h/x\n    hostKey: SHA256:x\n");
         assert!(misplaced.contains("p.yaml:5:5: sources.s.hostKey: `hostKey` does not apply to a ftp source"), "{misplaced}");
         let unknown = source_errors("    type: gopher\n    location: gopher://h\n");
-        assert!(unknown.contains("sources.s.type: `gopher` is not a source type; one of `api`"), "{unknown}");
+        assert!(unknown.contains("sources.s.type: `gopher` is not a source type; one of `airbyte`, `api`"), "{unknown}");
     }
 }

@@ -26,11 +26,16 @@ pub enum SourceCommand {
         #[arg(long, default_value_t = 5)]
         limit: usize,
     },
+    /// List the streams a source offers (an Airbyte connector's `discover`): each name, its primary
+    /// key and sync modes, to pick `sourceConfig.stream`.
+    Streams { file: PathBuf, name: String },
 }
 
 pub async fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
     let (file, name) = match &command {
-        SourceCommand::Test { file, name } | SourceCommand::Preview { file, name, .. } => (file, name),
+        SourceCommand::Test { file, name } | SourceCommand::Preview { file, name, .. } | SourceCommand::Streams { file, name } => {
+            (file, name)
+        }
     };
     let pipeline = match load(file) {
         Ok(p) => p,
@@ -58,6 +63,20 @@ pub async fn run(command: SourceCommand) -> anyhow::Result<ExitCode> {
             Err(error) => Ok(failed(name, &error)),
         },
         SourceCommand::Preview { limit, .. } => preview(name, source.as_ref(), id_position.as_deref(), limit).await,
+        SourceCommand::Streams { .. } => match source.streams().await {
+            Ok(Some(streams)) => {
+                for stream in streams {
+                    let key = stream.primary_key.as_deref().unwrap_or("(none: set idPosition)");
+                    println!("{}\tprimary key: {key}\tsync modes: {}", stream.name, stream.sync_modes.join(", "));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(None) => {
+                println!("{name}: a single feed, without streams");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => Ok(failed(name, &error)),
+        },
     }
 }
 

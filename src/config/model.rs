@@ -173,6 +173,10 @@ pub struct SourceDef {
     /// read apart by that connector (see [`Settings`]).
     #[serde(skip)]
     pub settings: Settings,
+    /// Its connector names each record's id itself (an Airbyte stream's primary key), so a
+    /// synchronization may leave `idPosition` out; set when loading.
+    #[serde(skip)]
+    pub names_ids: bool,
     /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
     #[serde(skip)]
     pub bookkeeping: Bookkeeping,

@@ -209,7 +209,9 @@ fn resolve_sync(
 
     let (register, schema, api_target) = resolve_target(def, file, &mut fail);
     let config = &def.source_config;
-    let (id_position, pagination) = resolve_reading(config, &mut fail);
+    // A source that names its records' ids itself (an Airbyte stream's primary key) needs no idPosition.
+    let ids_named = file.sources.get(&source).is_some_and(|s| s.names_ids);
+    let (id_position, pagination) = resolve_reading(config, ids_named, &mut fail);
 
     let max_delete_share = def.max_delete_share.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&max_delete_share) {
@@ -309,7 +311,7 @@ fn resolve_target(
 
 /// How `config` reads its records: the id's dot path, and the pagination (OpenConnector's spellings
 /// folded in).
-fn resolve_reading(config: &SourceConfigDef, fail: &mut impl FnMut(&str, String)) -> (String, PaginationDef) {
+fn resolve_reading(config: &SourceConfigDef, ids_named: bool, fail: &mut impl FnMut(&str, String)) -> (String, PaginationDef) {
     let id_position = match config.id_position.as_deref().map(str::trim) {
         Some(p) if !p.is_empty() => {
             if p.split('.').any(str::is_empty) {
@@ -317,6 +319,7 @@ fn resolve_reading(config: &SourceConfigDef, fail: &mut impl FnMut(&str, String)
             }
             p.to_string()
         }
+        _ if ids_named => String::new(),
         _ => {
             fail(
                 ".sourceConfig",

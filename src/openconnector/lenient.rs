@@ -48,6 +48,8 @@ pub(super) const SOURCE_CONFIG_KEYS: &[&str] = &[
     "range",
     "minimumAge",
     "incremental",
+    "stream",
+    "syncMode",
     "idPosition",
     "resultsPosition",
     "pagination",

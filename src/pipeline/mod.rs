@@ -313,7 +313,12 @@ impl Run {
         let fingerprint = *fingerprint.finalize().as_bytes();
         let cursor = self.start_cursor(state, sync, &fingerprint, options)?;
         let table = ContractTable::load(state, &sync.name).await?;
-        let mut differ = Differ::new(table, &sync.name, &sync.id_position, fingerprint, options.force_full_sync);
+        // A source that names its ids itself (an Airbyte stream's primary key) says where they are.
+        let id_position = match sync.id_position.as_str() {
+            "" => source.id_position().await?.ok_or_else(|| config("idPosition is missing".into()))?,
+            given => given.to_string(),
+        };
+        let mut differ = Differ::new(table, &sync.name, &id_position, fingerprint, options.force_full_sync);
         if let Some(def) = pipeline.sources.get(&sync.source) {
             differ.set_max_depth(def.limits.max_depth);
         }

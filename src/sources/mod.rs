@@ -1,6 +1,7 @@
 //! Sources: where records come from. Each kind lives in its own module and implements [`Source`];
 //! [`build`] picks the kind a synchronization's source names.
 
+pub mod airbyte;
 pub mod api;
 pub mod command;
 pub mod database;
@@ -107,6 +108,28 @@ pub trait Source: Send + Sync {
 
     /// Checks that the source answers, without reading the feed: `Ok` carries a one-line description.
     fn check(&self) -> BoxFuture<'_, Result<String, SourceError>>;
+
+    /// The streams a source offers, for a source that has several (an Airbyte connector); `None` for
+    /// one that is a single feed.
+    fn streams(&self) -> BoxFuture<'_, Result<Option<Vec<StreamInfo>>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The dot path of a record's id as the source itself declares it (an Airbyte stream's primary
+    /// key), for a synchronization that gives no `idPosition`.
+    fn id_position(&self) -> BoxFuture<'_, Result<Option<String>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// One stream of a source that has several.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    pub name: String,
+    /// Its primary key as a dot path, when it declares one field as the key.
+    pub primary_key: Option<String>,
+    /// `full_refresh`, `incremental`.
+    pub sync_modes: Vec<String>,
 }
 
 /// A source that failed. Messages never contain credentials: URLs are redacted.

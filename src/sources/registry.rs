@@ -45,6 +45,9 @@ pub struct SourceConnector {
     pub probe: Option<Probe>,
     /// The source keys only it reads, typed in its folder; `None` when it reads only the shared ones.
     pub settings: Option<SettingsSchema>,
+    /// Whether it names each record's id itself ([`crate::sources::Source::id_position`]), so a
+    /// synchronization may leave `idPosition` out.
+    pub names_ids: bool,
     /// The console form's inputs for its own keys (the shared ones, location, credentials, TLS, are
     /// the form's own).
     pub fields: &'static [FormField],
@@ -107,12 +110,15 @@ pub enum Input {
     Check,
     /// One value per line (a list).
     Lines,
+    /// A JSON value.
+    Json,
 }
 
 /// Every kind of source syncline reads. A new kind is a folder under `src/sources/` with its
 /// `CONNECTOR`, and a line here.
 pub fn registry() -> &'static [SourceConnector] {
-    static ALL: [SourceConnector; 7] = [
+    static ALL: [SourceConnector; 8] = [
+        super::airbyte::CONNECTOR,
         super::api::CONNECTOR,
         super::command::CONNECTOR,
         super::database::CONNECTOR,
@@ -187,6 +193,8 @@ pub const KIND_KEYS: &[&str] = &[
     "incremental",
     "endpoint",
     "pagination",
+    "stream",
+    "syncMode",
 ];
 
 /// The `sourceConfig` keys of [`KIND_KEYS`] a file-reading source (files, spreadsheets, FTP, SFTP)

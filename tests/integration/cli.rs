@@ -227,7 +227,7 @@ fn the_bundled_connector_pipelines_validate_and_preview() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    for pipeline in ["files", "excel", "ftp", "sftp", "database", "petstore", "to-postgres", "to-files"] {
+    for pipeline in ["files", "excel", "ftp", "sftp", "database", "command", "petstore", "to-postgres", "to-files"] {
         let file = root.join(format!("pipelines/{pipeline}.yaml"));
         let out = Command::new(env!("CARGO_BIN_EXE_syncline"))
             .arg("--state")
@@ -254,4 +254,9 @@ fn the_bundled_connector_pipelines_validate_and_preview() {
     let out = syncline(&state, &["run", excel.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("created 3"), "{}", text(&out));
+
+    let command = root.join("pipelines/command.yaml");
+    let out = syncline(&state, &["run", command.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("found 3, created 3"), "the sold pet is left out by the program: {}", text(&out));
 }

@@ -2,6 +2,7 @@
 //! real pipeline, the embedded register in a temporary state directory, and the real binary where the
 //! command line itself is under test.
 
+mod airbyte;
 mod api;
 mod cli;
 mod command;

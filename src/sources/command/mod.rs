@@ -16,7 +16,6 @@ mod process;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -28,7 +27,7 @@ use crate::sources::feed::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
 use crate::sources::registry::{ConnectorSettings, FormField, Input, SettingsSchema, SourceConnector, read_settings, settings_of};
 use crate::sources::{Source, SourceError, SourceEvent, SourceStream};
-pub use process::{DEFAULT_PATH, Program, Running, resolve};
+pub use process::{BoundedLines, DEFAULT_PATH, Launcher, Line, Program, Running, Scratch, resolve, within};
 
 /// The command source, as the registry lists it.
 pub const CONNECTOR: SourceConnector = SourceConnector {
@@ -41,6 +40,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     build: |def, config, _| Ok(Box::new(CommandSource::new(def, config)?)),
     probe: None,
     settings: Some(SettingsSchema { keys: &["command", "env", "workingDir"], secrets: &[], read: read_settings::<CommandSettings> }),
+    names_ids: false,
     fields: &[
         FormField {
             key: "command",
@@ -72,7 +72,8 @@ pub struct CommandSettings {
     pub working_dir: Option<String>,
 }
 
-fn program_and_arguments<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+/// A program and its arguments: a list whose first item is not blank.
+pub(crate) fn program_and_arguments<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let items = Vec::<String>::deserialize(deserializer)?;
     match items.first() {
         Some(program) if !program.trim().is_empty() => Ok(items),
@@ -82,11 +83,25 @@ fn program_and_arguments<'de, D: Deserializer<'de>>(deserializer: D) -> Result<V
 
 impl ConnectorSettings for CommandSettings {
     fn anchor(&mut self, base: &Path) {
-        let dir = self.working_dir.get_or_insert_with(|| ".".into());
-        if Path::new(dir.as_str()).is_relative() {
-            *dir = base.join(&*dir).display().to_string();
-        }
+        anchor_working_dir(&mut self.working_dir, base);
     }
+}
+
+/// A program's working directory relative to the pipeline file's folder `base`, which it is by default.
+pub(crate) fn anchor_working_dir(dir: &mut Option<String>, base: &Path) {
+    let dir = dir.get_or_insert_with(|| ".".into());
+    if Path::new(dir.as_str()).is_relative() {
+        *dir = base.join(&*dir).display().to_string();
+    }
+}
+
+/// A program's whole environment: `env`, and [`DEFAULT_PATH`] unless it names a `PATH`.
+pub(crate) fn environment(env: &TextMap) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+    if !env.contains_key("PATH") {
+        out.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    out
 }
 
 fn validate(config: &SourceConfigDef) -> Vec<(&'static str, String)> {
@@ -105,29 +120,25 @@ pub struct CommandSource {
 }
 
 struct Inner {
-    command: Vec<String>,
-    env: Vec<(String, String)>,
-    working_dir: PathBuf,
+    launcher: Launcher,
     timeout: Option<Duration>,
     format: FileFormat,
     options: FormatOptions,
-    shown: String,
 }
 
 impl CommandSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<CommandSource, SourceError> {
         let settings: &CommandSettings = settings_of(def)?;
-        let mut env: Vec<(String, String)> = settings.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
-        if !settings.env.contains_key("PATH") {
-            env.push(("PATH".into(), DEFAULT_PATH.into()));
-        }
+        let env = environment(&settings.env);
         let options = FormatOptions { limits: def.limits, ..FormatOptions::from_config(config)? };
         Ok(CommandSource {
             inner: Arc::new(Inner {
-                shown: format!("command `{}`", settings.command[0]),
-                command: settings.command.clone(),
-                env,
-                working_dir: PathBuf::from(settings.working_dir.as_deref().unwrap_or(".")),
+                launcher: Launcher {
+                    shown: format!("command `{}`", settings.command[0]),
+                    command: settings.command.clone(),
+                    env,
+                    working_dir: PathBuf::from(settings.working_dir.as_deref().unwrap_or(".")),
+                },
                 timeout: def.timeout.map(|s| s.0),
                 format: options.format.unwrap_or(FileFormat::Ndjson),
                 options,
@@ -137,45 +148,24 @@ impl CommandSource {
 }
 
 impl Inner {
-    /// The program as it will run, with `extra` variables beside the source's.
-    fn program(&self, extra: Vec<(String, String)>) -> Result<Program, SourceError> {
-        let path_var = self.env.iter().find(|(k, _)| k == "PATH").map_or(DEFAULT_PATH, |(_, v)| v.as_str());
-        let path = resolve(&self.command[0], path_var, &self.working_dir).ok_or_else(|| {
-            SourceError::Config(format!(
-                "{}: no such program (a name is looked up in the program's PATH, {path_var}; a path from {})",
-                self.shown,
-                self.working_dir.display()
-            ))
-        })?;
-        let env = self.env.iter().cloned().chain(extra).collect();
-        Ok(Program { path, args: self.command[1..].to_vec(), env, working_dir: self.working_dir.clone(), shown: self.shown.clone() })
-    }
-
     async fn feed(&self, cursor: Option<String>, tx: &EventSender) -> Result<(), ReadError> {
-        let cursor_file = CursorFile::create()?;
-        let mut extra = vec![("SYNCLINE_CURSOR_FILE".to_string(), cursor_file.path.display().to_string())];
+        let scratch = Scratch::create()?;
+        let cursor_file = scratch.write("cursor", b"")?;
+        let mut extra = vec![("SYNCLINE_CURSOR_FILE".to_string(), cursor_file.display().to_string())];
         if let Some(cursor) = &cursor {
             extra.push(("SYNCLINE_CURSOR".into(), cursor.clone()));
-            let what = format!("{} reads what changed since its saved cursor", self.shown);
+            let what = format!("{} reads what changed since its saved cursor", self.launcher.shown);
             tx.send(Ok(SourceEvent::Incremental(what))).await.map_err(|_| ReadError::Stopped)?;
         }
-        let program = self.program(extra)?;
+        let program = self.launcher.program(&[], extra)?;
         let run = async {
             let mut running = program.spawn(tx)?;
-            let stdout = running.stdout().ok_or_else(|| SourceError::Config(format!("{}: no standard output", self.shown)))?;
-            formats::read_async(stdout, &self.shown, self.format, &self.options, tx).await?;
+            let stdout = running.stdout().ok_or_else(|| SourceError::Config(format!("{}: no standard output", self.launcher.shown)))?;
+            formats::read_async(stdout, &self.launcher.shown, self.format, &self.options, tx).await?;
             running.finish().await.map_err(ReadError::Failed)
         };
-        match self.timeout {
-            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| {
-                ReadError::Failed(SourceError::Timeout {
-                    url: self.shown.clone(),
-                    reason: format!("it ran longer than the source's timeout ({limit:?}) and was stopped"),
-                })
-            })??,
-            None => run.await?,
-        }
-        if let Some(saved) = cursor_file.read(&self.shown)? {
+        process::within(self.timeout, &self.launcher.shown, run).await?;
+        if let Some(saved) = read_cursor(&cursor_file, &self.launcher.shown)? {
             tx.send(Ok(SourceEvent::Cursor(saved))).await.map_err(|_| ReadError::Stopped)?;
         }
         Ok(())
@@ -191,8 +181,12 @@ impl Source for CommandSource {
     /// Finds the program (it is not run: a run may be long, or change things).
     fn check(&self) -> BoxFuture<'_, Result<String, SourceError>> {
         async move {
-            let program = self.inner.program(Vec::new())?;
-            Ok(format!("{}: {} is there and may be run (Test connection does not run it)", self.inner.shown, program.path.display()))
+            let program = self.inner.launcher.program(&[], Vec::new())?;
+            Ok(format!(
+                "{}: {} is there and may be run (Test connection does not run it)",
+                self.inner.launcher.shown,
+                program.path.display()
+            ))
         }
         .boxed()
     }
@@ -201,47 +195,18 @@ impl Source for CommandSource {
 /// The most of a cursor file that is read.
 const MAX_CURSOR_BYTES: u64 = 64 * 1024;
 
-/// A private file the program writes its new cursor to; removed when dropped.
-pub struct CursorFile {
-    pub path: PathBuf,
-}
-
-impl CursorFile {
-    pub fn create() -> Result<CursorFile, SourceError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!("syncline-cursor-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let path = std::env::temp_dir().join(name);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| SourceError::Config(format!("cannot create a cursor file in {}: {e}", std::env::temp_dir().display())))?;
-        Ok(CursorFile { path })
+/// What the program left in its cursor file, trimmed; `None` when it wrote nothing.
+fn read_cursor(path: &Path, shown: &str) -> Result<Option<String>, SourceError> {
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(MAX_CURSOR_BYTES + 1).read_to_string(&mut text));
+    let bad = |reason: String| SourceError::Protocol { url: shown.to_string(), reason };
+    read.map_err(|e| bad(format!("its cursor file cannot be read: {e}")))?;
+    if text.len() as u64 > MAX_CURSOR_BYTES {
+        return Err(bad(format!(
+            "its cursor is longer than {} (a cursor is a position, not data)",
+            crate::limits::ByteSize(MAX_CURSOR_BYTES)
+        )));
     }
-
-    /// What the program left in it, trimmed; `None` when it wrote nothing.
-    pub fn read(&self, shown: &str) -> Result<Option<String>, SourceError> {
-        let mut text = String::new();
-        let file = std::fs::File::open(&self.path);
-        let read = file.and_then(|f| f.take(MAX_CURSOR_BYTES + 1).read_to_string(&mut text));
-        let bad = |reason: String| SourceError::Protocol { url: shown.to_string(), reason };
-        read.map_err(|e| bad(format!("its cursor file cannot be read: {e}")))?;
-        if text.len() as u64 > MAX_CURSOR_BYTES {
-            return Err(bad(format!(
-                "its cursor is longer than {} (a cursor is a position, not data)",
-                crate::limits::ByteSize(MAX_CURSOR_BYTES)
-            )));
-        }
-        let text = text.trim();
-        Ok((!text.is_empty()).then(|| text.to_string()))
-    }
-}
-
-impl Drop for CursorFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_string()))
 }

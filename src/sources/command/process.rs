@@ -32,6 +32,80 @@ pub struct Program {
     pub shown: String,
 }
 
+/// How a source starts its program: the command as configured, before each run's extra arguments
+/// and variables.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: PathBuf,
+    pub shown: String,
+}
+
+impl Launcher {
+    /// The program as it will run: the command, then `args`; the source's environment, then `env`.
+    pub fn program(&self, args: &[&str], env: Vec<(String, String)>) -> Result<Program, SourceError> {
+        let path_var = self.env.iter().find(|(k, _)| k == "PATH").map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+        let path = resolve(&self.command[0], path_var, &self.working_dir).ok_or_else(|| {
+            SourceError::Config(format!(
+                "{}: no such program (a name is looked up in the program's PATH, {path_var}; a path from {})",
+                self.shown,
+                self.working_dir.display()
+            ))
+        })?;
+        Ok(Program {
+            path,
+            args: self.command[1..].iter().cloned().chain(args.iter().map(|a| a.to_string())).collect(),
+            env: self.env.iter().cloned().chain(env).collect(),
+            working_dir: self.working_dir.clone(),
+            shown: self.shown.clone(),
+        })
+    }
+}
+
+/// A private folder for the files a program reads or writes (a config with secrets, a catalog, a
+/// cursor): only this user can read it, and it is removed when dropped.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn create() -> Result<Scratch, SourceError> {
+        use std::os::unix::fs::DirBuilderExt;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name = format!("syncline-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let dir = std::env::temp_dir().join(name);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| SourceError::Config(format!("cannot create a private folder in {}: {e}", std::env::temp_dir().display())))?;
+        Ok(Scratch { dir })
+    }
+
+    /// Writes `bytes` to file `name` in it (readable by this user only), answering its path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, SourceError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(bytes))
+            .map_err(|e| SourceError::Config(format!("cannot write {}: {e}", path.display())))?;
+        Ok(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Where `program` is: a path with a `/` is taken relative to `working_dir`, a bare name is looked
 /// up in `path` (the program's own `PATH`, not syncline's).
 pub fn resolve(program: &str, path: &str, working_dir: &Path) -> Option<PathBuf> {
@@ -125,42 +199,88 @@ impl Drop for Running {
 
 /// Sends each stderr line (cut at [`MAX_LINE_BYTES`]) to the job log; answers the last few.
 async fn forward_stderr(stderr: ChildStderr, log: EventSender) -> VecDeque<String> {
-    let mut reader = BufReader::new(stderr);
-    let (mut line, mut tail) = (Vec::new(), VecDeque::new());
-    loop {
-        let (used, ended) = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(buf) => match buf.iter().position(|b| *b == b'\n') {
-                Some(at) => {
-                    let room = MAX_LINE_BYTES.saturating_sub(line.len());
-                    line.extend_from_slice(&buf[..at.min(room)]);
-                    (at + 1, true)
-                }
-                None => {
-                    let room = MAX_LINE_BYTES.saturating_sub(line.len());
-                    line.extend_from_slice(&buf[..buf.len().min(room)]);
-                    (buf.len(), false)
-                }
-            },
-        };
-        reader.consume(used);
-        if ended {
-            emit(&mut line, &mut tail, &log).await;
+    let mut lines = BoundedLines::new(stderr, MAX_LINE_BYTES);
+    let mut tail = VecDeque::new();
+    while let Ok(Some(line)) = lines.next().await {
+        let text = String::from_utf8_lossy(line.text()).trim_end().to_string();
+        if text.is_empty() {
+            continue;
         }
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(crate::secrets::scrub(&text).into_owned());
+        let _ = log.send(Ok(SourceEvent::Log { level: "info", message: format!("stderr: {text}") })).await;
     }
-    emit(&mut line, &mut tail, &log).await;
     tail
 }
 
-async fn emit(line: &mut Vec<u8>, tail: &mut VecDeque<String>, log: &EventSender) {
-    let text = String::from_utf8_lossy(line).trim_end().to_string();
-    line.clear();
-    if text.is_empty() {
-        return;
+/// A line of a program's output: whole, or the first `limit` bytes of a longer one.
+pub enum Line {
+    Whole(Vec<u8>),
+    /// The line's length; what is kept of it.
+    TooLong(usize, Vec<u8>),
+}
+
+impl Line {
+    pub fn text(&self) -> &[u8] {
+        match self {
+            Line::Whole(text) | Line::TooLong(_, text) => text,
+        }
     }
-    if tail.len() == TAIL_LINES {
-        tail.pop_front();
+}
+
+/// Lines of a byte stream, none held past `limit` bytes (the rest of a longer line is counted and
+/// dropped): a program cannot make syncline buffer without bound.
+pub struct BoundedLines<R> {
+    reader: BufReader<R>,
+    limit: usize,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> BoundedLines<R> {
+    pub fn new(reader: R, limit: usize) -> Self {
+        BoundedLines { reader: BufReader::with_capacity(64 * 1024, reader), limit }
     }
-    tail.push_back(crate::secrets::scrub(&text).into_owned());
-    let _ = log.send(Ok(SourceEvent::Log { level: "info", message: format!("stderr: {text}") })).await;
+
+    /// The next line without its newline; `None` at the end.
+    pub async fn next(&mut self) -> std::io::Result<Option<Line>> {
+        let (mut line, mut length) = (Vec::new(), 0usize);
+        loop {
+            let buf = self.reader.fill_buf().await?;
+            if buf.is_empty() {
+                return Ok((length > 0).then(|| self.finish(line, length)));
+            }
+            let (used, ended) = match buf.iter().position(|b| *b == b'\n') {
+                Some(at) => (at, true),
+                None => (buf.len(), false),
+            };
+            let room = self.limit.saturating_sub(line.len());
+            line.extend_from_slice(&buf[..used.min(room)]);
+            length += used;
+            self.reader.consume(used + usize::from(ended));
+            if ended {
+                return Ok(Some(self.finish(line, length)));
+            }
+        }
+    }
+
+    fn finish(&self, line: Vec<u8>, length: usize) -> Line {
+        if length > self.limit { Line::TooLong(length, line) } else { Line::Whole(line) }
+    }
+}
+
+/// `run`, failed as a timeout when it takes longer than `limit` (when there is one): dropped then,
+/// which kills the program it runs.
+pub async fn within<T>(
+    limit: Option<std::time::Duration>,
+    shown: &str,
+    run: impl std::future::Future<Output = Result<T, crate::sources::formats::ReadError>>,
+) -> Result<T, crate::sources::formats::ReadError> {
+    let Some(limit) = limit else { return run.await };
+    tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+        Err(crate::sources::formats::ReadError::Failed(SourceError::Timeout {
+            url: shown.to_string(),
+            reason: format!("it ran longer than the source's timeout ({limit:?}) and was stopped"),
+        }))
+    })
 }

@@ -67,6 +67,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
         secrets: &["privateKey", "passphrase"],
         read: read_settings::<SftpSettings>,
     }),
+    names_ids: false,
     fields: &[
         FormField { key: "privateKey", label: "Private key", input: Input::SecretText, placeholder: "-----BEGIN OPENSSH PRIVATE KEY-----" },
         FormField { key: "passphrase", label: "Key passphrase", input: Input::Secret, placeholder: "" },
