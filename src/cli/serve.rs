@@ -27,6 +27,11 @@ pub struct ServeArgs {
     /// makes the console's session cookie `Secure`.
     #[arg(long, env = "SYNCLINE_PUBLIC_URL")]
     public_url: Option<url::Url>,
+    /// Let sources made over the API (and the console) run programs (`type: command`, `type: airbyte`).
+    /// Off by default: whoever holds an API key could then run anything as this user. Pipeline files
+    /// given here may always hold them.
+    #[arg(long, env = "SYNCLINE_ALLOW_PROGRAMS")]
+    allow_programs: bool,
     /// Pipeline files whose definitions the service serves (read-only over the API).
     files: Vec<PathBuf>,
 }
@@ -43,6 +48,7 @@ pub async fn serve(state: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         public_url: args.public_url,
         server: service::ServerLimits::default(),
         front: Some(syncline::console::mount),
+        allow_programs: args.allow_programs,
     };
     service::serve(state, listener, options, CancellationToken::new()).await?;
     eprintln!("syncline stopped");

@@ -87,9 +87,17 @@ pub struct Catalog {
     vault: super::vault::Vault,
     /// Where relative paths in API definitions (a file source's folder) resolve.
     base: PathBuf,
+    /// Whether a source made over the API may run a program (`serve --allow-programs`).
+    programs: bool,
 }
 
 impl Catalog {
+    /// Lets sources made over the API run programs (`serve --allow-programs`).
+    pub fn allowing_programs(mut self, allowed: bool) -> Catalog {
+        self.programs = allowed;
+        self
+    }
+
     /// Opens the catalog in `root` and reads `files` (each validated on its own first).
     pub fn open(root: &Path, files: &[PathBuf]) -> Result<Catalog, CatalogError> {
         let db = Connection::open(root.join("catalog.db"))?;
@@ -145,7 +153,7 @@ impl Catalog {
             }
         }
         let vault = super::vault::Vault::open(root)?;
-        Ok(Catalog { db: Mutex::new(db), files: layer, vault, base: root.to_path_buf() })
+        Ok(Catalog { db: Mutex::new(db), files: layer, vault, base: root.to_path_buf(), programs: false })
     }
 
     fn stored(&self, section: Section) -> Result<Vec<(String, Value)>, CatalogError> {
@@ -227,9 +235,20 @@ impl Catalog {
     /// Creates or replaces several definitions at once (an import): all are kept, or none when they
     /// would add a validation error.
     pub fn put_all(&self, entries: &[(Section, String, Value)]) -> Result<(), CatalogError> {
-        for (section, id, _) in entries {
+        for (section, id, body) in entries {
             if let Some((_, _, file)) = self.files.get(&(*section, id.clone())) {
                 return Err(CatalogError::FromFile { id: id.clone(), file: file.clone() });
+            }
+            let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
+            let runs = crate::sources::registry::connector(kind).is_some_and(|c| c.runs_programs);
+            if *section == Section::Sources && runs && !self.programs {
+                return Err(CatalogError::Invalid(vec![ConfigError::file(
+                    "definitions",
+                    format!(
+                        "sources.{id}.type: a `{kind}` source runs a program on the server; the service takes one over its API only \
+                         when started with --allow-programs (or from a pipeline file it was given)"
+                    ),
+                )]));
             }
         }
         let changes: Vec<Change<'_>> = entries.iter().map(|(s, id, body)| (*s, id.as_str(), Some(body))).collect();

@@ -102,6 +102,9 @@ pub struct ServeOptions {
     pub server: ServerLimits,
     /// What to serve beside the API (`Some(syncline::console::mount)` for the web console).
     pub front: Option<Front>,
+    /// Whether sources made over the API may run programs (`command`, `airbyte`): off, since whoever
+    /// holds an API key could then run anything on this machine.
+    pub allow_programs: bool,
 }
 
 #[derive(OpenApi)]
@@ -165,7 +168,7 @@ pub async fn serve(
     if options.api_keys.iter().all(|k| k.expose().is_empty()) {
         return Err(ServiceError::NoKey);
     }
-    let catalog = Catalog::open(state.root(), &options.files)?;
+    let catalog = Catalog::open(state.root(), &options.files)?.allowing_programs(options.allow_programs);
     let runner = Arc::new(Runner::new(state.clone()));
     let orphans = runner.take_over_orphans()?;
     if orphans > 0 {

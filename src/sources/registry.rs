@@ -45,6 +45,9 @@ pub struct SourceConnector {
     pub probe: Option<Probe>,
     /// The source keys only it reads, typed in its folder; `None` when it reads only the shared ones.
     pub settings: Option<SettingsSchema>,
+    /// Whether it runs a program on this machine (a command or an Airbyte connector): the service
+    /// takes such a source over its API only when started with `--allow-programs`.
+    pub runs_programs: bool,
     /// Whether it names each record's id itself ([`crate::sources::Source::id_position`]), so a
     /// synchronization may leave `idPosition` out.
     pub names_ids: bool,

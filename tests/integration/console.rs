@@ -42,6 +42,7 @@ async fn sessions_need_the_key_and_changes_need_the_csrf_token() {
         public_url: None,
         server: Default::default(),
         front: Some(syncline::console::mount),
+        allow_programs: false,
     };
     let (address, stop, handle) = service::spawn(StateDir::open(state.path()).unwrap(), options).await.unwrap();
     let url = format!("http://{address}");

@@ -33,6 +33,7 @@ impl Service {
             public_url: None,
             server: Default::default(),
             front: Some(syncline::console::mount),
+            allow_programs: false,
         };
         let (address, stop, handle) = service::spawn(state, options).await.unwrap();
         Service { url: format!("http://{address}"), stop, handle, http: reqwest::Client::new() }
@@ -188,6 +189,13 @@ async fn keys_bad_bodies_and_write_only_secrets() {
         service.post("/api/sources", json!({ "name": "x", "type": "api", "location": "ftp://nope", "lokation": 1 })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(invalid["errors"].to_string().contains("lokation"), "{invalid}");
+    // A program as a source would let any key holder run anything here: refused unless the service
+    // was started with --allow-programs.
+    for kind in ["command", "airbyte"] {
+        let (status, refused) = service.post("/api/sources", json!({ "name": "Shell", "type": kind, "command": ["sh", "-c", "id"] })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        assert!(refused.to_string().contains("--allow-programs"), "{refused}");
+    }
 
     let source = json!({ "name": "Vault", "type": "api", "location": "http://127.0.0.1:9/api", "auth": { "type": "basic", "username": "u", "password": "hunter2-secret" } });
     let (status, created) = service.post("/api/sources", source).await;

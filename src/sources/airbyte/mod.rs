@@ -43,6 +43,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
         secrets: &[],
         read: read_settings::<AirbyteSettings>,
     }),
+    runs_programs: true,
     names_ids: true,
     fields: &[
         FormField {

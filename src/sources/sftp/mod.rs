@@ -67,6 +67,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
         secrets: &["privateKey", "passphrase"],
         read: read_settings::<SftpSettings>,
     }),
+    runs_programs: false,
     names_ids: false,
     fields: &[
         FormField { key: "privateKey", label: "Private key", input: Input::SecretText, placeholder: "-----BEGIN OPENSSH PRIVATE KEY-----" },

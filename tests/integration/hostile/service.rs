@@ -39,6 +39,7 @@ impl Running {
             public_url,
             server,
             front: Some(syncline::console::mount),
+            allow_programs: false,
         };
         let (addr, stop, _handle) = service::spawn(state, options).await.unwrap();
         Running { url: format!("http://{addr}"), addr, stop, _state: dir, http: reqwest::Client::new() }
