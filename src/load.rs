@@ -56,10 +56,17 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     openconnector::normalize_pipeline(&mut value, &mut notices);
     let warnings: Vec<ConfigError> = notices.iter().map(|n| doc.error(&n.key, n.message.clone())).collect();
     let (settings, mut errors) = take_settings(&doc, &mut value, base);
+    let (target_settings, target_errors) = take_target_settings(&doc, &mut value, base);
+    errors.extend(target_errors);
     let mut parsed = config::parse_model(&doc, &mut value)?;
     for (name, settings) in settings {
         if let Some(source) = parsed.sources.get_mut(&name) {
             source.settings = settings;
+        }
+    }
+    for (name, settings) in target_settings {
+        if let Some(target) = parsed.synchronizations.get_mut(&name).and_then(|s| s.target.as_mut()) {
+            target.settings = settings;
         }
     }
     for source in parsed.sources.values_mut() {
@@ -106,6 +113,26 @@ fn take_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String,
         let taken: serde_json::Map<String, Value> =
             schema.keys.iter().filter_map(|k| fields.remove(*k).map(|v| (k.to_string(), v))).collect();
         match (schema.read)(doc, &at, &Value::Object(taken), base) {
+            Ok(settings) => read.push((name.clone(), settings)),
+            Err(bad) => errors.extend(bad.0),
+        }
+    }
+    (read, errors)
+}
+
+/// Each synchronization's target's connector-owned keys, read by its connector, as
+/// [`take_settings`] does for sources.
+fn take_target_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String, config::Settings)>, Vec<ConfigError>) {
+    let (mut read, mut errors) = (Vec::new(), Vec::new());
+    let Some(Value::Object(syncs)) = root.get_mut("synchronizations") else { return (read, errors) };
+    for (name, sync) in syncs.iter_mut() {
+        let Some(Value::Object(fields)) = sync.get_mut("target") else { continue };
+        let kind = fields.get("type").and_then(Value::as_str).unwrap_or("register");
+        let Some(connector) = sinks::registry::registry().iter().find(|c| c.kind.as_str() == kind) else { continue };
+        let Some(schema) = &connector.settings else { continue };
+        let taken: serde_json::Map<String, Value> =
+            schema.keys.iter().filter_map(|k| fields.remove(*k).map(|v| (k.to_string(), v))).collect();
+        match (schema.read)(doc, &format!("synchronizations.{name}.target"), &Value::Object(taken), base) {
             Ok(settings) => read.push((name.clone(), settings)),
             Err(bad) => errors.extend(bad.0),
         }

@@ -5,6 +5,18 @@
 use serde::{Deserialize, Serialize};
 
 use super::de::{Flag, Secret};
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Register => "register",
+            TargetKind::Database => "database",
+            TargetKind::File => "file",
+            TargetKind::Api => "api",
+            TargetKind::Command => "command",
+        }
+    }
+}
 use super::model::FileFormat;
 
 /// The kinds of target.
@@ -20,6 +32,9 @@ pub enum TargetKind {
     File,
     /// Another API, through one of the pipeline's `api` sources (OpenConnector's `targetType: api`).
     Api,
+    /// A program that reads one write a line on stdin and answers one line each (its own keys are its
+    /// connector's, `sinks/command`).
+    Command,
 }
 
 /// How a file target compresses.
@@ -118,4 +133,8 @@ pub struct TargetDef {
     /// Api: requests in flight at once (default 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
+    /// The keys only its connector reads (a command target's `command`), read apart by it (see
+    /// [`super::Settings`]).
+    #[serde(skip)]
+    pub settings: super::Settings,
 }

@@ -91,6 +91,23 @@ pub struct Catalog {
     programs: bool,
 }
 
+/// The kind of a definition's part that runs a program on this machine (a command or Airbyte source,
+/// a command target), and what that part is.
+fn runs_program(section: Section, body: &Value) -> Option<(&str, &'static str)> {
+    match section {
+        Section::Sources => {
+            let kind = body.get("type").and_then(Value::as_str)?;
+            crate::sources::registry::connector(kind).filter(|c| c.runs_programs).map(|_| (kind, "source"))
+        }
+        Section::Synchronizations => {
+            let kind = body.pointer("/target/type").and_then(Value::as_str)?;
+            let found = crate::sinks::registry::registry().iter().find(|c| c.kind.as_str() == kind);
+            found.filter(|c| c.runs_programs).map(|_| (kind, "target"))
+        }
+        _ => None,
+    }
+}
+
 impl Catalog {
     /// Lets sources made over the API run programs (`serve --allow-programs`).
     pub fn allowing_programs(mut self, allowed: bool) -> Catalog {
@@ -239,14 +256,14 @@ impl Catalog {
             if let Some((_, _, file)) = self.files.get(&(*section, id.clone())) {
                 return Err(CatalogError::FromFile { id: id.clone(), file: file.clone() });
             }
-            let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
-            let runs = crate::sources::registry::connector(kind).is_some_and(|c| c.runs_programs);
-            if *section == Section::Sources && runs && !self.programs {
+            let runs = runs_program(*section, body);
+            if let Some((kind, what)) = runs.filter(|_| !self.programs) {
                 return Err(CatalogError::Invalid(vec![ConfigError::file(
                     "definitions",
                     format!(
-                        "sources.{id}.type: a `{kind}` source runs a program on the server; the service takes one over its API only \
-                         when started with --allow-programs (or from a pipeline file it was given)"
+                        "{}.{id}: a `{kind}` {what} runs a program on the server; the service takes one over its API only when \
+                         started with --allow-programs (or from a pipeline file it was given)",
+                        section.as_str()
                     ),
                 )]));
             }

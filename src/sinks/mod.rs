@@ -5,6 +5,7 @@
 //! contracts never claim more than the target holds.
 
 pub mod api;
+pub mod command;
 pub mod database;
 pub mod file;
 pub mod register;

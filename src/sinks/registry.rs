@@ -21,6 +21,11 @@ pub struct SinkContext<'a> {
 /// pipeline's, as an api target pushes through one) and how its sink is built.
 pub struct SinkConnector {
     pub kind: TargetKind,
+    /// Whether it runs a program on this machine: the service takes such a target over its API only
+    /// with `--allow-programs`.
+    pub runs_programs: bool,
+    /// The target keys only it reads, typed in its folder (as a source connector's are).
+    pub settings: Option<crate::sources::registry::SettingsSchema>,
     pub validate: fn(&TargetDef, &BTreeMap<String, SourceDef>) -> Result<(), String>,
     pub build: fn(&SinkContext) -> Result<Box<dyn Sink>, String>,
 }
@@ -28,8 +33,8 @@ pub struct SinkConnector {
 /// Every kind of target syncline writes. A new kind is a folder under `src/sinks/` with its
 /// `CONNECTOR`, and a line here.
 pub fn registry() -> &'static [SinkConnector] {
-    static ALL: [SinkConnector; 4] =
-        [super::register::CONNECTOR, super::database::CONNECTOR, super::file::CONNECTOR, super::api::CONNECTOR];
+    static ALL: [SinkConnector; 5] =
+        [super::register::CONNECTOR, super::database::CONNECTOR, super::file::CONNECTOR, super::api::CONNECTOR, super::command::CONNECTOR];
     &ALL
 }
 
@@ -57,9 +62,9 @@ mod tests {
 
     #[test]
     fn every_target_kind_has_one_connector() {
-        for kind in [TargetKind::Register, TargetKind::Database, TargetKind::File, TargetKind::Api] {
+        for kind in [TargetKind::Register, TargetKind::Database, TargetKind::File, TargetKind::Api, TargetKind::Command] {
             match kind {
-                TargetKind::Register | TargetKind::Database | TargetKind::File | TargetKind::Api => {}
+                TargetKind::Register | TargetKind::Database | TargetKind::File | TargetKind::Api | TargetKind::Command => {}
             }
             assert_eq!(registry().iter().filter(|c| c.kind == kind).count(), 1, "{kind:?}");
         }

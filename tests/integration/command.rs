@@ -188,3 +188,64 @@ fn a_command_source_is_checked_when_loaded() {
     assert!(parquet.contains("not Parquet"), "{parquet}");
     assert_eq!(errors("{ type: command, command: [x] }", "{ idPosition: id }"), "");
 }
+
+/// A command target that refuses the ids listed in `data/refuse` and logs every write it gets.
+#[tokio::test]
+async fn a_command_target_moves_contracts_only_for_what_the_program_confirmed() {
+    let ws = pets_workspace();
+    let data = ws.data();
+    script(
+        &data,
+        "sink.sh",
+        "while IFS= read -r line; do\n  echo \"$line\" >> received.log\n  id=$(echo \"$line\" | sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/')\n\
+           if grep -qx \"$id\" refuse 2>/dev/null; then echo '{\"ok\":false,\"error\":\"not today\"}'; else echo \"{\\\"ok\\\":true,\\\"id\\\":\\\"r$id\\\"}\"; fi\n\
+         done\necho 'all written' >&2\n",
+    );
+    std::fs::write(data.join("refuse"), "2\n").unwrap();
+    ws.write_to(
+        "{ type: command, command: [./pets.sh], workingDir: data }",
+        "{ idPosition: id }",
+        "{ type: command, command: [./sink.sh], workingDir: data }",
+        "",
+    );
+    let first = ws.run().await;
+    completed(&first);
+    assert_eq!(counts(&first), (3, 2, 0, 0, 0, 1), "the refused object fails alone");
+    let errors = ws.state.jobs().unwrap().errors(&first.job.id, 10).unwrap();
+    assert!(errors[0].message.contains("not today"), "{errors:?}");
+    assert!(logs(&ws, &first.job.id).contains(&"info: stderr: all written".to_string()), "{:?}", logs(&ws, &first.job.id));
+    let received = std::fs::read_to_string(data.join("received.log")).unwrap();
+    assert!(received.lines().all(|l| l.contains("\"op\":\"create\"")), "{received}");
+
+    std::fs::write(data.join("refuse"), "").unwrap();
+    let second = ws.run().await;
+    completed(&second);
+    assert_eq!(counts(&second), (3, 1, 0, 2, 0, 0), "the refused one is written again, the confirmed ones are not");
+    std::fs::write(data.join("pets.ndjson"), "{\"id\":1,\"name\":\"Rex\"}\n{\"id\":2,\"name\":\"Tommy\"}\n").unwrap();
+    let third = ws.run().await;
+    completed(&third);
+    assert_eq!(counts(&third), (2, 0, 1, 1, 1, 0));
+    let received = std::fs::read_to_string(data.join("received.log")).unwrap();
+    let last: Vec<&str> = received.lines().rev().take(2).collect();
+    assert!(last.iter().any(|l| l.contains("\"op\":\"delete\"") && l.contains("\"remoteId\":\"r3\"")), "{last:?}");
+    assert!(last.iter().any(|l| l.contains("\"op\":\"update\"") && l.contains("Tommy")), "{last:?}");
+}
+
+#[tokio::test]
+async fn a_command_target_that_answers_nonsense_or_dies_fails_the_run() {
+    for (name, body) in [("nonsense.sh", "read -r line\necho 'sure'\n"), ("dies.sh", "read -r line\nexit 4\n")] {
+        let ws = pets_workspace();
+        script(&ws.data(), name, body);
+        ws.write_to(
+            "{ type: command, command: [./pets.sh], workingDir: data }",
+            "{ idPosition: id }",
+            &format!("{{ type: command, command: [./{name}], workingDir: data }}"),
+            "",
+        );
+        let report = ws.run().await;
+        assert_eq!(report.job.status.as_str(), "FAILED", "{name}");
+        let error = report.job.error.clone().unwrap_or_default();
+        assert!(error.contains("is not an answer") || error.contains("ended before answering"), "{name}: {error}");
+        assert_eq!(counts(&report).1, 0, "{name}: nothing confirmed, nothing counted as created");
+    }
+}

@@ -196,6 +196,10 @@ async fn keys_bad_bodies_and_write_only_secrets() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
         assert!(refused.to_string().contains("--allow-programs"), "{refused}");
     }
+    let sync = json!({ "name": "Out", "source": "x", "mapping": "m", "target": { "type": "command", "command": ["sh"] } });
+    let (status, refused) = service.post("/api/synchronizations", sync).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.to_string().contains("a `command` target runs a program"), "{refused}");
 
     let source = json!({ "name": "Vault", "type": "api", "location": "http://127.0.0.1:9/api", "auth": { "type": "basic", "username": "u", "password": "hunter2-secret" } });
     let (status, created) = service.post("/api/sources", source).await;

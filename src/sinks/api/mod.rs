@@ -32,7 +32,7 @@ use crate::sources::SourceError;
 use crate::sources::api::HttpClient;
 
 /// The api target, as the registry lists it: pushes through one of the pipeline's api sources.
-pub const CONNECTOR: SinkConnector = SinkConnector { kind: TargetKind::Api, validate, build };
+pub const CONNECTOR: SinkConnector = SinkConnector { kind: TargetKind::Api, settings: None, runs_programs: false, validate, build };
 
 fn validate(target: &TargetDef, sources: &BTreeMap<String, SourceDef>) -> Result<(), String> {
     let source = target.source.as_deref().ok_or("an api target names the `source` it pushes to")?;

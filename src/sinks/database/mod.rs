@@ -94,6 +94,8 @@ pub enum WriteError {
 /// The database target, as the registry lists it: a table of PostgreSQL or MySQL/MariaDB.
 pub const CONNECTOR: SinkConnector = SinkConnector {
     kind: TargetKind::Database,
+    settings: None,
+    runs_programs: false,
     validate: |target, _| {
         let location = located(target)?;
         check_location("database target", DATABASE_SCHEMES, false, location)?;

@@ -34,6 +34,8 @@ use writer::Output;
 /// object-store URL.
 pub const CONNECTOR: SinkConnector = SinkConnector {
     kind: TargetKind::File,
+    settings: None,
+    runs_programs: false,
     validate,
     build: |context| {
         Ok(Box::new(FileSink::new(target_of(context.sync)?, &context.sync.name, context.job, context.dry_run).map_err(|e| e.to_string())?))

@@ -133,13 +133,22 @@ impl Program {
     /// Starts the program with its stdout piped for the caller, stdin closed, and each stderr line
     /// sent to `log` as a job-log line.
     pub fn spawn(&self, log: &EventSender) -> Result<Running, SourceError> {
+        self.start(Stdio::null(), log)
+    }
+
+    /// [`Self::spawn`] with its stdin piped too, for a program that is written to (a command target).
+    pub fn spawn_piped(&self, log: &EventSender) -> Result<Running, SourceError> {
+        self.start(Stdio::piped(), log)
+    }
+
+    fn start(&self, stdin: Stdio, log: &EventSender) -> Result<Running, SourceError> {
         let mut command = Command::new(&self.path);
         command
             .args(&self.args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.working_dir)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -153,6 +162,11 @@ impl Program {
 }
 
 impl Running {
+    /// The program's standard input, when piped (taken once).
+    pub fn stdin(&mut self) -> Option<tokio::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
     /// The program's standard output (taken once).
     pub fn stdout(&mut self) -> Option<ChildStdout> {
         self.child.stdout.take()
