@@ -249,3 +249,19 @@ async fn a_command_target_that_answers_nonsense_or_dies_fails_the_run() {
         assert_eq!(counts(&report).1, 0, "{name}: nothing confirmed, nothing counted as created");
     }
 }
+
+/// A program that answers each write as it reads it, with long answers: more than a pipe holds per
+/// batch, so syncline must read answers while it is still writing.
+#[tokio::test]
+async fn a_command_target_that_answers_at_once_does_not_deadlock() {
+    let ws = Workspace::new();
+    ws.write_to(
+        "{ type: command, command: [awk, \"BEGIN { for (i = 1; i <= 3000; i++) printf \\\"{\\\\\\\"id\\\\\\\":%d}\\\\n\\\", i }\"] }",
+        "{ idPosition: id }",
+        "{ type: command, command: [awk, \"{ printf \\\"{\\\\\\\"ok\\\\\\\":true,\\\\\\\"id\\\\\\\":\\\\\\\"%0300d\\\\\\\"}\\\\n\\\", NR; fflush() }\"], answerTimeout: 20s }",
+        "",
+    );
+    let report = ws.run().await;
+    completed(&report);
+    assert_eq!(counts(&report), (3000, 3000, 0, 0, 0, 0));
+}

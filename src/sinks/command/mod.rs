@@ -109,7 +109,9 @@ impl CommandSink {
         Ok((running, (pipes.0, BoundedLines::new(pipes.1, MAX_ANSWER_BYTES))))
     }
 
-    /// Sends one batch and reads its answers, one per write, in order.
+    /// Sends one batch and reads its answers, one per write, in order. Writing and reading go on at
+    /// once: a program that answers each line as it reads it could otherwise fill its stdout pipe
+    /// while syncline is still writing, and both would wait for ever.
     async fn exchange(&self, (stdin, answers): &mut Pipes, batch: Vec<Op>) -> Result<Vec<Ack>, SinkError> {
         let mut text = String::new();
         for op in &batch {
@@ -117,20 +119,30 @@ impl CommandSink {
             text.push('\n');
         }
         let write = async {
-            stdin.write_all(text.as_bytes()).await?;
-            stdin.flush().await
+            let sent = async {
+                stdin.write_all(text.as_bytes()).await?;
+                stdin.flush().await
+            };
+            // A program that stops reading holds the write up: it gets as long as an answer.
+            match tokio::time::timeout(self.answer_timeout, sent).await {
+                Ok(sent) => sent.map_err(|e| self.failed(format!("it stopped reading: {e}"))),
+                Err(_) => Err(self.failed(format!("it read nothing for {:?}", self.answer_timeout))),
+            }
         };
-        write.await.map_err(|e| self.failed(format!("it stopped reading: {e}")))?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for op in batch {
-            let line = tokio::time::timeout(self.answer_timeout, answers.next())
-                .await
-                .map_err(|_| self.failed(format!("no answer within {:?}", self.answer_timeout)))?
-                .map_err(|e| self.failed(format!("its answers cannot be read: {e}")))?
-                .ok_or_else(|| self.failed("it ended before answering every write"))?;
-            outcomes.push(ack(op, answer(&line).map_err(|e| self.failed(e))?));
-        }
-        Ok(outcomes)
+        let read = async {
+            let mut lines = Vec::with_capacity(batch.len());
+            for _ in 0..batch.len() {
+                let line = tokio::time::timeout(self.answer_timeout, answers.next())
+                    .await
+                    .map_err(|_| self.failed(format!("no answer within {:?}", self.answer_timeout)))?
+                    .map_err(|e| self.failed(format!("its answers cannot be read: {e}")))?
+                    .ok_or_else(|| self.failed("it ended before answering every write"))?;
+                lines.push(answer(&line).map_err(|e| self.failed(e))?);
+            }
+            Ok(lines)
+        };
+        let ((), answered) = tokio::try_join!(write, read)?;
+        Ok(batch.into_iter().zip(answered).map(|(op, done)| ack(op, done)).collect())
     }
 
     async fn run(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
