@@ -17,7 +17,7 @@ use crate::openconnector;
 use crate::schedule::Schedule;
 use crate::sinks;
 use crate::sources::formats::FormatOptions;
-use crate::sources::registry;
+use crate::sources::registry::{self, SettingsSchema};
 
 impl Pipeline {
     /// Loads and validates a pipeline file, reading `${VAR}` from the process environment.
@@ -58,10 +58,17 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     let (settings, mut errors) = take_settings(&doc, &mut value, base);
     let (target_settings, target_errors) = take_target_settings(&doc, &mut value, base);
     errors.extend(target_errors);
+    let (sync_settings, sync_errors) = take_sync_settings(&doc, &mut value, base);
+    errors.extend(sync_errors);
     let mut parsed = config::parse_model(&doc, &mut value)?;
     for (name, settings) in settings {
         if let Some(source) = parsed.sources.get_mut(&name) {
             source.settings = settings;
+        }
+    }
+    for (name, settings) in sync_settings {
+        if let Some(sync) = parsed.synchronizations.get_mut(&name) {
+            sync.source_config.settings = settings;
         }
     }
     for (name, settings) in target_settings {
@@ -101,21 +108,37 @@ fn take_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String,
             }
             continue;
         };
-        let own = connector.settings.as_ref().map_or(&[][..], |s| s.keys);
-        for other in registry::registry().iter().filter(|c| c.kind != kind) {
-            for key in other.settings.as_ref().map_or(&[][..], |s| s.keys).iter().filter(|k| !own.contains(k)) {
-                if fields.remove(*key).is_some() {
-                    errors.push(doc.error(&format!("{at}.{key}"), format!("`{key}` does not apply to a {kind} source")));
-                }
-            }
+        let others: Vec<&[&str]> = registry::registry().iter().filter_map(|c| c.settings.as_ref().map(|s| s.keys)).collect();
+        let (settings, problems) = take_own(doc, &at, fields, connector.settings.as_ref(), &others, &format!("a {kind} source"), base);
+        read.extend(settings.map(|s| (name.clone(), s)));
+        errors.extend(problems);
+    }
+    (read, errors)
+}
+
+/// Each synchronization's `sourceConfig` keys its source's connector owns (an Airbyte source's
+/// `stream`), read by that connector; another kind's are refused by name.
+fn take_sync_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String, config::Settings)>, Vec<ConfigError>) {
+    let (mut read, mut errors) = (Vec::new(), Vec::new());
+    let kinds: std::collections::BTreeMap<String, String> = match root.get("sources") {
+        Some(Value::Object(sources)) => {
+            sources.iter().map(|(name, s)| (name.clone(), s.get("type").and_then(Value::as_str).unwrap_or("api").to_string())).collect()
         }
-        let Some(schema) = &connector.settings else { continue };
-        let taken: serde_json::Map<String, Value> =
-            schema.keys.iter().filter_map(|k| fields.remove(*k).map(|v| (k.to_string(), v))).collect();
-        match (schema.read)(doc, &at, &Value::Object(taken), base) {
-            Ok(settings) => read.push((name.clone(), settings)),
-            Err(bad) => errors.extend(bad.0),
-        }
+        _ => Default::default(),
+    };
+    let others: Vec<&[&str]> = registry::registry().iter().filter_map(|c| c.sync_settings.as_ref().map(|s| s.keys)).collect();
+    let Some(Value::Object(syncs)) = root.get_mut("synchronizations") else { return (read, errors) };
+    for (name, sync) in syncs.iter_mut() {
+        let source =
+            ["source", "sourceId"].iter().find_map(|k| sync.get(*k)).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        let Some(connector) = source.and_then(|s| kinds.get(&s)).and_then(|kind| registry::connector(kind)) else { continue };
+        let Value::Object(sync) = sync else { continue };
+        let Value::Object(fields) = sync.entry("sourceConfig").or_insert_with(|| Value::Object(Default::default())) else { continue };
+        let at = format!("synchronizations.{name}.sourceConfig");
+        let what = format!("a {} source", connector.kind);
+        let (settings, problems) = take_own(doc, &at, fields, connector.sync_settings.as_ref(), &others, &what, base);
+        read.extend(settings.map(|s| (name.clone(), s)));
+        errors.extend(problems);
     }
     (read, errors)
 }
@@ -124,20 +147,48 @@ fn take_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String,
 /// [`take_settings`] does for sources.
 fn take_target_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String, config::Settings)>, Vec<ConfigError>) {
     let (mut read, mut errors) = (Vec::new(), Vec::new());
+    let others: Vec<&[&str]> = sinks::registry::registry().iter().filter_map(|c| c.settings.as_ref().map(|s| s.keys)).collect();
     let Some(Value::Object(syncs)) = root.get_mut("synchronizations") else { return (read, errors) };
     for (name, sync) in syncs.iter_mut() {
         let Some(Value::Object(fields)) = sync.get_mut("target") else { continue };
-        let kind = fields.get("type").and_then(Value::as_str).unwrap_or("register");
+        let kind = fields.get("type").and_then(Value::as_str).unwrap_or("register").to_string();
         let Some(connector) = sinks::registry::registry().iter().find(|c| c.kind.as_str() == kind) else { continue };
-        let Some(schema) = &connector.settings else { continue };
-        let taken: serde_json::Map<String, Value> =
-            schema.keys.iter().filter_map(|k| fields.remove(*k).map(|v| (k.to_string(), v))).collect();
-        match (schema.read)(doc, &format!("synchronizations.{name}.target"), &Value::Object(taken), base) {
-            Ok(settings) => read.push((name.clone(), settings)),
-            Err(bad) => errors.extend(bad.0),
-        }
+        let at = format!("synchronizations.{name}.target");
+        let (settings, problems) = take_own(doc, &at, fields, connector.settings.as_ref(), &others, &format!("a {kind} target"), base);
+        read.extend(settings.map(|s| (name.clone(), s)));
+        errors.extend(problems);
     }
     (read, errors)
+}
+
+/// Takes `schema`'s keys out of `fields` (the map at key path `at`) and reads them into its typed
+/// settings; a key one of `others` owns and `schema` does not is refused by name, as not applying to
+/// `what` (`an ftp source`).
+fn take_own(
+    doc: &Document,
+    at: &str,
+    fields: &mut serde_json::Map<String, Value>,
+    schema: Option<&SettingsSchema>,
+    others: &[&[&str]],
+    what: &str,
+    base: &Path,
+) -> (Option<config::Settings>, Vec<ConfigError>) {
+    let own = schema.map_or(&[][..], |s| s.keys);
+    let mut errors = Vec::new();
+    for key in others.iter().flat_map(|keys| keys.iter()).filter(|k| !own.contains(k)) {
+        if fields.remove(*key).is_some() {
+            errors.push(doc.error(&format!("{at}.{key}"), format!("`{key}` does not apply to {what}")));
+        }
+    }
+    let Some(schema) = schema else { return (None, errors) };
+    let taken: serde_json::Map<String, Value> = schema.keys.iter().filter_map(|k| fields.remove(*k).map(|v| (k.to_string(), v))).collect();
+    match (schema.read)(doc, at, &Value::Object(taken), base) {
+        Ok(settings) => (Some(settings), errors),
+        Err(bad) => {
+            errors.extend(bad.0);
+            (None, errors)
+        }
+    }
 }
 
 /// What the parts say of the definitions: every source's location is one its connector reads, every

@@ -21,24 +21,6 @@ pub enum DeletePolicy {
     Keep,
 }
 
-/// How an Airbyte stream is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncMode {
-    #[default]
-    FullRefresh,
-    Incremental,
-}
-
-impl SyncMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncMode::FullRefresh => "full_refresh",
-            SyncMode::Incremental => "incremental",
-        }
-    }
-}
-
 /// Pagination styles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,13 +125,6 @@ pub struct SourceConfigDef {
     /// `--force-full-sync` reads all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental: Option<Flag>,
-    /// Airbyte: the stream to read (`syncline source streams FILE SOURCE` lists them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
-    /// Airbyte: `full_refresh` (default: every run reads the whole stream, and what is gone is
-    /// deleted) or `incremental` (the connector's state is handed back; nothing is deleted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync_mode: Option<SyncMode>,
     /// Dot path of each record's unique id (required: without it a re-run cannot tell update from create).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_position: Option<String>,
@@ -168,6 +143,10 @@ pub struct SourceConfigDef {
     /// OpenConnector: the page-number query parameter (default `page`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pagination_query: Option<String>,
+    /// The keys only the source's connector reads here (an Airbyte source's `stream`), read apart by
+    /// it (see [`super::Settings`]).
+    #[serde(skip)]
+    pub settings: super::Settings,
 }
 
 /// A synchronization: source + mapping + target.

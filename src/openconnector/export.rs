@@ -58,6 +58,11 @@ pub fn export(pipeline: &Pipeline, title: &str) -> (Value, Vec<Notice>) {
         let mut fields = entity(name, def, &def.bookkeeping);
         if let Some(Value::Object(config)) = fields.get_mut("sourceConfig") {
             config.retain(|_, v| !(v.as_object().is_some_and(Map::is_empty) || v.as_array().is_some_and(Vec::is_empty)));
+            // The keys the source's connector read apart (an Airbyte stream), as shown: secrets masked.
+            config.extend(def.source_config.settings.shown().clone());
+        }
+        if let (Some(Value::Object(target)), Some(def)) = (fields.get_mut("target"), &def.target) {
+            target.extend(def.settings.shown().clone());
         }
         if fields.get("deletePolicy").is_some_and(|p| p == "delete") {
             fields.remove("deletePolicy");

@@ -48,8 +48,6 @@ pub(super) const SOURCE_CONFIG_KEYS: &[&str] = &[
     "range",
     "minimumAge",
     "incremental",
-    "stream",
-    "syncMode",
     "idPosition",
     "resultsPosition",
     "pagination",

@@ -45,6 +45,9 @@ pub struct SourceConnector {
     pub probe: Option<Probe>,
     /// The source keys only it reads, typed in its folder; `None` when it reads only the shared ones.
     pub settings: Option<SettingsSchema>,
+    /// The `sourceConfig` keys only it reads (an Airbyte source's `stream`), typed in its folder, read
+    /// into `SourceConfigDef::settings`.
+    pub sync_settings: Option<SettingsSchema>,
     /// Whether it runs a program on this machine (a command or an Airbyte connector): the service
     /// takes such a source over its API only when started with `--allow-programs`.
     pub runs_programs: bool,
@@ -196,8 +199,6 @@ pub const KIND_KEYS: &[&str] = &[
     "incremental",
     "endpoint",
     "pagination",
-    "stream",
-    "syncMode",
 ];
 
 /// The `sourceConfig` keys of [`KIND_KEYS`] a file-reading source (files, spreadsheets, FTP, SFTP)
@@ -282,8 +283,9 @@ mod tests {
     #[test]
     fn each_connector_declares_exactly_the_keys_its_settings_read_and_masks_its_secrets() {
         let doc = Document::from_value("probe", json!({}));
-        for connector in registry() {
-            let Some(settings) = &connector.settings else { continue };
+        let schemas = registry().iter().flat_map(|c| [(c, &c.settings, true), (c, &c.sync_settings, false)]);
+        for (connector, settings, of_the_source) in schemas {
+            let Some(settings) = settings else { continue };
             let refused = (settings.read)(&doc, "sources.x", &json!({"zzProbe": 1}), Path::new(".")).unwrap_err().to_string();
             for key in settings.keys {
                 assert!(refused.contains(&format!("`{key}`")), "{}: {key} is not a field of its settings: {refused}", connector.kind);
@@ -295,7 +297,7 @@ mod tests {
                 let read = (settings.read)(&doc, "sources.x", &json!({ *secret: "registry-marker" }), Path::new(".")).unwrap();
                 assert_eq!(read.shown()[*secret], "***", "{}: {secret} is not a Secret", connector.kind);
             }
-            for field in connector.fields {
+            for field in connector.fields.iter().filter(|_| of_the_source) {
                 assert!(settings.keys.contains(&field.key.split('.').next().unwrap_or_default()), "{}: {}", connector.kind, field.key);
                 let secret = matches!(field.input, Input::Secret | Input::SecretText);
                 assert_eq!(secret, settings.secrets.contains(&field.key), "{}: {}", connector.kind, field.key);

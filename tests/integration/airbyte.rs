@@ -121,7 +121,10 @@ fn an_airbyte_source_needs_a_stream() {
     let text = "sources:\n  s: { type: airbyte, command: [x] }\nmappings:\n  m: { passThrough: true }\nregisters:\n  r: { schemas: { s: {} } }\n\
                 synchronizations:\n  x: { source: s, mapping: m, sourceConfig: {}, target: { type: register, register: r, schema: s } }\n";
     let error = Pipeline::from_text("p.yaml", text, std::path::Path::new("."), &|_| None).unwrap_err().to_string();
-    assert!(error.contains("synchronizations.x.sourceConfig: an airbyte source reads one `stream`"), "{error}");
+    assert!(error.contains("synchronizations.x.sourceConfig: missing field `stream`"), "{error}");
+    let misplaced = text.replace("sourceConfig: {}", "sourceConfig: { stream: users, table: t }");
+    let error = Pipeline::from_text("p.yaml", &misplaced, std::path::Path::new("."), &|_| None).unwrap_err().to_string();
+    assert!(error.contains("sourceConfig.table: `table` does not apply to a airbyte source"), "{error}");
     assert!(!error.contains("idPosition"), "its ids come from the stream's primary key: {error}");
 }
 
@@ -167,4 +170,20 @@ async fn the_published_faker_source_runs_unchanged() {
     let c = reseeded.job.counts;
     assert_eq!((c.found, c.created, c.deleted, c.failed), (50, 0, 0, 0), "the same ids");
     assert!(c.updated > 40, "another seed makes other people: {:?}", c);
+}
+
+/// What connectors read apart (a source's `config`, a synchronization's `stream`, a command target's
+/// `command`) is exported with the rest, secrets masked.
+#[test]
+fn connector_keys_are_exported() {
+    let text = "sources:\n  s: { type: airbyte, command: [x], config: { password: export-marker-5, count: 3 } }\n\
+                mappings:\n  m: { passThrough: true }\n\
+                synchronizations:\n  x: { source: s, mapping: m, sourceConfig: { stream: users }, target: { type: command, command: [cat] } }\n";
+    let pipeline = Pipeline::from_text("p.yaml", text, std::path::Path::new("."), &|_| None).unwrap();
+    let (exported, _) = syncline::openconnector::export(&pipeline, "t");
+    let shown = exported.to_string();
+    assert_eq!(exported["components"]["synchronizations"]["x"]["sourceConfig"]["stream"], "users", "{shown}");
+    assert_eq!(exported["components"]["synchronizations"]["x"]["target"]["command"], json!(["cat"]), "{shown}");
+    assert_eq!(exported["components"]["sources"]["s"]["config"]["count"], 3, "{shown}");
+    assert!(!shown.contains("export-marker-5"), "{shown}");
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::config::{SourceConfigDef, SourceDef, SyncMode, TextMap};
+use crate::config::{SourceConfigDef, SourceDef, TextMap};
 use crate::sources::command::{self, BoundedLines, Launcher, Line, Scratch, within};
 use crate::sources::feed::spawn_feed;
 use crate::sources::formats::{ChunkWriter, EventSender, ReadError};
@@ -34,8 +34,8 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     label: "Airbyte connector",
     schemes: &[],
     local_paths: false,
-    keys: &["stream", "syncMode"],
-    validate,
+    keys: &[],
+    validate: |_| Vec::new(),
     build: |def, config, _| Ok(Box::new(AirbyteSource::new(def, config)?)),
     probe: None,
     settings: Some(SettingsSchema {
@@ -44,6 +44,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
         read: read_settings::<AirbyteSettings>,
     }),
     runs_programs: true,
+    sync_settings: Some(SettingsSchema { keys: &["stream", "syncMode"], secrets: &[], read: read_settings::<AirbyteSyncSettings> }),
     names_ids: true,
     fields: &[
         FormField {
@@ -118,10 +119,35 @@ impl std::fmt::Debug for ConnectorConfig {
     }
 }
 
-fn validate(config: &SourceConfigDef) -> Vec<(&'static str, String)> {
-    match config.stream.as_deref().map(str::trim) {
-        Some(stream) if !stream.is_empty() => Vec::new(),
-        _ => vec![("", "an airbyte source reads one `stream` (`syncline source streams FILE SOURCE` lists them)".to_string())],
+/// What a synchronization reads of an airbyte source (its `sourceConfig` keys).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AirbyteSyncSettings {
+    /// The stream to read (`syncline source streams FILE SOURCE` lists them).
+    pub stream: String,
+    /// `full_refresh` (default: every run reads the whole stream, and what is gone is deleted) or
+    /// `incremental` (the connector's state is handed back; nothing is deleted).
+    #[serde(default)]
+    pub sync_mode: SyncMode,
+}
+
+impl ConnectorSettings for AirbyteSyncSettings {}
+
+/// How an Airbyte stream is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    #[default]
+    FullRefresh,
+    Incremental,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::FullRefresh => "full_refresh",
+            SyncMode::Incremental => "incremental",
+        }
     }
 }
 
@@ -156,8 +182,8 @@ impl AirbyteSource {
                     working_dir: PathBuf::from(settings.working_dir.as_deref().unwrap_or(".")),
                 },
                 config: protocol::unmarked(&settings.config.0),
-                stream: config.stream.clone(),
-                mode: config.sync_mode.unwrap_or_default(),
+                stream: config.settings.get::<AirbyteSyncSettings>().map(|s| s.stream.clone()),
+                mode: config.settings.get::<AirbyteSyncSettings>().map(|s| s.sync_mode).unwrap_or_default(),
                 timeout: def.timeout.map(|s| s.0),
                 max_record_bytes: def.limits.max_record_bytes.as_usize(),
                 drop_fields: settings.drop_fields.iter().map(|p| p.split('.').map(str::to_string).collect()).collect(),

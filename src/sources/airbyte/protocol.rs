@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::SyncMode;
+use super::SyncMode;
 use crate::sources::StreamInfo;
 
 /// One line of a connector's output, the parts syncline reads.

@@ -42,6 +42,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     build: build_source,
     probe: Some(|def, sync| Ok(Box::new(ApiSource::probe(def, sync.and_then(|s| s.source_config.endpoint.as_deref()))?))),
     settings: None,
+    sync_settings: None,
     runs_programs: false,
     names_ids: false,
     fields: &[],

@@ -40,6 +40,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     build: |def, config, _| Ok(Box::new(CommandSource::new(def, config)?)),
     probe: None,
     settings: Some(SettingsSchema { keys: &["command", "env", "workingDir"], secrets: &[], read: read_settings::<CommandSettings> }),
+    sync_settings: None,
     runs_programs: true,
     names_ids: false,
     fields: &[

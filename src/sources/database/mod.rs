@@ -57,6 +57,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     build: |def, config, _| Ok(Box::new(DatabaseSource::new(def, config)?)),
     probe: None,
     settings: None,
+    sync_settings: None,
     runs_programs: false,
     names_ids: false,
     fields: &[],

@@ -53,6 +53,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     build: |def, config, _| Ok(Box::new(FtpSource::new(def, config)?)),
     probe: None,
     settings: Some(SettingsSchema { keys: &["passive"], secrets: &[], read: read_settings::<FtpSettings> }),
+    sync_settings: None,
     runs_programs: false,
     names_ids: false,
     fields: &[FormField { key: "passive", label: "Passive mode", input: Input::Check, placeholder: "" }],

@@ -67,6 +67,7 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
         secrets: &["privateKey", "passphrase"],
         read: read_settings::<SftpSettings>,
     }),
+    sync_settings: None,
     runs_programs: false,
     names_ids: false,
     fields: &[
