@@ -77,16 +77,9 @@ pub struct SourceConfigDef {
     /// Extra headers for this endpoint.
     #[serde(default)]
     pub headers: TextMap,
-    /// API: extra query parameters for this endpoint. Database: the SELECT to read (instead of `table`).
+    /// API: extra query parameters for this endpoint. Database: the SELECT to read (instead of its `table`).
     #[serde(default)]
     pub query: QueryDef,
-    /// Database: the table to read, all columns (`schema.table` allowed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
-    /// Database: a column that grows with every change (`updated_at`, an id). A run reads only rows at
-    /// or past the newest value the last run saw; `--force-full-sync` reads all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor_column: Option<String>,
     /// Files: a glob relative to the location (`exports/*.csv`); without it the location is the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,

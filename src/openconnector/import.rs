@@ -133,7 +133,10 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
         normalize_entity("synchronizations", &at, &mut fields, &mut notices);
         leave_out_unknown(&mut fields, SYNCHRONIZATION_KEYS, &at, &mut notices);
         if let Some(Value::Object(config)) = fields.get_mut("sourceConfig") {
-            leave_out_unknown(config, SOURCE_CONFIG_KEYS, &format!("{at}.sourceConfig"), &mut notices);
+            // The shared keys, and those a connector reads for itself (a database's `table`).
+            let own = crate::sources::registry::registry().iter().filter_map(|c| c.sync_settings.as_ref()).flat_map(|s| s.keys);
+            let known: Vec<&str> = SOURCE_CONFIG_KEYS.iter().copied().chain(own.copied()).collect();
+            leave_out_unknown(config, &known, &format!("{at}.sourceConfig"), &mut notices);
         }
         resolve_reference(&mut fields, "sourceId", &source_index, "source", &at, &mut notices);
         resolve_reference(&mut fields, "sourceTargetMapping", &mapping_index, "mapping", &at, &mut notices);

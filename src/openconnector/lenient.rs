@@ -34,8 +34,6 @@ pub(super) const SOURCE_CONFIG_KEYS: &[&str] = &[
     "endpoint",
     "headers",
     "query",
-    "table",
-    "cursorColumn",
     "path",
     "format",
     "delimiter",

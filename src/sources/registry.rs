@@ -184,8 +184,6 @@ pub const SHARED_SOURCE_KEYS: &[&str] = &[
 /// The `sourceConfig` keys that belong to some kinds only: a key here that the source's kind does
 /// not read is refused, naming it (a typo or a misplaced key would otherwise silently do nothing).
 pub const KIND_KEYS: &[&str] = &[
-    "table",
-    "cursorColumn",
     "path",
     "format",
     "delimiter",

@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::config::{SourceConfigDef, SourceDef};
 use crate::sources::feed::spawn_feed;
-use crate::sources::registry::SourceConnector;
+use crate::sources::registry::{ConnectorSettings, SettingsSchema, SourceConnector, read_settings};
 use crate::sources::{Source, SourceError, SourceStream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,19 +52,39 @@ pub const CONNECTOR: SourceConnector = SourceConnector {
     label: "Database",
     schemes: crate::config::DATABASE_SCHEMES,
     local_paths: false,
-    keys: &["table", "cursorColumn"],
+    keys: &[],
     validate: validate_config,
     build: |def, config, _| Ok(Box::new(DatabaseSource::new(def, config)?)),
     probe: None,
     settings: None,
-    sync_settings: None,
+    sync_settings: Some(SettingsSchema { keys: &["table", "cursorColumn"], secrets: &[], read: read_settings::<DatabaseSyncSettings> }),
     runs_programs: false,
     names_ids: false,
     fields: &[],
 };
 
+/// What a synchronization reads of a database source, beside `query` (its SQL).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatabaseSyncSettings {
+    /// The table to read, all columns (`schema.table` allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// A column that grows with every change (`updated_at`, an id). A run reads only rows at or past
+    /// the newest value the last run saw; `--force-full-sync` reads all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_column: Option<String>,
+}
+
+impl ConnectorSettings for DatabaseSyncSettings {}
+
+/// The synchronization's own keys (none read: a probe without a synchronization).
+fn sync_settings(config: &SourceConfigDef) -> DatabaseSyncSettings {
+    config.settings.get::<DatabaseSyncSettings>().cloned().unwrap_or_default()
+}
+
 fn validate_config(config: &SourceConfigDef) -> Vec<(&'static str, String)> {
-    match (&config.table, config.query.sql()) {
+    match (&sync_settings(config).table, config.query.sql()) {
         (None, None) => vec![("", "a database source reads a `table` or a `query` (SQL)".into())],
         (Some(_), Some(_)) => vec![("query", "give `table` or `query`, not both".into())],
         _ => Vec::new(),
@@ -87,14 +107,15 @@ impl DatabaseSource {
         }
         let mut shown = url.clone();
         let _ = shown.set_password(None);
+        let settings = sync_settings(config);
         Ok(DatabaseSource {
             inner: Arc::new(Inner {
                 engine,
                 url,
                 shown: shown.to_string(),
-                table: config.table.clone(),
                 query: config.query.sql().map(|q| q.trim().trim_end_matches(';').to_string()),
-                cursor_column: config.cursor_column.clone(),
+                table: settings.table,
+                cursor_column: settings.cursor_column,
             }),
         })
     }
