@@ -160,6 +160,10 @@ async fn the_published_faker_source_runs_unchanged() {
         std::fs::write(&ws.file, text).unwrap();
     };
     write(1);
+    let source = sources::for_check(&ws.pipeline(), "fake").unwrap();
+    assert!(source.check().await.unwrap().contains("check SUCCEEDED"));
+    let streams = source.streams().await.unwrap().unwrap();
+    assert!(streams.iter().any(|s| s.name == "users" && s.primary_key.as_deref() == Some("id")), "{streams:?}");
     let first = ws.run().await;
     completed(&first);
     assert_eq!(counts(&first), (50, 50, 0, 0, 0, 0));

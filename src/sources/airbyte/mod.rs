@@ -209,7 +209,8 @@ impl Inner {
             let mut answers = Vec::new();
             while let Some(line) = lines.next().await.map_err(|e| self.protocol_error(format!("cannot read its output: {e}")))? {
                 let Ok(message) = serde_json::from_slice::<Message>(line.text()) else { continue };
-                self.relay(&message, log).await?;
+                // Logs of a check or a discover are kept when someone reads them (a run), else let go.
+                let _ = self.relay(&message, log).await;
                 answers.push(message);
             }
             if let Some(error) = answers.iter().filter_map(|m| m.trace.as_ref()).find_map(protocol::trace_error) {
