@@ -152,7 +152,10 @@ fn take_target_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(
     for (name, sync) in syncs.iter_mut() {
         let Some(Value::Object(fields)) = sync.get_mut("target") else { continue };
         let kind = fields.get("type").and_then(Value::as_str).unwrap_or("register").to_string();
-        let Some(connector) = sinks::registry::registry().iter().find(|c| c.kind.as_str() == kind) else { continue };
+        let Some(connector) = sinks::registry::connector(&kind) else {
+            errors.push(doc.error(&format!("synchronizations.{name}.target.type"), sinks::registry::unknown_kind(&kind)));
+            continue;
+        };
         let at = format!("synchronizations.{name}.target");
         let (settings, problems) = take_own(doc, &at, fields, connector.settings.as_ref(), &others, &format!("a {kind} target"), base);
         read.extend(settings.map(|s| (name.clone(), s)));
@@ -243,7 +246,8 @@ fn checks_of_the_targets(doc: &Document, pipeline: &Pipeline) -> Vec<ConfigError
     let mut errors = Vec::new();
     for (name, sync) in &pipeline.synchronizations {
         let Some(target) = &sync.target else { continue };
-        if let Err(message) = (sinks::registry::connector(target.kind).validate)(target, &pipeline.sources) {
+        let Some(connector) = sinks::registry::connector(&target.kind) else { continue };
+        if let Err(message) = (connector.validate)(target, &pipeline.sources) {
             let key = if sync.definition.target.is_some() { "target" } else { "targetConfig" };
             errors.push(doc.error(&format!("synchronizations.{name}.{key}"), message));
         }
@@ -299,6 +303,10 @@ mod tests {
         let endpoint = errors_of("    target: { type: api, source: a }\n");
         assert!(endpoint.contains("an api target needs an `endpoint`"), "{endpoint}");
         assert_eq!(errors_of("    target: { type: file, location: out, mode: changes, rowsPerFile: 10 }\n"), "");
+        let unknown = errors_of("    target: { type: gopher }\n");
+        assert!(unknown.contains("synchronizations.s.target.type: `gopher` is not a target type; one of `register`"), "{unknown}");
+        let misplaced = errors_of("    target: { type: file, location: out, command: [cat] }\n");
+        assert!(misplaced.contains("synchronizations.s.target.command: `command` does not apply to a file target"), "{misplaced}");
     }
 
     fn source_errors(source: &str) -> String {

@@ -6,36 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::de::{Flag, Secret};
 
-impl TargetKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::Register => "register",
-            TargetKind::Database => "database",
-            TargetKind::File => "file",
-            TargetKind::Api => "api",
-            TargetKind::Command => "command",
-        }
-    }
-}
 use super::model::FileFormat;
-
-/// The kinds of target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    /// The embedded register.
-    #[default]
-    Register,
-    /// A table of PostgreSQL or MySQL/MariaDB.
-    Database,
-    /// Files (NDJSON, CSV, Parquet) at a path or an object-store URL.
-    File,
-    /// Another API, through one of the pipeline's `api` sources (OpenConnector's `targetType: api`).
-    Api,
-    /// A program that reads one write a line on stdin and answers one line each (its own keys are its
-    /// connector's, `sinks/command`).
-    Command,
-}
 
 /// How a file target compresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -62,13 +33,18 @@ pub enum FileMode {
     Changes,
 }
 
+fn register() -> String {
+    "register".into()
+}
+
 /// A synchronization's target.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TargetDef {
-    /// `register` (default), `database` or `file`.
-    #[serde(rename = "type", default)]
-    pub kind: TargetKind,
+    /// The connector: `register` (default), `database`, `file`, `api`, `command`, … (the kinds
+    /// `sinks::registry()` lists).
+    #[serde(rename = "type", default = "register")]
+    pub kind: String,
     /// Register: the register's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub register: Option<String>,
@@ -137,4 +113,11 @@ pub struct TargetDef {
     /// [`super::Settings`]).
     #[serde(skip)]
     pub settings: super::Settings,
+}
+
+impl Default for TargetDef {
+    /// A register target with nothing set: what `{}` reads as.
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every key of a target has a default")
+    }
 }

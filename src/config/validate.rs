@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{
     AuthKind, ConfigError, Document, PaginationDef, PaginationKind, Pipeline, PipelineFile, SourceConfigDef, SourceDef, Synchronization,
-    SynchronizationDef, TargetKind,
+    SynchronizationDef,
 };
 
 /// The pipeline `file` describes, and every problem found in it (none: it may run). A
@@ -224,9 +224,9 @@ fn resolve_sync(
         mapping,
         register,
         schema,
-        target: def.target.clone().or(api_target).filter(|t| t.kind != TargetKind::Register).map(|mut t| {
+        target: def.target.clone().or(api_target).filter(|t| t.kind != "register").map(|mut t| {
             // A relative folder is relative to the pipeline file, as a file source's is.
-            if t.kind == TargetKind::File
+            if t.kind == "file"
                 && let Some(location) = t.location.as_mut()
             {
                 anchor_location(location, base);
@@ -254,7 +254,7 @@ fn resolve_target(
     let mut api_target = None;
     let (register, schema, at) = match (&def.target, &def.target_type, &def.target_id) {
         // Another kind of target checks itself (its connector, when the pipeline is loaded).
-        (Some(target), _, _) if target.kind != TargetKind::Register => (String::new(), String::new(), ".target"),
+        (Some(target), _, _) if target.kind != "register" => (String::new(), String::new(), ".target"),
         (Some(target), _, _) => match (&target.register, &target.schema) {
             (Some(register), Some(schema)) => (register.clone(), schema.clone(), ".target"),
             _ => {
@@ -278,7 +278,7 @@ fn resolve_target(
                 .and_then(|config| serde_json::from_value::<ApiTargetConfig>(config).ok())
                 .map(ApiTargetConfig::into_target)
                 .unwrap_or_default();
-            target.kind = TargetKind::Api;
+            target.kind = "api".into();
             target.source = Some(id.0.clone());
             api_target = Some(target);
             (String::new(), String::new(), ".targetId")

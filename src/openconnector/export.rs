@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::quirks::Notice;
-use crate::config::{Pipeline, TargetKind};
+use crate::config::Pipeline;
 use crate::schedule::Schedule;
 
 /// The configuration file for `pipeline`, titled `title`, and the secrets left out of it.
@@ -75,7 +75,7 @@ pub fn export(pipeline: &Pipeline, title: &str) -> (Value, Vec<Notice>) {
                 fields.insert("targetType".into(), "register/schema".into());
                 fields.insert("targetId".into(), format!("{}/{}", sync.register, sync.schema).into());
             }
-            Some(target) if target.kind == TargetKind::Api => {
+            Some(target) if target.kind == "api" => {
                 fields.remove("target");
                 fields.insert("targetType".into(), "api".into());
                 fields.insert("targetId".into(), target.source.clone().unwrap_or_default().into());

@@ -101,8 +101,7 @@ fn runs_program(section: Section, body: &Value) -> Option<(&str, &'static str)> 
         }
         Section::Synchronizations => {
             let kind = body.pointer("/target/type").and_then(Value::as_str)?;
-            let found = crate::sinks::registry::registry().iter().find(|c| c.kind.as_str() == kind);
-            found.filter(|c| c.runs_programs).map(|_| (kind, "target"))
+            crate::sinks::registry::connector(kind).filter(|c| c.runs_programs).map(|_| (kind, "target"))
         }
         _ => None,
     }

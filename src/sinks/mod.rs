@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::config::{Pipeline, Synchronization, TargetKind};
+use crate::config::{Pipeline, Synchronization};
 use crate::store::{StateDir, StoreError};
 
 /// One write.
@@ -101,6 +101,7 @@ pub trait Sink: Send {
 /// The sink `sync` writes into, for its run `job`, built by its target kind's connector. Errors
 /// are configuration problems, said in a line.
 pub fn build(pipeline: &Pipeline, sync: &Synchronization, state: &StateDir, job: &str, dry_run: bool) -> Result<Box<dyn Sink>, String> {
-    let kind = sync.target.as_ref().map_or(TargetKind::Register, |t| t.kind);
-    (registry::connector(kind).build)(&registry::SinkContext { pipeline, sync, state, job, dry_run })
+    let kind = sync.target.as_ref().map_or("register", |t| t.kind.as_str());
+    let connector = registry::connector(kind).ok_or_else(|| registry::unknown_kind(kind))?;
+    (connector.build)(&registry::SinkContext { pipeline, sync, state, job, dry_run })
 }

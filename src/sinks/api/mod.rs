@@ -25,14 +25,14 @@ use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
 use std::collections::BTreeMap;
 
 use super::registry::{SinkConnector, SinkContext, target_of};
-use crate::config::{SourceDef, TargetDef, TargetKind, TextMap};
+use crate::config::{SourceDef, TargetDef, TextMap};
 use crate::envelope::lookup_text;
 use crate::path::DotPath;
 use crate::sources::SourceError;
 use crate::sources::api::HttpClient;
 
 /// The api target, as the registry lists it: pushes through one of the pipeline's api sources.
-pub const CONNECTOR: SinkConnector = SinkConnector { kind: TargetKind::Api, settings: None, runs_programs: false, validate, build };
+pub const CONNECTOR: SinkConnector = SinkConnector { kind: "api", settings: None, runs_programs: false, validate, build };
 
 fn validate(target: &TargetDef, sources: &BTreeMap<String, SourceDef>) -> Result<(), String> {
     let source = target.source.as_deref().ok_or("an api target names the `source` it pushes to")?;

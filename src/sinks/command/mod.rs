@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::registry::{SinkConnector, SinkContext, target_of};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::{Span, TargetKind, TextMap};
+use crate::config::{Span, TextMap};
 use crate::sources::command::{self, BoundedLines, Launcher, Line, Running};
 use crate::sources::registry::{ConnectorSettings, SettingsSchema, read_settings};
 use crate::sources::{SourceError, SourceEvent};
@@ -28,7 +28,7 @@ use crate::store::StateDir;
 
 /// The command target, as the registry lists it.
 pub const CONNECTOR: SinkConnector = SinkConnector {
-    kind: TargetKind::Command,
+    kind: "command",
     runs_programs: true,
     settings: Some(SettingsSchema {
         keys: &["command", "env", "workingDir", "answerTimeout"],

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::registry::{SinkConnector, located, target_of};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::{DATABASE_SCHEMES, TargetDef, TargetKind, check_location};
+use crate::config::{DATABASE_SCHEMES, TargetDef, check_location};
 
 /// The table's soft-delete column, created with the table and filled by `deletePolicy: soft-delete`.
 pub const DELETED_AT: &str = "deleted_at";
@@ -93,7 +93,7 @@ pub enum WriteError {
 
 /// The database target, as the registry lists it: a table of PostgreSQL or MySQL/MariaDB.
 pub const CONNECTOR: SinkConnector = SinkConnector {
-    kind: TargetKind::Database,
+    kind: "database",
     settings: None,
     runs_programs: false,
     validate: |target, _| {

@@ -23,9 +23,7 @@ use tokio::sync::mpsc;
 
 use super::registry::{SinkConnector, located, target_of};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::{
-    ColumnTypes, Compression, FileFormat, FileMode, OBJECT_STORE_SCHEMES, SourceConfigDef, TargetDef, TargetKind, check_location,
-};
+use crate::config::{ColumnTypes, Compression, FileFormat, FileMode, OBJECT_STORE_SCHEMES, SourceConfigDef, TargetDef, check_location};
 use crate::sources::formats::{self, FormatOptions, ReadError};
 use crate::sources::{RawRecord, SourceEvent};
 use writer::Output;
@@ -33,7 +31,7 @@ use writer::Output;
 /// The file target, as the registry lists it: NDJSON, CSV or Parquet files at a path or an
 /// object-store URL.
 pub const CONNECTOR: SinkConnector = SinkConnector {
-    kind: TargetKind::File,
+    kind: "file",
     settings: None,
     runs_programs: false,
     validate,

@@ -14,14 +14,13 @@ use uuid::Uuid;
 
 use super::registry::{SinkConnector, SinkContext};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::TargetKind;
 use crate::store::StateDir;
 use crate::store::register::ObjectWrite;
 
 /// The register target, as the registry lists it: the embedded register, validated against the
 /// schema the synchronization names (which the pipeline's own checks resolve).
 pub const CONNECTOR: SinkConnector =
-    SinkConnector { kind: TargetKind::Register, settings: None, runs_programs: false, validate: |_, _| Ok(()), build };
+    SinkConnector { kind: "register", settings: None, runs_programs: false, validate: |_, _| Ok(()), build };
 
 fn build(context: &SinkContext) -> Result<Box<dyn Sink>, String> {
     let sync = context.sync;
