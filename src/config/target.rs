@@ -6,33 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::de::{Flag, Secret};
 
-use super::model::FileFormat;
-
-/// How a file target compresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    None,
-    /// NDJSON and CSV (`.gz` added to the name), or Parquet's pages.
-    Gzip,
-    /// Parquet's pages.
-    Snappy,
-    /// Parquet's pages.
-    Zstd,
-}
-
-/// How a file target writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileMode {
-    /// One file holding every object, replaced whole each run.
-    #[default]
-    Snapshot,
-    /// One file per run of what it created, updated and deleted.
-    Changes,
-}
-
 fn register() -> String {
     "register".into()
 }
@@ -70,21 +43,6 @@ pub struct TargetDef {
     /// the table must exist with a column for every mapped field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_table: Option<Flag>,
-    /// File: `ndjson` (default), `csv` or `parquet`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<FileFormat>,
-    /// File: `snapshot` (default) or `changes`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<FileMode>,
-    /// File: the file's name without extension (default the synchronization's name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_name: Option<String>,
-    /// File, `mode: changes`: at most this many rows a file (default: one file a run).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows_per_file: Option<u64>,
-    /// File: `none` (default), `gzip` (any format), `snappy` or `zstd` (Parquet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<Compression>,
     /// Api: the `api` source whose location, auth, TLS, retries and rate limit the pushes use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -9,6 +9,7 @@
 //! rows as they come, then the previous snapshot's other rows streamed across at the end, so memory
 //! holds the ids this run touched, never the file.
 
+mod settings;
 mod writer;
 
 use std::collections::HashSet;
@@ -23,16 +24,22 @@ use tokio::sync::mpsc;
 
 use super::registry::{SinkConnector, located, target_of};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::{ColumnTypes, Compression, FileFormat, FileMode, OBJECT_STORE_SCHEMES, SourceConfigDef, TargetDef, check_location};
+use crate::config::{ColumnTypes, FileFormat, OBJECT_STORE_SCHEMES, SourceConfigDef, TargetDef, check_location};
 use crate::sources::formats::{self, FormatOptions, ReadError};
+use crate::sources::registry::{SettingsSchema, read_settings};
 use crate::sources::{RawRecord, SourceEvent};
+pub use settings::{Compression, FileMode, FileTargetSettings};
 use writer::Output;
 
 /// The file target, as the registry lists it: NDJSON, CSV or Parquet files at a path or an
 /// object-store URL.
 pub const CONNECTOR: SinkConnector = SinkConnector {
     kind: "file",
-    settings: None,
+    settings: Some(SettingsSchema {
+        keys: &["format", "mode", "fileName", "rowsPerFile", "compression"],
+        secrets: &[],
+        read: read_settings::<FileTargetSettings>,
+    }),
     runs_programs: false,
     validate,
     build: |context| {
@@ -40,8 +47,14 @@ pub const CONNECTOR: SinkConnector = SinkConnector {
     },
 };
 
+/// A file target's own keys, as loading read them (defaults for a target built in code).
+fn settings_of(target: &TargetDef) -> FileTargetSettings {
+    target.settings.get::<FileTargetSettings>().cloned().unwrap_or_default()
+}
+
 fn validate(target: &TargetDef, _: &std::collections::BTreeMap<String, crate::config::SourceDef>) -> Result<(), String> {
     check_location("file target", OBJECT_STORE_SCHEMES, true, located(target)?)?;
+    let target = &settings_of(target);
     if target.rows_per_file.is_some() && target.mode != Some(FileMode::Changes) {
         return Err("`rowsPerFile` splits change files (`mode: changes`); a snapshot is one file".into());
     }
@@ -82,19 +95,20 @@ fn extension(format: FileFormat) -> &'static str {
 impl FileSink {
     pub fn new(def: &TargetDef, synchronization: &str, job: &str, dry_run: bool) -> Result<FileSink, SinkError> {
         let location = def.location.clone().ok_or_else(|| SinkError::Stopped("a file target needs a `location`".into()))?;
-        let format = def.format.unwrap_or(FileFormat::Ndjson);
-        let compression = def.compression.unwrap_or_default();
+        let settings = settings_of(def);
+        let format = settings.format.unwrap_or(FileFormat::Ndjson);
+        let compression = settings.compression.unwrap_or_default();
         Output::new(format, compression).map_err(SinkError::Stopped)?;
         let (store, dir) = crate::sources::file::open_dir(&location).map_err(|e| SinkError::Stopped(e.to_string()))?;
         Ok(FileSink {
             store,
             dir,
             shown: location.trim_end_matches('/').to_string(),
-            name: def.file_name.clone().unwrap_or_else(|| synchronization.to_string()),
+            name: settings.file_name.clone().unwrap_or_else(|| synchronization.to_string()),
             format,
             compression,
-            mode: def.mode.unwrap_or_default(),
-            rows_per_file: def.rows_per_file.filter(|n| *n > 0).map(|n| n as usize),
+            mode: settings.mode.unwrap_or_default(),
+            rows_per_file: settings.rows_per_file.filter(|n| *n > 0).map(|n| n as usize),
             job: job.to_string(),
             dry_run,
             local_dir: (!location.contains("://") || location.starts_with("file://"))

@@ -9,7 +9,8 @@ use arrow::json::reader::{ReaderBuilder, infer_json_schema_from_iterator};
 use parquet::arrow::ArrowWriter;
 use serde_json::{Map, Value};
 
-use crate::config::{Compression, FileFormat};
+use super::Compression;
+use crate::config::FileFormat;
 
 /// A format's rows, gzip-compressed on the way out when asked (NDJSON and CSV; Parquet compresses its
 /// own pages).
