@@ -1,10 +1,12 @@
-//! The target of a synchronization: the embedded register (the default), a database table, files, or
-//! another API. Each field's `///` is its user documentation; which fields a kind takes is checked in
-//! `validate`.
+//! The target of a synchronization: the keys targets share (`type`, the register's `register` and
+//! `schema`, a `location` with its credentials) and the api target's, which OpenConnector's
+//! `targetConfig` fills in. Each field's `///` is its user documentation. The keys only one kind
+//! reads (a file target's `format`, a database target's `table`, a command target's `command`) are
+//! that connector's, in its folder under `sinks/`.
 
 use serde::{Deserialize, Serialize};
 
-use super::de::{Flag, Secret};
+use super::de::Secret;
 
 fn register() -> String {
     "register".into()
@@ -33,16 +35,6 @@ pub struct TargetDef {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
-    /// Database: the table written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
-    /// Database: the key column, holding each record's origin id (default `origin_id`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub primary_key: Option<String>,
-    /// Database: create the table from the first batch's fields when it does not exist (default false:
-    /// the table must exist with a column for every mapped field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create_table: Option<Flag>,
     /// Api: the `api` source whose location, auth, TLS, retries and rate limit the pushes use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -15,7 +15,10 @@ use tokio::sync::mpsc;
 
 use super::registry::{SinkConnector, located, target_of};
 use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
-use crate::config::{DATABASE_SCHEMES, TargetDef, check_location};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DATABASE_SCHEMES, Flag, TargetDef, check_location};
+use crate::sources::registry::{ConnectorSettings, SettingsSchema, read_settings};
 
 /// The table's soft-delete column, created with the table and filled by `deletePolicy: soft-delete`.
 pub const DELETED_AT: &str = "deleted_at";
@@ -94,18 +97,45 @@ pub enum WriteError {
 /// The database target, as the registry lists it: a table of PostgreSQL or MySQL/MariaDB.
 pub const CONNECTOR: SinkConnector = SinkConnector {
     kind: "database",
-    settings: None,
+    settings: Some(SettingsSchema {
+        keys: &["table", "primaryKey", "createTable"],
+        secrets: &[],
+        read: read_settings::<DatabaseTargetSettings>,
+    }),
     runs_programs: false,
     validate: |target, _| {
         let location = located(target)?;
         check_location("database target", DATABASE_SCHEMES, false, location)?;
-        if target.table.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        if settings_of(target).table.as_deref().is_none_or(|t| t.trim().is_empty()) {
             return Err("a database target needs a `table`".into());
         }
         Ok(())
     },
     build: |context| Ok(Box::new(DatabaseSink::new(target_of(context.sync)?, context.dry_run).map_err(|e| e.to_string())?)),
 };
+
+/// A database target's own keys (its `location`, `username`, `password` and `schema` are shared).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatabaseTargetSettings {
+    /// The table written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// The key column, holding each record's origin id (default `origin_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<String>,
+    /// Create the table from the first batch's fields when it does not exist (default false: the
+    /// table must exist with a column for every mapped field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_table: Option<Flag>,
+}
+
+impl ConnectorSettings for DatabaseTargetSettings {}
+
+/// A database target's own keys, as loading read them (defaults for a target built in code).
+fn settings_of(target: &TargetDef) -> DatabaseTargetSettings {
+    target.settings.get::<DatabaseTargetSettings>().cloned().unwrap_or_default()
+}
 
 pub struct DatabaseSink {
     table: Table,
@@ -127,14 +157,15 @@ impl DatabaseSink {
         let mut shown = url.clone();
         let _ = shown.set_password(None);
         let postgres = matches!(url.scheme(), "postgres" | "postgresql");
+        let settings = settings_of(def);
         Ok(DatabaseSink {
             table: Table {
                 url,
                 shown: shown.to_string(),
                 schema: def.schema.clone(),
-                name: def.table.clone().unwrap_or_default(),
-                key: def.primary_key.clone().unwrap_or_else(|| "origin_id".into()),
-                create: def.create_table.is_some_and(|f| f.0),
+                name: settings.table.unwrap_or_default(),
+                key: settings.primary_key.unwrap_or_else(|| "origin_id".into()),
+                create: settings.create_table.is_some_and(|f| f.0),
             },
             dry_run,
             postgres,
