@@ -53,7 +53,7 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-const PLACES: [&str; 24] = [
+const PLACES: [&str; 28] = [
     "src.password",
     "src.token",
     "src.apikey",
@@ -78,6 +78,10 @@ const PLACES: [&str; 24] = [
     "target.url",
     "sync.header",
     "api.token",
+    "airbyte.password",
+    "airbyte.marked",
+    "command.env",
+    "command.target_env",
 ];
 
 fn pipeline(m: &Markers, fixture: &Fixture) -> String {
@@ -128,6 +132,14 @@ sources:
     privateKey: "{sftp_key}"
     passphrase: "{sftp_passphrase}"
     verifyHostKey: false
+  airbyte:
+    type: airbyte
+    command: [python3, "{airbyte_script}"]
+    config: {{ password: "{airbyte_password}", nested: {{ account: {{ secret: "{airbyte_marked}" }} }}, records: [{{ id: 1 }}] }}
+  program:
+    type: command
+    command: [sh, -c, "echo '{{\"id\":1}}'; echo \"my token is $API_TOKEN\" >&2"]
+    env: {{ API_TOKEN: {{ secret: "{command_env}" }} }}
 mappings:
   pet:
     mapping: {{ title: "{{{{ name }}}}" }}
@@ -152,6 +164,17 @@ synchronizations:
     sourceConfig: {{ endpoint: "/x", idPosition: id }}
     mapping: pet
     target: {{ type: register, register: shop, schema: pet }}
+  airbyte:
+    source: airbyte
+    sourceConfig: {{ stream: pets }}
+    mapping: pet
+    target: {{ type: register, register: shop, schema: pet }}
+  program:
+    source: program
+    sourceConfig: {{ idPosition: id }}
+    mapping: pet
+    target: {{ type: command, command: [sh, -c, "while read -r l; do echo '{{\"ok\":true}}'; done; echo \"sink $SINK_TOKEN\" >&2"],
+              env: {{ SINK_TOKEN: {{ secret: "{command_target_env}" }} }} }}
 "#,
         url = fixture.base_url(),
         token = m.get("src.token"),
@@ -176,6 +199,11 @@ synchronizations:
         sync_header = m.get("sync.header"),
         target_url = m.get("target.url"),
         target_password = m.get("target.password"),
+        airbyte_script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/airbyte/scripted_source.py"),
+        airbyte_password = m.get("airbyte.password"),
+        airbyte_marked = m.get("airbyte.marked"),
+        command_env = m.get("command.env"),
+        command_target_env = m.get("command.target_env"),
     )
 }
 
@@ -206,7 +234,10 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
 
     // The command line, with trace logging: a run that works, runs that fail, validation, export.
     let file_arg = file.display().to_string();
-    let commands: [Vec<&str>; 6] = [
+    let commands: [Vec<&str>; 9] = [
+        vec!["run", &file_arg, "airbyte"],
+        vec!["run", &file_arg, "program"],
+        vec!["source", "test", &file_arg, "airbyte"],
         vec!["run", &file_arg, "pets"],
         vec!["run", &file_arg, "to-db"],
         vec!["run", &file_arg, "keyed"],
@@ -222,7 +253,8 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
             format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
         ));
     }
-    assert!(outputs[0].1.contains("created 12"), "the working run worked: {}", outputs[0].1);
+    assert!(outputs[3].1.contains("created 12"), "the working run worked: {}", outputs[3].1);
+    assert!(outputs[0].1.contains("created 1") && outputs[1].1.contains("created 1"), "{outputs:?}");
 
     // The service, with the same file and more definitions over the API, also tracing.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -254,7 +286,7 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         .unwrap();
     let created_text = created.text().await.unwrap();
     outputs.push(("POST /api/sources".into(), created_text));
-    for sync in ["pets", "to-db", "keyed"] {
+    for sync in ["pets", "to-db", "keyed", "airbyte", "program"] {
         let job = keyed_json(&http, Method::POST, &url, &format!("/api/synchronizations/{sync}/run"), KEY).await;
         job_ended(&http, &url, KEY, job["id"].as_str().unwrap()).await;
     }
@@ -293,10 +325,10 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
     let login = client.post(format!("{url}/login")).form(&[("key", KEY)]).send().await.unwrap();
     let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
     let mut pages = vec!["/".to_string(), "/sources".into(), "/synchronizations".into(), "/jobs".into(), "/mappings".into()];
-    for source in ["pets", "from-env", "basic", "keyed", "tokens", "db", "ftp", "sftp", "over-api"] {
+    for source in ["pets", "from-env", "basic", "keyed", "tokens", "db", "ftp", "sftp", "over-api", "airbyte", "program"] {
         pages.push(format!("/sources/{source}"));
     }
-    for sync in ["pets", "to-db", "keyed"] {
+    for sync in ["pets", "to-db", "keyed", "airbyte", "program"] {
         pages.push(format!("/synchronizations/{sync}"));
     }
     for job in jobs["results"].as_array().unwrap() {
@@ -310,6 +342,9 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
     outputs.push(("serve's output".into(), std::fs::read_to_string(&log).unwrap_or_default()));
     outputs.push(("serve's log".into(), std::fs::read_to_string(dir.path().join("serve.err")).unwrap_or_default()));
 
+    // The programs did print their secrets on stderr: the job logs hold the lines, masked.
+    let logged = |needle: &str| outputs.iter().any(|(what, text)| what.ends_with("/logs") && text.contains(needle));
+    assert!(logged("my token is ***") && logged("sink ***"), "the programs' stderr is in the job logs, masked");
     for (what, text) in &outputs {
         m.absent_from(text, what);
     }
