@@ -97,18 +97,18 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
 /// refused by name, and so is a type no connector has.
 fn take_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String, config::Settings)>, Vec<ConfigError>) {
     let (mut read, mut errors) = (Vec::new(), Vec::new());
+    let others: Vec<&[&str]> = registry::registry().iter().filter_map(|c| c.settings.as_ref().map(|s| s.keys)).collect();
     let Some(Value::Object(sources)) = root.get_mut("sources") else { return (read, errors) };
     for (name, source) in sources.iter_mut() {
+        let kind = source_kind(source).to_string();
         let Value::Object(fields) = source else { continue };
         let at = format!("sources.{name}");
-        let kind = fields.get("type").and_then(Value::as_str).unwrap_or("api").to_string();
         let Some(connector) = registry::connector(&kind) else {
             if fields.get("type").is_some_and(Value::is_string) {
                 errors.push(doc.error(&format!("{at}.type"), registry::unknown_kind(&kind)));
             }
             continue;
         };
-        let others: Vec<&[&str]> = registry::registry().iter().filter_map(|c| c.settings.as_ref().map(|s| s.keys)).collect();
         let (settings, problems) = take_own(doc, &at, fields, connector.settings.as_ref(), &others, &format!("a {kind} source"), base);
         read.extend(settings.map(|s| (name.clone(), s)));
         errors.extend(problems);
@@ -116,14 +116,17 @@ fn take_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String,
     (read, errors)
 }
 
+/// A source's `type` as written (`api` when it names none).
+fn source_kind(source: &Value) -> &str {
+    source.get("type").and_then(Value::as_str).unwrap_or("api")
+}
+
 /// Each synchronization's `sourceConfig` keys its source's connector owns (an Airbyte source's
 /// `stream`), read by that connector; another kind's are refused by name.
 fn take_sync_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String, config::Settings)>, Vec<ConfigError>) {
     let (mut read, mut errors) = (Vec::new(), Vec::new());
     let kinds: std::collections::BTreeMap<String, String> = match root.get("sources") {
-        Some(Value::Object(sources)) => {
-            sources.iter().map(|(name, s)| (name.clone(), s.get("type").and_then(Value::as_str).unwrap_or("api").to_string())).collect()
-        }
+        Some(Value::Object(sources)) => sources.iter().map(|(name, s)| (name.clone(), source_kind(s).to_string())).collect(),
         _ => Default::default(),
     };
     let others: Vec<&[&str]> = registry::registry().iter().filter_map(|c| c.sync_settings.as_ref().map(|s| s.keys)).collect();

@@ -98,6 +98,23 @@ async fn an_error_trace_or_a_hang_fails_the_run_and_deletes_nothing() {
     assert_eq!(ws.objects().len(), 2, "nothing deleted");
 }
 
+/// A message cut off midway and a record nested past any sane depth each fail as a record, never the
+/// process; with unreadable records nothing is deleted.
+#[tokio::test]
+async fn malformed_and_deep_messages_fail_as_records_and_block_deletes() {
+    let Some(script) = scripted() else { return };
+    let ws = workspace(&script, json!({"records": pets(&[1, 2])}), "full_refresh", "");
+    completed(&ws.run().await);
+    let noisy = workspace(&script, json!({"records": pets(&[1]), "noise": true}), "full_refresh", "");
+    std::fs::copy(&noisy.file, &ws.file).unwrap();
+    let report = ws.run().await;
+    completed(&report);
+    assert_eq!(counts(&report), (3, 0, 0, 1, 0, 2), "two unreadable messages fail alone");
+    let errors = ws.state.jobs().unwrap().errors(&report.job.id, 10).unwrap();
+    assert!(errors.iter().all(|e| e.message.contains("an unreadable Airbyte message")), "{errors:?}");
+    assert_eq!(ws.objects().len(), 2, "nothing deleted after unreadable records");
+}
+
 #[tokio::test]
 async fn check_is_test_connection_discover_lists_streams_and_the_config_stays_secret() {
     let Some(script) = scripted() else { return };

@@ -156,6 +156,13 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(300);
 /// The most of a `check` or `discover` answer that is read.
 const MAX_ANSWER_LINE: usize = 64 * 1024 * 1024;
 
+/// What `check` and `discover` answer.
+#[derive(Default)]
+struct Answers {
+    catalog: Option<protocol::Catalog>,
+    status: Option<protocol::ConnectionStatus>,
+}
+
 pub struct AirbyteSource {
     inner: Arc<Inner>,
 }
@@ -199,21 +206,25 @@ impl Inner {
 
     /// Runs one protocol command (`check`, `discover`) to its end, answering its messages; its logs
     /// go to `log`.
-    async fn ask(&self, scratch: &Scratch, command: &str, log: &EventSender) -> Result<Vec<Message>, ReadError> {
+    async fn ask(&self, scratch: &Scratch, command: &str, log: &EventSender) -> Result<Answers, ReadError> {
         let config = scratch.write(&format!("{command}-config.json"), self.config.to_string().as_bytes())?;
         let config = config.display().to_string();
         let run = async {
             let mut running = self.launcher.program(&[command, "--config", &config], Vec::new())?.spawn(log)?;
             let stdout = running.stdout().ok_or_else(|| self.protocol_error("no standard output".into()))?;
             let mut lines = BoundedLines::new(stdout, MAX_ANSWER_LINE);
-            let mut answers = Vec::new();
+            // Only the first catalog, status and error are kept: a connector that talks on and on
+            // holds no more memory than that.
+            let (mut answers, mut error) = (Answers::default(), None);
             while let Some(line) = lines.next().await.map_err(|e| self.protocol_error(format!("cannot read its output: {e}")))? {
                 let Ok(message) = serde_json::from_slice::<Message>(line.text()) else { continue };
                 // Logs of a check or a discover are kept when someone reads them (a run), else let go.
                 let _ = self.relay(&message, log).await;
-                answers.push(message);
+                error = error.or_else(|| message.trace.as_ref().and_then(protocol::trace_error));
+                answers.catalog = answers.catalog.or(message.catalog);
+                answers.status = answers.status.or(message.connection_status);
             }
-            if let Some(error) = answers.iter().filter_map(|m| m.trace.as_ref()).find_map(protocol::trace_error) {
+            if let Some(error) = error {
                 return Err(ReadError::Failed(self.protocol_error(format!("`{command}` reported an error: {error}"))));
             }
             running.finish().await?;
@@ -224,8 +235,7 @@ impl Inner {
 
     /// The streams `discover` lists.
     async fn discover(&self, scratch: &Scratch, log: &EventSender) -> Result<Vec<Value>, ReadError> {
-        let answers = self.ask(scratch, "discover", log).await?;
-        let catalog = answers.into_iter().find_map(|m| m.catalog);
+        let catalog = self.ask(scratch, "discover", log).await?.catalog;
         Ok(catalog.ok_or_else(|| self.protocol_error("`discover` answered no CATALOG message".into()))?.streams)
     }
 
@@ -326,7 +336,7 @@ impl Inner {
                     protocol::drop_fields(&mut record.data, &self.drop_fields);
                     writer.push_async(RawRecord::Value(record.data), number).await?
                 }
-                ("STATE", _, Some(state)) => states.keep(state),
+                ("STATE", _, Some(state)) => states.keep(state, wanted),
                 _ => {
                     if let Some(trace) = &message.trace {
                         error = error.or_else(|| protocol::trace_error(trace));
@@ -350,8 +360,7 @@ impl Source for AirbyteSource {
     fn check(&self) -> BoxFuture<'_, Result<String, SourceError>> {
         async move {
             let scratch = Scratch::create()?;
-            let answers = self.inner.ask(&scratch, "check", &quiet()).await.map_err(failed)?;
-            let status = answers.into_iter().find_map(|m| m.connection_status);
+            let status = self.inner.ask(&scratch, "check", &quiet()).await.map_err(failed)?.status;
             match status {
                 Some(s) if s.status == "SUCCEEDED" => Ok(format!("{}: check SUCCEEDED", self.inner.launcher.shown)),
                 Some(s) => Err(SourceError::Auth {

@@ -116,23 +116,21 @@ pub fn configured_catalog(stream: &Value, mode: SyncMode) -> Value {
     json!({ "streams": [configured] })
 }
 
-/// The newest STATE message of each stream (and the global or legacy one), kept as the cursor.
+/// The newest STATE message of the stream read (and the global or legacy one), kept as the cursor: at
+/// most three, however many a connector sends (states of other streams are let go, as their records
+/// are).
 #[derive(Debug, Default)]
 pub struct States {
-    by_stream: BTreeMap<String, Value>,
+    by_stream: BTreeMap<&'static str, Value>,
 }
 
 impl States {
-    pub fn keep(&mut self, state: Value) {
+    pub fn keep(&mut self, state: Value, stream: &str) {
         let key = match state.get("type").and_then(Value::as_str) {
-            Some("STREAM") => {
-                let descriptor = state.pointer("/stream/stream_descriptor");
-                let name = descriptor.and_then(|d| d.get("name")).and_then(Value::as_str).unwrap_or_default();
-                let namespace = descriptor.and_then(|d| d.get("namespace")).and_then(Value::as_str).unwrap_or_default();
-                format!("stream:{namespace}:{name}")
-            }
-            Some("GLOBAL") => "global".to_string(),
-            _ => "legacy".to_string(),
+            Some("STREAM") if state.pointer("/stream/stream_descriptor/name").and_then(Value::as_str) == Some(stream) => "stream",
+            Some("STREAM") => return,
+            Some("GLOBAL") => "global",
+            _ => "legacy",
         };
         self.by_stream.insert(key, state);
     }
@@ -202,12 +200,14 @@ mod tests {
 
         let mut states = States::default();
         let users = |n: u64| json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"}, "stream_state": {"n": n}}});
-        states.keep(users(1));
-        states.keep(users(2));
+        states.keep(users(1), "users");
+        states.keep(users(2), "users");
+        let other = json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": "orders"}, "stream_state": {"n": 9}}});
+        states.keep(other, "users");
         let cursor = states.cursor().unwrap();
         assert_eq!(state_argument(&cursor).unwrap(), json!([users(2)]), "the newest per stream, as a list");
         let mut legacy = States::default();
-        legacy.keep(json!({"data": {"cursor": 5}}));
+        legacy.keep(json!({"data": {"cursor": 5}}), "users");
         assert_eq!(state_argument(&legacy.cursor().unwrap()).unwrap(), json!({"cursor": 5}), "a legacy state goes back bare");
     }
 
