@@ -8,7 +8,7 @@
 //! its stderr goes to the job log. An answer that is not one of those lines, a program that stops
 //! answering for `answerTimeout` or exits early, fails the run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -85,12 +85,7 @@ impl CommandSink {
         let target = target_of(context.sync)?;
         let settings = target.settings.get::<CommandTargetSettings>().ok_or("a command target needs a `command`")?;
         Ok(CommandSink {
-            launcher: Launcher {
-                shown: format!("command target `{}`", settings.command[0]),
-                command: settings.command.clone(),
-                env: command::environment(&settings.env),
-                working_dir: PathBuf::from(settings.working_dir.as_deref().unwrap_or(".")),
-            },
+            launcher: Launcher::new("command target", &settings.command, &settings.env, settings.working_dir.as_deref()),
             answer_timeout: settings.answer_timeout.map_or(Duration::from_secs(300), |s| s.0),
             dry_run: context.dry_run,
             state: context.state.clone(),

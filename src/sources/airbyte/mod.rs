@@ -10,7 +10,7 @@
 
 mod protocol;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,12 +182,7 @@ impl AirbyteSource {
         let settings: &AirbyteSettings = settings_of(def)?;
         Ok(AirbyteSource {
             inner: Arc::new(Inner {
-                launcher: Launcher {
-                    shown: format!("airbyte connector `{}`", settings.command[0]),
-                    command: settings.command.clone(),
-                    env: command::environment(&settings.env),
-                    working_dir: PathBuf::from(settings.working_dir.as_deref().unwrap_or(".")),
-                },
+                launcher: Launcher::new("airbyte connector", &settings.command, &settings.env, settings.working_dir.as_deref()),
                 config: protocol::unmarked(&settings.config.0),
                 stream: config.settings.get::<AirbyteSyncSettings>().map(|s| s.stream.clone()),
                 mode: config.settings.get::<AirbyteSyncSettings>().map(|s| s.sync_mode).unwrap_or_default(),

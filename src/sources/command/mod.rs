@@ -14,7 +14,7 @@
 mod process;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,15 +97,6 @@ pub(crate) fn anchor_working_dir(dir: &mut Option<String>, base: &Path) {
     }
 }
 
-/// A program's whole environment: `env`, and [`DEFAULT_PATH`] unless it names a `PATH`.
-pub(crate) fn environment(env: &TextMap) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
-    if !env.contains_key("PATH") {
-        out.push(("PATH".into(), DEFAULT_PATH.into()));
-    }
-    out
-}
-
 fn validate(config: &SourceConfigDef) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
     if config.query.sql().is_some() {
@@ -131,16 +122,10 @@ struct Inner {
 impl CommandSource {
     pub fn new(def: &SourceDef, config: &SourceConfigDef) -> Result<CommandSource, SourceError> {
         let settings: &CommandSettings = settings_of(def)?;
-        let env = environment(&settings.env);
         let options = FormatOptions { limits: def.limits, ..FormatOptions::from_config(config)? };
         Ok(CommandSource {
             inner: Arc::new(Inner {
-                launcher: Launcher {
-                    shown: format!("command `{}`", settings.command[0]),
-                    command: settings.command.clone(),
-                    env,
-                    working_dir: PathBuf::from(settings.working_dir.as_deref().unwrap_or(".")),
-                },
+                launcher: Launcher::new("command", &settings.command, &settings.env, settings.working_dir.as_deref()),
                 timeout: def.timeout.map(|s| s.0),
                 format: options.format.unwrap_or(FileFormat::Ndjson),
                 options,

@@ -43,6 +43,22 @@ pub struct Launcher {
 }
 
 impl Launcher {
+    /// The launcher of a program configured as `command` (the program, then its arguments), with
+    /// `env` beside [`DEFAULT_PATH`] (unless `env` names a `PATH`), run in `working_dir` (already
+    /// anchored; `.` when none); `what` names it in messages (`command`, `command target`).
+    pub fn new(what: &str, command: &[String], env: &crate::config::TextMap, working_dir: Option<&str>) -> Launcher {
+        let mut vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        if !env.contains_key("PATH") {
+            vars.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        Launcher {
+            shown: format!("{what} `{}`", command[0]),
+            command: command.to_vec(),
+            env: vars,
+            working_dir: PathBuf::from(working_dir.unwrap_or(".")),
+        }
+    }
+
     /// The program as it will run: the command, then `args`; the source's environment, then `env`.
     pub fn program(&self, args: &[&str], env: Vec<(String, String)>) -> Result<Program, SourceError> {
         let path_var = self.env.iter().find(|(k, _)| k == "PATH").map_or(DEFAULT_PATH, |(_, v)| v.as_str());
