@@ -1,7 +1,8 @@
-//! A connector's own settings on a source. The keys a connector reads beside those every source shares
-//! (`location`, `auth`, `limits`, …) are declared by its folder, taken out of the source before the
-//! strict parse and read by the connector into its own typed struct; the model only carries the result.
-//! So the config layer knows no connector's fields, and a new connector adds none here.
+//! A connector's own settings — on a source, in a synchronization's `sourceConfig`, or on a target. The
+//! keys a connector reads beside those every one shares (`location`, `auth`, `limits`, …) are declared
+//! by its folder, taken out before the strict parse (`load.rs`) and read by the connector into its own
+//! typed struct; the model only carries the result. So the config layer knows no connector's fields,
+//! and a new connector adds none here.
 
 use std::any::Any;
 use std::fmt;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-/// A source's connector-owned settings: the connector's typed struct, and the same as shown outside
+/// Connector-owned settings: the connector's typed struct, and the same as shown outside
 /// (its `Serialize`, so every `Secret` in it reads `***`).
 #[derive(Clone, Default)]
 pub struct Settings {
