@@ -7,16 +7,16 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use syncline::config::MappingDef;
+use syncline::diff::Differ;
 use syncline::diff::contracts::ContractTable;
 use syncline::diff::hash::Hasher;
-use syncline::diff::{Differ, Work};
 use syncline::envelope::{ResultsPosition, extract};
 use syncline::fixture::feed::Feed;
 use syncline::mapping::Mapping;
-use syncline::sinks::{Ack, Outcome};
 use syncline::sources::{Chunk, RawRecord};
 use syncline::store::StateDir;
 use syncline::store::register::ObjectWrite;
+use syncline::write::Outcome;
 
 const PAGE: u64 = 1000;
 
@@ -99,14 +99,7 @@ fn diff(c: &mut Criterion) {
             extract(&body, &ResultsPosition::parse(Some("data.items"))).unwrap().records.into_iter().map(RawRecord::Json).collect(),
             String::new(),
         );
-        let acks = first
-            .diff_chunk(chunk, Vec::new())
-            .into_iter()
-            .map(|w| match w {
-                Work::Upsert(c) => Ack { row: c.row, origin_id: c.origin_id, hash: c.hash, outcome: Outcome::Created, remote_id: None },
-                Work::Delete { .. } => unreachable!(),
-            })
-            .collect();
+        let acks = first.diff_chunk(chunk, Vec::new()).into_iter().map(|w| w.with(Outcome::Created)).collect();
         first.apply(acks);
     }
     let saved = first.table().to_record_batch().unwrap();

@@ -23,3 +23,4 @@ pub mod service;
 pub mod sinks;
 pub mod sources;
 pub mod store;
+pub mod write;

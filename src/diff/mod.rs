@@ -10,34 +10,14 @@ use uuid::Uuid;
 
 use crate::config::DeletePolicy;
 use crate::path::DotPath;
-use crate::sinks::{Ack, Outcome};
 use crate::sources::{Chunk, RawRecord};
 use crate::store::jobs::{Counts, ObjectError};
+use crate::write::{Ack, Action, Outcome, Unmapped, Write};
 use contracts::{ContractTable, target_id, target_namespace};
 use hash::Hasher;
 
 /// Per-object errors kept for the job record; more are counted, not stored.
 const MAX_STORED_ERRORS: usize = 10_000;
-
-/// A record that must be mapped and written.
-#[derive(Debug)]
-pub struct Change {
-    pub row: u32,
-    pub origin_id: String,
-    pub target_id: Uuid,
-    /// The id another system gave the object, from its contract.
-    pub remote_id: Option<String>,
-    pub hash: [u8; 32],
-    pub created: bool,
-    pub record: RawRecord,
-}
-
-/// Work for the mapping and sink stages.
-#[derive(Debug)]
-pub enum Work {
-    Upsert(Change),
-    Delete { row: u32, origin_id: String, target_id: Uuid, remote_id: Option<String>, soft: bool },
-}
 
 /// The diff state of one run.
 pub struct Differ {
@@ -124,7 +104,7 @@ impl Differ {
 
     /// Diffs one chunk; returns the records that must be written. `identities` are the records' own,
     /// when the caller worked them out already (by [`Identifier::identify_all`]).
-    pub fn diff_chunk(&mut self, chunk: Chunk, identities: Vec<Identity>) -> Vec<Work> {
+    pub fn diff_chunk(&mut self, chunk: Chunk, identities: Vec<Identity>) -> Vec<Unmapped> {
         let mut work = Vec::new();
         let Chunk { records, origin, lines, unit } = chunk;
         let identities = if identities.len() == records.len() { identities } else { self.identifier.identify_all(&records) };
@@ -160,15 +140,15 @@ impl Differ {
                 continue;
             }
             let remote_id = self.table.remote_id(row).map(str::to_string);
-            work.push(Work::Upsert(Change {
+            work.push(Write {
                 row,
                 target_id: self.table.target_id(row),
                 remote_id,
                 origin_id,
                 hash,
                 created: !committed,
-                record,
-            }));
+                what: Action::Upsert(record),
+            });
         }
         work
     }
@@ -176,7 +156,7 @@ impl Differ {
     /// Applies the outcomes the sink (or the mapping stage) reported.
     pub fn apply(&mut self, acks: Vec<Ack>) {
         for ack in acks {
-            match ack.outcome {
+            match ack.what {
                 Outcome::Created => {
                     self.counts.created += 1;
                     self.table.commit(ack.row, ack.hash, self.now);
@@ -199,7 +179,7 @@ impl Differ {
     }
 
     /// The deletes a complete full run leads to, or the guard's refusal.
-    pub fn deletions(&self, policy: DeletePolicy, max_share: f64, allow_mass_delete: bool) -> Result<Vec<Work>, String> {
+    pub fn deletions(&self, policy: DeletePolicy, max_share: f64, allow_mass_delete: bool) -> Result<Vec<Unmapped>, String> {
         if policy == DeletePolicy::Keep {
             return Ok(Vec::new());
         }
@@ -220,12 +200,14 @@ impl Differ {
         }
         Ok(unseen
             .into_iter()
-            .map(|row| Work::Delete {
-                row,
-                origin_id: self.table.origin_id(row).to_string(),
-                target_id: self.table.target_id(row),
-                remote_id: self.table.remote_id(row).map(str::to_string),
-                soft: policy == DeletePolicy::SoftDelete,
+            .map(|row| {
+                Write::delete(
+                    row,
+                    self.table.origin_id(row).to_string(),
+                    self.table.target_id(row),
+                    self.table.remote_id(row).map(str::to_string),
+                    policy == DeletePolicy::SoftDelete,
+                )
             })
             .collect())
     }
@@ -335,21 +317,8 @@ mod tests {
         assert_eq!((inline.unidentified, ahead.unidentified), (4, 4));
     }
 
-    fn ack_all(differ: &mut Differ, work: Vec<Work>) {
-        let acks = work
-            .into_iter()
-            .map(|w| match w {
-                Work::Upsert(c) => Ack {
-                    row: c.row,
-                    origin_id: c.origin_id,
-                    hash: c.hash,
-                    outcome: if c.created { Outcome::Created } else { Outcome::Updated },
-                    remote_id: None,
-                },
-                Work::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted, remote_id: None },
-            })
-            .collect();
-        differ.apply(acks);
+    fn ack_all(differ: &mut Differ, work: Vec<Unmapped>) {
+        differ.apply(work.into_iter().map(|w| w.ack(None)).collect());
     }
 
     fn run(table: ContractTable, records: &[&str]) -> Differ {
@@ -371,7 +340,7 @@ mod tests {
         assert_eq!((second.counts.unchanged, second.counts.updated), (1, 1));
         let deletes = second.deletions(DeletePolicy::Delete, 0.5, false).unwrap();
         assert_eq!(deletes.len(), 1);
-        assert!(matches!(&deletes[0], Work::Delete { origin_id, .. } if origin_id == "3"));
+        assert!(deletes[0].what.is_delete() && deletes[0].origin_id == "3");
     }
 
     #[test]
@@ -392,14 +361,9 @@ mod tests {
         let first = run(ContractTable::new(), &[r#"{"id":1,"v":1}"#]);
         let mut second = Differ::new(save(&first), "s", "id", [0; 32], false);
         let work = second.diff_chunk(chunk(&[r#"{"id":1,"v":2}"#]), Vec::new());
-        let Work::Upsert(change) = &work[0] else { panic!() };
-        second.apply(vec![Ack {
-            row: change.row,
-            origin_id: "1".into(),
-            hash: change.hash,
-            outcome: Outcome::Failed("bad".into()),
-            remote_id: None,
-        }]);
+        let change = work.into_iter().next().unwrap();
+        assert!(!change.what.is_delete());
+        second.apply(vec![change.fail("bad".into())]);
         assert!(second.deletions(DeletePolicy::Delete, 0.5, false).unwrap().is_empty(), "a failed record is not deleted");
         let third = run(save(&second), &[r#"{"id":1,"v":2}"#]);
         assert_eq!(third.counts.updated, 1, "the failed change is retried");
@@ -413,7 +377,7 @@ mod tests {
         let mut d = Differ::new(ContractTable::new(), "s", "id", [0; 32], false);
         assert_eq!(d.adopt(vec!["1".into(), "2".into()]), 2);
         let work = d.diff_chunk(chunk(&[r#"{"id":1}"#]), Vec::new());
-        assert!(matches!(&work[0], Work::Upsert(c) if !c.created));
+        assert!(!work[0].what.is_delete() && !work[0].created);
         assert_eq!(d.deletions(DeletePolicy::Delete, 0.5, false).unwrap().len(), 1);
     }
 }

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::progress::{Stage, Timings};
-use crate::diff::Work;
 use crate::mapping::{Filter, Mapping};
-use crate::sinks::{Ack, AckSender, Op, Outcome};
+use crate::sinks::AckSender;
 use crate::sources::RawRecord;
+use crate::write::{Ack, Action, Mapped, Outcome, Unmapped};
 
 /// Runs until `input` closes or the sink goes away.
 pub fn run(
     sync: &str,
     mapping: Arc<Mapping>,
     filter: Option<Arc<Filter>>,
-    mut input: mpsc::Receiver<Vec<Work>>,
-    output: mpsc::Sender<Vec<Op>>,
+    mut input: mpsc::Receiver<Vec<Unmapped>>,
+    output: mpsc::Sender<Vec<Mapped>>,
     acks: AckSender,
     timings: &Timings,
 ) {
@@ -27,61 +27,10 @@ pub fn run(
         let busy = std::time::Instant::now();
         let mut ops = Vec::with_capacity(batch.len());
         let mut settled = Vec::new();
-        for work in batch {
-            match work {
-                Work::Delete { row, origin_id, target_id, remote_id, soft } => {
-                    ops.push(Op::Delete { row, origin_id, target_id, remote_id, soft })
-                }
-                Work::Upsert(change) => {
-                    let parsed = match change.record {
-                        // Its depth was checked when it was hashed (the source's `maxDepth`).
-                        RawRecord::Json(bytes) => crate::limits::parse_checked_depth(&bytes).map_err(|e| format!("not valid JSON: {e}")),
-                        RawRecord::Value(value) => Ok(value),
-                        RawRecord::Broken(problem) => Err(problem),
-                    };
-                    let fail = |message: String| Ack {
-                        row: change.row,
-                        origin_id: change.origin_id.clone(),
-                        hash: change.hash,
-                        outcome: Outcome::Failed(message),
-                        remote_id: None,
-                    };
-                    let record = match parsed {
-                        Ok(record) => record,
-                        Err(message) => {
-                            settled.push(fail(message));
-                            continue;
-                        }
-                    };
-                    if let Some(filter) = &filter {
-                        match filter.accepts(&record) {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                settled.push(Ack { outcome: Outcome::Skipped, ..fail(String::new()) });
-                                continue;
-                            }
-                            Err(error) => {
-                                settled.push(fail(error.to_string()));
-                                continue;
-                            }
-                        }
-                    }
-                    // A record that makes the mapping panic fails alone, like any other bad record.
-                    let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mapping.apply(&record)))
-                        .unwrap_or_else(|panic| Err(crate::mapping::MappingError::Internal(super::supervise::panic_message(&*panic))));
-                    match mapped {
-                        Ok(object) => ops.push(Op::Upsert {
-                            row: change.row,
-                            origin_id: change.origin_id,
-                            target_id: change.target_id,
-                            remote_id: change.remote_id,
-                            hash: change.hash,
-                            created: change.created,
-                            object,
-                        }),
-                        Err(error) => settled.push(fail(format!("mapping `{}`: {error}", mapping.name()))),
-                    }
-                }
+        for write in batch {
+            match map_one(write, &mapping, filter.as_deref()) {
+                Step::Write(mapped) => ops.push(mapped),
+                Step::Settled(ack) => settled.push(ack),
             }
         }
         timings.add(Stage::Map, busy.elapsed());
@@ -91,5 +40,44 @@ pub fn run(
         if !ops.is_empty() && output.blocking_send(ops).is_err() {
             return;
         }
+    }
+}
+
+/// Where a write goes from the mapping stage.
+enum Step {
+    /// On to the sink.
+    Write(Mapped),
+    /// Back to the diff, settled here: failed (unparsable, a filter or mapping error) or skipped.
+    Settled(Ack),
+}
+
+fn map_one(mut write: Unmapped, mapping: &Mapping, filter: Option<&Filter>) -> Step {
+    let record = match std::mem::replace(&mut write.what, Action::Delete { soft: false }) {
+        Action::Delete { soft } => return Step::Write(write.with(Action::Delete { soft })),
+        Action::Upsert(record) => record,
+    };
+    let parsed = match record {
+        // Its depth was checked when it was hashed (the source's `maxDepth`).
+        RawRecord::Json(bytes) => crate::limits::parse_checked_depth(&bytes).map_err(|e| format!("not valid JSON: {e}")),
+        RawRecord::Value(value) => Ok(value),
+        RawRecord::Broken(problem) => Err(problem),
+    };
+    let record = match parsed {
+        Ok(record) => record,
+        Err(message) => return Step::Settled(write.fail(message)),
+    };
+    if let Some(filter) = filter {
+        match filter.accepts(&record) {
+            Ok(true) => {}
+            Ok(false) => return Step::Settled(write.with(Outcome::Skipped)),
+            Err(error) => return Step::Settled(write.fail(error.to_string())),
+        }
+    }
+    // A record that makes the mapping panic fails alone, like any other bad record.
+    let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mapping.apply(&record)))
+        .unwrap_or_else(|panic| Err(crate::mapping::MappingError::Internal(super::supervise::panic_message(&*panic))));
+    match mapped {
+        Ok(object) => Step::Write(write.with(Action::Upsert(object))),
+        Err(error) => Step::Settled(write.fail(format!("mapping `{}`: {error}", mapping.name()))),
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! ```text
 //! source reader ─▶ identify (hash, ─▶ diff (vs contracts) ─▶ filter + mapping ─▶ sink
-//!  (+ envelope)     origin id)          ▲                                        │
-//!                                       └────────── outcomes after commit ◀──────┘
+//!  (+ envelope)     origin id)          ▲        Unmapped              Mapped    │
+//!                                       └──────── Ack, after commit ◀────────────┘
 //! ```
+//!
+//! One write ([`crate::write::Write`]) makes the round: the diff decides it, the mapping stage swaps
+//! its record for the object, and the sink hands it back as its acknowledgement.
 //!
 //! The source and the sink are values ([`Parts`]): the registries build them from the pipeline
 //! (`sources::registry()`, `sinks::build`), and a test hands in its own (`parts_tests.rs`: a scripted
@@ -32,13 +35,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Pipeline, Synchronization};
+use crate::diff::Differ;
 use crate::diff::contracts::ContractTable;
-use crate::diff::{Differ, Work};
 use crate::errors::ErrorCategory;
 use crate::mapping::{Filter, Mapping};
-use crate::sinks::{self, Ack, Sink};
+use crate::sinks::{self, Sink};
 use crate::sources::{self, Source, SourceError, SourceEvent};
 use crate::store::{JobRecord, JobStatus, RunLock, SavedCursor, StateDir, StoreError, now_text};
+use crate::write::{Ack, Unmapped};
 pub use progress::{Progress, Stage, Timings};
 use source_log::SourceLog;
 use stages::Stages;
@@ -532,7 +536,7 @@ impl Run {
         &mut self,
         sync: &Synchronization,
         fed: &Fed,
-        work: &mpsc::Sender<Vec<Work>>,
+        work: &mpsc::Sender<Vec<Unmapped>>,
         acks: &mut mpsc::UnboundedReceiver<Vec<Ack>>,
         options: &RunOptions,
     ) -> Result<(), Failure> {
@@ -560,7 +564,7 @@ impl Run {
             .map_err(|refusal| Failure::new(ErrorCategory::DeleteGuard, refusal))?;
         let mut deletes = deletes.into_iter();
         loop {
-            let batch: Vec<Work> = deletes.by_ref().take(1024).collect();
+            let batch: Vec<Unmapped> = deletes.by_ref().take(1024).collect();
             if batch.is_empty() || !send_draining(work, batch, acks, differ, &options.cancel).await {
                 return Ok(());
             }
@@ -579,8 +583,8 @@ struct Fed {
 /// unbounded channel, so this never deadlocks). Returns false when the mapping stage is gone or the
 /// run is cancelled.
 async fn send_draining(
-    tx: &mpsc::Sender<Vec<Work>>,
-    work: Vec<Work>,
+    tx: &mpsc::Sender<Vec<Unmapped>>,
+    work: Vec<Unmapped>,
     acks: &mut mpsc::UnboundedReceiver<Vec<Ack>>,
     differ: &mut Differ,
     cancel: &CancellationToken,

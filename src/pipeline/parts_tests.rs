@@ -15,9 +15,10 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::{Parts, Progress, RunOptions, RunReport, run_on};
 use crate::config::Pipeline;
-use crate::sinks::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use crate::sinks::{AckSender, Sink, SinkError};
 use crate::sources::{Chunk, RawRecord, Source, SourceError, SourceEvent, SourceStream};
 use crate::store::{JobStatus, StateDir};
+use crate::write::{Action, Mapped};
 
 /// One step of a scripted feed.
 #[derive(Clone)]
@@ -85,7 +86,7 @@ impl Sink for Memory {
         Ok(self.objects.lock().unwrap().keys().cloned().collect())
     }
 
-    fn write_all(self: Box<Self>, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+    fn write_all(self: Box<Self>, mut input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
         async move {
             while let Some(batch) = input.recv().await {
                 if let Some(gate) = &self.gate {
@@ -95,17 +96,11 @@ impl Sink for Memory {
                 let mut done = Vec::new();
                 let mut objects = self.objects.lock().unwrap();
                 for op in batch {
-                    done.push(match op {
-                        Op::Upsert { row, origin_id, hash, created, object, .. } => {
-                            objects.insert(origin_id.clone(), object);
-                            let outcome = if created { Outcome::Created } else { Outcome::Updated };
-                            Ack { row, origin_id, hash, outcome, remote_id: None }
-                        }
-                        Op::Delete { row, origin_id, .. } => {
-                            objects.remove(&origin_id);
-                            Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted, remote_id: None }
-                        }
-                    });
+                    match &op.what {
+                        Action::Upsert(object) => objects.insert(op.origin_id.clone(), object.clone()),
+                        Action::Delete { .. } => objects.remove(&op.origin_id),
+                    };
+                    done.push(op.ack(None));
                 }
                 drop(objects);
                 let _ = acks.send(done);

@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::supervise::{self, faults};
 use super::{CHANNEL_DEPTH, Progress, Stage, map_stage};
-use crate::diff::{Identifier, Identity, Work};
+use crate::diff::{Identifier, Identity};
 use crate::mapping::{Filter, Mapping};
-use crate::sinks::{Ack, Sink};
+use crate::sinks::Sink;
 use crate::sources::{self, SourceError, SourceEvent};
+use crate::write::{Ack, Unmapped};
 
 /// The running stages of a run and the ends of their channels the diff holds.
 pub(super) struct Stages {
@@ -26,7 +27,7 @@ pub(super) struct Stages {
     /// Identified source events, from the identify stage.
     pub events: mpsc::Receiver<Result<(SourceEvent, Vec<Identity>), SourceError>>,
     /// Work for the mapping stage; `None` once it is gone.
-    pub work: Option<mpsc::Sender<Vec<Work>>>,
+    pub work: Option<mpsc::Sender<Vec<Unmapped>>>,
     /// Outcomes, after each commit, from the mapping stage (records it failed or skipped) and the sink.
     pub acks: mpsc::UnboundedReceiver<Vec<Ack>>,
     /// What the sink's `write_all` returned.
@@ -48,7 +49,7 @@ impl Stages {
     ) -> Stages {
         let (fetched_tx, mut fetched) = mpsc::channel::<Result<SourceEvent, SourceError>>(CHANNEL_DEPTH);
         let (event_tx, events) = mpsc::channel(CHANNEL_DEPTH);
-        let (work_tx, work_rx) = mpsc::channel::<Vec<Work>>(CHANNEL_DEPTH);
+        let (work_tx, work_rx) = mpsc::channel::<Vec<Unmapped>>(CHANNEL_DEPTH);
         let (op_tx, op_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (ack_tx, acks) = mpsc::unbounded_channel::<Vec<Ack>>();
 

@@ -1,7 +1,7 @@
 //! Sinks: where objects go. Each kind lives in its own module and implements [`Sink`].
 //!
-//! A sink receives batches of writes, applies each batch atomically (one transaction), and only then
-//! reports every write's outcome. The diff stage commits a contract only on such a report, so the
+//! A sink receives batches of writes ([`Mapped`]), applies each batch atomically (one transaction), and
+//! only then hands every write back as its acknowledgement ([`Ack`]). The diff stage commits a contract only on such a report, so the
 //! contracts never claim more than the target holds.
 
 pub mod api;
@@ -12,60 +12,15 @@ pub mod register;
 pub mod registry;
 
 use futures::future::BoxFuture;
-use serde_json::Value;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::config::{Pipeline, Synchronization};
 use crate::store::{StateDir, StoreError};
-
-/// One write.
-#[derive(Debug)]
-pub enum Op {
-    /// `remote_id`: the id another system gave the object (an API target), kept in its contract.
-    Upsert {
-        row: u32,
-        origin_id: String,
-        target_id: Uuid,
-        remote_id: Option<String>,
-        hash: [u8; 32],
-        created: bool,
-        object: Value,
-    },
-    Delete {
-        row: u32,
-        origin_id: String,
-        target_id: Uuid,
-        remote_id: Option<String>,
-        soft: bool,
-    },
-}
-
-/// What became of one record or delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Created,
-    Updated,
-    Deleted,
-    /// The synchronization's filter left the record out.
-    Skipped,
-    Failed(String),
-}
-
-/// A record's outcome, reported to the diff stage.
-#[derive(Debug, Clone)]
-pub struct Ack {
-    pub row: u32,
-    pub origin_id: String,
-    pub hash: [u8; 32],
-    pub outcome: Outcome,
-    /// The id the target gave a created object, when it gives one (an API target's POST answer).
-    pub remote_id: Option<String>,
-}
+use crate::write::{Ack, Mapped};
 
 pub type AckSender = mpsc::UnboundedSender<Vec<Ack>>;
 
-/// A target that could not be written as a whole (a single bad record is an [`Outcome::Failed`]).
+/// A target that could not be written as a whole (a single bad record is an [`Outcome::Failed`](crate::write::Outcome::Failed)).
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("target: {0}")]
@@ -95,7 +50,7 @@ pub trait Sink: Send {
     /// # Errors
     /// A target that fails as a whole (unreachable, full disk) ends the run; batches committed before
     /// stay reported.
-    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>>;
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>>;
 }
 
 /// The sink `sync` writes into, for its run `job`, built by its target kind's connector. Errors

@@ -21,7 +21,7 @@ use reqwest::Method;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use super::{AckSender, Sink, SinkError};
 use std::collections::BTreeMap;
 
 use super::registry::{SinkConnector, SinkContext, target_of};
@@ -30,6 +30,7 @@ use crate::envelope::lookup_text;
 use crate::path::DotPath;
 use crate::sources::SourceError;
 use crate::sources::api::HttpClient;
+use crate::write::{Action, Mapped, Outcome};
 
 /// The api target, as the registry lists it: pushes through one of the pipeline's api sources.
 pub const CONNECTOR: SinkConnector = SinkConnector { kind: "api", settings: None, runs_programs: false, validate, build };
@@ -121,25 +122,23 @@ impl ApiSink {
     }
 
     /// One write; `Err` only when the API cannot be reached at all.
-    async fn push(&self, op: &Op) -> Result<(Outcome, Option<String>), SinkError> {
+    async fn push(&self, op: &Mapped) -> Result<(Outcome, Option<String>), SinkError> {
         if self.dry_run {
             return Ok((done(op), None));
         }
         let mut key = None;
-        let (method, url, body) = match op {
-            Op::Upsert { remote_id: Some(id), object, .. } => {
+        let (method, url, body) = match (&op.what, &op.remote_id) {
+            (Action::Upsert(object), Some(id)) => {
                 (self.update_method.clone(), self.object_url(self.update_endpoint.as_deref(), id), Some(object))
             }
-            Op::Upsert { object, target_id, .. } => {
+            (Action::Upsert(object), None) => {
                 // The object's deterministic id: the same for this record in every run.
-                key = Some(target_id.to_string());
+                key = Some(op.target_id.to_string());
                 (Method::POST, self.url(&self.endpoint), Some(object))
             }
             // Never created there (its create failed, or it predates this target): nothing to delete.
-            Op::Delete { remote_id: None, .. } => return Ok((Outcome::Deleted, None)),
-            Op::Delete { remote_id: Some(id), .. } => {
-                (self.delete_method.clone(), self.object_url(self.delete_endpoint.as_deref(), id), None)
-            }
+            (Action::Delete { .. }, None) => return Ok((Outcome::Deleted, None)),
+            (Action::Delete { .. }, Some(id)) => (self.delete_method.clone(), self.object_url(self.delete_endpoint.as_deref(), id), None),
         };
         let url = match url {
             Ok(url) => url,
@@ -147,7 +146,9 @@ impl ApiSink {
         };
         match self.client.request(method, &url, body, key.as_deref()).await {
             Ok(response) => {
-                let Op::Upsert { remote_id: None, .. } = op else { return Ok((done(op), None)) };
+                if op.what.is_delete() || op.remote_id.is_some() {
+                    return Ok((done(op), None));
+                }
                 let text = String::from_utf8_lossy(&response.body);
                 match lookup_text(&text, &self.id_position) {
                     Some(id) => {
@@ -161,7 +162,7 @@ impl ApiSink {
                 }
             }
             // Gone already: what a delete wanted.
-            Err(SourceError::Http { status: 404, .. }) if matches!(op, Op::Delete { .. }) => Ok((Outcome::Deleted, None)),
+            Err(SourceError::Http { status: 404, .. }) if op.what.is_delete() => Ok((Outcome::Deleted, None)),
             Err(error @ SourceError::Http { .. }) => Ok((Outcome::Failed(error.to_string()), None)),
             Err(error @ (SourceError::Connect { .. } | SourceError::Tls { .. } | SourceError::Timeout { .. })) => {
                 Err(SinkError::Stopped(error.to_string()))
@@ -172,19 +173,19 @@ impl ApiSink {
 
     /// Appends a create to the journal before anything else can happen to this run. Written, not
     /// synced: it survives the process being killed (the file is the OS's), not the machine losing power.
-    fn record_create(&self, op: &Op, remote_id: &str) -> Result<(), SinkError> {
+    fn record_create(&self, op: &Mapped, remote_id: &str) -> Result<(), SinkError> {
         use std::io::Write;
-        let (Some((path, file)), Op::Upsert { origin_id, .. }) = (&self.journal, op) else { return Ok(()) };
+        let Some((path, file)) = &self.journal else { return Ok(()) };
         let failed = |e: std::io::Error| SinkError::Stopped(format!("cannot record a create in {}: {e}", path.display()));
         let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
         if file.is_none() {
             *file = Some(std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(failed)?);
         }
-        let line = serde_json::json!([origin_id, remote_id]).to_string() + "\n";
+        let line = serde_json::json!([op.origin_id, remote_id]).to_string() + "\n";
         file.as_mut().expect("opened above").write_all(line.as_bytes()).map_err(failed)
     }
 
-    async fn write(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
+    async fn write(self, mut input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> Result<(), SinkError> {
         while let Some(batch) = input.recv().await {
             // At most `concurrency` requests in flight, answers kept in the batch's order.
             let mut in_flight = futures::stream::FuturesOrdered::new();
@@ -205,7 +206,7 @@ impl ApiSink {
             let mut broken = None;
             for (op, result) in batch.into_iter().zip(results) {
                 match result {
-                    Ok((outcome, remote_id)) => report.push(ack(op, outcome, remote_id)),
+                    Ok((outcome, remote_id)) => report.push(op.with(outcome).given(remote_id)),
                     // Writes that did go through are still reported before the run stops.
                     Err(error) => broken = broken.or(Some(error)),
                 }
@@ -219,18 +220,12 @@ impl ApiSink {
     }
 }
 
-fn done(op: &Op) -> Outcome {
-    match op {
-        Op::Upsert { created: true, .. } | Op::Upsert { remote_id: None, .. } => Outcome::Created,
-        Op::Upsert { .. } => Outcome::Updated,
-        Op::Delete { .. } => Outcome::Deleted,
-    }
-}
-
-fn ack(op: Op, outcome: Outcome, remote_id: Option<String>) -> Ack {
-    match op {
-        Op::Upsert { row, origin_id, hash, .. } => Ack { row, origin_id, hash, outcome, remote_id },
-        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome, remote_id: None },
+/// What a write that went through did there: an upsert of an object without an id there is a create
+/// (a POST), whatever the contracts say.
+fn done(op: &Mapped) -> Outcome {
+    match (&op.what, &op.remote_id) {
+        (Action::Upsert(_), None) => Outcome::Created,
+        _ => op.applied(),
     }
 }
 
@@ -251,7 +246,7 @@ impl Sink for ApiSink {
         Ok(Vec::new())
     }
 
-    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
         self.write(input, acks).boxed()
     }
 }

@@ -19,12 +19,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::registry::{SinkConnector, SinkContext, target_of};
-use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use super::{AckSender, Sink, SinkError};
 use crate::config::{Span, TextMap};
 use crate::sources::command::{self, BoundedLines, Launcher, Line, Running};
 use crate::sources::registry::{ConnectorSettings, SettingsSchema, read_settings};
 use crate::sources::{SourceError, SourceEvent};
 use crate::store::StateDir;
+use crate::write::{Ack, Action, Mapped};
 
 /// The command target, as the registry lists it.
 pub const CONNECTOR: SinkConnector = SinkConnector {
@@ -107,7 +108,7 @@ impl CommandSink {
     /// Sends one batch and reads its answers, one per write, in order. Writing and reading go on at
     /// once: a program that answers each line as it reads it could otherwise fill its stdout pipe
     /// while syncline is still writing, and both would wait for ever.
-    async fn exchange(&self, (stdin, answers): &mut Pipes, batch: Vec<Op>) -> Result<Vec<Ack>, SinkError> {
+    async fn exchange(&self, (stdin, answers): &mut Pipes, batch: Vec<Mapped>) -> Result<Vec<Ack>, SinkError> {
         let mut text = String::new();
         for op in &batch {
             text.push_str(&request(op).to_string());
@@ -140,7 +141,7 @@ impl CommandSink {
         Ok(batch.into_iter().zip(answered).map(|(op, done)| ack(op, done)).collect())
     }
 
-    async fn run(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
+    async fn run(self, mut input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> Result<(), SinkError> {
         let (log, logged) = mpsc::channel(16);
         let logger = tokio::spawn(job_log(self.state.clone(), self.job.clone(), logged));
         let mut started: Option<(Running, Pipes)> = None;
@@ -168,15 +169,14 @@ impl CommandSink {
 }
 
 /// The line a write is sent as.
-fn request(op: &Op) -> Value {
-    match op {
-        Op::Upsert { origin_id, target_id, remote_id, created, object, .. } => json!({
-            "op": if *created { "create" } else { "update" }, "id": origin_id, "targetId": target_id.to_string(),
+fn request(op: &Mapped) -> Value {
+    let (id, target_id, remote_id) = (&op.origin_id, op.target_id.to_string(), &op.remote_id);
+    match &op.what {
+        Action::Upsert(object) => json!({
+            "op": if op.created { "create" } else { "update" }, "id": id, "targetId": target_id,
             "remoteId": remote_id, "object": object,
         }),
-        Op::Delete { origin_id, target_id, remote_id, soft, .. } => {
-            json!({"op": "delete", "id": origin_id, "targetId": target_id.to_string(), "remoteId": remote_id, "soft": soft})
-        }
+        Action::Delete { soft } => json!({"op": "delete", "id": id, "targetId": target_id, "remoteId": remote_id, "soft": soft}),
     }
 }
 
@@ -201,18 +201,10 @@ fn answer(line: &Line) -> Result<Result<Option<String>, String>, String> {
     Ok(Ok(parsed.id.map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_string))))
 }
 
-fn ack(op: Op, done: Result<Option<String>, String>) -> Ack {
-    let (remote_id, refused) = match done {
-        Ok(id) => (id, None),
-        Err(why) => (None, Some(why)),
-    };
-    let outcome = |ok: Outcome| refused.clone().map_or(ok, Outcome::Failed);
-    match op {
-        Op::Upsert { row, origin_id, hash, created, remote_id: before, .. } => {
-            let outcome = outcome(if created { Outcome::Created } else { Outcome::Updated });
-            Ack { row, origin_id, hash, outcome, remote_id: remote_id.or(before) }
-        }
-        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: outcome(Outcome::Deleted), remote_id: None },
+fn ack(op: Mapped, done: Result<Option<String>, String>) -> Ack {
+    match done {
+        Ok(given) => op.ack(None).given(given),
+        Err(why) => op.fail(why),
     }
 }
 
@@ -232,7 +224,7 @@ impl Sink for CommandSink {
         Ok(Vec::new())
     }
 
-    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
         self.run(input, acks).boxed()
     }
 }

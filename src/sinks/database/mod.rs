@@ -14,11 +14,12 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::registry::{SinkConnector, located, target_of};
-use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use super::{AckSender, Sink, SinkError};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DATABASE_SCHEMES, Flag, TargetDef, check_location};
 use crate::sources::registry::{ConnectorSettings, SettingsSchema, read_settings};
+use crate::write::{Action, Mapped, Outcome};
 
 /// The table's soft-delete column, created with the table and filled by `deletePolicy: soft-delete`.
 pub const DELETED_AT: &str = "deleted_at";
@@ -56,10 +57,10 @@ impl ColumnType {
 }
 
 /// The columns of a batch's objects with their types (text where only nulls were seen).
-pub fn columns_of(ops: &[Op]) -> BTreeMap<String, ColumnType> {
+pub fn columns_of(ops: &[Mapped]) -> BTreeMap<String, ColumnType> {
     let mut columns: BTreeMap<String, Option<ColumnType>> = BTreeMap::new();
     for op in ops {
-        if let Op::Upsert { object: Value::Object(fields), .. } = op {
+        if let Action::Upsert(Value::Object(fields)) = &op.what {
             for (name, value) in fields {
                 let seen = ColumnType::of(value);
                 let slot = columns.entry(name.clone()).or_insert(None);
@@ -202,14 +203,14 @@ pub struct Changes {
 }
 
 impl Changes {
-    fn of(ops: &[&Op], table: &Table, existing: &[String]) -> Changes {
+    fn of(ops: &[&Mapped], table: &Table, existing: &[String]) -> Changes {
         let with_deleted_at = existing.iter().any(|c| c == DELETED_AT);
         let rows: Vec<_> = ops.iter().filter_map(|op| row_of(op, &table.key, with_deleted_at)).collect();
         let columns = existing.iter().filter(|c| rows.iter().any(|r| r.contains_key(c.as_str()))).cloned().collect();
         let (mut deleted, mut soft_deleted) = (Vec::new(), Vec::new());
         for op in ops {
-            if let Op::Delete { origin_id, soft, .. } = op {
-                if *soft { soft_deleted.push(origin_id.clone()) } else { deleted.push(origin_id.clone()) }
+            if let Action::Delete { soft } = op.what {
+                if soft { soft_deleted.push(op.origin_id.clone()) } else { deleted.push(op.origin_id.clone()) }
             }
         }
         Changes { rows, columns, deleted, soft_deleted }
@@ -245,7 +246,7 @@ async fn prepare<C: Connection>(
 async fn write<C: Connection>(
     mut conn: C,
     table: &Table,
-    mut input: mpsc::Receiver<Vec<Op>>,
+    mut input: mpsc::Receiver<Vec<Mapped>>,
     acks: AckSender,
     dry_run: bool,
 ) -> Result<(), SinkError> {
@@ -253,23 +254,23 @@ async fn write<C: Connection>(
     while let Some(batch) = input.recv().await {
         let columns = match &existing {
             Some(columns) => columns,
-            None if batch.iter().any(|op| matches!(op, Op::Upsert { .. })) => {
-                let soft = batch.iter().any(|op| matches!(op, Op::Delete { soft: true, .. }));
+            None if batch.iter().any(|op| !op.what.is_delete()) => {
+                let soft = batch.iter().any(|op| matches!(op.what, Action::Delete { soft: true }));
                 existing.insert(prepare(&mut conn, table, &columns_of(&batch), soft).await?)
             }
             // Deletes alone need no columns.
             None => &Vec::new() as &Vec<String>,
         };
-        let all: Vec<&Op> = batch.iter().collect();
+        let all: Vec<&Mapped> = batch.iter().collect();
         let outcomes: Vec<Outcome> = match conn.apply(&Changes::of(&all, table, columns), dry_run).await {
-            Ok(()) => batch.iter().map(done).collect(),
+            Ok(()) => batch.iter().map(Mapped::applied).collect(),
             Err(WriteError::Broken(message)) => return Err(SinkError::Stopped(message)),
             Err(WriteError::Rejected(_)) => {
                 // One bad row spoils a multi-row statement: find it by writing each row alone.
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for op in &batch {
                     outcomes.push(match conn.apply(&Changes::of(&[op], table, columns), dry_run).await {
-                        Ok(()) => done(op),
+                        Ok(()) => op.applied(),
                         Err(WriteError::Rejected(message)) => Outcome::Failed(message),
                         Err(WriteError::Broken(message)) => return Err(SinkError::Stopped(message)),
                     });
@@ -277,27 +278,12 @@ async fn write<C: Connection>(
                 outcomes
             }
         };
-        let report = batch.into_iter().zip(outcomes).map(|(op, outcome)| ack(op, outcome)).collect();
+        let report = batch.into_iter().zip(outcomes).map(|(op, outcome)| op.with(outcome)).collect();
         if acks.send(report).is_err() {
             break;
         }
     }
     Ok(())
-}
-
-fn done(op: &Op) -> Outcome {
-    match op {
-        Op::Upsert { created: true, .. } => Outcome::Created,
-        Op::Upsert { .. } => Outcome::Updated,
-        Op::Delete { .. } => Outcome::Deleted,
-    }
-}
-
-fn ack(op: Op, outcome: Outcome) -> Ack {
-    match op {
-        Op::Upsert { row, origin_id, hash, .. } => Ack { row, origin_id, hash, outcome, remote_id: None },
-        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome, remote_id: None },
-    }
 }
 
 /// Refuses, before any write, a table that lacks a column the records need.
@@ -318,8 +304,8 @@ fn check_columns(table: &Table, existing: &[String], columns: &BTreeMap<String, 
 }
 
 /// The row an upsert writes: the mapped object plus its key (and a cleared soft-delete mark).
-fn row_of(op: &Op, key: &str, with_deleted_at: bool) -> Option<serde_json::Map<String, Value>> {
-    let Op::Upsert { origin_id, object, .. } = op else { return None };
+fn row_of(op: &Mapped, key: &str, with_deleted_at: bool) -> Option<serde_json::Map<String, Value>> {
+    let (origin_id, object) = (&op.origin_id, op.upsert()?);
     let mut row = match object {
         Value::Object(fields) => fields.clone(),
         other => serde_json::Map::from_iter([("value".to_string(), other.clone())]),
@@ -356,7 +342,7 @@ impl Sink for DatabaseSink {
         })
     }
 
-    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
         async move {
             if self.postgres {
                 write(postgres::Pg::connect(self.table.clone()).await?, &self.table, input, acks, self.dry_run).await

@@ -23,11 +23,12 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::registry::{SinkConnector, located, target_of};
-use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use super::{AckSender, Sink, SinkError};
 use crate::config::{ColumnTypes, FileFormat, OBJECT_STORE_SCHEMES, SourceConfigDef, TargetDef, check_location};
 use crate::sources::formats::{self, FormatOptions, ReadError};
 use crate::sources::registry::{SettingsSchema, read_settings};
 use crate::sources::{RawRecord, SourceEvent};
+use crate::write::{Ack, Action, Mapped};
 pub use settings::{Compression, FileMode, FileTargetSettings};
 use writer::Output;
 
@@ -124,10 +125,10 @@ impl FileSink {
         SinkError::Stopped(format!("{}/{}: {what}: {error}", self.shown, self.name))
     }
 
-    async fn write(self, mut input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> Result<(), SinkError> {
+    async fn write(self, mut input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> Result<(), SinkError> {
         if self.dry_run {
             while let Some(batch) = input.recv().await {
-                let _ = acks.send(batch.into_iter().map(|op| ack(op, None)).collect());
+                let _ = acks.send(batch.into_iter().map(|op| op.ack(None)).collect());
             }
             return Ok(());
         }
@@ -155,24 +156,25 @@ impl FileSink {
             any = true;
             let mut out = Vec::with_capacity(batch.len());
             for op in &batch {
-                match (op, self.mode) {
-                    (Op::Upsert { origin_id, object, created, .. }, mode) => {
+                let origin_id = &op.origin_id;
+                match (&op.what, self.mode) {
+                    (Action::Upsert(object), mode) => {
                         touched.insert(origin_id.clone());
                         let mut row = with_id(origin_id, object);
                         if mode == FileMode::Changes {
-                            row.insert("_op".into(), Value::from(if *created { "created" } else { "updated" }));
+                            row.insert("_op".into(), Value::from(if op.created { "created" } else { "updated" }));
                             row.insert("_job".into(), Value::from(self.job.as_str()));
                         }
                         out.push(row);
                     }
-                    (Op::Delete { origin_id, soft: is_soft, .. }, FileMode::Snapshot) => {
+                    (Action::Delete { soft: is_soft }, FileMode::Snapshot) => {
                         if *is_soft {
                             soft.insert(origin_id.clone())
                         } else {
                             deleted.insert(origin_id.clone())
                         };
                     }
-                    (Op::Delete { origin_id, soft: is_soft, .. }, FileMode::Changes) => {
+                    (Action::Delete { soft: is_soft }, FileMode::Changes) => {
                         let mut row = with_id(origin_id, &Value::Null);
                         row.insert("_op".into(), Value::from(if *is_soft { "soft-deleted" } else { "deleted" }));
                         row.insert("_job".into(), Value::from(self.job.as_str()));
@@ -202,7 +204,7 @@ impl FileSink {
                     part_rows = 0;
                 }
             }
-            pending.extend(batch.into_iter().map(|op| ack(op, refused.clone())));
+            pending.extend(batch.into_iter().map(|op| op.ack(refused.clone())));
         }
         // Nothing changed: no change file, and the snapshot stays as it is (a re-run writes nothing).
         if !any && (self.mode == FileMode::Changes || self.store.head(&self.path(&final_name)).await.is_ok()) {
@@ -346,23 +348,13 @@ fn with_id(origin_id: &str, object: &Value) -> Map<String, Value> {
     row
 }
 
-fn ack(op: Op, refused: Option<String>) -> Ack {
-    let outcome = |done: Outcome| refused.clone().map_or(done, Outcome::Failed);
-    match op {
-        Op::Upsert { row, origin_id, hash, created, .. } => {
-            Ack { row, origin_id, hash, outcome: outcome(if created { Outcome::Created } else { Outcome::Updated }), remote_id: None }
-        }
-        Op::Delete { row, origin_id, .. } => Ack { row, origin_id, hash: [0; 32], outcome: outcome(Outcome::Deleted), remote_id: None },
-    }
-}
-
 impl Sink for FileSink {
     /// Files appear only complete, at the end of a run: an interrupted run left nothing to adopt.
     fn existing(&self) -> Result<Vec<String>, SinkError> {
         Ok(Vec::new())
     }
 
-    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
         self.write(input, acks).boxed()
     }
 }

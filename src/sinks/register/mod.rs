@@ -13,9 +13,10 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::registry::{SinkConnector, SinkContext};
-use super::{Ack, AckSender, Op, Outcome, Sink, SinkError};
+use super::{AckSender, Sink, SinkError};
 use crate::store::StateDir;
 use crate::store::register::ObjectWrite;
+use crate::write::{Ack, Action, Mapped};
 
 /// The register target, as the registry lists it: the embedded register, validated against the
 /// schema the synchronization names (which the pipeline's own checks resolve).
@@ -124,7 +125,7 @@ impl Sink for RegisterSink {
 
     /// Two threads: one validates and serializes objects, the other writes them to SQLite, taking
     /// everything prepared while it wrote the previous transaction.
-    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Op>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
+    fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
         let sink = Arc::new(*self);
         let handoff = Arc::new(Handoff::default());
         let preparing = {
@@ -238,31 +239,26 @@ impl Drop for OnDrop<'_> {
 
 impl RegisterSink {
     /// Validates and serializes each object; an invalid one fails at once, alone.
-    fn prepare_all(&self, mut input: mpsc::Receiver<Vec<Op>>, handoff: &Handoff, acks: &AckSender) {
+    fn prepare_all(&self, mut input: mpsc::Receiver<Vec<Mapped>>, handoff: &Handoff, acks: &AckSender) {
         let _close = OnDrop(handoff, Handoff::close);
         while let Some(ops) = input.blocking_recv() {
             let mut writes = Vec::with_capacity(ops.len());
             let mut failed = Vec::new();
             for op in ops {
-                match op {
-                    Op::Upsert { row, origin_id, target_id, hash, created, object, .. } => {
-                        let ack = |outcome| Ack { row, origin_id, hash, outcome, remote_id: None };
-                        if let Some(problem) = describe_violations(&self.validator, &object) {
-                            failed.push(ack(Outcome::Failed(problem)));
+                let kind = match &op.what {
+                    Action::Upsert(object) => {
+                        if let Some(problem) = describe_violations(&self.validator, object) {
+                            failed.push(op.fail(problem));
                             continue;
                         }
-                        let text = serde_json::to_string(&object).unwrap_or_default();
+                        let text = serde_json::to_string(object).unwrap_or_default();
                         // The diff's view decides the count: an object a crashed run already wrote
                         // is still a creation from the contracts' point of view.
-                        let (kind, outcome) =
-                            if created { (Kind::Create(text), Outcome::Created) } else { (Kind::Update(text), Outcome::Updated) };
-                        writes.push(Prepared { id: target_id, kind, ack: ack(outcome) });
+                        if op.created { Kind::Create(text) } else { Kind::Update(text) }
                     }
-                    Op::Delete { row, origin_id, target_id, soft, .. } => {
-                        let ack = Ack { row, origin_id, hash: [0; 32], outcome: Outcome::Deleted, remote_id: None };
-                        writes.push(Prepared { id: target_id, kind: Kind::Delete { soft }, ack });
-                    }
-                }
+                    Action::Delete { soft } => Kind::Delete { soft: *soft },
+                };
+                writes.push(Prepared { id: op.target_id, kind, ack: op.ack(None) });
             }
             if !failed.is_empty() && acks.send(failed).is_err() {
                 break;
