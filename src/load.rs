@@ -71,9 +71,9 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
             sync.source_config.settings = settings;
         }
     }
-    for (name, settings) in target_settings {
-        if let Some(target) = parsed.synchronizations.get_mut(&name).and_then(|s| s.target.as_mut()) {
-            target.settings = settings;
+    for (name, settings) in &target_settings {
+        if let Some(target) = parsed.synchronizations.get_mut(name).and_then(|s| s.target.as_mut()) {
+            target.settings = settings.clone();
         }
     }
     for source in parsed.sources.values_mut() {
@@ -83,6 +83,12 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     anchor_locations(&mut parsed, base);
     let (mut pipeline, model_errors) = config::resolve(&doc, parsed, base);
     errors.extend(model_errors);
+    // The resolved targets too: OpenConnector's api target is made by resolving.
+    for (name, settings) in target_settings {
+        if let Some(target) = pipeline.synchronizations.get_mut(&name).and_then(|s| s.target.as_mut()) {
+            target.settings = settings;
+        }
+    }
     errors.extend(checks_of_the_targets(&doc, &pipeline));
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
@@ -147,12 +153,30 @@ fn take_sync_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(St
 }
 
 /// Each synchronization's target's connector-owned keys, read by its connector, as
-/// [`take_settings`] does for sources.
+/// [`take_settings`] does for sources. OpenConnector's api target (`targetType: api`) keeps them in
+/// `targetConfig`, its source in `targetId`: those are read the same way, and the other keys of its
+/// `targetConfig` read past, as OpenConnector does.
 fn take_target_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(String, config::Settings)>, Vec<ConfigError>) {
     let (mut read, mut errors) = (Vec::new(), Vec::new());
     let others: Vec<&[&str]> = sinks::registry::registry().iter().filter_map(|c| c.settings.as_ref().map(|s| s.keys)).collect();
     let Some(Value::Object(syncs)) = root.get_mut("synchronizations") else { return (read, errors) };
     for (name, sync) in syncs.iter_mut() {
+        let Value::Object(sync) = sync else { continue };
+        if !sync.contains_key("target") && sync.get("targetType").and_then(Value::as_str) == Some("api") {
+            let Some(connector) = sinks::registry::connector("api") else { continue };
+            let mut fields = match sync.get("targetConfig") {
+                Some(Value::Object(config)) => config.clone(),
+                _ => serde_json::Map::new(),
+            };
+            if let Some(id) = sync.get("targetId") {
+                fields.insert("source".into(), id.as_str().map_or_else(|| id.to_string(), str::to_string).into());
+            }
+            let at = format!("synchronizations.{name}.targetConfig");
+            let (settings, problems) = take_own(doc, &at, &mut fields, connector.settings.as_ref(), &[], "an api target", base);
+            read.extend(settings.map(|s| (name.clone(), s)));
+            errors.extend(problems);
+            continue;
+        }
         let Some(Value::Object(fields)) = sync.get_mut("target") else { continue };
         let kind = fields.get("type").and_then(Value::as_str).unwrap_or("register").to_string();
         let Some(connector) = sinks::registry::connector(&kind) else {
@@ -310,6 +334,28 @@ mod tests {
         assert!(unknown.contains("synchronizations.s.target.type: `gopher` is not a target type; one of `register`"), "{unknown}");
         let misplaced = errors_of("    target: { type: file, location: out, command: [cat] }\n");
         assert!(misplaced.contains("synchronizations.s.target.command: `command` does not apply to a file target"), "{misplaced}");
+        let typed = errors_of("    targetType: api\n    targetId: a\n    targetConfig: { endpoint: /x, concurrency: many }\n");
+        assert!(typed.contains("synchronizations.s.targetConfig.concurrency"), "{typed}");
+        let register = errors_of("    target: { type: register, register: r, schema: s, endpoint: /x }\n");
+        assert!(register.contains("`endpoint` does not apply to a register target"), "{register}");
+    }
+
+    /// OpenConnector's api target (the source in `targetId`, the pushes' keys in `targetConfig`, its
+    /// other keys read past) is read by the api connector and written back the same way.
+    #[test]
+    fn an_openconnector_api_target_reads_and_exports_through_its_connector() {
+        let text = "sources:\n  a: { type: api, location: \"http://127.0.0.1:9\" }\nmappings:\n  m: { mapping: { x: y } }\n\
+                    synchronizations:\n  s:\n    source: a\n    sourceConfig: { idPosition: id }\n    mapping: m\n    targetType: api\n    \
+                    targetId: a\n    targetConfig: { endpoint: /pets, concurrency: 3, updateMethod: PATCH, unknownToUs: 1 }\n";
+        let pipeline = Pipeline::from_text("p.yaml", text, Path::new("."), &|_| None).unwrap();
+        let target = pipeline.synchronizations["s"].target.as_ref().unwrap();
+        let settings = target.settings.get::<crate::sinks::api::ApiTargetSettings>().unwrap();
+        assert_eq!((settings.source.as_deref(), settings.endpoint.as_deref(), settings.concurrency), (Some("a"), Some("/pets"), Some(3)));
+        let (exported, _) = openconnector::export::export(&pipeline, "t");
+        let sync = exported.pointer("/components/synchronizations/s").or_else(|| exported.pointer("/synchronizations/s"));
+        let sync = sync.unwrap_or_else(|| panic!("{exported:#}"));
+        assert_eq!((sync["targetType"].as_str(), sync["targetId"].as_str()), (Some("api"), Some("a")));
+        assert_eq!(sync["targetConfig"], serde_json::json!({"endpoint": "/pets", "concurrency": 3, "updateMethod": "PATCH"}));
     }
 
     fn source_errors(source: &str) -> String {

@@ -1,8 +1,7 @@
 //! The target of a synchronization: the keys targets share (`type`, the register's `register` and
-//! `schema`, a `location` with its credentials) and the api target's, which OpenConnector's
-//! `targetConfig` fills in. Each field's `///` is its user documentation. The keys only one kind
-//! reads (a file target's `format`, a database target's `table`, a command target's `command`) are
-//! that connector's, in its folder under `sinks/`.
+//! `schema`, a `location` with its credentials). Each field's `///` is its user documentation. The
+//! keys only one kind reads (a file target's `format`, a database target's `table`, an api target's
+//! `endpoint`, a command target's `command`) are that connector's, in its folder under `sinks/`.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,31 +34,7 @@ pub struct TargetDef {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
-    /// Api: the `api` source whose location, auth, TLS, retries and rate limit the pushes use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Api: the collection, after the source's location: `POST {endpoint}` creates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// Api: the dot path of the new object's id in the create answer (default `id`).
-    #[serde(default, alias = "idposition", skip_serializing_if = "Option::is_none")]
-    pub id_position: Option<String>,
-    /// Api: where updates go (default `{endpoint}/{{targetId}}`); `{{targetId}}` is the id the create gave.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_endpoint: Option<String>,
-    /// Api: `PUT` (default) or `PATCH`, `POST`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_method: Option<String>,
-    /// Api: where deletes go (default `{endpoint}/{{targetId}}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_endpoint: Option<String>,
-    /// Api: `DELETE` (default) or another method.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_method: Option<String>,
-    /// Api: requests in flight at once (default 8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<u32>,
-    /// The keys only its connector reads (a command target's `command`), read apart by it (see
+    /// The keys only its connector reads (a command target's `command`, an api target's `endpoint`), read apart by it (see
     /// [`super::Settings`]).
     #[serde(skip)]
     pub settings: super::Settings,

@@ -269,18 +269,10 @@ fn resolve_target(
                 (String::new(), String::new(), ".targetId")
             }
         },
-        (None, Some(kind), Some(id)) if kind == "api" => {
-            // OpenConnector's form: the target source's id, and the push settings in targetConfig.
-            let mut target: super::TargetDef = def
-                .target_config
-                .clone()
-                .filter(Value::is_object)
-                .and_then(|config| serde_json::from_value::<ApiTargetConfig>(config).ok())
-                .map(ApiTargetConfig::into_target)
-                .unwrap_or_default();
-            target.kind = "api".into();
-            target.source = Some(id.0.clone());
-            api_target = Some(target);
+        (None, Some(kind), Some(_)) if kind == "api" => {
+            // OpenConnector's form: the target source's id, and the push settings in targetConfig,
+            // both the api connector's own keys (read apart by it, load.rs).
+            api_target = Some(super::TargetDef { kind: "api".into(), ..super::TargetDef::default() });
             (String::new(), String::new(), ".targetId")
         }
         (None, Some(kind), _) if kind != "register/schema" => {
@@ -345,33 +337,6 @@ fn resolve_reading(config: &SourceConfigDef, ids_named: bool, fail: &mut impl Fn
     }
 
     (id_position, pagination)
-}
-
-/// OpenConnector's `targetConfig` of an `api` target: the keys syncline honours (others are accepted).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ApiTargetConfig {
-    endpoint: Option<String>,
-    #[serde(alias = "idposition")]
-    id_position: Option<String>,
-    update_endpoint: Option<String>,
-    update_method: Option<String>,
-    delete_endpoint: Option<String>,
-    delete_method: Option<String>,
-}
-
-impl ApiTargetConfig {
-    fn into_target(self) -> super::TargetDef {
-        super::TargetDef {
-            endpoint: self.endpoint,
-            id_position: self.id_position,
-            update_endpoint: self.update_endpoint,
-            update_method: self.update_method,
-            delete_endpoint: self.delete_endpoint,
-            delete_method: self.delete_method,
-            ..super::TargetDef::default()
-        }
-    }
 }
 
 fn resolve_pagination(explicit: Option<PaginationDef>, uses: Option<bool>, query: Option<String>) -> PaginationDef {

@@ -78,22 +78,10 @@ pub fn export(pipeline: &Pipeline, title: &str) -> (Value, Vec<Notice>) {
             Some(target) if target.kind == "api" => {
                 fields.remove("target");
                 fields.insert("targetType".into(), "api".into());
-                fields.insert("targetId".into(), target.source.clone().unwrap_or_default().into());
-                let mut config = Map::new();
-                let mut put = |key: &str, value: &Option<String>| {
-                    if let Some(value) = value {
-                        config.insert(key.into(), value.clone().into());
-                    }
-                };
-                put("endpoint", &target.endpoint);
-                put("idPosition", &target.id_position);
-                put("updateEndpoint", &target.update_endpoint);
-                put("updateMethod", &target.update_method);
-                put("deleteEndpoint", &target.delete_endpoint);
-                put("deleteMethod", &target.delete_method);
-                if let Some(concurrency) = target.concurrency {
-                    config.insert("concurrency".into(), concurrency.into());
-                }
+                // Its own keys, as OpenConnector writes them: the source in targetId, the rest in targetConfig.
+                let mut config = target.settings.shown().clone();
+                let source = config.remove("source").unwrap_or_else(|| "".into());
+                fields.insert("targetId".into(), source);
                 fields.insert("targetConfig".into(), Value::Object(config));
             }
             // Tables and files have no OpenConnector form: syncline's own `target` stays.

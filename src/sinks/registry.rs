@@ -76,4 +76,14 @@ mod tests {
         assert!(connector("register").is_some() && connector("gopher").is_none());
         assert!(unknown_kind("gopher").contains("`command`"));
     }
+
+    #[test]
+    fn each_target_connector_declares_exactly_the_keys_its_settings_read() {
+        for connector in registry() {
+            if let Some(settings) = &connector.settings {
+                crate::sources::registry::assert_declares_its_fields(connector.kind, settings);
+            }
+        }
+        assert!(connector("api").unwrap().settings.as_ref().unwrap().keys.contains(&"endpoint"));
+    }
 }

@@ -247,6 +247,26 @@ pub fn validate_files(config: &SourceConfigDef) -> Vec<(&'static str, String)> {
     problems
 }
 
+/// Holds a connector's `SettingsSchema` to its struct: its keys are exactly the struct's fields (and
+/// aliases), each secret is one of them, masked by name and read as a `Secret`.
+#[cfg(test)]
+pub fn assert_declares_its_fields(kind: &str, settings: &SettingsSchema) {
+    use serde_json::json;
+    let doc = Document::from_value("probe", json!({}));
+    let refused = (settings.read)(&doc, "x", &json!({"zzProbe": 1}), Path::new(".")).unwrap_err().to_string();
+    for key in settings.keys {
+        assert!(refused.contains(&format!("`{key}`")), "{kind}: {key} is not a field of its settings: {refused}");
+    }
+    // serde lists each field and alias once, after the refused key.
+    assert_eq!(refused.matches('`').count() / 2 - 1, settings.keys.len(), "{kind}: a field not declared: {refused}");
+    for secret in settings.secrets {
+        assert!(settings.keys.contains(secret), "{kind}: {secret}");
+        assert!(crate::secrets::is_secret_name(secret), "{kind}: `{secret}` is not masked by name");
+        let read = (settings.read)(&doc, "x", &json!({ *secret: "registry-marker" }), Path::new(".")).unwrap();
+        assert_eq!(read.shown()[*secret], "***", "{kind}: {secret} is not a Secret");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -280,21 +300,10 @@ mod tests {
 
     #[test]
     fn each_connector_declares_exactly_the_keys_its_settings_read_and_masks_its_secrets() {
-        let doc = Document::from_value("probe", json!({}));
         let schemas = registry().iter().flat_map(|c| [(c, &c.settings, true), (c, &c.sync_settings, false)]);
         for (connector, settings, of_the_source) in schemas {
             let Some(settings) = settings else { continue };
-            let refused = (settings.read)(&doc, "sources.x", &json!({"zzProbe": 1}), Path::new(".")).unwrap_err().to_string();
-            for key in settings.keys {
-                assert!(refused.contains(&format!("`{key}`")), "{}: {key} is not a field of its settings: {refused}", connector.kind);
-            }
-            assert_eq!(refused.matches('`').count() / 2 - 1, settings.keys.len(), "{}: a field not declared: {refused}", connector.kind);
-            for secret in settings.secrets {
-                assert!(settings.keys.contains(secret), "{}: {secret}", connector.kind);
-                assert!(crate::secrets::is_secret_name(secret), "{}: `{secret}` is not masked by name", connector.kind);
-                let read = (settings.read)(&doc, "sources.x", &json!({ *secret: "registry-marker" }), Path::new(".")).unwrap();
-                assert_eq!(read.shown()[*secret], "***", "{}: {secret} is not a Secret", connector.kind);
-            }
+            assert_declares_its_fields(connector.kind, settings);
             for field in connector.fields.iter().filter(|_| of_the_source) {
                 assert!(settings.keys.contains(&field.key.split('.').next().unwrap_or_default()), "{}: {}", connector.kind, field.key);
                 let secret = matches!(field.input, Input::Secret | Input::SecretText);

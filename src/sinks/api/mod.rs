@@ -21,21 +21,31 @@ use reqwest::Method;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::{AckSender, Sink, SinkError};
+mod settings;
+
 use std::collections::BTreeMap;
 
 use super::registry::{SinkConnector, SinkContext, target_of};
+use super::{AckSender, Sink, SinkError};
 use crate::config::{SourceDef, TargetDef, TextMap};
 use crate::envelope::lookup_text;
 use crate::path::DotPath;
 use crate::sources::SourceError;
 use crate::sources::api::HttpClient;
 use crate::write::{Action, Mapped, Outcome};
+pub use settings::ApiTargetSettings;
 
 /// The api target, as the registry lists it: pushes through one of the pipeline's api sources.
-pub const CONNECTOR: SinkConnector = SinkConnector { kind: "api", settings: None, runs_programs: false, validate, build };
+pub const CONNECTOR: SinkConnector =
+    SinkConnector { kind: "api", settings: Some(settings::SETTINGS), runs_programs: false, validate, build };
+
+/// The target's own keys, as loading read them.
+fn settings_of(target: &TargetDef) -> Result<&ApiTargetSettings, String> {
+    target.settings.get::<ApiTargetSettings>().ok_or_else(|| "an api target names the `source` it pushes to".to_string())
+}
 
 fn validate(target: &TargetDef, sources: &BTreeMap<String, SourceDef>) -> Result<(), String> {
+    let target = settings_of(target)?;
     let source = target.source.as_deref().ok_or("an api target names the `source` it pushes to")?;
     match sources.get(source) {
         None => {
@@ -56,7 +66,7 @@ fn validate(target: &TargetDef, sources: &BTreeMap<String, SourceDef>) -> Result
 }
 
 fn build(context: &SinkContext) -> Result<Box<dyn Sink>, String> {
-    let target = target_of(context.sync)?;
+    let target = settings_of(target_of(context.sync)?)?;
     let name = target.source.as_deref().unwrap_or_default();
     let source = context.pipeline.sources.get(name).ok_or_else(|| format!("no source named `{name}` to push to"))?;
     let journal = (!context.dry_run).then(|| context.state.journal_path(&context.sync.name));
@@ -83,7 +93,12 @@ fn method(text: Option<&str>, default: Method) -> Method {
 }
 
 impl ApiSink {
-    pub fn new(def: &TargetDef, source: &SourceDef, journal: Option<std::path::PathBuf>, dry_run: bool) -> Result<ApiSink, SinkError> {
+    pub fn new(
+        def: &ApiTargetSettings,
+        source: &SourceDef,
+        journal: Option<std::path::PathBuf>,
+        dry_run: bool,
+    ) -> Result<ApiSink, SinkError> {
         let client = HttpClient::new(source, &TextMap::new(), &TextMap::new()).map_err(|e| SinkError::Stopped(e.to_string()))?;
         Ok(ApiSink {
             client: Arc::new(client),
