@@ -233,7 +233,9 @@ async fn a_command_target_moves_contracts_only_for_what_the_program_confirmed() 
 
 #[tokio::test]
 async fn a_command_target_that_answers_nonsense_or_dies_fails_the_run() {
-    for (name, body) in [("nonsense.sh", "read -r line\necho 'sure'\n"), ("dies.sh", "read -r line\nexit 4\n")] {
+    // A 2 MiB answer line: held to its 1 MiB bound (the rest is skipped, not buffered), then refused.
+    let huge = "read -r line\nhead -c 2097152 /dev/zero | tr '\\0' x\necho\n";
+    for (name, body) in [("nonsense.sh", "read -r line\necho 'sure'\n"), ("dies.sh", "read -r line\nexit 4\n"), ("huge.sh", huge)] {
         let ws = pets_workspace();
         script(&ws.data(), name, body);
         ws.write_to(
@@ -245,7 +247,11 @@ async fn a_command_target_that_answers_nonsense_or_dies_fails_the_run() {
         let report = ws.run().await;
         assert_eq!(report.job.status.as_str(), "FAILED", "{name}");
         let error = report.job.error.clone().unwrap_or_default();
-        assert!(error.contains("is not an answer") || error.contains("ended before answering"), "{name}: {error}");
+        let expected = ["is not an answer", "ended before answering", "an answer longer than 1 MiB"];
+        assert!(expected.iter().any(|e| error.contains(e)), "{name}: {error}");
+        if name == "huge.sh" {
+            assert!(error.contains("longer than 1 MiB") && error.len() < 2_000, "{name}: {error}");
+        }
         assert_eq!(counts(&report).1, 0, "{name}: nothing confirmed, nothing counted as created");
     }
 }
