@@ -122,6 +122,31 @@ async fn the_cursor_goes_back_to_the_program_after_a_complete_run_only() {
     assert_eq!(counts(&full), (2, 0, 2, 0, 1, 0), "a full sync writes every record again and deletes what is gone");
 }
 
+/// A cursor file past its 64 KiB bound fails the run (nothing deleted) and is never handed back.
+#[tokio::test]
+async fn a_cursor_past_its_bound_fails_the_run_and_is_not_kept() {
+    let ws = Workspace::new();
+    let data = ws.data();
+    script(
+        &data,
+        "big.sh",
+        "echo \"cursor=${SYNCLINE_CURSOR:-none}\" >&2\necho '{\"id\":1}'\n\
+         if [ -f big ]; then head -c 102400 /dev/zero | tr '\\0' 7 > \"$SYNCLINE_CURSOR_FILE\"; fi\n",
+    );
+    ws.write("{ type: command, command: [./big.sh], workingDir: data }", "{ idPosition: id }");
+    completed(&ws.run().await);
+    std::fs::write(data.join("big"), "").unwrap();
+    let failed = ws.run().await;
+    assert_eq!(failed.job.status.as_str(), "FAILED");
+    let error = failed.job.error.clone().unwrap_or_default();
+    assert!(error.contains("cursor is longer than") && error.len() < 2_000, "{error}");
+    assert_eq!((counts(&failed).4, ws.objects().len()), (0, 1), "nothing deleted");
+    std::fs::remove_file(data.join("big")).unwrap();
+    let next = ws.run().await;
+    completed(&next);
+    assert!(logs(&ws, &next.job.id).contains(&"info: stderr: cursor=none".to_string()), "{:?}", logs(&ws, &next.job.id));
+}
+
 #[tokio::test]
 async fn the_program_sees_only_the_environment_the_source_names_and_its_secrets_stay_out_of_the_log() {
     let ws = Workspace::new();
