@@ -138,8 +138,7 @@ fn take_sync_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(St
     let others: Vec<&[&str]> = registry::registry().iter().filter_map(|c| c.sync_settings.as_ref().map(|s| s.keys)).collect();
     let Some(Value::Object(syncs)) = root.get_mut("synchronizations") else { return (read, errors) };
     for (name, sync) in syncs.iter_mut() {
-        let source =
-            ["source", "sourceId"].iter().find_map(|k| sync.get(*k)).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        let source = ["source", "sourceId"].iter().find_map(|k| sync.get(*k)).map(crate::path::text_of);
         let Some(connector) = source.and_then(|s| kinds.get(&s)).and_then(|kind| registry::connector(kind)) else { continue };
         let Value::Object(sync) = sync else { continue };
         let Value::Object(fields) = sync.entry("sourceConfig").or_insert_with(|| Value::Object(Default::default())) else { continue };
@@ -169,7 +168,7 @@ fn take_target_settings(doc: &Document, root: &mut Value, base: &Path) -> (Vec<(
                 _ => serde_json::Map::new(),
             };
             if let Some(id) = sync.get("targetId") {
-                fields.insert("source".into(), id.as_str().map_or_else(|| id.to_string(), str::to_string).into());
+                fields.insert("source".into(), crate::path::text_of(id).into());
             }
             let at = format!("synchronizations.{name}.targetConfig");
             let (settings, problems) = take_own(doc, &at, &mut fields, connector.settings.as_ref(), &[], "an api target", base);

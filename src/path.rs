@@ -4,6 +4,15 @@
 
 use serde_json::{Map, Value};
 
+/// A value as the text an id or a name is compared as: a string as it is, anything else as its JSON
+/// (`7`, `true`).
+pub fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A parsed dot path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DotPath {

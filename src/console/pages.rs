@@ -117,7 +117,7 @@ fn matches(row: &Value, q: &str) -> bool {
         || ["id", "name", "description", "location", "synchronization", "status", "sourceId", "source"]
             .iter()
             .filter_map(|k| row.get(*k))
-            .any(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string).to_lowercase().contains(&q))
+            .any(|v| crate::path::text_of(v).to_lowercase().contains(&q))
 }
 
 pub async fn dashboard(State(shared): State<Shared>, signed: SignedIn) -> Result<Response, ConsoleError> {

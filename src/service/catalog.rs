@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, Document, Pipeline};
+use crate::path::text_of;
 use crate::store::{StoreError, now_text};
 
 /// The four kinds of definition, named as the sections of a pipeline file.
@@ -375,12 +376,5 @@ impl Catalog {
     /// The ids of every synchronization, from files and the API.
     pub fn synchronization_ids(&self) -> Result<Vec<String>, CatalogError> {
         Ok(self.list(Section::Synchronizations)?.into_iter().map(|e| e.id).collect())
-    }
-}
-
-fn text_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }

@@ -188,9 +188,7 @@ pub async fn test_source(State(shared): State<Shared>, Path(id): Path<String>) -
     // With a synchronization that reads it, test what that reads (its endpoint, table or files).
     let user = shared.catalog.list(Section::Synchronizations)?.into_iter().find(|s| {
         // `sourceId` may be a number, as OpenConnector writes ids.
-        ["source", "sourceId"]
-            .iter()
-            .any(|k| s.body.get(*k).is_some_and(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string) == id))
+        ["source", "sourceId"].iter().any(|k| s.body.get(*k).is_some_and(|v| crate::path::text_of(v) == id))
     });
     let pipeline = match user {
         Some(sync) => shared.catalog.pipeline_for(&sync.id)?,

@@ -35,11 +35,11 @@ pub async fn preview(
     let limit = query.limit.unwrap_or(5).clamp(1, 50);
     let entry = shared.catalog.get(Section::Sources, &id)?.ok_or_else(|| ApiError::not_found(format!("no source `{id}`")))?;
     // Read as the first synchronization that reads it does (its endpoint, envelope and id), like Test.
-    let user = shared.catalog.list(Section::Synchronizations)?.into_iter().find(|s| {
-        ["source", "sourceId"]
-            .iter()
-            .any(|k| s.body.get(*k).is_some_and(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string) == id))
-    });
+    let user = shared
+        .catalog
+        .list(Section::Synchronizations)?
+        .into_iter()
+        .find(|s| ["source", "sourceId"].iter().any(|k| s.body.get(*k).is_some_and(|v| crate::path::text_of(v) == id)));
     let (source, id_position) = match user {
         Some(sync) => {
             let pipeline = shared.catalog.pipeline_for(&sync.id)?;

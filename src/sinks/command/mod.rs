@@ -198,7 +198,7 @@ fn answer(line: &Line) -> Result<Result<Option<String>, String>, String> {
     if !parsed.ok {
         return Ok(Err(parsed.error.unwrap_or_else(|| "refused by the program".into())));
     }
-    Ok(Ok(parsed.id.map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_string))))
+    Ok(Ok(parsed.id.as_ref().map(crate::path::text_of)))
 }
 
 fn ack(op: Mapped, done: Result<Option<String>, String>) -> Ack {
