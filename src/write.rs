@@ -59,6 +59,17 @@ impl<T> Write<T> {
         let Write { row, origin_id, target_id, remote_id, hash, created, what: _ } = self;
         Write { row, origin_id, target_id, remote_id, hash, created, what }
     }
+
+    /// The write without its payload, and the payload: a stage takes `what` apart and hands the rest on.
+    pub fn split(self) -> (Write<()>, T) {
+        let Write { row, origin_id, target_id, remote_id, hash, created, what } = self;
+        (Write { row, origin_id, target_id, remote_id, hash, created, what: () }, what)
+    }
+
+    /// The acknowledgement that it failed.
+    pub fn fail(self, message: String) -> Ack {
+        self.with(Outcome::Failed(message))
+    }
 }
 
 impl Ack {
@@ -105,11 +116,6 @@ impl<B> Write<Action<B>> {
         let outcome = refused.map_or_else(|| self.applied(), Outcome::Failed);
         self.with(outcome)
     }
-
-    /// The acknowledgement that it failed.
-    pub fn fail(self, message: String) -> Ack {
-        self.with(Outcome::Failed(message))
-    }
 }
 
 #[cfg(test)]
@@ -129,5 +135,8 @@ mod tests {
         let ack = upsert(true).ack(Some("refused".into()));
         assert_eq!((ack.row, ack.origin_id.as_str(), ack.hash, ack.what), (3, "a", [9; 32], Outcome::Failed("refused".into())));
         assert_eq!(upsert(false).ack(None).what, Outcome::Updated);
+        let (rest, action) = upsert(true).split();
+        assert_eq!((rest.row, rest.hash, action), (3, [9; 32], Action::Upsert(1)));
+        assert_eq!(rest.fail("bad".into()).what, Outcome::Failed("bad".into()));
     }
 }

@@ -51,8 +51,9 @@ enum Step {
     Settled(Ack),
 }
 
-fn map_one(mut write: Unmapped, mapping: &Mapping, filter: Option<&Filter>) -> Step {
-    let record = match std::mem::replace(&mut write.what, Action::Delete { soft: false }) {
+fn map_one(write: Unmapped, mapping: &Mapping, filter: Option<&Filter>) -> Step {
+    let (write, action) = write.split();
+    let record = match action {
         Action::Delete { soft } => return Step::Write(write.with(Action::Delete { soft })),
         Action::Upsert(record) => record,
     };
