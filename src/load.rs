@@ -71,11 +71,6 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
             sync.source_config.settings = settings;
         }
     }
-    for (name, settings) in &target_settings {
-        if let Some(target) = parsed.synchronizations.get_mut(name).and_then(|s| s.target.as_mut()) {
-            target.settings = settings.clone();
-        }
-    }
     for source in parsed.sources.values_mut() {
         source.names_ids = registry::connector(&source.kind).is_some_and(|c| c.names_ids);
     }
@@ -83,9 +78,14 @@ fn from_document(mut doc: Document, base: &Path) -> Result<Pipeline, ConfigError
     anchor_locations(&mut parsed, base);
     let (mut pipeline, model_errors) = config::resolve(&doc, parsed, base);
     errors.extend(model_errors);
-    // The resolved targets too: OpenConnector's api target is made by resolving.
+    // After resolving, which makes OpenConnector's api target; the definition keeps them too (an
+    // export writes them out from there).
     for (name, settings) in target_settings {
-        if let Some(target) = pipeline.synchronizations.get_mut(&name).and_then(|s| s.target.as_mut()) {
+        let Some(sync) = pipeline.synchronizations.get_mut(&name) else { continue };
+        if let Some(target) = sync.definition.target.as_mut() {
+            target.settings = settings.clone();
+        }
+        if let Some(target) = sync.target.as_mut() {
             target.settings = settings;
         }
     }
