@@ -1,5 +1,6 @@
 //! Subcommands that check or read: validate, mapping test, contracts, jobs, logs, objects.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,7 +9,8 @@ use clap::{Args, Subcommand};
 use syncline::config::Pipeline;
 use syncline::diff::contracts::ContractTable;
 use syncline::mapping::Mapping;
-use syncline::store::{StateDir, millis_text};
+use syncline::store::register::ChangeQuery;
+use syncline::store::{RegisterStore, StateDir, millis_text};
 
 use super::{USAGE, load, thousands};
 
@@ -216,16 +218,85 @@ pub enum ObjectsCommand {
     },
     /// One object with its provenance and audit trail.
     Show { id: String },
+    /// The change feed of a schema, from after change `--since`: `syncline objects changes dcat/dataset`.
+    Changes {
+        /// `<register>/<schema>`.
+        schema: String,
+        /// The number of the last change already seen (0: from the first).
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+        /// Each object's latest change only.
+        #[arg(long)]
+        latest: bool,
+        /// Keep waiting for new changes (Ctrl-C stops).
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn schema_usage() -> ExitCode {
+    eprintln!("error: write the schema as <register>/<schema>, e.g. dcat/dataset");
+    ExitCode::from(USAGE)
+}
+
+/// Prints the changes after `since`, page by page, and with `follow` keeps polling for more.
+fn follow_changes(
+    store: &RegisterStore,
+    register: &str,
+    schema: &str,
+    mut since: i64,
+    latest: bool,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    loop {
+        let query = ChangeQuery { register, schema, since, limit: 500, latest, ..ChangeQuery::default() };
+        let page = store.changes(&query)?;
+        for change in &page.changes {
+            if json {
+                writeln!(out, "{}", serde_json::to_string(change)?)?;
+            } else {
+                let object = change.object.as_ref().map(serde_json::to_string).transpose()?.unwrap_or_default();
+                writeln!(
+                    out,
+                    "{:>8}  {} {:<11} {}  job {} ({})  {object}",
+                    change.seq,
+                    change.at,
+                    change.action,
+                    change.id,
+                    change.job.as_deref().unwrap_or(""),
+                    change.synchronization.as_deref().unwrap_or("")
+                )?;
+            }
+        }
+        out.flush()?;
+        since = page.next;
+        if page.more {
+            continue;
+        }
+        if !follow {
+            if !json {
+                eprintln!("next: --since {since}");
+            }
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 pub fn objects(state: &Path, command: ObjectsCommand) -> anyhow::Result<ExitCode> {
     let store = StateDir::open(state)?.register()?;
     match command {
+        ObjectsCommand::Changes { schema, since, latest, follow, json } => {
+            let Some((register, schema)) = schema.split_once('/') else { return Ok(schema_usage()) };
+            follow_changes(&store, register, schema, since, latest, follow, json)?;
+        }
         ObjectsCommand::List { schema, limit, offset, json } => {
-            let Some((register, schema)) = schema.split_once('/') else {
-                eprintln!("error: write the schema as <register>/<schema>, e.g. dcat/dataset");
-                return Ok(ExitCode::from(USAGE));
-            };
+            let Some((register, schema)) = schema.split_once('/') else { return Ok(schema_usage()) };
             let objects = store.list(register, schema, &[], limit, offset)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&objects)?);

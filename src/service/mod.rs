@@ -116,7 +116,7 @@ pub struct ServeOptions {
         definitions::test_source, definitions::test_mapping,
         operations::run, operations::jobs, operations::job, operations::cancel, operations::logs,
         preview::preview,
-        operations::contracts, operations::remove_contract, operations::objects, operations::object, operations::dashboard,
+        operations::contracts, operations::remove_contract, operations::objects, operations::changes, operations::object, operations::dashboard,
         compat::import, compat::export,
     ),
     modifiers(&ApiKeyScheme)

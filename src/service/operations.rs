@@ -28,6 +28,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/jobs/{id}/cancel", post(cancel))
         .route("/api/jobs/{id}/logs", get(logs))
         .route("/api/registers/{register}/schemas/{schema}/objects", get(objects))
+        .route("/api/registers/{register}/schemas/{schema}/changes", get(changes))
         .route("/api/objects/{id}", get(object))
         .route("/api/dashboard", get(dashboard))
 }
@@ -192,6 +193,52 @@ pub async fn objects(
     let total = store.count(&register, &schema, &filters)?;
     let results = store.list(&register, &schema, &filters, limit, offset)?;
     Ok(Json(json!({ "total": total, "limit": limit, "offset": offset, "results": results })))
+}
+
+/// The change feed's query: `since` the last change seen, `until` the span's end (from the first
+/// page's answer), `latest` for each object's latest change only.
+#[derive(Debug, Deserialize)]
+pub struct ChangesQuery {
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<usize>,
+    latest: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/registers/{register}/schemas/{schema}/changes",
+    params(("register" = String, Path), ("schema" = String, Path), ("since" = Option<i64>, Query), ("until" = Option<i64>, Query),
+        ("limit" = Option<usize>, Query), ("latest" = Option<bool>, Query),
+        ("X-OpenRegister-Sync-Origin" = Option<String>, Header, description = "The reading instance: what came from it is left out")),
+    responses((status = 200, description = "`{instance, since, until, next, more, results}`: each change with its number (`seq`), \
+        action, object id, job and synchronization, and the object for a create or update")))]
+pub async fn changes(
+    State(shared): State<Shared>,
+    Path((register, schema)): Path<(String, String)>,
+    Query(query): Query<ChangesQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let origin = headers.get(crate::store::register::SYNC_ORIGIN).and_then(|v| v.to_str().ok());
+    let since = query.since.unwrap_or(0);
+    let feed = crate::store::register::ChangeQuery {
+        register: &register,
+        schema: &schema,
+        since,
+        until: query.until,
+        limit: query.limit.unwrap_or(100),
+        latest: query.latest.unwrap_or(false),
+        exclude_origin: origin,
+    };
+    let page = shared.state.register()?.changes(&feed)?;
+    Ok(Json(json!({
+        "instance": shared.state.instance()?,
+        "register": register,
+        "schema": schema,
+        "since": since,
+        "until": page.until,
+        "next": page.next,
+        "more": page.more,
+        "results": page.changes,
+    })))
 }
 
 #[utoipa::path(get, path = "/api/objects/{id}", params(("id" = String, Path)), responses((status = 200, description = "`{object, audit}`")))]

@@ -82,6 +82,7 @@ async fn first_records(source: &dyn Source, id_position: Option<&str>, limit: us
             let text = match record {
                 RawRecord::Json(bytes) => String::from_utf8_lossy(bytes).into_owned(),
                 RawRecord::Value(value) => value.to_string(),
+                RawRecord::Gone(id) => format!("(deleted: `{id}`)"),
                 RawRecord::Broken(problem) => {
                     out.push(json!({ "place": place, "id": null, "error": problem.to_string() }));
                     continue;

@@ -86,6 +86,35 @@ impl StateDir {
         }
     }
 
+    /// This installation's id, made on first use: the name its register goes by in change feeds
+    /// (a peer reading this register names itself by its own, so neither sends the other's back).
+    pub fn instance(&self) -> Result<String, StoreError> {
+        let path = self.root.join("instance");
+        let io = |source| StoreError::Io { path: path.display().to_string(), source };
+        let read = || -> Result<Option<String>, StoreError> {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(uuid::Uuid::parse_str(text.trim()).ok().map(|id| id.to_string())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io(e)),
+            }
+        };
+        if let Some(id) = read()? {
+            return Ok(id);
+        }
+        // Written aside and linked into place: two processes starting at once agree on one id, and
+        // a crash leaves no half-written file.
+        let id = uuid::Uuid::new_v4().to_string();
+        let aside = self.root.join(format!("instance.{id}"));
+        std::fs::write(&aside, &id).map_err(io)?;
+        let linked = std::fs::hard_link(&aside, &path);
+        let _ = std::fs::remove_file(&aside);
+        match linked {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io(e)),
+            _ => {}
+        }
+        read()?.ok_or_else(|| io(std::io::Error::other("the instance file holds no id")))
+    }
+
     pub fn register(&self) -> Result<RegisterStore, StoreError> {
         RegisterStore::open(&self.root.join("register.db"))
     }

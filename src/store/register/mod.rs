@@ -3,6 +3,7 @@
 //! Writes come in batches, one transaction each.
 
 mod batch;
+mod feed;
 mod schema;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 pub use batch::Batch;
+pub use feed::{Change, ChangePage, ChangeQuery, SYNC_ORIGIN};
 
 /// An object to create or update, in the collection (register, schema, synchronization, source) it
 /// belongs to (see [`Batch::collection`]).
@@ -111,34 +113,24 @@ impl RegisterStore {
         let not_found = || StoreError::NotFound(format!("no object with id `{id}`"));
         let (low, high) = id_range(id).ok_or_else(not_found)?;
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {SHOWN}, seq, created_job FROM objects_view WHERE seq IN (SELECT seq FROM objects WHERE id BETWEEN ?1 AND ?2 LIMIT 2)"
+            "SELECT {SHOWN}, unhex(replace(id, '-', '')) FROM objects_view WHERE seq IN (SELECT seq FROM objects WHERE id BETWEEN ?1 AND ?2 LIMIT 2)"
         ))?;
-        let found: Vec<(StoredObject, i64, Option<String>)> =
-            stmt.query_map(params![low, high], |r| Ok((row_to_object(r)?, r.get(10)?, r.get(11)?)))?.collect::<Result<_, _>>()?;
-        let (object, seq, created_job) = match found.len() {
+        let found: Vec<(StoredObject, Vec<u8>)> =
+            stmt.query_map(params![low, high], |r| Ok((row_to_object(r)?, r.get(10)?)))?.collect::<Result<_, _>>()?;
+        let (object, blob) = match found.len() {
             1 => found.into_iter().next().expect("one object"),
             0 => return Err(not_found()),
             _ => return Err(StoreError::NotFound(format!("`{id}` matches more than one object; give more of the id"))),
         };
         let mut stmt = self.conn.prepare(
             "SELECT action, (SELECT id FROM jobs WHERE ref = audit.job), strftime('%Y-%m-%dT%H:%M:%fZ', at / 1000.0, 'unixepoch') \
-             FROM audit WHERE object_seq = ?1 ORDER BY seq",
+             FROM audit WHERE object_id = ?1 ORDER BY at, seq",
         )?;
-        let mut trail: Vec<AuditEntry> = stmt
-            .query_map([seq], |r| {
+        let trail: Vec<AuditEntry> = stmt
+            .query_map([blob], |r| {
                 Ok(AuditEntry { action: r.get(0)?, job: r.get(1)?, synchronization: object.synchronization.clone(), at: r.get(2)? })
             })?
             .collect::<Result<_, _>>()?;
-        // A create is recorded on the object row (registers of the first layout also hold an audit row).
-        if !trail.iter().any(|e| e.action == "create") {
-            let entry = AuditEntry {
-                action: "create".into(),
-                job: created_job,
-                synchronization: object.synchronization.clone(),
-                at: object.created_at.clone(),
-            };
-            trail.insert(0, entry);
-        }
         Ok((object, trail))
     }
 

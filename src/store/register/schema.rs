@@ -4,13 +4,18 @@
 //! 16-byte BLOB, times are milliseconds, and the register, schema, synchronization, source and job of an
 //! object are small integers into `collections` and `jobs`. `objects_view` shows them as text, for
 //! anyone reading the register with an SQLite client.
+//!
+//! The audit trail is the change feed: each create, update and delete is a row whose `seq` numbers
+//! it, written in the transaction of the change. Rows are never deleted, so a number is never given
+//! twice (SQLite reuses only the largest rowid of a table, after a delete).
 
 use rusqlite::Connection;
 
 use crate::store::StoreError;
 
-/// `PRAGMA user_version` of the current layout. The first layout (0) kept every field as text.
-const VERSION: i64 = 2;
+/// `PRAGMA user_version` of the current layout. The first layout (0) kept every field as text; the
+/// second (2) recorded creates on the object row alone, and audit rows by object row only.
+const VERSION: i64 = 3;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS collections (
@@ -29,8 +34,10 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_by_collection ON objects(collection, seq);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, object_seq INTEGER NOT NULL, action TEXT NOT NULL,
-    job INTEGER REFERENCES jobs(ref), at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_by_object ON audit(object_seq);
+    job INTEGER REFERENCES jobs(ref), at INTEGER NOT NULL,
+    collection INTEGER REFERENCES collections(ref), object_id BLOB);
+CREATE INDEX IF NOT EXISTS audit_by_id ON audit(object_id, seq);
+CREATE TABLE IF NOT EXISTS origins (synchronization TEXT PRIMARY KEY, instance TEXT NOT NULL);
 CREATE VIEW IF NOT EXISTS objects_view AS
 SELECT o.seq,
     lower(substr(hex(o.id), 1, 8) || '-' || substr(hex(o.id), 9, 4) || '-' || substr(hex(o.id), 13, 4) || '-' ||
@@ -57,10 +64,18 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
     // Immediate: two processes opening a new register at once take turns (a deferred transaction
     // that later writes fails at once when another wrote first); the second finds the work done.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if version(&tx)? >= VERSION {
+    let before = version(&tx)?;
+    if before >= VERSION {
         return Ok(());
     }
     let first_layout: bool = tx.query_row("SELECT count(*) FROM pragma_table_info('objects') WHERE name = 'register'", [], |r| r.get(0))?;
+    if before == 2 {
+        tx.execute_batch(
+            "ALTER TABLE audit ADD COLUMN collection INTEGER REFERENCES collections(ref); ALTER TABLE audit ADD COLUMN object_id BLOB;
+             UPDATE audit SET collection = o.collection, object_id = o.id FROM objects o WHERE o.seq = audit.object_seq;
+             DROP INDEX IF EXISTS audit_by_object;",
+        )?;
+    }
     if first_layout {
         tx.execute_batch(
             "ALTER TABLE objects RENAME TO objects_v1; ALTER TABLE audit RENAME TO audit_v1;
@@ -82,8 +97,9 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
                         (SELECT ref FROM jobs WHERE id = o.created_job), (SELECT ref FROM jobs WHERE id = o.updated_job)
                  FROM objects_v1 o JOIN collections c ON c.register = o.register AND c.schema = o.schema
                       AND c.synchronization = coalesce(o.synchronization, '') AND c.source = coalesce(o.source, '');
-             INSERT INTO audit (seq, object_seq, action, job, at)
-                 SELECT a.seq, a.object_seq, a.action, (SELECT ref FROM jobs WHERE id = a.job), {at} FROM audit_v1 a;
+             INSERT INTO audit (seq, object_seq, action, job, at, collection, object_id)
+                 SELECT a.seq, a.object_seq, a.action, (SELECT ref FROM jobs WHERE id = a.job), {at}, o.collection, o.id
+                 FROM audit_v1 a LEFT JOIN objects o ON o.seq = a.object_seq;
              DROP TABLE objects_v1; DROP TABLE audit_v1;",
             created = ms("o.created_at"),
             updated = ms("o.updated_at"),
@@ -91,6 +107,13 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
             at = ms("a.at"),
         ))?;
     }
+    // Creates the earlier layouts kept on the object row alone join the trail (numbered after what it
+    // held: the trail of an object shows in time order).
+    tx.execute_batch(
+        "INSERT INTO audit (object_seq, action, job, at, collection, object_id)
+             SELECT o.seq, 'create', o.created_job, o.created_at, o.collection, o.id FROM objects o
+             WHERE NOT EXISTS (SELECT 1 FROM audit a WHERE a.object_id = o.id AND a.action = 'create') ORDER BY o.seq;",
+    )?;
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     Ok(())
