@@ -124,6 +124,7 @@ async fn preview(name: &str, source: &dyn Source, id_position: Option<&str>, lim
             let text = match record {
                 RawRecord::Json(bytes) => String::from_utf8_lossy(bytes).into_owned(),
                 RawRecord::Value(value) => value.to_string(),
+                RawRecord::Gone(id) => format!("(deleted: `{id}`)"),
                 RawRecord::Broken(problem) => {
                     println!("── {place}: cannot be read: {problem}");
                     continue;

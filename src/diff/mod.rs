@@ -26,6 +26,8 @@ pub struct Differ {
     namespace: Uuid,
     synchronization: String,
     force: bool,
+    /// What a delete the source reports does ([`RawRecord::Gone`]).
+    policy: DeletePolicy,
     now: i64,
     committed_before: usize,
     pub counts: Counts,
@@ -44,6 +46,7 @@ impl Differ {
             namespace: target_namespace(),
             synchronization: synchronization.to_string(),
             force,
+            policy: DeletePolicy::Delete,
             now: chrono::Utc::now().timestamp_millis(),
             counts: Counts::default(),
             errors: Vec::new(),
@@ -97,6 +100,11 @@ impl Differ {
         self.identifier.max_depth = max_depth;
     }
 
+    /// What a delete the source reports does: the synchronization's delete policy.
+    pub fn set_delete_policy(&mut self, policy: DeletePolicy) {
+        self.policy = policy;
+    }
+
     /// A fresh identifier like this differ's, to hash records on another thread.
     pub fn identifier(&self) -> Identifier {
         self.identifier.clone()
@@ -109,7 +117,8 @@ impl Differ {
         let Chunk { records, origin, lines, unit } = chunk;
         let identities = if identities.len() == records.len() { identities } else { self.identifier.identify_all(&records) };
         for (index, (record, identity)) in records.into_iter().zip(identities).enumerate() {
-            self.counts.found += 1;
+            let gone = matches!(record, RawRecord::Gone(_));
+            self.counts.found += u64::from(!gone);
             let where_ = || Chunk::locate(&origin, &lines, unit, index);
             let (hash, origin_id) = match identity {
                 Ok(identified) => identified,
@@ -119,6 +128,12 @@ impl Differ {
                     continue;
                 }
             };
+            if gone {
+                if let Some(row) = self.table.find(&origin_id) {
+                    work.extend(self.reported_gone(row, origin_id));
+                }
+                continue;
+            }
             let row = match self.table.find(&origin_id) {
                 Some(row) => row,
                 None => {
@@ -151,6 +166,17 @@ impl Differ {
             });
         }
         work
+    }
+
+    /// The delete of an object whose record the source reports deleted, as the delete policy says
+    /// (none when the policy keeps objects, or the feed reported it twice).
+    fn reported_gone(&mut self, row: u32, origin_id: String) -> Option<Unmapped> {
+        let committed = self.table.is_committed(row);
+        if self.table.mark_seen(row) || !committed || self.policy == DeletePolicy::Keep {
+            return None;
+        }
+        let (target, remote) = (self.table.target_id(row), self.table.remote_id(row).map(str::to_string));
+        Some(Write::delete(row, origin_id, target, remote, self.policy == DeletePolicy::SoftDelete))
     }
 
     /// Applies the outcomes the sink (or the mapping stage) reported.
@@ -262,6 +288,10 @@ impl Identifier {
     pub fn identify(&mut self, record: &RawRecord) -> Identity {
         let (hash, id) = match record {
             RawRecord::Broken(problem) => return Err(problem.clone()),
+            // A reported delete has no record to hash: only its id counts.
+            RawRecord::Gone(id) => {
+                return if id.trim().is_empty() { Err("a reported delete names no id".into()) } else { Ok(([0; 32], id.clone())) };
+            }
             RawRecord::Json(bytes) => match self.hasher.scan(bytes, &self.fingerprint, &self.id_path) {
                 Ok(scanned) => (scanned.hash, scanned.origin_id),
                 Err(error) => return Err(error.to_string()),
@@ -354,6 +384,22 @@ mod tests {
         assert!(refusal.contains("refusing to delete 1 of 1"), "{refusal}");
         assert_eq!(empty.deletions(DeletePolicy::Delete, 0.5, true).unwrap().len(), 1);
         assert!(empty.deletions(DeletePolicy::Keep, 0.5, false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_reported_delete_deletes_once_as_the_policy_says() {
+        let first = run(ContractTable::new(), &[r#"{"id":1}"#, r#"{"id":2}"#]);
+        let gone = |ids: &[&str]| Chunk::new(ids.iter().map(|id| RawRecord::Gone(id.to_string())).collect(), "page 1".into());
+        let mut d = Differ::new(save(&first), "s", "id", [0; 32], false);
+        d.set_delete_policy(DeletePolicy::SoftDelete);
+        let work = d.diff_chunk(gone(&["1", "9", "1"]), Vec::new());
+        assert_eq!(work.len(), 1, "one delete for the object that is there: {work:?}");
+        assert!(matches!(work[0].what, Action::Delete { soft: true }) && work[0].origin_id == "1");
+        assert_eq!((d.counts.found, d.counts.failed), (0, 0), "a reported delete is no record found");
+        assert_eq!(d.deletions(DeletePolicy::Delete, 1.0, false).unwrap().len(), 1, "only 2 is unseen; 1 is being deleted already");
+        let mut keep = Differ::new(save(&first), "s", "id", [0; 32], false);
+        keep.set_delete_policy(DeletePolicy::Keep);
+        assert!(keep.diff_chunk(gone(&["1"]), Vec::new()).is_empty());
     }
 
     #[test]

@@ -62,6 +62,8 @@ fn map_one(write: Unmapped, mapping: &Mapping, filter: Option<&Filter>) -> Step 
         RawRecord::Json(bytes) => crate::limits::parse_checked_depth(&bytes).map_err(|e| format!("not valid JSON: {e}")),
         RawRecord::Value(value) => Ok(value),
         RawRecord::Broken(problem) => Err(problem),
+        // The diff turns a reported delete into a delete: none reaches here as a record.
+        RawRecord::Gone(id) => Err(format!("`{id}` was reported deleted")),
     };
     let record = match parsed {
         Ok(record) => record,

@@ -113,7 +113,16 @@ pub struct Parts {
 impl Parts {
     /// The source and the sink `sync` names, as its run `job` uses them.
     pub(crate) fn build(pipeline: &Pipeline, sync: &Synchronization, state: &StateDir, job: &str, dry_run: bool) -> Result<Parts, Failure> {
-        let source = sources::build(pipeline, sync)?;
+        let mut source = sources::build(pipeline, sync)?;
+        if source.reads_a_register() {
+            let instance = state.instance()?;
+            let (state, name) = (state.clone(), sync.name.clone());
+            let record_origin: sources::RecordOrigin = match dry_run {
+                true => Box::new(|_| Ok(())),
+                false => Box::new(move |origin| state.register().and_then(|r| r.set_origin(&name, origin)).map_err(|e| e.to_string())),
+            };
+            source.federate(sources::Federation { instance, record_origin });
+        }
         let sink = sinks::build(pipeline, sync, state, job, dry_run).map_err(|message| Failure::new(ErrorCategory::Config, message))?;
         Ok(Parts { source, sink })
     }
@@ -323,6 +332,7 @@ impl Run {
             given => given.to_string(),
         };
         let mut differ = Differ::new(table, &sync.name, &id_position, fingerprint, options.force_full_sync);
+        differ.set_delete_policy(sync.delete_policy);
         if let Some(def) = pipeline.sources.get(&sync.source) {
             differ.set_max_depth(def.limits.max_depth);
         }

@@ -9,6 +9,7 @@ pub mod feed;
 pub mod file;
 pub mod formats;
 pub mod ftp;
+pub mod openregister;
 pub mod registry;
 pub mod sftp;
 pub mod tls;
@@ -29,6 +30,9 @@ pub enum RawRecord {
     Value(serde_json::Value),
     /// A record the source could not read (a malformed CSV line): it fails alone, the run goes on.
     Broken(String),
+    /// The origin id of a record the source reports deleted (a change feed's delete): its object is
+    /// deleted as the synchronization's delete policy says, in any run.
+    Gone(String),
 }
 
 /// The records of one fetched unit (a page, a slice of a file), with where they came from.
@@ -120,7 +124,28 @@ pub trait Source: Send + Sync {
     fn id_position(&self) -> BoxFuture<'_, Result<Option<String>, SourceError>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// Whether it reads another register, and so takes a [`Federation`] before it is opened.
+    fn reads_a_register(&self) -> bool {
+        false
+    }
+
+    /// Hands a source that reads another register what it needs of this one.
+    fn federate(&mut self, _federation: Federation) {}
 }
+
+/// What a source reading another register needs of the register a run writes into.
+pub struct Federation {
+    /// This installation's id ([`crate::store::StateDir::instance`]): the source names itself by it
+    /// there, and that register leaves out what came from here.
+    pub instance: String,
+    /// Records the id of the register the records come from, before any of them is written: this
+    /// register's feed then leaves what the run writes out of what it sends there.
+    pub record_origin: RecordOrigin,
+}
+
+/// Records which register a run's records come from (see [`Federation::record_origin`]).
+pub type RecordOrigin = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// One stream of a source that has several.
 #[derive(Debug, Clone)]

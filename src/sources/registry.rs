@@ -123,12 +123,13 @@ pub enum Input {
 /// Every kind of source syncline reads. A new kind is a folder under `src/sources/` with its
 /// `CONNECTOR`, and a line here.
 pub fn registry() -> &'static [SourceConnector] {
-    static ALL: [SourceConnector; 8] = [
+    static ALL: [SourceConnector; 9] = [
         super::airbyte::CONNECTOR,
         super::api::CONNECTOR,
         super::command::CONNECTOR,
         super::database::CONNECTOR,
         super::ftp::CONNECTOR,
+        super::openregister::CONNECTOR,
         super::sftp::CONNECTOR,
         super::file::CONNECTOR,
         super::file::EXCEL,

@@ -10,6 +10,7 @@ mod common;
 mod console;
 mod database;
 mod faults;
+mod federation;
 mod files;
 mod ftp;
 mod hostile;

@@ -310,7 +310,7 @@ impl FileSink {
                 let value = match record {
                     RawRecord::Json(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
                     RawRecord::Value(value) => value,
-                    RawRecord::Broken(_) => continue,
+                    RawRecord::Broken(_) | RawRecord::Gone(_) => continue,
                 };
                 let Value::Object(mut row) = value else { continue };
                 let id = match row.get("_id") {
