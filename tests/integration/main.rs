@@ -18,6 +18,7 @@ mod mapping_golden;
 mod oc_configurations;
 mod oc_sources;
 mod openconnector;
+mod openregister;
 mod properties;
 mod secrets;
 mod service;
