@@ -23,4 +23,5 @@ pub mod service;
 pub mod sinks;
 pub mod sources;
 pub mod store;
+pub mod webhooks;
 pub mod write;

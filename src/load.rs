@@ -236,6 +236,16 @@ fn checks_of_the_parts(doc: &Document, file: &PipelineFile) -> Vec<ConfigError> 
             errors.push(doc.error(&format!("mappings.{name}.{}", error.key()), error.to_string()));
         }
     }
+    for (name, webhook) in &file.webhooks {
+        for (key, message) in webhook.problems() {
+            errors.push(doc.error(&format!("webhooks.{name}.{key}"), message));
+        }
+        if let Some(filter) = &webhook.filter
+            && let Err(error) = Filter::new(None, Some(filter))
+        {
+            errors.push(doc.error(&format!("webhooks.{name}.filter"), error.to_string()));
+        }
+    }
     for (name, sync) in &file.synchronizations {
         let at = format!("synchronizations.{name}");
         if let Some(filter) = &sync.filter

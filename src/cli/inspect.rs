@@ -254,7 +254,7 @@ fn follow_changes(
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     loop {
-        let query = ChangeQuery { register, schema, since, limit: 500, latest, ..ChangeQuery::default() };
+        let query = ChangeQuery { register: Some(register), schema: Some(schema), since, limit: 500, latest, ..ChangeQuery::default() };
         let page = store.changes(&query)?;
         for change in &page.changes {
             if json {

@@ -13,6 +13,7 @@ mod settings;
 pub mod synchronization;
 pub mod target;
 mod validate;
+pub mod webhook;
 
 pub(crate) use validate::resolve;
 pub use validate::{anchor_location, check_location, names as defined_names};
@@ -51,6 +52,9 @@ pub struct PipelineFile {
     /// What runs: a source, a mapping and a target, by name.
     #[serde(default)]
     pub synchronizations: BTreeMap<String, SynchronizationDef>,
+    /// Where events go when objects change and jobs end, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub webhooks: BTreeMap<String, webhook::WebhookDef>,
 }
 
 /// One problem in a pipeline file.
@@ -137,6 +141,7 @@ pub struct Pipeline {
     /// Register → schema → JSON Schema (with `$ref` files loaded).
     pub registers: BTreeMap<String, BTreeMap<String, Value>>,
     pub synchronizations: BTreeMap<String, Synchronization>,
+    pub webhooks: BTreeMap<String, webhook::WebhookDef>,
     /// What the file asks for that syncline reads differently or does not honour (OpenConnector's
     /// fields), each naming its key; shown before a run, never fatal.
     pub warnings: Vec<ConfigError>,
@@ -175,6 +180,7 @@ pub(crate) fn parse_model(doc: &Document, value: &mut Value) -> Result<PipelineF
             "sources" => parsed.sources.get_mut(&name).map(|s| &mut s.bookkeeping),
             "mappings" => parsed.mappings.get_mut(&name).map(|s| &mut s.bookkeeping),
             "registers" => parsed.registers.get_mut(&name).map(|s| &mut s.bookkeeping),
+            "webhooks" => parsed.webhooks.get_mut(&name).map(|s| &mut s.bookkeeping),
             _ => parsed.synchronizations.get_mut(&name).map(|s| &mut s.bookkeeping),
         };
         if let Some(slot) = slot {
@@ -184,7 +190,7 @@ pub(crate) fn parse_model(doc: &Document, value: &mut Value) -> Result<PipelineF
     Ok(parsed)
 }
 
-const SECTIONS: [&str; 4] = ["sources", "mappings", "registers", "synchronizations"];
+const SECTIONS: [&str; 5] = ["sources", "mappings", "registers", "synchronizations", "webhooks"];
 const BOOKKEEPING: [&str; 13] = [
     "name",
     "description",

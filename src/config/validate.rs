@@ -56,6 +56,7 @@ pub(crate) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> (Pipel
         mappings: file.mappings,
         registers,
         synchronizations,
+        webhooks: file.webhooks,
         warnings: Vec::new(),
     };
     (pipeline, errors)
@@ -68,6 +69,7 @@ fn check_names(doc: &Document, file: &PipelineFile, errors: &mut Vec<ConfigError
         ("mappings", file.mappings.keys().collect()),
         ("registers", file.registers.keys().collect()),
         ("synchronizations", file.synchronizations.keys().collect()),
+        ("webhooks", file.webhooks.keys().collect()),
     ];
     for (section, names) in sections {
         for name in names {

@@ -15,17 +15,18 @@ use crate::config::{ConfigError, Document, Pipeline};
 use crate::path::text_of;
 use crate::store::{StoreError, now_text};
 
-/// The four kinds of definition, named as the sections of a pipeline file.
+/// The kinds of definition, named as the sections of a pipeline file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     Sources,
     Mappings,
     Registers,
     Synchronizations,
+    Webhooks,
 }
 
 impl Section {
-    pub const ALL: [Section; 4] = [Section::Sources, Section::Mappings, Section::Registers, Section::Synchronizations];
+    pub const ALL: [Section; 5] = [Section::Sources, Section::Mappings, Section::Registers, Section::Synchronizations, Section::Webhooks];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +34,7 @@ impl Section {
             Section::Mappings => "mappings",
             Section::Registers => "registers",
             Section::Synchronizations => "synchronizations",
+            Section::Webhooks => "webhooks",
         }
     }
 }
@@ -142,7 +144,7 @@ impl Catalog {
             let resolved = document(&crate::config::process_env)?;
             // The same file with every `${VAR}` left as written: what the API shows.
             let written = document(&|name: &str| Some(format!("${{{name}}}")))?;
-            for section in [Section::Sources, Section::Mappings, Section::Synchronizations] {
+            for section in [Section::Sources, Section::Mappings, Section::Synchronizations, Section::Webhooks] {
                 if let Some(Value::Object(entries)) = resolved.get(section.as_str()) {
                     for (id, body) in entries {
                         let mut body = body.clone();
@@ -374,6 +376,17 @@ impl Catalog {
     }
 
     /// The ids of every synchronization, from files and the API.
+    /// The webhook subscriptions, typed (each was validated when it was kept); none when the catalog
+    /// cannot be read.
+    pub fn webhooks(&self) -> BTreeMap<String, crate::config::webhook::WebhookDef> {
+        let entries = self.list(Section::Webhooks).unwrap_or_default();
+        let typed = |body: Value| -> Option<crate::config::webhook::WebhookDef> {
+            let Value::Object(fields) = body else { return None };
+            serde_json::from_value(Value::Object(crate::config::split_bookkeeping(fields).1)).ok()
+        };
+        entries.into_iter().filter_map(|e| Some((e.id, typed(e.body)?))).collect()
+    }
+
     pub fn synchronization_ids(&self) -> Result<Vec<String>, CatalogError> {
         Ok(self.list(Section::Synchronizations)?.into_iter().map(|e| e.id).collect())
     }

@@ -48,7 +48,7 @@ fn shown(shared: &Shared, section: Section, entry: Entry) -> Value {
     if let (Some(fields), Value::Object(body)) = (value.as_object_mut(), entry.shown_body()) {
         fields.extend(body.clone());
     }
-    if matches!(section, Section::Sources | Section::Synchronizations) {
+    if matches!(section, Section::Sources | Section::Synchronizations | Section::Webhooks) {
         value = secrets::masked(&value);
     }
     if section == Section::Synchronizations
@@ -73,7 +73,9 @@ pub(super) fn next_run(shared: &Shared, id: &str, body: &Value) -> Option<String
 /// the user just typed.
 fn keep_secrets(new: &mut Value, old: &Value) -> Result<(), ApiError> {
     let origin = |body: &Value| {
-        let location = body.get("location").or_else(|| body.pointer("/target/location")).and_then(Value::as_str)?;
+        // A webhook's receiver is its `url`.
+        let location =
+            body.get("location").or_else(|| body.pointer("/target/location")).or_else(|| body.get("url")).and_then(Value::as_str)?;
         // Scheme, host and port: `Url::origin` is opaque (never equal) for database and FTP URLs.
         url::Url::parse(location).ok().map(|u| (u.scheme().to_string(), u.host_str().map(str::to_string), u.port_or_known_default()))
     };

@@ -1,12 +1,14 @@
 //! Service mode (`syncline serve`): the HTTP API over the same engine. Definitions live in the catalog,
 //! runs go to the runner as background jobs, a scheduler starts the scheduled ones, and every endpoint
-//! but `/api/health` asks for an `x-api-key`.
+//! but `/api/health` asks for an `x-api-key`. Webhook deliveries go out from a task of their own
+//! (`crate::webhooks::dispatch`).
 
 pub mod auth;
 mod catalog;
 mod compat;
 // The console (crate::console) fills its pages from these same handlers: one data path.
 pub(crate) mod definitions;
+pub(crate) mod deliveries;
 mod error;
 mod listen;
 pub(crate) mod operations;
@@ -118,6 +120,7 @@ pub struct ServeOptions {
         preview::preview,
         operations::contracts, operations::remove_contract, operations::objects, operations::changes, operations::object, operations::dashboard,
         compat::import, compat::export,
+        deliveries::list, deliveries::redeliver,
     ),
     modifiers(&ApiKeyScheme)
 )]
@@ -140,6 +143,7 @@ pub fn router(shared: Shared, front: Option<Front>) -> Router {
         .route("/api/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .merge(definitions::routes())
         .merge(operations::routes())
+        .merge(deliveries::routes())
         .merge(compat::routes())
         .route("/api/sources/{id}/preview", get(preview::preview))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));
@@ -187,8 +191,17 @@ pub async fn serve(
         public_url: options.public_url,
         source_tests: Default::default(),
     });
+    // Subscriptions in the files start where the register is now, before any run this service starts.
+    if let Err(error) = crate::webhooks::dispatch::take_events(&shared.state, &shared.catalog.webhooks()) {
+        tracing::warn!("webhooks: reading events: {error}");
+    }
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let scheduler = tokio::spawn(scheduler::run(Arc::clone(&shared), options.tick, stop.clone()));
+    let subscriptions = {
+        let shared = Arc::clone(&shared);
+        Box::new(move || shared.catalog.webhooks()) as crate::webhooks::dispatch::Subscriptions
+    };
+    let webhooks = tokio::spawn(crate::webhooks::dispatch::run(shared.state.clone(), subscriptions, options.tick, stop.clone()));
     let signal = stop.clone();
     tokio::spawn(async move {
         tokio::select! {
@@ -199,6 +212,7 @@ pub async fn serve(
     listen::serve(listener, router(shared, options.front), options.server, stop.clone()).await;
     runner.shutdown().await;
     let _ = scheduler.await;
+    let _ = webhooks.await;
     Ok(())
 }
 

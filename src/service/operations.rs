@@ -220,8 +220,8 @@ pub async fn changes(
     let origin = headers.get(crate::store::register::SYNC_ORIGIN).and_then(|v| v.to_str().ok());
     let since = query.since.unwrap_or(0);
     let feed = crate::store::register::ChangeQuery {
-        register: &register,
-        schema: &schema,
+        register: Some(&register),
+        schema: Some(&schema),
         since,
         until: query.until,
         limit: query.limit.unwrap_or(100),

@@ -115,7 +115,22 @@ CREATE TABLE IF NOT EXISTS job_errors (seq INTEGER PRIMARY KEY, job_id TEXT NOT 
 CREATE INDEX IF NOT EXISTS job_errors_by_job ON job_errors(job_id, seq);
 CREATE TABLE IF NOT EXISTS cursors (synchronization TEXT PRIMARY KEY, value TEXT NOT NULL, fingerprint TEXT NOT NULL, saved_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recovery (synchronization TEXT PRIMARY KEY, since TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS job_events (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, synchronization TEXT NOT NULL, status TEXT NOT NULL, at TEXT);
+CREATE TRIGGER IF NOT EXISTS job_ended AFTER UPDATE OF status ON jobs
+    WHEN NEW.status IN ('COMPLETED', 'FAILED') AND OLD.status NOT IN ('COMPLETED', 'FAILED')
+    BEGIN INSERT INTO job_events (job_id, synchronization, status, at) VALUES (NEW.id, NEW.synchronization, NEW.status, NEW.completed_at); END;
 ";
+
+/// A job that ended, COMPLETED or FAILED: numbered in the update that ended it (a trigger), so a
+/// webhook reading them in order misses none, whichever process ended the job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobEvent {
+    pub seq: i64,
+    pub job: String,
+    pub synchronization: String,
+    pub status: String,
+    pub at: Option<String>,
+}
 
 const ORPHAN_ERROR: &str = "the process running this job stopped before it finished";
 
@@ -166,6 +181,40 @@ impl JobStore {
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(f(&conn)?)
+    }
+
+    /// Jobs that ended after event `seq`, in order.
+    pub fn job_events_after(&self, seq: i64, limit: usize) -> Result<Vec<JobEvent>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT seq, job_id, synchronization, status, at FROM job_events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            let rows = stmt.query_map(params![seq, limit as i64], |r| {
+                Ok(JobEvent { seq: r.get(0)?, job: r.get(1)?, synchronization: r.get(2)?, status: r.get(3)?, at: r.get(4)? })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The number of the newest job event (0: none yet).
+    pub fn last_job_event(&self) -> Result<i64, StoreError> {
+        self.with(|c| c.query_row("SELECT coalesce(max(seq), 0) FROM job_events", [], |r| r.get(0)))
+    }
+
+    /// How many runs of `synchronization` failed in a row, up to and with job event `seq`.
+    pub fn failures_in_a_row(&self, synchronization: &str, seq: i64) -> Result<u32, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT status FROM job_events WHERE synchronization = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1000")?;
+            let statuses = stmt.query_map(params![synchronization, seq], |r| r.get::<_, String>(0))?;
+            let mut failed = 0;
+            for status in statuses {
+                if status? != "FAILED" {
+                    break;
+                }
+                failed += 1;
+            }
+            Ok(failed)
+        })
     }
 
     /// Records a new job in `status` (RUNNING for a foreground run, PENDING for a queued one).

@@ -4,6 +4,7 @@
 
 pub mod jobs;
 pub mod register;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,6 +114,11 @@ impl StateDir {
             _ => {}
         }
         read()?.ok_or_else(|| io(std::io::Error::other("the instance file holds no id")))
+    }
+
+    /// The webhook deliveries database.
+    pub fn webhooks(&self) -> Result<webhooks::WebhookStore, StoreError> {
+        webhooks::WebhookStore::open(&self.root.join("webhooks.db"))
     }
 
     pub fn register(&self) -> Result<RegisterStore, StoreError> {

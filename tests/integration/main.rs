@@ -25,4 +25,5 @@ mod service;
 mod sftp;
 mod targets;
 mod twig_golden;
+mod webhooks;
 mod workspace;

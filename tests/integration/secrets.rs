@@ -53,7 +53,7 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-const PLACES: [&str; 28] = [
+const PLACES: [&str; 31] = [
     "src.password",
     "src.token",
     "src.apikey",
@@ -82,6 +82,9 @@ const PLACES: [&str; 28] = [
     "airbyte.marked",
     "command.env",
     "command.target_env",
+    "webhook.url",
+    "webhook.secret",
+    "webhook.header",
 ];
 
 fn pipeline(m: &Markers, fixture: &Fixture) -> String {
@@ -175,6 +178,12 @@ synchronizations:
     mapping: pet
     target: {{ type: command, command: [sh, -c, "while read -r l; do echo '{{\"ok\":true}}'; done; echo \"sink $SINK_TOKEN\" >&2"],
               env: {{ SINK_TOKEN: {{ secret: "{command_target_env}" }} }} }}
+webhooks:
+  notify:
+    url: "http://127.0.0.1:9/hook?token={webhook_url}"
+    secret: "{webhook_secret}"
+    headers: {{ Authorization: "{webhook_header}" }}
+    retry: {{ maxAttempts: 2, initialBackoff: 10ms }}
 "#,
         url = fixture.base_url(),
         token = m.get("src.token"),
@@ -204,6 +213,9 @@ synchronizations:
         airbyte_marked = m.get("airbyte.marked"),
         command_env = m.get("command.env"),
         command_target_env = m.get("command.target_env"),
+        webhook_url = m.get("webhook.url"),
+        webhook_secret = m.get("webhook.secret"),
+        webhook_header = m.get("webhook.header"),
     )
 }
 
@@ -296,16 +308,18 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         "/api/sources",
         "/api/mappings",
         "/api/registers",
+        "/api/webhooks",
         "/api/synchronizations",
         "/api/export",
         "/api/dashboard",
         "/api/jobs",
         "/api/openapi.json",
+        "/api/webhooks/deliveries",
     ]
     .iter()
     .map(|p| p.to_string())
     .collect();
-    for section in ["sources", "synchronizations", "mappings", "registers"] {
+    for section in ["sources", "synchronizations", "mappings", "registers", "webhooks"] {
         let list = keyed_json(&http, Method::GET, &url, &format!("/api/{section}"), KEY).await;
         for entry in list["results"].as_array().unwrap() {
             paths.push(format!("/api/{section}/{}", entry["id"].as_str().unwrap()));

@@ -514,7 +514,7 @@ fn excerpt(body: &Bytes) -> String {
 }
 
 /// An error and its causes, without the URL (which callers print redacted).
-fn chain(error: &reqwest::Error) -> String {
+pub fn chain(error: &reqwest::Error) -> String {
     let mut parts = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {

@@ -18,7 +18,7 @@ use crate::envelope::{self, ResultsPosition};
 use crate::limits::ReadLimits;
 use crate::sources::registry::SourceConnector;
 use crate::sources::{Chunk, Source, SourceError, SourceEvent, SourceStream};
-pub use client::HttpClient;
+pub use client::{HttpClient, chain as error_chain};
 use pagination::{Next, Pager};
 
 /// A REST endpoint read page by page.

@@ -23,8 +23,10 @@ pub const MAX_PAGE: usize = 1000;
 /// Which changes to read.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeQuery<'a> {
-    pub register: &'a str,
-    pub schema: &'a str,
+    /// Of this register (`None`: of every one).
+    pub register: Option<&'a str>,
+    /// Of this schema (`None`: of every one).
+    pub schema: Option<&'a str>,
     /// Changes numbered after this one.
     pub since: i64,
     /// Up to this one (a reader paging through a span it fixed with its first page); `None`: the
@@ -46,6 +48,8 @@ pub struct Change {
     /// `create`, `update`, `delete` or `soft-delete`.
     pub action: String,
     pub id: String,
+    pub register: String,
+    pub schema: String,
     /// Where the object came from, while it is stored.
     pub origin_id: Option<String>,
     pub synchronization: Option<String>,
@@ -91,9 +95,9 @@ impl RegisterStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT a.seq, a.action, a.object_id, c.synchronization, (SELECT id FROM jobs WHERE ref = a.job),
                     strftime('%Y-%m-%dT%H:%M:%fZ', a.at / 1000.0, 'unixepoch'), o.origin_id,
-                    CASE WHEN a.action IN ('create', 'update') AND o.deleted_at IS NULL THEN o.object END
+                    CASE WHEN a.action IN ('create', 'update') AND o.deleted_at IS NULL THEN o.object END, c.register, c.schema
              FROM audit a JOIN collections c ON c.ref = a.collection LEFT JOIN objects o ON o.id = a.object_id
-             WHERE a.seq > ?1 AND a.seq <= ?2 AND c.register = ?3 AND c.schema = ?4 AND a.object_id IS NOT NULL
+             WHERE a.seq > ?1 AND a.seq <= ?2 AND (?3 IS NULL OR c.register = ?3) AND (?4 IS NULL OR c.schema = ?4) AND a.object_id IS NOT NULL
                AND (?5 IS NULL OR c.synchronization NOT IN (SELECT synchronization FROM origins WHERE instance = ?5))
                AND (?6 = 0 OR NOT EXISTS (SELECT 1 FROM audit b WHERE b.object_id = a.object_id AND b.seq > a.seq AND b.seq <= ?2))
              ORDER BY a.seq LIMIT ?7",
@@ -111,6 +115,8 @@ impl RegisterStore {
                     job: r.get(4)?,
                     at: r.get(5)?,
                     origin_id: r.get(6)?,
+                    register: r.get(8)?,
+                    schema: r.get(9)?,
                     object: object.and_then(|text| stored_object(&text)),
                 })
             })?

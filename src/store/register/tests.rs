@@ -137,7 +137,7 @@ fn changes(store: &RegisterStore, query: ChangeQuery) -> Vec<(i64, String, Strin
 }
 
 fn query(since: i64) -> ChangeQuery<'static> {
-    ChangeQuery { register: "pets", schema: "pet", since, limit: 100, ..ChangeQuery::default() }
+    ChangeQuery { register: Some("pets"), schema: Some("pet"), since, limit: 100, ..ChangeQuery::default() }
 }
 
 #[test]

@@ -1,0 +1,244 @@
+//! Webhooks out, against a real receiver: a `serve` process delivers object events while the receiver
+//! is down, is killed -9 between the writes and their delivery, and after its restart every event
+//! arrives, signed, in order per object, through a receiver that answers 500 to some; a delivery that
+//! keeps failing is dead-lettered, listed, and delivered when sent again; a failed job is an event.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use reqwest::Method;
+use serde_json::Value;
+use syncline::fixture::{self, Fixture};
+
+use super::common::{SCHEMA, job_ended, keyed_json};
+
+const KEY: &str = "webhook-test-key-77a1";
+const SECRET: &str = "whsec-5e2b90";
+
+#[derive(Default)]
+struct Receiver {
+    /// (event id, type, subject, data.seq) in arrival order, of deliveries answered 2xx.
+    got: Mutex<Vec<(String, String, String, i64)>>,
+    /// Requests still to answer with 500.
+    fail_next: AtomicU32,
+    /// Whether `/dead-end` answers 500.
+    dead_end_down: AtomicBool,
+    bad_signatures: AtomicU32,
+}
+
+fn verified(headers: &HeaderMap, body: &[u8]) -> bool {
+    let Some(header) = headers.get("x-syncline-signature").and_then(|v| v.to_str().ok()) else { return false };
+    let Some((t, v1)) = header.strip_prefix("t=").and_then(|rest| rest.split_once(",v1=")) else { return false };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let expected: String =
+        ring::hmac::sign(&key, &[t.as_bytes(), b".", body].concat()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let fresh = t.parse::<i64>().is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() < 300);
+    expected == v1 && fresh
+}
+
+async fn hook(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if !verified(&headers, &body) {
+        receiver.bad_signatures.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::UNAUTHORIZED;
+    }
+    if receiver.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(headers.get("webhook-id").unwrap().to_str().unwrap(), event["id"].as_str().unwrap());
+    let seq = event["data"]["seq"].as_i64().unwrap_or(0);
+    let text = |key: &str| event[key].as_str().unwrap_or_default().to_string();
+    receiver.got.lock().unwrap().push((text("id"), text("type"), text("subject"), seq));
+    StatusCode::NO_CONTENT
+}
+
+async fn dead_end(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if receiver.dead_end_down.load(Ordering::SeqCst) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    hook(State(receiver), headers, body).await
+}
+
+fn write_pipeline(dir: &Path, pets: &str, receiver: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("pet.schema.json"), SCHEMA).unwrap();
+    let text = format!(
+        r#"
+sources:
+  pets: {{ type: api, location: "{pets}", retries: {{ maxAttempts: 1 }} }}
+mappings:
+  pet: {{ mapping: {{ title: "{{{{ name }}}}", category: "{{{{ category.name }}}}", status: "{{{{ status }}}}" }} }}
+registers:
+  shop: {{ schemas: {{ pet: {{ $ref: pet.schema.json }} }} }}
+synchronizations:
+  pets:
+    source: pets
+    sourceConfig: {{ endpoint: "/feed/page", idPosition: id, resultsPosition: data.items, pagination: {{ type: page, sizeParam: size, size: 4 }} }}
+    mapping: pet
+    target: {{ type: register, register: shop, schema: pet }}
+webhooks:
+  receiver:
+    url: "{receiver}/hook"
+    events: [object.*]
+    register: shop
+    secret: "{SECRET}"
+    retry: {{ maxAttempts: 1000, initialBackoff: 20ms, maxBackoff: 200ms }}
+  available-only:
+    url: "{receiver}/dead-end"
+    events: [object.created]
+    filter: {{ "==": [{{ var: status }}, "available"] }}
+    secret: "{SECRET}"
+    retry: {{ maxAttempts: 2, initialBackoff: 10ms, maxBackoff: 10ms }}
+  failures:
+    url: "{receiver}/hook"
+    events: [job.failed]
+    secret: "{SECRET}"
+"#
+    );
+    let file = dir.join("pipeline.yaml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+struct Serve {
+    url: String,
+    process: std::process::Child,
+}
+
+impl Serve {
+    async fn start(dir: &Path, port: u16, file: &Path) -> Serve {
+        let process = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
+            .arg("--state")
+            .arg(dir.join("state"))
+            .args(["serve", "--tick", "0.05", "--listen", &format!("127.0.0.1:{port}")])
+            .arg(file)
+            .env("SYNCLINE_API_KEY", KEY)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("serve.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http.get(format!("{url}/api/health")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "the service never came up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Serve { url, process }
+    }
+
+    async fn run(&self, sync: &str) -> Value {
+        let http = reqwest::Client::new();
+        let job = keyed_json(&http, Method::POST, &self.url, &format!("/api/synchronizations/{sync}/run"), KEY).await;
+        job_ended(&http, &self.url, KEY, job["id"].as_str().unwrap()).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        keyed_json(&reqwest::Client::new(), Method::GET, &self.url, path, KEY).await
+    }
+
+    fn kill(mut self) {
+        self.process.kill().unwrap();
+        self.process.wait().unwrap();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_survive_a_down_receiver_and_a_kill_and_arrive_signed_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let pets: Fixture = Fixture::start(fixture::pets(6)).await.unwrap();
+    let hook_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let file = write_pipeline(dir.path(), &pets.base_url(), &format!("http://127.0.0.1:{hook_port}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+
+    // The receiver is down: the writes happen, their deliveries wait; then the service dies hard.
+    let service = Serve::start(dir.path(), port, &file).await;
+    assert_eq!(service.run("pets").await["entities_inserted"], 6);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pending = service.get("/api/webhooks/deliveries?webhook=receiver&status=pending").await;
+    assert!(!pending["results"].as_array().unwrap().is_empty(), "deliveries wait for the receiver: {pending}");
+    service.kill();
+
+    // The receiver comes up, answering 500 to its first three requests; the service restarts.
+    let receiver = Arc::new(Receiver { fail_next: AtomicU32::new(3), dead_end_down: AtomicBool::new(true), ..Receiver::default() });
+    let app = Router::new().route("/hook", post(hook)).route("/dead-end", post(dead_end)).with_state(Arc::clone(&receiver));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", hook_port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let service = Serve::start(dir.path(), port, &file).await;
+    let arrived = |n: usize| receiver.got.lock().unwrap().iter().filter(|e| e.1.starts_with("object.")).count() >= n;
+    until("the six creates", || arrived(6)).await;
+
+    // Changes to one object arrive in order: two updates and a delete.
+    pets.store.update(1, |pet| pet["name"] = Value::from("First rename"));
+    assert_eq!(service.run("pets").await["entities_updated"], 1);
+    pets.store.update(1, |pet| pet["name"] = Value::from("Second rename"));
+    pets.store.remove(2);
+    let job = service.run("pets").await;
+    assert_eq!((job["entities_updated"].as_u64(), job["entities_deleted"].as_u64()), (Some(1), Some(1)), "{job}");
+    until("the updates and the delete", || arrived(9)).await;
+
+    let got = receiver.got.lock().unwrap().clone();
+    let mut by_id: BTreeMap<&str, usize> = BTreeMap::new();
+    for event in &got {
+        *by_id.entry(event.0.as_str()).or_default() += 1;
+    }
+    assert!(by_id.values().all(|n| *n == 1), "each event once here (a redelivery would repeat its id): {got:?}");
+    let mut by_subject: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
+    for (_, kind, subject, seq) in &got {
+        by_subject.entry(subject.as_str()).or_default().push((*seq, kind.as_str()));
+    }
+    assert!(by_subject.values().all(|events| events.windows(2).all(|w| w[0].0 < w[1].0)), "in order per object: {by_subject:?}");
+    let kinds: Vec<Vec<&str>> = by_subject.values().filter(|e| e.len() > 1).map(|e| e.iter().map(|(_, k)| *k).collect()).collect();
+    assert!(kinds.contains(&vec!["object.created", "object.updated", "object.updated"]), "{kinds:?}");
+    assert!(kinds.contains(&vec!["object.created", "object.deleted"]), "{kinds:?}");
+    assert_eq!(receiver.bad_signatures.load(Ordering::SeqCst), 0);
+
+    // The filtered subscription's deliveries (available pets only) failed twice: dead-lettered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let dead = service.get("/api/webhooks/deliveries?webhook=available-only&status=dead").await;
+        let list = dead["results"].as_array().unwrap().clone();
+        if list.len() == 4 || Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead.len(), 4, "pets 1, 2, 4 and 5 of six are available: {dead:?}");
+    // They died while the receiver was down.
+    assert!(dead.iter().all(|d| d["attempts"] == 2 && d["last_error"].as_str().unwrap().contains("onnect")), "{dead:?}");
+    receiver.dead_end_down.store(false, Ordering::SeqCst);
+    let id = dead[0]["id"].as_i64().unwrap();
+    let event_id = dead[0]["event_id"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let again = keyed_json(&http, Method::POST, &service.url, &format!("/api/webhooks/deliveries/{id}/redeliver"), KEY).await;
+    assert_eq!(again["status"], "pending", "{again}");
+    until("the redelivery", || receiver.got.lock().unwrap().iter().any(|e| e.0 == event_id)).await;
+
+    // A failed job is an event too.
+    pets.store.faults.server_errors.store(100, Ordering::SeqCst);
+    assert_eq!(service.run("pets").await["status"], "FAILED");
+    until("job.failed", || receiver.got.lock().unwrap().iter().any(|e| e.1 == "job.failed" && e.2 == "pets")).await;
+}
