@@ -45,6 +45,9 @@ enum Command {
     /// Read the embedded register.
     #[command(subcommand)]
     Objects(cli::inspect::ObjectsCommand),
+    /// Webhook deliveries: list them, send a dead-lettered one again.
+    #[command(subcommand)]
+    Webhooks(cli::webhooks::WebhooksCommand),
     /// Read an OpenConnector/OpenRegister configuration file into a pipeline file.
     Import(cli::openconnector::ImportArgs),
     /// Write a pipeline file as an OpenConnector/OpenRegister configuration file.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
             Command::Jobs(jobs) => cli::inspect::jobs(&args.state, jobs),
             Command::Logs { job } => cli::inspect::logs(&args.state, &job),
             Command::Objects(command) => cli::inspect::objects(&args.state, command),
+            Command::Webhooks(command) => cli::webhooks::run(&args.state, command),
             Command::Import(import) => cli::openconnector::import(import),
             Command::Export(export) => cli::openconnector::export(export),
             Command::Serve(serve) => cli::serve::serve(&args.state, serve).await,

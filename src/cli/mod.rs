@@ -6,6 +6,7 @@ pub mod openconnector;
 pub mod run;
 pub mod serve;
 pub mod source;
+pub mod webhooks;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -78,6 +78,7 @@ fn routes() -> Router<Shared> {
         .route("/objects/{id}", get(pages::object))
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
+        .route("/webhooks", get(pages::webhooks))
         .layer(middleware::from_fn(page_headers))
         .route("/assets/{file}", get(asset))
 }

@@ -16,10 +16,11 @@ use serde_json::{Value, json};
 
 use super::ConsoleError;
 use super::session::SignedIn;
+use crate::service::deliveries::{self, DeliveryQuery};
 use crate::service::operations::{JobsQuery, Page};
 use crate::service::{Shared, definitions, operations};
 
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -34,6 +35,7 @@ const TEMPLATES: [(&str, &str); 14] = [
     ("object.html", include_str!("templates/object.html")),
     ("jobs.html", include_str!("templates/jobs.html")),
     ("job.html", include_str!("templates/job.html")),
+    ("webhooks.html", include_str!("templates/webhooks.html")),
 ];
 
 /// Rows per page of contracts and objects: a page stays small however many there are.
@@ -362,6 +364,24 @@ pub async fn object(State(shared): State<Shared>, signed: SignedIn, Path(id): Pa
 pub async fn jobs(State(shared): State<Shared>, signed: SignedIn, Query(search): Query<Search>) -> Result<Response, ConsoleError> {
     let rows: Vec<Value> = jobs_of(&shared, None, 200).await?.into_iter().filter(|r| matches(r, &search.q)).collect();
     page("jobs.html", &signed, "jobs", json!({ "title": "Jobs", "rows": rows, "q": search.q }))
+}
+
+/// The subscriptions, and their deliveries (of one subscription, in one status).
+pub async fn webhooks(
+    State(shared): State<Shared>,
+    signed: SignedIn,
+    Query(filter): Query<DeliveryQuery>,
+) -> Result<Response, ConsoleError> {
+    let subscriptions = list_of(&shared, "webhooks").await?;
+    let filter = DeliveryQuery {
+        webhook: filter.webhook.filter(|w| !w.is_empty()),
+        status: filter.status.filter(|s| !s.is_empty()),
+        limit: Some(200),
+    };
+    let (webhook, status) = (filter.webhook.clone(), filter.status.clone().unwrap_or_default());
+    let Json(deliveries) = deliveries::list(State(shared), Query(filter)).await?;
+    let context = json!({ "title": "Webhooks", "subscriptions": subscriptions, "deliveries": deliveries["results"], "webhook": webhook, "status": status });
+    page("webhooks.html", &signed, "webhooks", context)
 }
 
 pub async fn job(State(shared): State<Shared>, signed: SignedIn, Path(id): Path<String>) -> Result<Response, ConsoleError> {

@@ -14,9 +14,9 @@ pub fn routes() -> Router<Shared> {
 
 #[derive(Debug, Deserialize)]
 pub struct DeliveryQuery {
-    webhook: Option<String>,
-    status: Option<String>,
-    limit: Option<usize>,
+    pub webhook: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<usize>,
 }
 
 #[utoipa::path(get, path = "/api/webhooks/deliveries",

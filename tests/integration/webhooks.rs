@@ -237,6 +237,22 @@ async fn events_survive_a_down_receiver_and_a_kill_and_arrive_signed_in_order() 
     assert_eq!(again["status"], "pending", "{again}");
     until("the redelivery", || receiver.got.lock().unwrap().iter().any(|e| e.0 == event_id)).await;
 
+    // The console and the command line list the other dead letters.
+    let console = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = console.post(format!("{}/login", service.url)).form(&[("key", KEY)]).send().await.unwrap();
+    let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = console.get(format!("{}/webhooks?status=dead", service.url)).header("cookie", &cookie).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert_eq!(page.matches("data-action=\"redeliver\"").count(), 3, "{page}");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .args(["webhooks", "deliveries", "--status", "dead"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(listed.lines().filter(|l| l.contains("dead") && l.contains("available-only")).count(), 3, "{listed}");
+
     // A failed job is an event too.
     pets.store.faults.server_errors.store(100, Ordering::SeqCst);
     assert_eq!(service.run("pets").await["status"], "FAILED");

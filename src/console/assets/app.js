@@ -336,6 +336,16 @@ async function deleteContract(button) {
   show(status, `Contract ${origin} deleted: the next run creates that object again.`, "ok");
 }
 
+// ---- webhooks ----
+async function redeliver(button) {
+  const answer = await api("POST", `/api/webhooks/deliveries/${encodeURIComponent(button.dataset.id)}/redeliver`);
+  const status = document.getElementById("delivery-status");
+  if (!answer.ok) { show(status, problem(answer.data), "bad"); return; }
+  button.closest("tr").querySelector(".badge").textContent = "pending";
+  button.remove();
+  show(status, `Delivery ${answer.data.id} is pending again.`, "ok");
+}
+
 // ---- wiring ----
 const actions = {
   "test-source": testSource,
@@ -346,6 +356,7 @@ const actions = {
   "run": run,
   "cancel": cancelRun,
   "delete-contract": deleteContract,
+  redeliver,
   "add-row": (button) => {
     const body = document.getElementById(button.dataset.target).querySelector("tbody");
     body.append(document.getElementById("row-template").content.cloneNode(true));
