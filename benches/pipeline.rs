@@ -194,6 +194,20 @@ fn main() {
     let updated = Expect::Updated { of: records, updated: records / 10 };
     rows.push(syncline_run(&state, &file, None, "API feed → register, 10% changed", updated));
     feed.changed.store(false, Ordering::SeqCst);
+    assert_calls_recorded(&state, records / 1000);
+
+    // The same without a call log: what recording every request costs.
+    let quiet_dir = dir.path().join("no-call-log");
+    std::fs::create_dir_all(&quiet_dir).unwrap();
+    let quiet = std::fs::read_to_string(write_pipeline(&quiet_dir, &server.url())).unwrap().replace(
+        &format!(r#"feed: {{ type: api, location: "{}" }}"#, server.url()),
+        &format!(r#"feed: {{ type: api, location: "{}", callLogRetention: {{ maxCount: 0 }} }}"#, server.url()),
+    );
+    let quiet_file = quiet_dir.join("bench.yaml");
+    std::fs::write(&quiet_file, quiet).unwrap();
+    let quiet_state = quiet_dir.join("state");
+    rows.push(syncline_run(&quiet_state, &quiet_file, None, "API feed → register, first run, no call log", Expect::Created(records)));
+    rows.push(syncline_run(&quiet_state, &quiet_file, None, "API feed → register, unchanged, no call log", Expect::Unchanged(records)));
 
     let command_dir = dir.path().join("command");
     std::fs::create_dir_all(&command_dir).unwrap();
@@ -233,6 +247,19 @@ fn main() {
         rows.push(syncline_run(&big_state, &big_file, None, "API feed → register, unchanged (big)", Expect::Unchanged(big)));
     }
     write_results(&rows, records, big);
+}
+
+/// The call log of the runs in `state` holds (at least) a request per page of the last run.
+fn assert_calls_recorded(state: &Path, pages: u64) {
+    let output = Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .arg("--state")
+        .arg(state)
+        .args(["calls", "feed", "--json", "--limit", "10000"])
+        .output()
+        .unwrap();
+    let calls: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let recorded = calls.as_array().map_or(0, Vec::len) as u64;
+    assert!(recorded >= pages, "the call log holds {recorded} calls, fewer than the {pages} pages of a run");
 }
 
 /// Whether two workloads read the same data (Sling's NDJSON file holds the API feed's records) for the

@@ -5,6 +5,7 @@
 //! stage, and a sink, joined by bounded channels.
 #![deny(clippy::clone_on_ref_ptr)]
 
+pub mod calls;
 pub mod config;
 pub mod console;
 pub mod diff;

@@ -45,6 +45,8 @@ enum Command {
     /// Read the embedded register.
     #[command(subcommand)]
     Objects(cli::inspect::ObjectsCommand),
+    /// The requests a source's runs made (its call log).
+    Calls(cli::calls::CallsArgs),
     /// Webhook deliveries: list them, send a dead-lettered one again.
     #[command(subcommand)]
     Webhooks(cli::webhooks::WebhooksCommand),
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
             Command::Logs { job } => cli::inspect::logs(&args.state, &job),
             Command::Objects(command) => cli::inspect::objects(&args.state, command),
             Command::Webhooks(command) => cli::webhooks::run(&args.state, command),
+            Command::Calls(calls) => cli::calls::run(&args.state, calls),
             Command::Import(import) => cli::openconnector::import(import),
             Command::Export(export) => cli::openconnector::export(export),
             Command::Serve(serve) => cli::serve::serve(&args.state, serve).await,

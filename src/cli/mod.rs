@@ -1,5 +1,6 @@
 //! Subcommands of the binary; the library does the work, these parse, print and choose exit codes.
 
+pub mod calls;
 pub mod demo;
 pub mod inspect;
 pub mod openconnector;

@@ -169,10 +169,16 @@ pub struct SourceDef {
     /// each key left out keeps its default.
     #[serde(default, skip_serializing_if = "is_default_limits")]
     pub limits: crate::limits::ReadLimits,
+    /// How long and how many of its requests the call log keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_log_retention: Option<CallLogRetention>,
     /// The keys only its connector reads (an sftp source's `privateKey`, an ftp source's `passive`),
     /// read apart by that connector (see [`Settings`]).
     #[serde(skip)]
     pub settings: Settings,
+    /// Where a run's HTTP clients record the requests made with this source (set per run).
+    #[serde(skip)]
+    pub calls: Option<crate::calls::CallTap>,
     /// Its connector names each record's id itself (an Airbyte stream's primary key), so a
     /// synchronization may leave `idPosition` out; set when loading.
     #[serde(skip)]
@@ -184,6 +190,31 @@ pub struct SourceDef {
 
 fn api() -> String {
     "api".into()
+}
+
+/// How long and how many calls a source's call log keeps (`callLogRetention: {maxAge: 7d, maxCount:
+/// 10000}`, the defaults); `maxCount: 0` records none.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CallLogRetention {
+    #[serde(default = "week")]
+    pub max_age: Span,
+    #[serde(default = "ten_thousand")]
+    pub max_count: u64,
+}
+
+impl Default for CallLogRetention {
+    fn default() -> Self {
+        CallLogRetention { max_age: week(), max_count: ten_thousand() }
+    }
+}
+
+fn week() -> Span {
+    Span(std::time::Duration::from_secs(7 * 24 * 3600))
+}
+
+fn ten_thousand() -> u64 {
+    10_000
 }
 
 /// A flag that is on unless written off; connectors' settings use it too.

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::ConsoleError;
 use super::session::SignedIn;
+use crate::service::calls::CallsQuery;
 use crate::service::deliveries::{self, DeliveryQuery};
 use crate::service::operations::{JobsQuery, Page};
 use crate::service::{Shared, definitions, operations};
@@ -199,7 +200,20 @@ fn editable(entry: &Option<Value>) -> Value {
     body
 }
 
-pub async fn source(State(shared): State<Shared>, signed: SignedIn, Path(id): Path<String>) -> Result<Response, ConsoleError> {
+/// Which calls a source page lists.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct CallsFilter {
+    #[serde(default)]
+    errors: bool,
+}
+
+pub async fn source(
+    State(shared): State<Shared>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Query(calls_filter): Query<CallsFilter>,
+) -> Result<Response, ConsoleError> {
+    let calls = calls_filter;
     let entry = definition(&shared, "sources", &id).await?;
     let body = editable(&entry);
     // Secrets come masked: all the page can say is whether one is set.
@@ -225,12 +239,21 @@ pub async fn source(State(shared): State<Shared>, signed: SignedIn, Path(id): Pa
         .as_ref()
         .and_then(|e| e["name"].as_str().map(str::to_string))
         .unwrap_or_else(|| if entry.is_some() { id.clone() } else { "New source".into() });
+    let calls = match &entry {
+        Some(_) => {
+            let query = CallsQuery { errors: Some(calls.errors), limit: Some(100), ..CallsQuery::default() };
+            let Json(answer) = crate::service::calls::list(State(Shared::clone(&shared)), Path(id.clone()), Query(query)).await?;
+            answer["results"].clone()
+        }
+        None => Value::Null,
+    };
     page(
         "source.html",
         &signed,
         "sources",
         json!({
             "title": title, "id": id, "entry": entry, "body": body, "secrets": secrets, "auth": auth, "readers": readers, "kinds": kinds,
+            "calls": calls, "errors_only": calls_filter.errors,
         }),
     )
 }

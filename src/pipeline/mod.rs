@@ -17,6 +17,7 @@
 //! that every stage saw through (see [`supervise`]). A run holds its synchronization's lock, and
 //! before anything else takes over from runs a dead process left behind, adopting what they wrote.
 
+mod call_log;
 mod map_stage;
 #[cfg(test)]
 mod parts_tests;
@@ -191,6 +192,7 @@ pub async fn run_job_on(
         cursor: None,
         recovered: false,
         writer_stopped: false,
+        calls: Arc::default(),
     };
     let execute = std::panic::AssertUnwindSafe(run.execute(pipeline, &job, state, &options, &progress, interrupted, parts));
     let outcome = match futures::FutureExt::catch_unwind(execute).await {
@@ -204,6 +206,9 @@ pub async fn run_job_on(
             ))
         }
     };
+    if let Err(error) = run.calls.finish(state, &job.id, pipeline) {
+        run.warnings.insert(format!("the call log could not be written: {error}"));
+    }
     if run.recovered {
         jobs.recovered(&job.synchronization)?;
     }
@@ -281,6 +286,8 @@ struct Run {
     recovered: bool,
     /// The writer was stopped before it reported every write: the next run adopts what it wrote.
     writer_stopped: bool,
+    /// The requests its sources and target make.
+    calls: Arc<call_log::CallLog>,
 }
 
 impl Run {
@@ -313,8 +320,10 @@ impl Run {
         };
         let Parts { source, sink } = match parts {
             Some(parts) => parts,
-            None => Parts::build(pipeline, sync, state, &job.id, options.dry_run)?,
+            None => Parts::build(&self.calls.tap(pipeline), sync, state, &job.id, options.dry_run)?,
         };
+        let _calls =
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(Arc::clone(&self.calls).keep_writing(state.clone(), job.id.clone())));
 
         // The fingerprint covers everything that shapes an object besides the record itself.
         let mut fingerprint = blake3::Hasher::new();

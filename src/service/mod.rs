@@ -4,6 +4,7 @@
 //! (`crate::webhooks::dispatch`).
 
 pub mod auth;
+pub(crate) mod calls;
 mod catalog;
 mod compat;
 // The console (crate::console) fills its pages from these same handlers: one data path.
@@ -120,7 +121,7 @@ pub struct ServeOptions {
         preview::preview,
         operations::contracts, operations::remove_contract, operations::objects, operations::changes, operations::object, operations::dashboard,
         compat::import, compat::export,
-        deliveries::list, deliveries::redeliver,
+        deliveries::list, deliveries::redeliver, calls::list,
     ),
     modifiers(&ApiKeyScheme)
 )]
@@ -144,6 +145,7 @@ pub fn router(shared: Shared, front: Option<Front>) -> Router {
         .merge(definitions::routes())
         .merge(operations::routes())
         .merge(deliveries::routes())
+        .merge(calls::routes())
         .merge(compat::routes())
         .route("/api/sources/{id}/preview", get(preview::preview))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));

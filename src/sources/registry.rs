@@ -180,6 +180,7 @@ pub const SHARED_SOURCE_KEYS: &[&str] = &[
     "isEnabled",
     "allowCrossOriginLinks",
     "limits",
+    "callLogRetention",
 ];
 
 /// The `sourceConfig` keys that belong to some kinds only: a key here that the source's kind does

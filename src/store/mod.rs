@@ -2,6 +2,7 @@
 //! Arrow IPC files (through `object_store`, replaced atomically), and two SQLite databases: `jobs.db`
 //! (jobs, their logs and per-object errors) and `register.db` (the embedded register).
 
+pub mod calls;
 pub mod jobs;
 pub mod register;
 pub mod webhooks;
@@ -114,6 +115,11 @@ impl StateDir {
             _ => {}
         }
         read()?.ok_or_else(|| io(std::io::Error::other("the instance file holds no id")))
+    }
+
+    /// The call log.
+    pub fn calls(&self) -> Result<calls::CallStore, StoreError> {
+        calls::CallStore::open(&self.root.join("calls.db"))
     }
 
     /// The webhook deliveries database.

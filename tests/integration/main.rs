@@ -4,6 +4,7 @@
 
 mod airbyte;
 mod api;
+mod calls;
 mod cli;
 mod command;
 mod common;

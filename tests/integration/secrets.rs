@@ -323,6 +323,9 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         let list = keyed_json(&http, Method::GET, &url, &format!("/api/{section}"), KEY).await;
         for entry in list["results"].as_array().unwrap() {
             paths.push(format!("/api/{section}/{}", entry["id"].as_str().unwrap()));
+            if section == "sources" {
+                paths.push(format!("/api/sources/{}/calls", entry["id"].as_str().unwrap()));
+            }
         }
     }
     for job in jobs["results"].as_array().unwrap() {

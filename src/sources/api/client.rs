@@ -62,6 +62,8 @@ pub struct HttpClient {
     /// When the server said its request budget is spent (`X-RateLimit-Remaining: 0`): its reset time.
     exhausted: std::sync::Mutex<Option<Instant>>,
     timeout: Duration,
+    /// Where each request is recorded (the call log), when the run keeps one.
+    pub(super) calls: Option<crate::calls::CallTap>,
 }
 
 impl HttpClient {
@@ -184,6 +186,7 @@ impl HttpClient {
             rate,
             exhausted: std::sync::Mutex::new(None),
             timeout,
+            calls: source.calls.clone(),
         })
     }
 
@@ -262,7 +265,10 @@ impl HttpClient {
         idempotency_key: Option<&str>,
     ) -> Result<Response, SourceError> {
         if !self.is_trusted(url) {
-            return self.request_elsewhere(method, url, body).await;
+            let sent = super::tap::Sent::now(&method, body);
+            let outcome = self.request_elsewhere(method, url, body).await;
+            self.note(sent, &self.redact(&crate::secrets::without_credentials(url)), &outcome);
+            return outcome;
         }
         let shown = self.redact(url);
         let mut attempt = 0u32;
@@ -271,7 +277,9 @@ impl HttpClient {
             self.wait_for_budget(&shown).await?;
             self.pace().await;
             let last = attempt >= self.retry.max_attempts.max(1);
+            let sent = super::tap::Sent::now(&method, body);
             let outcome = self.send(method.clone(), url, body, idempotency_key, &shown).await;
+            self.note(sent, &shown, &outcome);
             if let Ok(response) = &outcome {
                 self.note_budget(&response.headers);
             }

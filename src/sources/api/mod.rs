@@ -5,6 +5,7 @@
 mod auth;
 mod client;
 mod pagination;
+mod tap;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
