@@ -185,7 +185,20 @@ pub struct SynchronizationDef {
     /// Refuse a run that would delete more than this share of the objects (default 0.5); `1` turns it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delete_share: Option<f64>,
+    /// Its inbound hook (`POST /api/hooks/{synchronization}`): the secret callers sign with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<HookDef>,
     /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
     #[serde(skip)]
     pub bookkeeping: Bookkeeping,
+}
+
+/// A synchronization's inbound hook.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HookDef {
+    /// Callers sign each request with it (`X-Syncline-Signature`, as webhooks out are signed); without
+    /// one, only the API key opens the hook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<crate::config::Secret>,
 }

@@ -67,6 +67,9 @@ pub struct RunOptions {
     /// How long a cancelled run waits for its target to finish the batch in hand before it stops
     /// the writer (default [`CANCEL_GRACE`]).
     pub cancel_grace: Option<std::time::Duration>,
+    /// Records handed to the run instead of read from its source (an inbound hook's objects): the
+    /// run is incremental, as if the source had read only them.
+    pub pushed: Option<Arc<Vec<sources::RawRecord>>>,
 }
 
 /// How long a cancelled run waits for its target by default: a target that does not answer in that
@@ -113,8 +116,19 @@ pub struct Parts {
 
 impl Parts {
     /// The source and the sink `sync` names, as its run `job` uses them.
-    pub(crate) fn build(pipeline: &Pipeline, sync: &Synchronization, state: &StateDir, job: &str, dry_run: bool) -> Result<Parts, Failure> {
+    pub(crate) fn build(
+        pipeline: &Pipeline,
+        sync: &Synchronization,
+        state: &StateDir,
+        job: &str,
+        options: &RunOptions,
+    ) -> Result<Parts, Failure> {
+        let dry_run = options.dry_run;
         let mut source = sources::build(pipeline, sync)?;
+        if let Some(records) = &options.pushed {
+            let origin = "the records pushed to the hook".to_string();
+            source = Box::new(sources::pushed::Pushed { source, records: Arc::clone(records), origin });
+        }
         if source.reads_a_register() {
             let instance = state.instance()?;
             let (state, name) = (state.clone(), sync.name.clone());
@@ -320,7 +334,7 @@ impl Run {
         };
         let Parts { source, sink } = match parts {
             Some(parts) => parts,
-            None => Parts::build(&self.calls.tap(pipeline), sync, state, &job.id, options.dry_run)?,
+            None => Parts::build(&self.calls.tap(pipeline), sync, state, &job.id, options)?,
         };
         let _calls =
             tokio_util::task::AbortOnDropHandle::new(tokio::spawn(Arc::clone(&self.calls).keep_writing(state.clone(), job.id.clone())));

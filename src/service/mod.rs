@@ -11,6 +11,7 @@ mod compat;
 pub(crate) mod definitions;
 pub(crate) mod deliveries;
 mod error;
+mod hooks;
 mod listen;
 pub(crate) mod operations;
 mod preview;
@@ -121,7 +122,7 @@ pub struct ServeOptions {
         preview::preview,
         operations::contracts, operations::remove_contract, operations::objects, operations::changes, operations::object, operations::dashboard,
         compat::import, compat::export,
-        deliveries::list, deliveries::redeliver, calls::list,
+        deliveries::list, deliveries::redeliver, calls::list, hooks::receive,
     ),
     modifiers(&ApiKeyScheme)
 )]
@@ -149,7 +150,8 @@ pub fn router(shared: Shared, front: Option<Front>) -> Router {
         .merge(compat::routes())
         .route("/api/sources/{id}/preview", get(preview::preview))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));
-    let app = Router::new().route("/api/health", get(health)).merge(api);
+    // Hooks check their own key or signature: their callers are other systems, not API clients.
+    let app = Router::new().route("/api/health", get(health)).merge(hooks::routes()).merge(api);
     let app = match front {
         Some(mount) => mount(app),
         None => app,

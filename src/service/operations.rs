@@ -34,7 +34,7 @@ pub fn routes() -> Router<Shared> {
 }
 
 /// A job as the sync-job API shows it (`entities_inserted` …), with syncline's own counts beside.
-fn job_view(shared: &Shared, job: &JobRecord) -> Value {
+pub(super) fn job_view(shared: &Shared, job: &JobRecord) -> Value {
     let counts = shared.runner.progress(&job.id).filter(|_| !job.status.is_final()).unwrap_or(job.counts);
     json!({
         "id": job.id,

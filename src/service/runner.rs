@@ -88,6 +88,26 @@ impl Runner {
         sync: &str,
         request: RunRequest,
     ) -> Result<(JobRecord, oneshot::Receiver<Finished>), StartError> {
+        self.spawn_run(pipeline, sync, request, None)
+    }
+
+    /// Starts a run of `records` instead of what the source reads (an inbound hook's objects).
+    pub fn start_pushed(
+        self: &Arc<Self>,
+        pipeline: Pipeline,
+        sync: &str,
+        records: Vec<crate::sources::RawRecord>,
+    ) -> Result<(JobRecord, oneshot::Receiver<Finished>), StartError> {
+        self.spawn_run(pipeline, sync, RunRequest::default(), Some(Arc::new(records)))
+    }
+
+    fn spawn_run(
+        self: &Arc<Self>,
+        pipeline: Pipeline,
+        sync: &str,
+        request: RunRequest,
+        pushed: Option<Arc<Vec<crate::sources::RawRecord>>>,
+    ) -> Result<(JobRecord, oneshot::Receiver<Finished>), StartError> {
         let RunRequest { force_full_sync, dry_run, first_page_only } = request;
         if self.closing.is_cancelled() {
             return Err(StartError::Closing);
@@ -110,7 +130,7 @@ impl Runner {
             // However the run ends (a panic included), the synchronization is free again; when it
             // ends normally, before whoever waits for it hears so.
             let release = Release { runner: Arc::clone(&runner), sync };
-            let options = RunOptions { force_full_sync, dry_run, first_page_only, cancel, ..RunOptions::default() };
+            let options = RunOptions { force_full_sync, dry_run, first_page_only, cancel, pushed, ..RunOptions::default() };
             let (job, warnings) = runner.execute(&pipeline, record, options, Arc::clone(&progress)).await;
             drop(release);
             let _ = done_tx.send(Finished { job, warnings, progress });

@@ -10,6 +10,7 @@ pub mod file;
 pub mod formats;
 pub mod ftp;
 pub mod openregister;
+pub mod pushed;
 pub mod registry;
 pub mod sftp;
 pub mod tls;

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     UNIQUE (webhook, event_id));
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_at);
 CREATE INDEX IF NOT EXISTS deliveries_by_subject ON deliveries(webhook, subject, id);
+CREATE TABLE IF NOT EXISTS hook_events (
+    synchronization TEXT NOT NULL, event_id TEXT NOT NULL, job TEXT, at INTEGER NOT NULL, PRIMARY KEY (synchronization, event_id));
 ";
 
 /// Where a subscription has read to: the change feed's and the job events' numbers.
@@ -195,6 +197,47 @@ impl WebhookStore {
                 params![id, now],
             )?;
             Ok(changed > 0)
+        })
+    }
+}
+
+impl WebhookStore {
+    /// Claims event `event_id` of a synchronization's inbound hook: `Ok(None)` when it is new (now
+    /// taken), else the job its first arrival started (`Some("")` while that one is starting).
+    pub fn claim_hook_event(&self, synchronization: &str, event_id: &str, now: i64) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            // Replays are recognised for a week: a signature is refused long before that anyway.
+            c.execute("DELETE FROM hook_events WHERE at < ?1", [now - 7 * 24 * 3600 * 1000])?;
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO hook_events (synchronization, event_id, at) VALUES (?1, ?2, ?3)",
+                params![synchronization, event_id, now],
+            )?;
+            if inserted > 0 {
+                return Ok(None);
+            }
+            let job: Option<String> = c.query_row(
+                "SELECT job FROM hook_events WHERE synchronization = ?1 AND event_id = ?2",
+                params![synchronization, event_id],
+                |r| r.get(0),
+            )?;
+            Ok(Some(job.unwrap_or_default()))
+        })
+    }
+
+    /// The job a claimed event started; `None` gives the claim up (the run could not start, so the
+    /// event may come again).
+    pub fn settle_hook_event(&self, synchronization: &str, event_id: &str, job: Option<&str>) -> Result<(), StoreError> {
+        self.with(|c| {
+            match job {
+                Some(job) => c.execute(
+                    "UPDATE hook_events SET job = ?3 WHERE synchronization = ?1 AND event_id = ?2",
+                    params![synchronization, event_id, job],
+                )?,
+                None => {
+                    c.execute("DELETE FROM hook_events WHERE synchronization = ?1 AND event_id = ?2", params![synchronization, event_id])?
+                }
+            };
+            Ok(())
         })
     }
 }

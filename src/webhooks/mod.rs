@@ -84,6 +84,30 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={hex}")
 }
 
+/// How far a signature's timestamp may be from now: an older request is taken for a replay.
+pub const SIGNATURE_TOLERANCE_SECONDS: i64 = 300;
+
+/// Whether `header` (an `X-Syncline-Signature` value) signs `body` with `secret`, at a time within
+/// [`SIGNATURE_TOLERANCE_SECONDS`] of `now` (unix seconds). Compared in constant time.
+pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> bool {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = Some(value),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else { return false };
+    if (now - t).abs() > SIGNATURE_TOLERANCE_SECONDS || v1.len() != 64 || !v1.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    let tag: Vec<u8> = (0..32).filter_map(|i| u8::from_str_radix(&v1[i * 2..i * 2 + 2], 16).ok()).collect();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    ring::hmac::verify(&key, &[t.to_string().as_bytes(), b".", body].concat(), &tag).is_ok()
+}
+
 /// How long to wait after failed attempt `attempt` (from 1): `initialBackoff × 2^(attempt−1)`, at
 /// most `maxBackoff`, then between half and all of that (jitter: receivers that come back are not
 /// hit by every sender at once).
@@ -104,6 +128,18 @@ mod tests {
         // As Python's hmac.new(b"whsec-test", b'1700000000.{"a":1}', hashlib.sha256).hexdigest() computes it.
         let expected = "fed7a1a6c799a6367d73724d76bc70c16678908a32a879cd1ded6565ac05cece";
         assert_eq!(signature(b"whsec-test", 1_700_000_000, br#"{"a":1}"#), format!("t=1700000000,v1={expected}"));
+    }
+
+    #[test]
+    fn a_signature_verifies_within_its_time_only() {
+        let header = signature(b"whsec-test", 1_700_000_000, b"{}");
+        assert!(verify(b"whsec-test", &header, b"{}", 1_700_000_100));
+        assert!(!verify(b"whsec-test", &header, b"{} ", 1_700_000_100), "another body");
+        assert!(!verify(b"other", &header, b"{}", 1_700_000_100), "another secret");
+        assert!(!verify(b"whsec-test", &header, b"{}", 1_700_000_000 + SIGNATURE_TOLERANCE_SECONDS + 1), "too old: a replay");
+        for bad in ["", "t=1700000000", "v1=00", "t=x,v1=zz", &header.replace("v1=", "v1=0")] {
+            assert!(!verify(b"whsec-test", bad, b"{}", 1_700_000_000), "{bad}");
+        }
     }
 
     #[test]

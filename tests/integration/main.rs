@@ -14,6 +14,7 @@ mod faults;
 mod federation;
 mod files;
 mod ftp;
+mod hooks;
 mod hostile;
 mod mapping_golden;
 mod oc_configurations;

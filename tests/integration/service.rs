@@ -39,6 +39,10 @@ impl Service {
         Service { url: format!("http://{address}"), stop, handle, http: reqwest::Client::new() }
     }
 
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub async fn stop(self) {
         self.stop.cancel();
         self.handle.await.unwrap().unwrap();
