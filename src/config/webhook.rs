@@ -16,7 +16,11 @@ pub const EVENTS: &[&str] = &["object.created", "object.updated", "object.delete
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookDef {
     /// The receiver: an `http` or `https` URL, POSTed each event as a CloudEvents 1.0 JSON body.
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Or an email for each event, through an SMTP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailDef>,
     /// Which events (see [`EVENTS`]); all when empty.
     #[serde(default)]
     pub events: Vec<String>,
@@ -48,6 +52,21 @@ pub struct WebhookDef {
     pub is_enabled: Flag,
     #[serde(skip)]
     pub bookkeeping: Bookkeeping,
+}
+
+/// Events by email.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EmailDef {
+    /// `smtp://host:587` (STARTTLS when the server offers it, required with a password), `smtps://host:465`
+    /// (TLS from the start), or `smtp://host:25?tls=none` (plain: a local relay only).
+    pub server: String,
+    pub from: String,
+    pub to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
 }
 
 /// Exponential backoff with jitter: attempt `n` waits about `initialBackoff × 2ⁿ⁻¹`, at most
@@ -94,9 +113,26 @@ impl WebhookDef {
     /// Its problems, each a key under it and a message (the filter is checked by the mapping engine).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
-        match url::Url::parse(&self.url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-            _ => problems.push(("url", format!("`{}` is not an http or https URL", crate::secrets::mask_unparsed_url(&self.url)))),
+        match (&self.url, &self.email) {
+            (Some(text), None) => match url::Url::parse(text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                _ => problems.push(("url", format!("`{}` is not an http or https URL", crate::secrets::mask_unparsed_url(text)))),
+            },
+            (None, Some(email)) => {
+                match url::Url::parse(&email.server) {
+                    Ok(url) if matches!(url.scheme(), "smtp" | "smtps") && url.host().is_some() => {}
+                    _ => problems.push(("email.server", "an smtp:// or smtps:// URL".into())),
+                }
+                if email.to.is_empty() {
+                    problems.push(("email.to", "at least one address".into()));
+                }
+                for address in email.to.iter().chain([&email.from]) {
+                    if address.parse::<lettre::Address>().is_err() {
+                        problems.push(("email", format!("`{address}` is not an email address")));
+                    }
+                }
+            }
+            _ => problems.push(("url", "a subscription has a `url` or an `email`, one of them".into())),
         }
         for event in &self.events {
             let family = event.strip_suffix(".*");

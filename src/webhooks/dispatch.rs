@@ -155,12 +155,39 @@ async fn deliver_due(
     Ok(())
 }
 
-/// One attempt at `delivery`: delivered on a 2xx answer, else failed, with when to try again.
+/// One attempt at `delivery`: delivered on a 2xx answer (or an email the server took), else failed,
+/// with when to try again.
 async fn send(http: &reqwest::Client, def: &WebhookDef, delivery: &Delivery) -> Attempt {
+    let timeout = def.timeout.map_or(Duration::from_secs(10), |t| t.0);
+    let (status, error) = match (&def.url, &def.email) {
+        (Some(url), _) => match post(http, def, url, timeout, delivery).await {
+            Ok(status) => return Attempt { delivered: true, status: Some(status), ..Attempt::default() },
+            Err(failed) => failed,
+        },
+        (None, Some(email)) => match super::email::send(email, delivery, timeout).await {
+            Ok(()) => return Attempt { delivered: true, ..Attempt::default() },
+            Err(error) => (None, error),
+        },
+        (None, None) => (None, "the subscription has no url or email".to_string()),
+    };
+    let attempts = delivery.attempts + 1;
+    let retry_at = (attempts < def.retry.max_attempts)
+        .then(|| chrono::Utc::now().timestamp_millis() + backoff(&def.retry, attempts).as_millis() as i64);
+    Attempt { delivered: false, status, error: Some(error), retry_at }
+}
+
+/// POSTs the event: its 2xx status, or the status (if any) and why it failed.
+async fn post(
+    http: &reqwest::Client,
+    def: &WebhookDef,
+    url: &str,
+    timeout: Duration,
+    delivery: &Delivery,
+) -> Result<u16, (Option<u16>, String)> {
     let timestamp = chrono::Utc::now().timestamp();
     let mut request = http
-        .post(&def.url)
-        .timeout(def.timeout.map_or(Duration::from_secs(10), |t| t.0))
+        .post(url)
+        .timeout(timeout)
         .header("content-type", "application/cloudevents+json")
         .header("webhook-id", &delivery.event_id)
         .header("x-syncline-delivery", delivery.id.to_string());
@@ -170,16 +197,10 @@ async fn send(http: &reqwest::Client, def: &WebhookDef, delivery: &Delivery) -> 
     if let Some(secret) = &def.secret {
         request = request.header(super::SIGNATURE, signature(secret.expose().as_bytes(), timestamp, delivery.body.as_bytes()));
     }
-    let (status, error) = match request.body(delivery.body.clone()).send().await {
-        Ok(response) if response.status().is_success() => {
-            return Attempt { delivered: true, status: Some(response.status().as_u16()), ..Attempt::default() };
-        }
-        Ok(response) => (Some(response.status().as_u16()), format!("the receiver answered HTTP {}", response.status().as_u16())),
+    match request.body(delivery.body.clone()).send().await {
+        Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
+        Ok(response) => Err((Some(response.status().as_u16()), format!("the receiver answered HTTP {}", response.status().as_u16()))),
         // Without the URL: a receiver's URL may carry a token.
-        Err(error) => (None, crate::secrets::scrub(&crate::sources::api::error_chain(&error)).into_owned()),
-    };
-    let attempts = delivery.attempts + 1;
-    let retry_at = (attempts < def.retry.max_attempts)
-        .then(|| chrono::Utc::now().timestamp_millis() + backoff(&def.retry, attempts).as_millis() as i64);
-    Attempt { delivered: false, status, error: Some(error), retry_at }
+        Err(error) => Err((None, crate::secrets::scrub(&crate::sources::api::error_chain(&error)).into_owned())),
+    }
 }

@@ -7,6 +7,7 @@
 //! (also in `webhook-id`) is unique: a receiver that saw it already can ignore a redelivery.
 
 pub mod dispatch;
+mod email;
 
 use serde_json::{Value, json};
 

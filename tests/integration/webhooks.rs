@@ -258,3 +258,98 @@ async fn events_survive_a_down_receiver_and_a_kill_and_arrive_signed_in_order() 
     assert_eq!(service.run("pets").await["status"], "FAILED");
     until("job.failed", || receiver.got.lock().unwrap().iter().any(|e| e.1 == "job.failed" && e.2 == "pets")).await;
 }
+
+/// A minimal SMTP receiver: takes every message, keeps its DATA.
+async fn smtp_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&messages);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let kept = Arc::clone(&kept);
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 receiver ESMTP\r\n").await.unwrap();
+                let (mut data, mut in_data) = (String::new(), false);
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if in_data {
+                        if line == "." {
+                            in_data = false;
+                            kept.lock().unwrap().push(std::mem::take(&mut data));
+                            write.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            data.push_str(&line);
+                            data.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 receiver\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 end with a dot\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.unwrap();
+                            return;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    write.write_all(answer).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, messages)
+}
+
+#[tokio::test]
+async fn a_failed_job_sends_an_email() {
+    let (port, messages) = smtp_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pet.schema.json"), SCHEMA).unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+sources:
+  gone: {{ type: api, location: "http://127.0.0.1:9", retries: {{ maxAttempts: 1 }} }}
+mappings:
+  pet: {{ mapping: {{ title: "{{{{ name }}}}" }} }}
+registers:
+  shop: {{ schemas: {{ pet: {{ $ref: pet.schema.json }} }} }}
+synchronizations:
+  broken:
+    source: gone
+    sourceConfig: {{ endpoint: "/pets", idPosition: id }}
+    mapping: pet
+    target: {{ type: register, register: shop, schema: pet }}
+webhooks:
+  ops:
+    email: {{ server: "smtp://127.0.0.1:{port}?tls=none", from: "syncline@example.org", to: ["ops@example.org"] }}
+    events: [job.failed]
+    afterFailures: 2
+"#
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let service = super::service::Service::start(&state, vec![file]).await;
+    for _ in 0..3 {
+        let (_, job) = service.post("/api/synchronizations/broken/run", serde_json::json!({})).await;
+        let job = service.finished(job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "FAILED", "{job}");
+    }
+    until("the email", || !messages.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = messages.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "one email, at the second failure in a row: {got:?}");
+    assert!(got[0].contains("Subject: syncline: broken failed (2 in a row)") && got[0].contains("To: ops@example.org"), "{}", got[0]);
+    assert!(got[0].contains("cannot connect"), "the job's error is in the message: {}", got[0]);
+    service.stop().await;
+}
