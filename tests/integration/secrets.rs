@@ -53,7 +53,7 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-const PLACES: [&str; 31] = [
+const PLACES: [&str; 32] = [
     "src.password",
     "src.token",
     "src.apikey",
@@ -85,6 +85,7 @@ const PLACES: [&str; 31] = [
     "webhook.url",
     "webhook.secret",
     "webhook.header",
+    "email.password",
 ];
 
 fn pipeline(m: &Markers, fixture: &Fixture) -> String {
@@ -184,6 +185,9 @@ webhooks:
     secret: "{webhook_secret}"
     headers: {{ Authorization: "{webhook_header}" }}
     retry: {{ maxAttempts: 2, initialBackoff: 10ms }}
+  mailer:
+    email: {{ server: "smtp://127.0.0.1:9", from: "s@example.org", to: ["o@example.org"], username: u, password: "{email_password}" }}
+    retry: {{ maxAttempts: 2, initialBackoff: 10ms }}
 "#,
         url = fixture.base_url(),
         token = m.get("src.token"),
@@ -216,6 +220,7 @@ webhooks:
         webhook_url = m.get("webhook.url"),
         webhook_secret = m.get("webhook.secret"),
         webhook_header = m.get("webhook.header"),
+        email_password = m.get("email.password"),
     )
 }
 
