@@ -29,6 +29,7 @@ pub(super) const SYNCHRONIZATION_KEYS: &[&str] = &[
     "schedule",
     "deletePolicy",
     "maxDeleteShare",
+    "hook",
 ];
 pub(super) const SOURCE_CONFIG_KEYS: &[&str] = &[
     "endpoint",

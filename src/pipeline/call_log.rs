@@ -43,9 +43,13 @@ impl CallLog {
     /// The last write of a run, then each source's retention.
     pub fn finish(&self, state: &StateDir, job: &str, pipeline: &Pipeline) -> Result<(), StoreError> {
         self.flush(state, job)?;
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if written.is_empty() {
+            return Ok(());
+        }
         let store = state.calls()?;
         let now = chrono::Utc::now().timestamp_millis();
-        for source in self.written.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for source in &written {
             let retention = pipeline.sources.get(source).and_then(|d| d.call_log_retention).unwrap_or_default();
             store.prune(source, retention.max_age.0, retention.max_count, now)?;
         }
