@@ -150,6 +150,14 @@ pub async fn create(
         return Err(ApiError::new(StatusCode::CONFLICT, format!("{name} `{id}` exists; PUT /api/{name}/{id} replaces it")));
     }
     let entry = shared.catalog.put(section, &id, value)?;
+    if section == Section::Webhooks {
+        // A new subscription is sent what happens from now on, not from the dispatcher's next tick.
+        let (state, subs) = (shared.state.clone(), shared.catalog.webhooks());
+        let started = tokio::task::spawn_blocking(move || crate::webhooks::dispatch::start_new(&state, &subs)).await;
+        if let Ok(Err(error)) = started {
+            tracing::warn!("webhooks: starting `{id}`: {error}");
+        }
+    }
     Ok((StatusCode::CREATED, Json(shown(&shared, section, entry))))
 }
 

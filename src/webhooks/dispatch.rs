@@ -57,16 +57,27 @@ pub async fn run(state: StateDir, subscriptions: Subscriptions, tick: Duration, 
     }
 }
 
+/// Gives each subscription seen for the first time its cursor, at the newest events: it is sent what
+/// happens from now on. The service calls it as a subscription is made, before the next tick.
+pub fn start_new(state: &StateDir, subs: &BTreeMap<String, WebhookDef>) -> Result<(), StoreError> {
+    let store = state.webhooks()?;
+    let now = chrono::Utc::now().timestamp_millis();
+    for (name, _) in subs.iter().filter(|(_, d)| d.is_enabled.0) {
+        if store.cursor(name)?.is_none() {
+            let start = Cursor { changes: state.register()?.head()?, jobs: state.jobs()?.last_job_event()? };
+            store.take(name, start, &[], now)?;
+        }
+    }
+    Ok(())
+}
+
 /// Takes the new events of every enabled subscription into the deliveries database.
 pub fn take_events(state: &StateDir, subs: &BTreeMap<String, WebhookDef>) -> Result<(), StoreError> {
     let (store, register, jobs, instance) = (state.webhooks()?, state.register()?, state.jobs()?, state.instance()?);
     let now = chrono::Utc::now().timestamp_millis();
+    start_new(state, subs)?;
     for (name, def) in subs.iter().filter(|(_, d)| d.is_enabled.0) {
-        let Some(mut cursor) = store.cursor(name)? else {
-            let start = Cursor { changes: register.head()?, jobs: jobs.last_job_event()? };
-            store.take(name, start, &[], now)?;
-            continue;
-        };
+        let Some(mut cursor) = store.cursor(name)? else { continue };
         // A filter that no longer compiles (it was checked when defined) lets every object through.
         let filter = def.filter.as_ref().and_then(|f| Filter::new(None, Some(f)).ok());
         loop {

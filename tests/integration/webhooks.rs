@@ -353,3 +353,24 @@ webhooks:
     assert!(got[0].contains("cannot connect"), "the job's error is in the message: {}", got[0]);
     service.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscription_made_over_the_api_gets_what_happens_right_after() {
+    let pets = Fixture::start(fixture::pets(3)).await.unwrap();
+    let receiver = Arc::new(Receiver::default());
+    let app = Router::new().route("/hook", post(hook)).with_state(Arc::clone(&receiver));
+    let (address, _server) = super::common::serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pipeline(dir.path(), &pets.base_url(), "http://127.0.0.1:9");
+    let state = tempfile::tempdir().unwrap();
+    let service = super::service::Service::start(&state, vec![file]).await;
+    let subscription =
+        serde_json::json!({"id": "fresh", "url": format!("http://{address}/hook"), "events": ["object.created"], "secret": SECRET});
+    let (status, made) = service.post("/api/webhooks", subscription).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{made}");
+    assert_eq!(made["secret"], "***", "{made}");
+    let (_, job) = service.post("/api/synchronizations/pets/run", serde_json::json!({})).await;
+    assert_eq!(service.finished(job["id"].as_str().unwrap()).await["entities_inserted"], 3);
+    until("the three creates", || receiver.got.lock().unwrap().len() == 3).await;
+    service.stop().await;
+}
