@@ -96,5 +96,19 @@ synchronizations:
     assert_eq!(ended["entities_inserted"], 3, "{ended}");
     let (status, bad) = push(&service, &json!({"object": "not an object"}), SECRET, Some("e-5")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    // A body nested 50,000 levels deep (100 kB, under the body limit) is refused as JSON, and the
+    // service stays up.
+    let deep = format!("{{\"object\": {}{}}}", "[".repeat(50_000), "]".repeat(50_000));
+    let signature = syncline::webhooks::signature(SECRET.as_bytes(), chrono::Utc::now().timestamp(), deep.as_bytes());
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/hooks/pets", service.url()))
+        .header("x-syncline-signature", signature)
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains("recursion limit"));
+    assert_eq!(service.get("/api/health").await.0, StatusCode::OK);
     service.stop().await;
 }
