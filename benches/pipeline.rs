@@ -107,6 +107,52 @@ synchronizations:
     file
 }
 
+/// The mapping a new user writes (issue 18): paths, a template of two expressions, filters, a `date`
+/// filter on a field, a copied list; and a JSON Schema with types and `required`.
+const REALISTIC_MAPPING: &str = r#"
+    mapping:
+      id: "{{ id }}"
+      title: "{{ name }} ({{ category.name }})"
+      status: "{{ status }}"
+      category: "{{ category.name|lower }}"
+      tags: tags
+      price: "{{ price }}"
+      updated: '{{ updated_at|date("Y-m-d") }}'
+      email: "{{ owner.email }}"
+      city: "{{ owner.city|upper }}"
+      imported: '{{ "now"|date("Y-m-d") }}'"#;
+
+const REALISTIC_SCHEMA: &str = r#"{"type": "object", "required": ["id", "title", "tags", "updated"],
+  "properties": {"id": {"type": "string"}, "title": {"type": "string", "minLength": 1}, "status": {"enum": ["available", "pending", "sold"]},
+    "category": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}, "price": {"type": "string"},
+    "updated": {"type": "string"}, "email": {"type": "string"}, "city": {"type": "string"}, "imported": {"type": "string"}}}"#;
+
+/// OpenConnector's way: every field a `{{ x }}` template, and the date of the import.
+const OPENCONNECTOR_MAPPING: &str = r#"
+    mapping:
+      id: "{{ id }}"
+      name: "{{ name }}"
+      status: "{{ status }}"
+      category: "{{ category.name }}"
+      price: "{{ price }}"
+      updated: "{{ updated_at }}"
+      email: "{{ owner.email }}"
+      city: "{{ owner.city }}"
+      imported: '{{ "now"|date("Y-m-d") }}'"#;
+
+/// The API pipeline of `dir` with another mapping (and schema): a workload of its own.
+fn write_mapping_pipeline(dir: &Path, url: &str, mapping: &str, schema: Option<&str>) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let plain = std::fs::read_to_string(write_pipeline(dir, url)).unwrap();
+    let (head, rest) = plain.split_once("  record:\n").unwrap();
+    let tail = &rest[rest.find("registers:").unwrap()..];
+    std::fs::write(dir.join("bench.yaml"), format!("{head}  record:{mapping}\n{tail}")).unwrap();
+    if let Some(schema) = schema {
+        std::fs::write(dir.join("bench.schema.json"), schema).unwrap();
+    }
+    dir.join("bench.yaml")
+}
+
 /// A pipeline whose source is a program (awk) printing `records` NDJSON records shaped like the API
 /// feed's, mapped the same way into the register.
 fn write_command_pipeline(dir: &Path, records: u64) -> PathBuf {
@@ -208,6 +254,37 @@ fn main() {
     let quiet_state = quiet_dir.join("state");
     rows.push(syncline_run(&quiet_state, &quiet_file, None, "API feed → register, first run, no call log", Expect::Created(records)));
     rows.push(syncline_run(&quiet_state, &quiet_file, None, "API feed → register, unchanged, no call log", Expect::Unchanged(records)));
+
+    // The mappings users write: the realistic one (first, unchanged, 10% changed) and OpenConnector's.
+    let realistic_dir = dir.path().join("realistic");
+    let realistic = write_mapping_pipeline(&realistic_dir, &server.url(), REALISTIC_MAPPING, Some(REALISTIC_SCHEMA));
+    let realistic_state = realistic_dir.join("state");
+    rows.push(syncline_run(
+        &realistic_state,
+        &realistic,
+        None,
+        "API feed → register, realistic mapping, first run",
+        Expect::Created(records),
+    ));
+    rows.push(syncline_run(
+        &realistic_state,
+        &realistic,
+        None,
+        "API feed → register, realistic mapping, unchanged",
+        Expect::Unchanged(records),
+    ));
+    feed.changed.store(true, Ordering::SeqCst);
+    rows.push(syncline_run(&realistic_state, &realistic, None, "API feed → register, realistic mapping, 10% changed", updated));
+    feed.changed.store(false, Ordering::SeqCst);
+    let oc_dir = dir.path().join("openconnector-style");
+    let oc = write_mapping_pipeline(&oc_dir, &server.url(), OPENCONNECTOR_MAPPING, None);
+    rows.push(syncline_run(
+        &oc_dir.join("state"),
+        &oc,
+        None,
+        "API feed → register, OpenConnector-style mapping, first run",
+        Expect::Created(records),
+    ));
 
     let command_dir = dir.path().join("command");
     std::fs::create_dir_all(&command_dir).unwrap();
