@@ -30,10 +30,20 @@ pub enum FieldSource {
     /// Text without template tags: the input value at that dot path if it exists (typed, rule a),
     /// else the text as Twig renders it (entities decoded, rule c).
     PathOrText { path: DotPath, text: String },
+    /// Text and `{{ a.b }}` tags only (`"{{ name }} ({{ category.name }})"`): printed piece by piece as
+    /// the template would print it, without the engine; a list or object value falls back to it.
+    Concat { parts: Vec<Part>, template: String },
     /// A real template, rendered; `context` says whether it reads the record at all.
     Template { template: String, context: bool },
     /// A list or an object: set as written (rule b).
     Literal(Value),
+}
+
+/// A piece of a [`FieldSource::Concat`].
+#[derive(Debug, Clone)]
+pub enum Part {
+    Text(String),
+    Path(DotPath),
 }
 
 /// A template environment with the Twig runtime, in which Twig templates are added by name (each
@@ -119,6 +129,9 @@ impl Templates {
         if let Some(path) = plain_lookup(&text) {
             return Ok(FieldSource::Lookup { path: DotPath::parse(path), template });
         }
+        if let Some(parts) = plain_parts(&text) {
+            return Ok(FieldSource::Concat { parts, template });
+        }
         let context = self.reads_variables(&template);
         Ok(FieldSource::Template { template, context })
     }
@@ -145,9 +158,62 @@ impl Templates {
                 Some(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => Ok(Value::String(php_string(v))),
                 Some(_) => render(template, true),
             },
+            FieldSource::Concat { parts, template } => {
+                // What the engine prints: the text as written, each value escaped for HTML (then the
+                // whole is decoded, as a rendered template is).
+                let mut printed = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(text) => printed.push_str(text),
+                        Part::Path(path) => match path.get(input) {
+                            None => {}
+                            Some(Value::String(s)) => {
+                                use std::fmt::Write;
+                                let _ = write!(printed, "{}", minijinja::HtmlEscape(s));
+                            }
+                            Some(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => printed.push_str(&php_string(v)),
+                            Some(_) => return render(template, true),
+                        },
+                    }
+                    if printed.len() > self.max_output {
+                        // The engine says how the limit was passed.
+                        return render(template, true);
+                    }
+                }
+                Ok(Value::String(html_decode(&printed)))
+            }
             FieldSource::Template { template, context } => render(template, *context),
         }
     }
+}
+
+/// Text with `{{ a.b }}` tags and nothing else Twig would treat specially (no other tags, no
+/// whitespace control, no line breaks, which Twig's lexer may trim): its pieces.
+fn plain_parts(text: &str) -> Option<Vec<Part>> {
+    if text.contains("{%") || text.contains("{#") || text.contains('\n') || text.contains('\r') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let close = rest[open..].find("}}")? + open;
+        if rest[..open].contains("}}") {
+            return None;
+        }
+        if open > 0 {
+            parts.push(Part::Text(rest[..open].to_string()));
+        }
+        let path = plain_lookup(&rest[open..close + 2])?;
+        parts.push(Part::Path(DotPath::parse(path)));
+        rest = &rest[close + 2..];
+    }
+    if rest.contains("}}") {
+        return None;
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest.to_string()));
+    }
+    Some(parts)
 }
 
 impl Default for Templates {
@@ -226,6 +292,36 @@ mod tests {
         let mut t = Templates::new();
         let source = t.compile_field(&mapping_value).unwrap();
         t.evaluate(&source, &input, &input, &OnceLock::new()).unwrap()
+    }
+
+    #[test]
+    fn concatenations_print_like_the_template_engine() {
+        let input = json!({"a": {"s": "x&amp;y <b>", "i": 7, "f": 1.5, "whole": 2.0, "t": true, "f0": false, "n": null, "list": [1, 2],
+            "amp": "&", "semi": ";", "quote": "it's \"q\""}, "b": "Tom &amp; Jerry"});
+        let keys = ["s", "i", "f", "whole", "t", "f0", "n", "missing", "list", "amp", "semi", "quote"];
+        for (k1, k2) in keys.iter().flat_map(|k1| keys.iter().map(move |k2| (k1, k2))) {
+            for shape in [
+                "{{ a.K1 }} ({{ a.K2 }})",
+                "&amp{{ a.K1 }}{{ a.K2 }}&#59;",
+                "x {{a.K1}}-{{ b }} &lt;{{ a.K2 }}&gt;",
+                "{{ a.K1 }}{{ a.K2 }}",
+            ] {
+                let text = shape.replace("K1", k1).replace("K2", k2);
+                let fast = eval(json!(text), input.clone());
+                let slow = eval(json!(format!("{text}{{# slow #}}")), input.clone());
+                assert_eq!(fast, slow, "{text}");
+            }
+        }
+        let mut t = Templates::new();
+        for (text, concat) in [
+            ("{{ a }} ({{ b.c }})", true),
+            ("{{ a|upper }} {{ b }}", false),
+            ("{{ a }}\n{{ b }}", false),
+            ("{{- a }} x", false),
+            ("a }} {{ b }}", false),
+        ] {
+            assert_eq!(matches!(t.compile_field(&json!(text)).unwrap(), FieldSource::Concat { .. }), concat, "{text}");
+        }
     }
 
     #[test]
