@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::{backoff, change_event, change_kind, job_event, signature};
 use crate::config::webhook::WebhookDef;
 use crate::mapping::Filter;
-use crate::store::register::ChangeQuery;
-use crate::store::webhooks::{Attempt, Cursor, Delivery, NewDelivery};
+use crate::store::jobs::JobStore;
+use crate::store::register::{ChangeQuery, RegisterStore};
+use crate::store::webhooks::{Attempt, Cursor, Delivery, NewDelivery, WebhookStore};
 use crate::store::{StateDir, StoreError};
 
 /// Deliveries sent at once.
@@ -60,12 +61,19 @@ pub async fn run(state: StateDir, subscriptions: Subscriptions, tick: Duration, 
 /// Gives each subscription seen for the first time its cursor, at the newest events: it is sent what
 /// happens from now on. The service calls it as a subscription is made, before the next tick.
 pub fn start_new(state: &StateDir, subs: &BTreeMap<String, WebhookDef>) -> Result<(), StoreError> {
-    let store = state.webhooks()?;
-    let now = chrono::Utc::now().timestamp_millis();
+    start_new_in(&state.webhooks()?, &state.register()?, &*state.jobs()?, subs, chrono::Utc::now().timestamp_millis())
+}
+
+fn start_new_in(
+    store: &WebhookStore,
+    register: &RegisterStore,
+    jobs: &JobStore,
+    subs: &BTreeMap<String, WebhookDef>,
+    now: i64,
+) -> Result<(), StoreError> {
     for (name, _) in subs.iter().filter(|(_, d)| d.is_enabled.0) {
         if store.cursor(name)?.is_none() {
-            let start = Cursor { changes: state.register()?.head()?, jobs: state.jobs()?.last_job_event()? };
-            store.take(name, start, &[], now)?;
+            store.take(name, Cursor { changes: register.head()?, jobs: jobs.last_job_event()? }, &[], now)?;
         }
     }
     Ok(())
@@ -75,7 +83,7 @@ pub fn start_new(state: &StateDir, subs: &BTreeMap<String, WebhookDef>) -> Resul
 pub fn take_events(state: &StateDir, subs: &BTreeMap<String, WebhookDef>) -> Result<(), StoreError> {
     let (store, register, jobs, instance) = (state.webhooks()?, state.register()?, state.jobs()?, state.instance()?);
     let now = chrono::Utc::now().timestamp_millis();
-    start_new(state, subs)?;
+    start_new_in(&store, &register, &jobs, subs, now)?;
     for (name, def) in subs.iter().filter(|(_, d)| d.is_enabled.0) {
         let Some(mut cursor) = store.cursor(name)? else { continue };
         // A filter that no longer compiles (it was checked when defined) lets every object through.

@@ -17,7 +17,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use url::Url;
 
-use super::{RegisterSettings, SELF};
+use super::{RegisterSettings, SELF, read_object, segment};
 use crate::limits::ReadLimits;
 use crate::sources::api::HttpClient;
 use crate::sources::feed::spawn_feed;
@@ -36,7 +36,6 @@ struct ObjectsPage {
 
 /// The URL of page `page` (from 1); `newest_first` for a read since a cursor.
 pub fn page_url(base: &Url, settings: &RegisterSettings, page: u64, limit: u32, newest_first: bool) -> Result<Url, SourceError> {
-    let segment = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let path = format!("api/objects/{}/{}", segment(&settings.register), segment(&settings.schema));
     let mut url = base.join(&path).map_err(|e| SourceError::Config(e.to_string()))?;
     let order = if newest_first { ("_order[_updated]", "desc") } else { ("_order[_created]", "asc") };
@@ -121,14 +120,9 @@ async fn read(
 
 /// An object as a record, and its `@self.updated`; its id is its uuid (`@self.id`, or `id` beside).
 fn object_record(text: &str, limits: &ReadLimits) -> (RawRecord, Option<String>) {
-    if text.len() > limits.max_record_bytes.as_usize() {
-        let over = crate::limits::OverLimit::bytes(format!("the object ({} bytes)", text.len()), "maxRecordBytes", limits.max_record_bytes);
-        return (RawRecord::Broken(over.to_string()), None);
-    }
-    let mut value: Value = match serde_json::from_str(text) {
-        Ok(value @ Value::Object(_)) => value,
-        Ok(_) => return (RawRecord::Broken("the object is not a JSON object".into()), None),
-        Err(error) => return (RawRecord::Broken(format!("the object cannot be read: {error}")), None),
+    let mut value = match read_object(text, limits) {
+        Ok(fields) => Value::Object(fields),
+        Err(problem) => return (RawRecord::Broken(problem), None),
     };
     if !value[SELF].is_object() {
         value[SELF] = Value::Object(Default::default());

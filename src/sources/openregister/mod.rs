@@ -184,7 +184,6 @@ struct FeedUrls {
 impl FeedUrls {
     /// The change feed's URL after `since`, within `until` once the first page fixed the span.
     fn url(&self, since: i64, until: Option<i64>) -> Result<Url, SourceError> {
-        let segment = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let path = format!("api/registers/{}/schemas/{}/changes", segment(&self.register), segment(&self.schema));
         let mut url = self.base.clone()?.join(&path).map_err(|e| SourceError::Config(e.to_string()))?;
         let mut query = url.query_pairs_mut();
@@ -284,19 +283,31 @@ impl FeedChange {
 
 /// `object` (JSON text) with `@self` set to `meta`: a record, or why it cannot be one.
 fn with_self(object: &str, meta: Value, limits: &ReadLimits) -> RawRecord {
-    if object.len() > limits.max_record_bytes.as_usize() {
-        let over =
-            crate::limits::OverLimit::bytes(format!("the object ({} bytes)", object.len()), "maxRecordBytes", limits.max_record_bytes);
-        return RawRecord::Broken(over.to_string());
-    }
-    match serde_json::from_str::<Value>(object) {
-        Ok(Value::Object(mut fields)) => {
+    match read_object(object, limits) {
+        Ok(mut fields) => {
             fields.insert(SELF.to_string(), meta);
             RawRecord::Value(Value::Object(fields))
         }
-        Ok(_) => RawRecord::Broken("the object is not a JSON object".into()),
-        Err(error) => RawRecord::Broken(format!("the object cannot be read: {error}")),
+        Err(problem) => RawRecord::Broken(problem),
     }
+}
+
+/// An object another register sent (JSON text), within `maxRecordBytes`; or why it is none.
+fn read_object(text: &str, limits: &ReadLimits) -> Result<serde_json::Map<String, Value>, String> {
+    if text.len() > limits.max_record_bytes.as_usize() {
+        let over = crate::limits::OverLimit::bytes(format!("the object ({} bytes)", text.len()), "maxRecordBytes", limits.max_record_bytes);
+        return Err(over.to_string());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err("the object is not a JSON object".into()),
+        Err(error) => Err(format!("the object cannot be read: {error}")),
+    }
+}
+
+/// A register or schema name as one segment of a URL path.
+fn segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes()).collect()
 }
 
 /// Records where the records come from (an id of at most 200 printable characters: it is stored).
