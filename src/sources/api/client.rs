@@ -264,6 +264,9 @@ impl HttpClient {
         body: Option<&serde_json::Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Response, SourceError> {
+        // Serialized once for every attempt, the call log and the cross-origin check.
+        let body = body.map(|b| b.to_string());
+        let body = body.as_deref();
         if !self.is_trusted(url) {
             let sent = super::tap::Sent::now(&method, body);
             let outcome = self.request_elsewhere(method, url, body).await;
@@ -324,16 +327,11 @@ impl HttpClient {
 
     /// A request to an origin credentials do not go to: refused, or sent bare with a warning when the
     /// source allows cross-origin links. Not retried.
-    async fn request_elsewhere(
-        &self,
-        method: reqwest::Method,
-        url: &Url,
-        body: Option<&serde_json::Value>,
-    ) -> Result<Response, SourceError> {
+    async fn request_elsewhere(&self, method: reqwest::Method, url: &Url, body: Option<&str>) -> Result<Response, SourceError> {
         let Some(anonymous) = &self.anonymous else { return Err(self.cross_origin(url)) };
         // A link may carry this source's key in its query (an upstream echoing it back): it stays home.
         let url = &crate::secrets::without_credentials(url);
-        if body.is_some_and(|b| crate::secrets::scrub(&b.to_string()) != b.to_string()) {
+        if body.is_some_and(|b| crate::secrets::scrub(b) != b) {
             return Err(self.cross_origin(url));
         }
         let shown = self.redact(url);
@@ -343,7 +341,7 @@ impl HttpClient {
         ));
         let mut request = anonymous.request(method, url.clone());
         if let Some(body) = body {
-            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_owned());
         }
         let response = request.send().await.map_err(|e| self.transport_error(&e, &shown))?;
         let response = self.read(response, &shown).await?;
@@ -383,7 +381,7 @@ impl HttpClient {
         &self,
         method: reqwest::Method,
         url: &Url,
-        body: Option<&serde_json::Value>,
+        body: Option<&str>,
         idempotency_key: Option<&str>,
         shown: &str,
     ) -> Result<Response, SourceError> {
@@ -404,7 +402,7 @@ impl HttpClient {
             request = request.header("idempotency-key", key);
         }
         if let Some(body) = body {
-            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_owned());
         }
         request = match &self.auth {
             Auth::None | Auth::Query { .. } => request,

@@ -15,9 +15,9 @@ pub(super) struct Sent {
 }
 
 impl Sent {
-    pub(super) fn now(method: &reqwest::Method, body: Option<&serde_json::Value>) -> Sent {
-        // A push's body, serialized once more to count it: small next to the request it goes with.
-        let bytes_out = body.map_or(0, |b| b.to_string().len() as u64);
+    /// `body`: as it goes out.
+    pub(super) fn now(method: &reqwest::Method, body: Option<&str>) -> Sent {
+        let bytes_out = body.map_or(0, |b| b.len() as u64);
         Sent { at: chrono::Utc::now().timestamp_millis(), started: Instant::now(), method: method.to_string(), bytes_out }
     }
 }
