@@ -11,6 +11,7 @@ mod emit;
 mod expr;
 mod lex;
 mod parse;
+pub mod plan;
 mod runtime;
 
 use minijinja::Environment;

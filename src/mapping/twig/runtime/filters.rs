@@ -18,11 +18,7 @@ pub fn install(env: &mut Environment<'static>) {
         })
     });
     env.add_filter("tw_batch", batch);
-    env.add_filter("tw_capitalize", |v: Value| -> Result<String, Error> {
-        let text = to_php_string(&v)?.to_lowercase();
-        let mut chars = text.chars();
-        Ok(chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default())
-    });
+    env.add_filter("tw_capitalize", capitalize);
     env.add_filter("tw_column", |v: Value, name: Value, index: Option<Value>| -> Result<Value, Error> {
         if array(&v).is_none() {
             return Err(error(format!(
@@ -44,7 +40,7 @@ pub fn install(env: &mut Environment<'static>) {
     });
     env.add_filter("tw_date", super::super::date::date_filter);
     env.add_filter("tw_date_modify", super::super::date::date_modify);
-    env.add_filter("tw_default", |v: Value, default: Option<Value>| if is_empty(&v) { default.unwrap_or(Value::from("")) } else { v });
+    env.add_filter("tw_default", default);
     env.add_filter("tw_escape", |v: Value, strategy: Option<String>| -> Result<Value, Error> {
         if v.is_safe() && strategy.as_deref().is_none_or(|s| s == "html") {
             return Ok(v);
@@ -93,8 +89,8 @@ pub fn install(env: &mut Environment<'static>) {
             _ => to_php_string(&v)?.chars().count(),
         })
     });
-    env.add_filter("tw_lower", |v: Value| -> Result<String, Error> { Ok(to_php_string(&v)?.to_lowercase()) });
-    env.add_filter("tw_upper", |v: Value| -> Result<String, Error> { Ok(to_php_string(&v)?.to_uppercase()) });
+    env.add_filter("tw_lower", lower);
+    env.add_filter("tw_upper", upper);
     env.add_filter("tw_map", |state: &State, v: Value, arrow: Value| -> Result<Value, Error> {
         let mut out = Vec::new();
         for (k, item) in entries(&v) {
@@ -187,12 +183,8 @@ pub fn install(env: &mut Environment<'static>) {
             Ok(text::strip_tags(&to_php_string(&v)?, allowed.as_deref().unwrap_or("")))
         });
     }
-    env.add_filter("tw_title", |v: Value| -> Result<String, Error> { Ok(text::title(&to_php_string(&v)?)) });
-    env.add_filter("tw_trim", |v: Value, mask: Option<Value>, side: Option<Value>| -> Result<String, Error> {
-        let mask = mask.filter(|m| !is_null(m)).map(|m| to_php_string(&m)).transpose()?;
-        let side = side.filter(|s| !is_null(s)).map(|s| to_php_string(&s)).transpose()?;
-        text::trim(&to_php_string(&v)?, mask.as_deref(), side.as_deref().unwrap_or("both"))
-    });
+    env.add_filter("tw_title", title);
+    env.add_filter("tw_trim", trim);
     env.add_filter("tw_url_encode", |v: Value| -> Result<String, Error> {
         match array(&v) {
             Some(pairs) => text::build_query(&pairs),
@@ -267,6 +259,37 @@ pub fn install(env: &mut Environment<'static>) {
         let at = int_of(&position)?.rem_euclid(items.len() as i64) as usize;
         Ok(items[at].1.clone())
     });
+}
+
+// The filters a mapping's plain prints call directly too (see `mapping::template`), so both paths
+// print the same.
+
+pub fn capitalize(v: Value) -> Result<String, Error> {
+    let text = to_php_string(&v)?.to_lowercase();
+    let mut chars = text.chars();
+    Ok(chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default())
+}
+
+pub fn default(v: Value, default: Option<Value>) -> Value {
+    if is_empty(&v) { default.unwrap_or(Value::from("")) } else { v }
+}
+
+pub fn lower(v: Value) -> Result<String, Error> {
+    Ok(to_php_string(&v)?.to_lowercase())
+}
+
+pub fn upper(v: Value) -> Result<String, Error> {
+    Ok(to_php_string(&v)?.to_uppercase())
+}
+
+pub fn title(v: Value) -> Result<String, Error> {
+    Ok(text::title(&to_php_string(&v)?))
+}
+
+pub fn trim(v: Value, mask: Option<Value>, side: Option<Value>) -> Result<String, Error> {
+    let mask = mask.filter(|m| !is_null(m)).map(|m| to_php_string(&m)).transpose()?;
+    let side = side.filter(|s| !is_null(s)).map(|s| to_php_string(&s)).transpose()?;
+    text::trim(&to_php_string(&v)?, mask.as_deref(), side.as_deref().unwrap_or("both"))
 }
 
 /// PHP's `round()`: half away from zero, with the pre-rounding that makes `round(1.955, 2)` 1.96.

@@ -8,7 +8,7 @@
 
 mod arrow;
 pub mod budget;
-mod filters;
+pub(super) mod filters;
 mod text;
 
 use std::cmp::Ordering;
