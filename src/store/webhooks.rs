@@ -97,6 +97,9 @@ fn row_to_delivery(r: &rusqlite::Row) -> rusqlite::Result<Delivery> {
     })
 }
 
+/// How long a claimed hook event may stay without its job before a retry takes it over.
+const ABANDONED_CLAIM_MS: i64 = 60_000;
+
 impl WebhookStore {
     pub fn open(path: &Path) -> Result<WebhookStore, StoreError> {
         let conn = Connection::open(path)?;
@@ -199,9 +202,7 @@ impl WebhookStore {
             Ok(changed > 0)
         })
     }
-}
 
-impl WebhookStore {
     /// Claims event `event_id` of a synchronization's inbound hook: `Ok(None)` when it is new (now
     /// taken), else the job its first arrival started (`Some("")` while that one is starting).
     pub fn claim_hook_event(&self, synchronization: &str, event_id: &str, now: i64) -> Result<Option<String>, StoreError> {
@@ -213,6 +214,16 @@ impl WebhookStore {
                 params![synchronization, event_id, now],
             )?;
             if inserted > 0 {
+                return Ok(None);
+            }
+            // A claim still unsettled after a minute belongs to a process that died between taking
+            // the event and starting its run (starting takes milliseconds): the sender's retry takes
+            // it over, or the event would be answered as a replay of a run that never was.
+            let adopted = c.execute(
+                "UPDATE hook_events SET at = ?3 WHERE synchronization = ?1 AND event_id = ?2 AND job IS NULL AND at < ?4",
+                params![synchronization, event_id, now, now - ABANDONED_CLAIM_MS],
+            )?;
+            if adopted > 0 {
                 return Ok(None);
             }
             let job: Option<String> = c.query_row(
@@ -250,4 +261,26 @@ pub struct Attempt {
     pub error: Option<String>,
     /// When to try again; `None` after a failure: dead-lettered.
     pub retry_at: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hook_event_claimed_by_a_process_that_died_is_taken_over_by_the_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = WebhookStore::open(&dir.path().join("webhooks.db")).unwrap();
+        let t0 = 1_000_000_000_000;
+        assert_eq!(store.claim_hook_event("s", "e1", t0).unwrap(), None, "a new event is taken");
+        assert_eq!(store.claim_hook_event("s", "e1", t0 + 1_000).unwrap(), Some(String::new()), "while it starts, a retry is a replay");
+        // Nothing settled it: the claimer died. A minute on, the retry runs it.
+        assert_eq!(store.claim_hook_event("s", "e1", t0 + ABANDONED_CLAIM_MS + 1).unwrap(), None);
+        store.settle_hook_event("s", "e1", Some("job-1")).unwrap();
+        let much_later = t0 + 10 * ABANDONED_CLAIM_MS;
+        assert_eq!(store.claim_hook_event("s", "e1", much_later).unwrap(), Some("job-1".into()), "a settled event stays a replay");
+        assert_eq!(store.claim_hook_event("s", "e2", much_later).unwrap(), None);
+        store.settle_hook_event("s", "e2", None).unwrap();
+        assert_eq!(store.claim_hook_event("s", "e2", much_later).unwrap(), None, "a run that could not start leaves the event free");
+    }
 }

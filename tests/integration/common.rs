@@ -187,3 +187,63 @@ pub async fn job_ended(http: &reqwest::Client, url: &str, key: &str, id: &str) -
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `syncline serve` process, killed when dropped; its output goes to `serve.log`
+/// and `serve.err` in the state's parent directory.
+pub struct ServeProcess {
+    pub url: String,
+    pub process: std::process::Child,
+}
+
+impl ServeProcess {
+    /// Starts `syncline --state STATE serve [args] --listen 127.0.0.1:PORT PIPELINE` with `env` set,
+    /// and waits until it answers `/api/health`.
+    pub async fn start(
+        state: &std::path::Path,
+        pipeline: &std::path::Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServeProcess {
+        let logs = state.parent().unwrap();
+        let append = |name: &str| std::fs::OpenOptions::new().create(true).append(true).open(logs.join(name)).unwrap();
+        let process = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
+            .arg("--state")
+            .arg(state)
+            .arg("serve")
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg(pipeline)
+            .envs(env.iter().copied())
+            .stdout(append("serve.log"))
+            .stderr(append("serve.err"))
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while http.get(format!("{url}/api/health")).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "the service at {url} never came up");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        ServeProcess { url, process }
+    }
+
+    /// Stops it at once, as a crash would.
+    pub fn kill(mut self) {
+        self.process.kill().unwrap();
+        self.process.wait().unwrap();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}

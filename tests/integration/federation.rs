@@ -4,28 +4,23 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
 use syncline::fixture::{self, Fixture};
 
-use super::common::{SCHEMA, job_ended, keyed_json};
+use super::common::{SCHEMA, ServeProcess, free_port, job_ended, keyed_json};
 
 const KEY: &str = "federation-key-41d2";
 
 /// A `syncline serve` process.
 struct Peer {
+    _serve: ServeProcess,
     url: String,
-    process: std::process::Child,
     http: reqwest::Client,
 }
 
 impl Peer {
-    fn port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
-
     /// Writes the pipeline of a peer that reads the pet fixture at `pets` and the register at `other`.
     async fn start(dir: &Path, port: u16, pets: &str, other: &str) -> Peer {
         std::fs::create_dir_all(dir).unwrap();
@@ -60,24 +55,8 @@ synchronizations:
         );
         let file = dir.join("pipeline.yaml");
         std::fs::write(&file, pipeline).unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let process = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
-            .arg("--state")
-            .arg(dir.join("state"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg(&file)
-            .env("SYNCLINE_API_KEY", KEY)
-            .stdout(std::fs::File::create(dir.join("serve.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("serve.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http.get(format!("{url}/api/health")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "the service at {url} never came up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Peer { url, process, http }
+        let serve = ServeProcess::start(&dir.join("state"), &file, port, &[], &[("SYNCLINE_API_KEY", KEY)]).await;
+        Peer { url: serve.url.clone(), _serve: serve, http: reqwest::Client::new() }
     }
 
     /// Runs a synchronization to its end: `(created, updated, deleted, found)`, and the job.
@@ -101,13 +80,6 @@ synchronizations:
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
 async fn pet_store(n: usize, prefix: &str) -> Fixture {
     let mut pets = fixture::pets(n);
     for pet in &mut pets {
@@ -120,7 +92,7 @@ async fn pet_store(n: usize, prefix: &str) -> Fixture {
 async fn two_instances_federate_one_way_then_both_ways_and_settle() {
     let dir = tempfile::tempdir().unwrap();
     let (store_a, store_b) = (pet_store(10, "A").await, pet_store(5, "B").await);
-    let (port_a, port_b) = (Peer::port(), Peer::port());
+    let (port_a, port_b) = (free_port(), free_port());
     let (url_a, url_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
     let a = Peer::start(&dir.path().join("a"), port_a, &store_a.base_url(), &url_b).await;
     let b = Peer::start(&dir.path().join("b"), port_b, &store_b.base_url(), &url_a).await;

@@ -5,13 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use syncline::fixture::{self, Fixture, RequiredAuth};
 
-use super::common::{job_ended, keyed_json};
+use super::common::{ServeProcess, free_port, job_ended, keyed_json};
 
 const KEY: &str = "secrets-test-key";
 
@@ -53,7 +52,7 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-const PLACES: [&str; 32] = [
+const PLACES: [&str; 33] = [
     "src.password",
     "src.token",
     "src.apikey",
@@ -86,6 +85,7 @@ const PLACES: [&str; 32] = [
     "webhook.secret",
     "webhook.header",
     "email.password",
+    "hook.secret",
 ];
 
 fn pipeline(m: &Markers, fixture: &Fixture) -> String {
@@ -158,6 +158,7 @@ synchronizations:
                      pagination: {{ type: page, sizeParam: size, size: 5 }} }}
     mapping: pet
     target: {{ type: register, register: shop, schema: pet }}
+    hook: {{ secret: "{hook_secret}" }}
   to-db:
     source: basic
     sourceConfig: {{ endpoint: "/x", idPosition: id }}
@@ -221,6 +222,7 @@ webhooks:
         webhook_secret = m.get("webhook.secret"),
         webhook_header = m.get("webhook.header"),
         email_password = m.get("email.password"),
+        hook_secret = m.get("hook.secret"),
     )
 }
 
@@ -274,23 +276,11 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
     assert!(outputs[0].1.contains("created 1") && outputs[1].1.contains("created 1"), "{outputs:?}");
 
     // The service, with the same file and more definitions over the API, also tracing.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("http://127.0.0.1:{port}");
     let log = dir.path().join("serve.log");
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
-        .args(["--state", state.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}"), file.to_str().unwrap()])
-        .env("SYNCLINE_API_KEY", KEY)
-        .envs(trace)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("serve.err")).unwrap())
-        .spawn()
-        .unwrap();
+    let env: Vec<(&str, &str)> = [("SYNCLINE_API_KEY", KEY)].into_iter().chain(trace).collect();
+    let serve = ServeProcess::start(&state, &file, free_port(), &[], &env).await;
+    let url = serve.url.clone();
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{url}/api/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the service never came up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let api_source =
         json!({"id": "over-api", "type": "api", "location": "http://127.0.0.1:9", "auth": {"type": "bearer", "token": m.get("api.token")}});
     let created = http
@@ -307,6 +297,17 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         let job = keyed_json(&http, Method::POST, &url, &format!("/api/synchronizations/{sync}/run"), KEY).await;
         job_ended(&http, &url, KEY, job["id"].as_str().unwrap()).await;
     }
+    // The inbound hook, with a wrong signature: refused, and saying nothing of the right one.
+    let refused = http
+        .post(format!("{url}/api/hooks/pets"))
+        .header("x-syncline-signature", "sha256=00")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+    outputs.push(("POST /api/hooks/pets, badly signed".into(), refused.text().await.unwrap()));
     let _ = http.post(format!("{url}/api/sources/tokens/test")).header("x-api-key", KEY).send().await.unwrap().text().await;
     let jobs = keyed_json(&http, Method::GET, &url, "/api/jobs", KEY).await;
     let mut paths: Vec<String> = [
@@ -359,8 +360,7 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
     for page in &pages {
         outputs.push((format!("console {page}"), get(&client, &format!("{url}{page}"), Some(&cookie)).await));
     }
-    serve.kill().unwrap();
-    serve.wait().unwrap();
+    serve.kill();
     outputs.push(("serve's output".into(), std::fs::read_to_string(&log).unwrap_or_default()));
     outputs.push(("serve's log".into(), std::fs::read_to_string(dir.path().join("serve.err")).unwrap_or_default()));
 

@@ -18,7 +18,7 @@ use reqwest::Method;
 use serde_json::Value;
 use syncline::fixture::{self, Fixture};
 
-use super::common::{SCHEMA, job_ended, keyed_json};
+use super::common::{SCHEMA, ServeProcess, job_ended, keyed_json};
 
 const KEY: &str = "webhook-test-key-77a1";
 const SECRET: &str = "whsec-5e2b90";
@@ -108,53 +108,25 @@ webhooks:
     file
 }
 
-struct Serve {
-    url: String,
-    process: std::process::Child,
-}
+struct Serve(ServeProcess);
 
 impl Serve {
     async fn start(dir: &Path, port: u16, file: &Path) -> Serve {
-        let process = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
-            .arg("--state")
-            .arg(dir.join("state"))
-            .args(["serve", "--tick", "0.05", "--listen", &format!("127.0.0.1:{port}")])
-            .arg(file)
-            .env("SYNCLINE_API_KEY", KEY)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("serve.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http.get(format!("{url}/api/health")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "the service never came up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Serve { url, process }
+        Serve(ServeProcess::start(&dir.join("state"), file, port, &["--tick", "0.05"], &[("SYNCLINE_API_KEY", KEY)]).await)
     }
 
     async fn run(&self, sync: &str) -> Value {
         let http = reqwest::Client::new();
-        let job = keyed_json(&http, Method::POST, &self.url, &format!("/api/synchronizations/{sync}/run"), KEY).await;
-        job_ended(&http, &self.url, KEY, job["id"].as_str().unwrap()).await
+        let job = keyed_json(&http, Method::POST, &self.0.url, &format!("/api/synchronizations/{sync}/run"), KEY).await;
+        job_ended(&http, &self.0.url, KEY, job["id"].as_str().unwrap()).await
     }
 
     async fn get(&self, path: &str) -> Value {
-        keyed_json(&reqwest::Client::new(), Method::GET, &self.url, path, KEY).await
+        keyed_json(&reqwest::Client::new(), Method::GET, &self.0.url, path, KEY).await
     }
 
-    fn kill(mut self) {
-        self.process.kill().unwrap();
-        self.process.wait().unwrap();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+    fn kill(self) {
+        self.0.kill();
     }
 }
 
@@ -233,15 +205,15 @@ async fn events_survive_a_down_receiver_and_a_kill_and_arrive_signed_in_order() 
     let id = dead[0]["id"].as_i64().unwrap();
     let event_id = dead[0]["event_id"].as_str().unwrap().to_string();
     let http = reqwest::Client::new();
-    let again = keyed_json(&http, Method::POST, &service.url, &format!("/api/webhooks/deliveries/{id}/redeliver"), KEY).await;
+    let again = keyed_json(&http, Method::POST, &service.0.url, &format!("/api/webhooks/deliveries/{id}/redeliver"), KEY).await;
     assert_eq!(again["status"], "pending", "{again}");
     until("the redelivery", || receiver.got.lock().unwrap().iter().any(|e| e.0 == event_id)).await;
 
     // The console and the command line list the other dead letters.
     let console = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = console.post(format!("{}/login", service.url)).form(&[("key", KEY)]).send().await.unwrap();
+    let login = console.post(format!("{}/login", service.0.url)).form(&[("key", KEY)]).send().await.unwrap();
     let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
-    let page = console.get(format!("{}/webhooks?status=dead", service.url)).header("cookie", &cookie).send().await.unwrap();
+    let page = console.get(format!("{}/webhooks?status=dead", service.0.url)).header("cookie", &cookie).send().await.unwrap();
     let page = page.text().await.unwrap();
     assert_eq!(page.matches("data-action=\"redeliver\"").count(), 3, "{page}");
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
