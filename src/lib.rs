@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod limits;
 pub mod load;
 pub mod mapping;
+pub mod metrics;
 pub mod openconnector;
 pub mod path;
 pub mod pipeline;

@@ -47,6 +47,12 @@ enum Command {
     Objects(cli::inspect::ObjectsCommand),
     /// The requests a source's runs made (its call log).
     Calls(cli::calls::CallsArgs),
+    /// The state's metrics in Prometheus' text format, on stdout or into a textfile-collector file.
+    Metrics {
+        /// Write them to this file (atomically) instead of printing them.
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
+    },
     /// Webhook deliveries: list them, send a dead-lettered one again.
     #[command(subcommand)]
     Webhooks(cli::webhooks::WebhooksCommand),
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
             Command::Objects(command) => cli::inspect::objects(&args.state, command),
             Command::Webhooks(command) => cli::webhooks::run(&args.state, command),
             Command::Calls(calls) => cli::calls::run(&args.state, calls),
+            Command::Metrics { textfile } => cli::run::metrics(&args.state, textfile.as_deref()),
             Command::Import(import) => cli::openconnector::import(import),
             Command::Export(export) => cli::openconnector::export(export),
             Command::Serve(serve) => cli::serve::serve(&args.state, serve).await,

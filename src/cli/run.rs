@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 use syncline::pipeline::{self, Progress, RunOptions, RunReport};
 use syncline::store::{JobStatus, StateDir};
@@ -32,6 +33,10 @@ pub struct RunArgs {
     /// Print each finished job as a JSON line instead of a summary.
     #[arg(long)]
     json: bool,
+    /// After the runs, write the state's metrics to this file (Prometheus' textfile-collector
+    /// convention: written beside it, then renamed, so the collector never reads half a file).
+    #[arg(long, value_name = "PATH")]
+    metrics_textfile: Option<PathBuf>,
 }
 
 pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -74,7 +79,30 @@ pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
+    if let Some(path) = &args.metrics_textfile {
+        write_metrics(&state, path)?;
+    }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `syncline metrics`: prints the state's metrics, or writes them to `textfile`.
+pub fn metrics(state: &Path, textfile: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let state = StateDir::open(state)?;
+    match textfile {
+        Some(path) => write_metrics(&state, path)?,
+        None => print!("{}", syncline::metrics::render(&state, chrono::Utc::now())?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the metrics of `state` to `path`, atomically.
+pub fn write_metrics(state: &StateDir, path: &Path) -> anyhow::Result<()> {
+    let text = syncline::metrics::render(state, chrono::Utc::now())?;
+    let name = path.file_name().ok_or_else(|| anyhow::anyhow!("{} names no file", path.display()))?;
+    let partial = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
+    Ok(())
 }
 
 /// Runs one synchronization while showing its progress.

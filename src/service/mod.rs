@@ -149,6 +149,7 @@ pub fn router(shared: Shared, front: Option<Front>) -> Router {
         .merge(calls::routes())
         .merge(compat::routes())
         .route("/api/sources/{id}/preview", get(preview::preview))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));
     // Hooks check their own key or signature: their callers are other systems, not API clients.
     let app = Router::new().route("/api/health", get(health)).merge(hooks::routes()).merge(api);
@@ -163,6 +164,16 @@ pub fn router(shared: Shared, front: Option<Front>) -> Router {
 #[utoipa::path(get, path = "/api/health", security(()), responses((status = 200, description = "The service answers")))]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Prometheus metrics (see [`crate::metrics`]), behind the API key like the rest.
+async fn metrics(axum::extract::State(shared): axum::extract::State<Shared>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let state = shared.state.clone();
+    let text = tokio::task::spawn_blocking(move || crate::metrics::render(&state, chrono::Utc::now()))
+        .await
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 
 /// Runs the service on `listener` until `stop` (or SIGTERM / Ctrl-C): then takes no new runs, cancels

@@ -39,6 +39,16 @@ pub struct CallQuery<'a> {
     pub limit: usize,
 }
 
+/// The logged calls of one source in one status class, summed.
+#[derive(Debug, Clone)]
+pub struct CallTotals {
+    pub source: String,
+    pub class: String,
+    pub calls: u64,
+    pub millis: f64,
+    pub bytes_in: f64,
+}
+
 pub struct CallStore {
     conn: Connection,
 }
@@ -83,6 +93,25 @@ impl CallStore {
             params![source, max_count.min(i64::MAX as u64) as i64],
         )?;
         Ok(())
+    }
+
+    /// Per source and status class (`2xx`…`5xx`, `error` for no answer): the logged calls, their
+    /// time and the bytes they read (for `/metrics`; the log keeps `callLogRetention`).
+    pub fn totals(&self) -> Result<Vec<CallTotals>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT source, CASE WHEN status IS NULL THEN 'error' ELSE (status / 100) || 'xx' END, COUNT(*), TOTAL(duration_ms), TOTAL(bytes_in) \
+             FROM calls WHERE method <> '-' GROUP BY 1, 2 ORDER BY 1, 2",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CallTotals {
+                source: r.get(0)?,
+                class: r.get(1)?,
+                calls: r.get::<_, i64>(2)?.max(0) as u64,
+                millis: r.get(3)?,
+                bytes_in: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Calls, newest first.

@@ -32,7 +32,7 @@ impl JobStatus {
         }
     }
 
-    fn parse(text: &str) -> JobStatus {
+    pub fn parse(text: &str) -> JobStatus {
         match text {
             "PENDING" => JobStatus::Pending,
             "RUNNING" => JobStatus::Running,
@@ -120,6 +120,28 @@ CREATE TRIGGER IF NOT EXISTS job_ended AFTER UPDATE OF status ON jobs
     WHEN NEW.status IN ('COMPLETED', 'FAILED') AND OLD.status NOT IN ('COMPLETED', 'FAILED')
     BEGIN INSERT INTO job_events (job_id, synchronization, status, at) VALUES (NEW.id, NEW.synchronization, NEW.status, NEW.completed_at); END;
 ";
+
+/// The upper bounds (seconds) of the run-duration histogram `/metrics` shows.
+pub const DURATION_BUCKETS: [f64; 8] = [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0];
+
+/// The outcomes [`JobTotals::records`] counts, in order.
+pub const RECORD_OUTCOMES: [&str; 7] = ["found", "created", "updated", "unchanged", "skipped", "deleted", "failed"];
+
+/// The jobs of one synchronization in one status, summed.
+#[derive(Debug, Clone)]
+pub struct JobTotals {
+    pub synchronization: String,
+    pub status: String,
+    pub jobs: u64,
+    /// Records by outcome, as [`RECORD_OUTCOMES`] names them.
+    pub records: [u64; 7],
+    /// How many of the jobs have a duration, and its sum.
+    pub timed: u64,
+    pub seconds: f64,
+    /// How many timed jobs ran at most each of [`DURATION_BUCKETS`].
+    pub buckets: Vec<u64>,
+    pub last_completed: Option<String>,
+}
 
 /// A job that ended, COMPLETED or FAILED: numbered in the update that ended it (a trigger), so a
 /// webhook reading them in order misses none, whichever process ended the job.
@@ -383,6 +405,34 @@ impl JobStore {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
+    /// Per synchronization and status: how many jobs, the records they counted and how long they ran
+    /// (for `/metrics`).
+    pub fn totals(&self) -> Result<Vec<JobTotals>, StoreError> {
+        let buckets: Vec<String> = DURATION_BUCKETS.iter().map(|b| format!("SUM(duration_seconds <= {b})")).collect();
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT synchronization, status, COUNT(*), SUM(found), SUM(created), SUM(updated), SUM(unchanged), SUM(skipped), \
+                 SUM(deleted), SUM(failed), SUM(duration_seconds IS NOT NULL), TOTAL(duration_seconds), MAX(completed_at), {} \
+                 FROM jobs GROUP BY synchronization, status ORDER BY synchronization, status",
+                buckets.join(", ")
+            ))?;
+            stmt.query_map([], |r| {
+                let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64) };
+                Ok(JobTotals {
+                    synchronization: r.get(0)?,
+                    status: r.get(1)?,
+                    jobs: n(2)?,
+                    records: [n(3)?, n(4)?, n(5)?, n(6)?, n(7)?, n(8)?, n(9)?],
+                    timed: n(10)?,
+                    seconds: r.get(11)?,
+                    last_completed: r.get(12)?,
+                    buckets: (0..DURATION_BUCKETS.len()).map(|i| n(13 + i)).collect::<rusqlite::Result<_>>()?,
+                })
+            })?
+            .collect()
         })
     }
 

@@ -190,6 +190,14 @@ impl WebhookStore {
         })
     }
 
+    /// How many deliveries each subscription has in each status (for `/metrics`).
+    pub fn status_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT webhook, status, COUNT(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64)))?.collect()
+        })
+    }
+
     /// Sends a delivery again from its first attempt (a dead-lettered one, most often); false when
     /// there is none with that id.
     pub fn redeliver(&self, id: i64, now: i64) -> Result<bool, StoreError> {

@@ -225,13 +225,18 @@ impl ServeProcess {
             .spawn()
             .unwrap();
         let url = format!("http://127.0.0.1:{port}");
+        let mut serve = ServeProcess { url, process };
         let http = reqwest::Client::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while http.get(format!("{url}/api/health")).send().await.is_err() {
-            assert!(std::time::Instant::now() < deadline, "the service at {url} never came up");
+        while http.get(format!("{}/api/health", serve.url)).send().await.is_err() {
+            if let Ok(Some(status)) = serve.process.try_wait() {
+                let log = std::fs::read_to_string(logs.join("serve.err")).unwrap_or_default();
+                panic!("the service exited ({status}) before it answered:\n{log}");
+            }
+            assert!(std::time::Instant::now() < deadline, "the service at {} never came up", serve.url);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        ServeProcess { url, process }
+        serve
     }
 
     /// Stops it at once, as a crash would.

@@ -17,6 +17,7 @@ mod ftp;
 mod hooks;
 mod hostile;
 mod mapping_golden;
+mod metrics;
 mod oc_configurations;
 mod oc_sources;
 mod openconnector;

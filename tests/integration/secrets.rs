@@ -321,6 +321,7 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         "/api/jobs",
         "/api/openapi.json",
         "/api/webhooks/deliveries",
+        "/metrics",
     ]
     .iter()
     .map(|p| p.to_string())

@@ -1,0 +1,110 @@
+//! `/metrics` and `syncline metrics`: Prometheus' text format, read by an independent parser
+//! (prometheus-parse), counting what the runs counted.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use syncline::fixture::{self, Fixture};
+
+use super::common::{SCHEMA, ServeProcess, free_port, job_ended, keyed_json};
+
+const KEY: &str = "metrics-key-5e1a";
+
+fn scrape(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap_or_else(|e| panic!("not the text format: {e}\n{text}"))
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let sample = scrape.samples.iter().find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))?;
+    Some(match &sample.value {
+        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => *v,
+        prometheus_parse::Value::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max),
+        prometheus_parse::Value::Summary(_) => return None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_the_runs_counted_in_the_text_format() {
+    let pets = Fixture::start(fixture::pets(9)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pet.schema.json"), SCHEMA).unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+sources:
+  pets: {{ type: api, location: "{}" }}
+mappings:
+  pet: {{ mapping: {{ title: "{{{{ name }}}}", category: "{{{{ category.name }}}}", status: "{{{{ status }}}}" }} }}
+registers:
+  shop: {{ schemas: {{ pet: {{ $ref: pet.schema.json }} }} }}
+synchronizations:
+  pets-sync:
+    source: pets
+    sourceConfig: {{ endpoint: "/feed/page", idPosition: id, resultsPosition: data.items, pagination: {{ type: page, sizeParam: size, size: 4 }} }}
+    mapping: pet
+    target: {{ type: register, register: shop, schema: pet }}
+"#,
+            pets.base_url()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let serve = ServeProcess::start(&state, &file, free_port(), &[], &[("SYNCLINE_API_KEY", KEY)]).await;
+    let http = reqwest::Client::new();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let job = keyed_json(&http, Method::POST, &serve.url, "/api/synchronizations/pets-sync/run", KEY).await;
+        let job = job_ended(&http, &serve.url, KEY, job["id"].as_str().unwrap_or_else(|| panic!("{job}"))).await;
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+        jobs.push(job);
+    }
+
+    let refused = http.get(format!("{}/metrics", serve.url)).send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED, "metrics are behind the key");
+    let answer = http.get(format!("{}/metrics", serve.url)).header("x-api-key", KEY).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    let kind = answer.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    let text = answer.text().await.unwrap();
+    let metrics = scrape(&text);
+    let sync = ("synchronization", "pets-sync");
+    assert_eq!(value(&metrics, "syncline_jobs_total", &[sync, ("status", "COMPLETED")]), Some(2.0), "{text}");
+    assert_eq!(value(&metrics, "syncline_jobs_running", &[sync]), Some(0.0), "{text}");
+    let sum = |key: &str| jobs.iter().map(|j| j[key].as_u64().unwrap()).sum::<u64>() as f64;
+    let expected = HashMap::from([
+        ("found", sum("entities_found")),
+        ("created", sum("entities_inserted")),
+        ("updated", sum("entities_updated")),
+        ("deleted", sum("entities_deleted")),
+    ]);
+    for (outcome, n) in &expected {
+        assert_eq!(value(&metrics, "syncline_records_total", &[sync, ("outcome", outcome)]), Some(*n), "{outcome}: {text}");
+    }
+    assert_eq!(expected["created"], 9.0, "the first run created every pet");
+    assert_eq!(value(&metrics, "syncline_records_total", &[sync, ("outcome", "unchanged")]), Some(9.0), "the second changed nothing");
+    assert_eq!(value(&metrics, "syncline_run_duration_seconds", &[sync]), Some(2.0), "both runs are in the histogram: {text}");
+    let age = value(&metrics, "syncline_seconds_since_last_success", &[sync]).unwrap();
+    assert!((0.0..60.0).contains(&age), "{age}");
+    // Three pages of four per run, each in the call log.
+    let requests = value(&metrics, "syncline_source_requests", &[("source", "pets"), ("class", "2xx")]).unwrap();
+    assert!(requests >= 6.0, "{requests}: {text}");
+    assert!(value(&metrics, "syncline_source_bytes_read", &[("source", "pets")]).unwrap() > 0.0);
+    drop(serve);
+
+    // The command line writes the same, for the textfile collector.
+    let textfile = dir.path().join("syncline.prom");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
+        .arg("--state")
+        .arg(&state)
+        .args(["metrics", "--textfile"])
+        .arg(&textfile)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let written = scrape(&std::fs::read_to_string(&textfile).unwrap());
+    assert_eq!(value(&written, "syncline_jobs_total", &[sync, ("status", "COMPLETED")]), Some(2.0));
+    assert!(!dir.path().join(".syncline.prom.partial").exists(), "the file was renamed into place");
+}
