@@ -14,8 +14,18 @@ struct Args {
     /// State directory: contracts, jobs and the embedded register.
     #[arg(long, global = true, env = "SYNCLINE_STATE", default_value = ".syncline")]
     state: PathBuf,
+    /// How log lines are written to stderr: `text`, or `json` (one object a line, for log shippers).
+    /// The level comes from `SYNCLINE_LOG`, else `RUST_LOG` (default `error`).
+    #[arg(long, global = true, env = "SYNCLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -74,7 +84,11 @@ struct ScrubbedStderr;
 impl std::io::Write for ScrubbedStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        std::io::Write::write_all(&mut std::io::stderr(), syncline::secrets::scrub(&text).as_bytes())?;
+        // A log line quotes what upstreams sent (ids, error bodies): control characters print inert,
+        // so none can retitle or clear a terminal (colours are off for the same reason).
+        let inert: String =
+            syncline::secrets::scrub(&text).chars().map(|c| if c.is_control() && c != '\n' && c != '\t' { '?' } else { c }).collect();
+        std::io::Write::write_all(&mut std::io::stderr(), inert.as_bytes())?;
         Ok(buf.len())
     }
 
@@ -87,8 +101,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SYNCLINE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| "error".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| ScrubbedStderr).init();
+        // A job's own lines (target `syncline::job`) only when asked for: `run` prints its outcome.
+        .unwrap_or_else(|_| "error,syncline::job=off".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(|| ScrubbedStderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        // Fields (a job line's `job` and `synchronization`) as keys beside `message`.
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
     // Records are walked recursively within their `maxDepth` (up to 1,024 levels): threads get room for it.
     let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(16 * 1024 * 1024).enable_all().build() {
         Ok(runtime) => runtime,

@@ -53,10 +53,14 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 /// upstream's error body quoting it).
 fn encodings(secret: &str) -> Vec<Cow<'_, str>> {
     let mut forms = vec![Cow::Borrowed(secret)];
+    // JSON-escaped as serde writes it (JSON log lines), and with `/` escaped too, as PHP writes it.
     let json = serde_json::to_string(secret).unwrap_or_default();
-    let json = json.trim_matches('"').replace('/', "\\/");
-    if json != secret {
-        forms.push(Cow::Owned(json));
+    let json = json[1..json.len() - 1].to_string();
+    let php = json.replace('/', "\\/");
+    for form in [json, php] {
+        if form != secret && !forms.iter().any(|f| *f == form) {
+            forms.push(Cow::Owned(form));
+        }
     }
     let query: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     if query != secret {
@@ -320,6 +324,10 @@ mod tests {
         // As an upstream's JSON error body quotes it, and in a URL that does not parse.
         remember("p/w\"q-42");
         assert_eq!(scrub(r#"{"error":"bad password p\/w\"q-42"}"#), r#"{"error":"bad password ***"}"#);
+        // As a JSON log line writes it (serde leaves `/` alone), and ending in an escaped quote.
+        assert_eq!(scrub(r#"{"message":"bad password p/w\"q-42"}"#), r#"{"message":"bad password ***"}"#);
+        remember("ends-in-quote-7\"");
+        assert_eq!(scrub(r#"{"message":"k=ends-in-quote-7\""}"#), r#"{"message":"k=***"}"#);
         assert_eq!(mask_unparsed_url("https://user:pa ss@exa mple/x"), "https://***@exa mple/x");
         let elsewhere = url::Url::parse("https://u:p@other/x?page=2&api_key=k&q=t0ken-1&sort=name").unwrap();
         assert_eq!(without_credentials(&elsewhere).as_str(), "https://other/x?page=2&sort=name");

@@ -207,11 +207,11 @@ pub async fn run_job_on(
     }
     progress.set(&job.counts);
     for (level, line) in run.source_log.lines() {
-        jobs.log(&job.id, level, &scrubbed(&line))?;
+        job_log(&jobs, &job, level, &scrubbed(&line))?;
     }
     let warnings: Vec<String> = run.warnings.iter().map(|w| scrubbed(w)).collect();
     for warning in &warnings {
-        jobs.log(&job.id, "warn", warning)?;
+        job_log(&jobs, &job, "warn", warning)?;
     }
     job.completed_at = Some(now_text());
     job.duration_seconds = Some(started.elapsed().as_secs_f64());
@@ -232,14 +232,15 @@ pub async fn run_job_on(
         Err(failure) => {
             job.status = if failure.category == ErrorCategory::Cancelled { JobStatus::Cancelled } else { JobStatus::Failed };
             let message = scrubbed(&failure.message);
-            jobs.log(&job.id, "error", &message)?;
+            job_log(&jobs, &job, "error", &message)?;
             job.error = Some(message);
             job.error_category = Some(failure.category.as_str().to_string());
             job.status.as_str().to_string()
         }
     };
-    jobs.log(
-        &job.id,
+    job_log(
+        &jobs,
+        &job,
         "info",
         &format!(
             "{summary}: found {}, created {}, updated {}, unchanged {}, skipped {}, deleted {}, failed {}",
@@ -248,6 +249,20 @@ pub async fn run_job_on(
     )?;
     jobs.update(&job)?;
     Ok(RunReport { job, warnings })
+}
+
+/// A line of the job's log, kept with the job and logged (target `syncline::job`, with the job and
+/// its synchronization as fields, which `--log-format json` writes as keys of their own).
+fn job_log(jobs: &crate::store::JobStore, job: &JobRecord, level: &str, message: &str) -> Result<(), StoreError> {
+    jobs.log(&job.id, level, message)?;
+    let (id, sync) = (job.id.as_str(), job.synchronization.as_str());
+    match level {
+        "error" => tracing::error!(target: "syncline::job", job = id, synchronization = sync, "{message}"),
+        "warn" => tracing::warn!(target: "syncline::job", job = id, synchronization = sync, "{message}"),
+        "debug" => tracing::debug!(target: "syncline::job", job = id, synchronization = sync, "{message}"),
+        _ => tracing::info!(target: "syncline::job", job = id, synchronization = sync, "{message}"),
+    }
+    Ok(())
 }
 
 /// Text as it may be kept or shown: with every secret the process knows masked.

@@ -260,3 +260,49 @@ fn the_bundled_connector_pipelines_validate_and_preview() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("found 3, created 3"), "the sold pet is left out by the program: {}", text(&out));
 }
+
+#[tokio::test]
+async fn json_logs_parse_line_by_line_and_rust_log_sets_the_level() {
+    let h = Harness::new(5).await;
+    let state = h.state.root().to_path_buf();
+    let file = h.file.to_str().unwrap().to_string();
+    let (quiet, json, debug) = tokio::task::spawn_blocking(move || {
+        let run = |env: &[(&str, &str)], args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_syncline"))
+                .arg("--state")
+                .arg(&state)
+                .args(args)
+                .env_remove("SYNCLINE_LOG")
+                .env_remove("RUST_LOG")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap()
+        };
+        (
+            run(&[], &["--log-format", "json", "run", &file]),
+            run(&[("RUST_LOG", "info")], &["--log-format", "json", "run", &file]),
+            run(&[("RUST_LOG", "debug"), ("SYNCLINE_LOG_FORMAT", "json")], &["run", &file]),
+        )
+    })
+    .await
+    .unwrap();
+    for output in [&quiet, &json, &debug] {
+        assert_eq!(output.status.code(), Some(0), "{}", text(output));
+    }
+    assert!(quiet.stderr.is_empty(), "the default level is error: {}", String::from_utf8_lossy(&quiet.stderr));
+    let lines = |output: &Output| -> Vec<serde_json::Value> {
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect()
+    };
+    let info = lines(&json);
+    let summary = info
+        .iter()
+        .find(|l| l["target"] == "syncline::job" && l["message"].as_str().is_some_and(|m| m.starts_with("COMPLETED")))
+        .unwrap_or_else(|| panic!("no summary line: {info:?}"));
+    assert_eq!((summary["level"].as_str(), summary["synchronization"].as_str()), (Some("INFO"), Some("pets")), "{summary}");
+    assert!(summary["job"].as_str().is_some_and(|j| j.len() == 36), "{summary}");
+    assert!(summary["timestamp"].is_string(), "{summary}");
+    let debug = lines(&debug);
+    assert!(debug.iter().any(|l| l["level"] == "DEBUG"), "RUST_LOG=debug shows debug lines");
+    assert!(info.iter().all(|l| l["level"] != "DEBUG"), "RUST_LOG=info does not");
+}

@@ -253,7 +253,7 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
 
     // The command line, with trace logging: a run that works, runs that fail, validation, export.
     let file_arg = file.display().to_string();
-    let commands: [Vec<&str>; 9] = [
+    let commands: [Vec<&str>; 11] = [
         vec!["run", &file_arg, "airbyte"],
         vec!["run", &file_arg, "program"],
         vec!["source", "test", &file_arg, "airbyte"],
@@ -263,6 +263,9 @@ async fn no_answer_log_line_job_record_export_or_file_carries_a_secret() {
         vec!["validate", &file_arg],
         vec!["export", &file_arg],
         vec!["source", "test", &file_arg, "tokens"],
+        // Log lines as JSON, where secrets come out escaped.
+        vec!["--log-format", "json", "run", &file_arg, "to-db"],
+        vec!["--log-format", "json", "run", &file_arg, "keyed"],
     ];
     for args in commands {
         let output =

@@ -55,6 +55,11 @@ async fn ids_with_terminal_escapes_print_inert() {
     let ran = case.run(&failing).await;
     ran.expect(1, 200).says("failed ?]0;pwned??[2Jx: ");
     assert!(!ran.out.contains('\u{1b}'), "an escape reached the terminal");
+    // Nor through the log, whose job lines quote the failure.
+    let file = case.pipeline(&failing);
+    let logged = super::syncline_async(&case.state(), &["run", &file], &[("RUST_LOG", "trace")]).await;
+    assert!(logged.out.contains("syncline::job") && logged.out.contains("pwned"), "the job's lines quote it: {}", logged.out);
+    assert!(!logged.out.contains('\u{1b}') && !logged.out.contains('\u{7}'), "an escape reached the terminal through the log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
