@@ -129,7 +129,7 @@ fn main() -> ExitCode {
             Command::Objects(command) => cli::inspect::objects(&args.state, command),
             Command::Webhooks(command) => cli::webhooks::run(&args.state, command),
             Command::Calls(calls) => cli::calls::run(&args.state, calls),
-            Command::Metrics { textfile } => cli::run::metrics(&args.state, textfile.as_deref()),
+            Command::Metrics { textfile } => cli::run::metrics(&args.state, textfile.as_deref()).await,
             Command::Import(import) => cli::openconnector::import(import),
             Command::Export(export) => cli::openconnector::export(export),
             Command::Serve(serve) => cli::serve::serve(&args.state, serve).await,

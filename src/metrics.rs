@@ -11,11 +11,19 @@ use crate::store::jobs::{DURATION_BUCKETS, JobStatus, JobTotals, RECORD_OUTCOMES
 use crate::store::{StateDir, StoreError};
 
 /// The metrics of `state` at `now`.
-pub fn render(state: &StateDir, now: chrono::DateTime<chrono::Utc>) -> Result<String, StoreError> {
+pub async fn render(state: &StateDir, now: chrono::DateTime<chrono::Utc>) -> Result<String, StoreError> {
     let mut out = Text::default();
     out.family("syncline_build_info", "gauge", "The running syncline's version.");
     out.sample("syncline_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-    jobs(&mut out, &state.jobs()?.totals()?, now);
+    let totals = state.jobs()?.totals()?;
+    jobs(&mut out, &totals, now);
+    // From each contract file's footer: no table is read.
+    out.family("syncline_contracts", "gauge", "Contracts (source records known to the target) by synchronization.");
+    let mut synchronizations: Vec<&str> = totals.iter().map(|t| t.synchronization.as_str()).collect();
+    synchronizations.dedup();
+    for sync in synchronizations {
+        out.sample("syncline_contracts", &[("synchronization", sync)], state.contract_rows(sync).await? as f64);
+    }
     calls(&mut out, &state.calls()?.totals()?);
     out.family("syncline_webhook_deliveries", "gauge", "Webhook deliveries kept, by subscription and status (pending, delivered, dead).");
     for (webhook, status, count) in state.webhooks()?.status_counts()? {

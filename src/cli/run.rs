@@ -80,24 +80,24 @@ pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(path) = &args.metrics_textfile {
-        write_metrics(&state, path)?;
+        write_metrics(&state, path).await?;
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// `syncline metrics`: prints the state's metrics, or writes them to `textfile`.
-pub fn metrics(state: &Path, textfile: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub async fn metrics(state: &Path, textfile: Option<&Path>) -> anyhow::Result<ExitCode> {
     let state = StateDir::open(state)?;
     match textfile {
-        Some(path) => write_metrics(&state, path)?,
-        None => print!("{}", syncline::metrics::render(&state, chrono::Utc::now())?),
+        Some(path) => write_metrics(&state, path).await?,
+        None => print!("{}", syncline::metrics::render(&state, chrono::Utc::now()).await?),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Writes the metrics of `state` to `path`, atomically.
-pub fn write_metrics(state: &StateDir, path: &Path) -> anyhow::Result<()> {
-    let text = syncline::metrics::render(state, chrono::Utc::now())?;
+pub async fn write_metrics(state: &StateDir, path: &Path) -> anyhow::Result<()> {
+    let text = syncline::metrics::render(state, chrono::Utc::now()).await?;
     let name = path.file_name().ok_or_else(|| anyhow::anyhow!("{} names no file", path.display()))?;
     let partial = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;

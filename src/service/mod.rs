@@ -115,7 +115,7 @@ pub struct ServeOptions {
 #[openapi(
     info(title = "syncline", description = "Sources, mappings and synchronizations, run as jobs into a register."),
     paths(
-        health,
+        health, ready,
         definitions::list, definitions::get_one, definitions::create, definitions::replace, definitions::remove,
         definitions::test_source, definitions::test_mapping,
         operations::run, operations::jobs, operations::job, operations::cancel, operations::logs,
@@ -152,7 +152,7 @@ pub fn router(shared: Shared, front: Option<Front>) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));
     // Hooks check their own key or signature: their callers are other systems, not API clients.
-    let app = Router::new().route("/api/health", get(health)).merge(hooks::routes()).merge(api);
+    let app = Router::new().route("/api/health", get(health)).route("/api/ready", get(ready)).merge(hooks::routes()).merge(api);
     let app = match front {
         Some(mount) => mount(app),
         None => app,
@@ -166,13 +166,47 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
+/// Readiness, without a key: whether the state answers (each store opens and reads, the state
+/// directory takes a write), each check within 5 seconds so a hung disk does not hang the probe.
+/// Names the checks that failed, never a path or an error's text.
+#[utoipa::path(get, path = "/api/ready", security(()), responses((status = 200, description = "Every check passed"),
+    (status = 503, description = "A check failed: `checks` says which")))]
+async fn ready(axum::extract::State(shared): axum::extract::State<Shared>) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    type Check = fn(&StateDir) -> Result<(), String>;
+    let checks: [(&str, Check); 5] = [
+        ("jobs", |s| s.jobs().and_then(|j| j.status_counts()).map(drop).map_err(|e| e.to_string())),
+        ("register", |s| s.register().and_then(|r| r.origin_ids_of("")).map(drop).map_err(|e| e.to_string())),
+        ("calls", |s| s.calls().map(drop).map_err(|e| e.to_string())),
+        ("webhooks", |s| s.webhooks().and_then(|w| w.status_counts()).map(drop).map_err(|e| e.to_string())),
+        ("disk", |s| {
+            let probe = s.root().join(".ready");
+            std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)).map_err(|e| e.to_string())
+        }),
+    ];
+    let mut results = serde_json::Map::new();
+    for (name, check) in checks {
+        let state = shared.state.clone();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || check(&state))).await;
+        let verdict = match outcome {
+            Ok(Ok(Ok(()))) => "ok",
+            Ok(Ok(Err(error))) => {
+                tracing::warn!("readiness: {name}: {error}");
+                "failed"
+            }
+            Ok(Err(_)) => "failed",
+            Err(_) => "timed out",
+        };
+        results.insert(name.to_string(), verdict.into());
+    }
+    let ready = results.values().all(|v| v == "ok");
+    let status = if ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "status": if ready { "ready" } else { "not ready" }, "checks": results })))
+}
+
 /// Prometheus metrics (see [`crate::metrics`]), behind the API key like the rest.
 async fn metrics(axum::extract::State(shared): axum::extract::State<Shared>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let state = shared.state.clone();
-    let text = tokio::task::spawn_blocking(move || crate::metrics::render(&state, chrono::Utc::now()))
-        .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let text = crate::metrics::render(&shared.state, chrono::Utc::now()).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 

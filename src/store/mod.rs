@@ -232,12 +232,12 @@ pub struct RunLock {
 pub trait ReadSeek: std::io::Read + std::io::Seek + Send {}
 impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
 
-/// Now, as stored in the state databases (RFC 3339, milliseconds, UTC).
 /// The row count a contract file's footer records.
 pub fn footer_rows(reader: &FileReader<Box<dyn ReadSeek>>) -> u64 {
     reader.custom_metadata().get("rows").and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
+/// Now, as stored in the state databases (RFC 3339, milliseconds, UTC).
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -1,5 +1,5 @@
-//! `/metrics` and `syncline metrics`: Prometheus' text format, read by an independent parser
-//! (prometheus-parse), counting what the runs counted.
+//! Operating the service: `/metrics` and `syncline metrics` (Prometheus' text format, read by an
+//! independent parser, prometheus-parse, counting what the runs counted), and `/api/ready`.
 
 use std::collections::HashMap;
 
@@ -92,6 +92,7 @@ synchronizations:
     let requests = value(&metrics, "syncline_source_requests", &[("source", "pets"), ("class", "2xx")]).unwrap();
     assert!(requests >= 6.0, "{requests}: {text}");
     assert!(value(&metrics, "syncline_source_bytes_read", &[("source", "pets")]).unwrap() > 0.0);
+    assert_eq!(value(&metrics, "syncline_contracts", &[sync]), Some(9.0), "{text}");
     drop(serve);
 
     // The command line writes the same, for the textfile collector.
@@ -107,4 +108,32 @@ synchronizations:
     let written = scrape(&std::fs::read_to_string(&textfile).unwrap());
     assert_eq!(value(&written, "syncline_jobs_total", &[sync, ("status", "COMPLETED")]), Some(2.0));
     assert!(!dir.path().join(".syncline.prom.partial").exists(), "the file was renamed into place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_checks_the_state_and_names_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(&file, "sources: {}\n").unwrap();
+    let state = dir.path().join("state");
+    let serve = ServeProcess::start(&state, &file, free_port(), &[], &[("SYNCLINE_API_KEY", KEY)]).await;
+    let http = reqwest::Client::new();
+    let ready = http.get(format!("{}/api/ready", serve.url)).send().await.unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::OK, "no key needed");
+    let body: serde_json::Value = serde_json::from_str(&ready.text().await.unwrap()).unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    assert!(body["checks"].as_object().unwrap().values().all(|v| v == "ok"), "{body}");
+
+    // The register's database is gone, a directory in its place.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(state.join(format!("register.db{suffix}")));
+    }
+    std::fs::create_dir(state.join("register.db")).unwrap();
+    let broken = http.get(format!("{}/api/ready", serve.url)).send().await.unwrap();
+    assert_eq!(broken.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let text = broken.text().await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((body["status"].as_str(), body["checks"]["register"].as_str()), (Some("not ready"), Some("failed")), "{body}");
+    assert_eq!(body["checks"]["jobs"], "ok", "{body}");
+    assert!(!text.contains(state.to_str().unwrap()), "no path in the answer: {text}");
 }
