@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// convention: written beside it, then renamed, so the collector never reads half a file).
     #[arg(long, value_name = "PATH")]
     metrics_textfile: Option<PathBuf>,
+    /// After the runs, POST the state's metrics to this URL (a Prometheus Pushgateway:
+    /// `http://host:9091/metrics/job/syncline`; credentials in the URL are sent as basic auth).
+    #[arg(long, value_name = "URL")]
+    metrics_push: Option<url::Url>,
 }
 
 pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -82,6 +86,12 @@ pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.metrics_textfile {
         write_metrics(&state, path).await?;
     }
+    if let Some(url) = &args.metrics_push
+        && let Err(error) = push_metrics(&state, url).await
+    {
+        // The runs' outcome stands; the push is reported beside it.
+        eprintln!("warning: {}", syncline::secrets::scrub(&format!("{error:#}")));
+    }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -93,6 +103,32 @@ pub async fn metrics(state: &Path, textfile: Option<&Path>) -> anyhow::Result<Ex
         None => print!("{}", syncline::metrics::render(&state, chrono::Utc::now()).await?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// POSTs the metrics of `state` to `url`, within 30 seconds.
+async fn push_metrics(state: &StateDir, url: &url::Url) -> anyhow::Result<()> {
+    if let Some(password) = url.password() {
+        syncline::secrets::remember(password);
+    }
+    let shown = syncline::secrets::without_credentials(url);
+    let text = syncline::metrics::render(state, chrono::Utc::now()).await?;
+    let mut request = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        // A redirect would carry the metrics, and the credentials, elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?
+        .post(shown.clone())
+        .header(reqwest::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .body(text);
+    if !url.username().is_empty() || url.password().is_some() {
+        let user = percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy().into_owned();
+        let password = url.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
+        request = request.basic_auth(user, password);
+    }
+    let response = request.send().await.map_err(|e| anyhow::anyhow!("metrics push to {shown}: {}", e.without_url()))?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "metrics push to {shown}: HTTP {status}");
+    Ok(())
 }
 
 /// Writes the metrics of `state` to `path`, atomically.

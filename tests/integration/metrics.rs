@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use reqwest::Method;
 use syncline::fixture::{self, Fixture};
 
-use super::common::{SCHEMA, ServeProcess, free_port, job_ended, keyed_json};
+use super::common::{Harness, SCHEMA, ServeProcess, free_port, job_ended, keyed_json, serve};
 
 const KEY: &str = "metrics-key-5e1a";
 
@@ -136,4 +136,58 @@ async fn ready_checks_the_state_and_names_what_failed() {
     assert_eq!((body["status"].as_str(), body["checks"]["register"].as_str()), (Some("not ready"), Some("failed")), "{body}");
     assert_eq!(body["checks"]["jobs"], "ok", "{body}");
     assert!(!text.contains(state.to_str().unwrap()), "no path in the answer: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_run_pushes_its_metrics_with_the_credentials_of_the_url_and_never_shows_them() {
+    use axum::http::HeaderMap;
+    use std::sync::{Arc, Mutex};
+    type Pushed = Arc<Mutex<Vec<(String, String, String)>>>;
+    let pushed: Pushed = Arc::default();
+    let kept = Arc::clone(&pushed);
+    let app = axum::Router::new().route(
+        "/metrics/job/{job}",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let kept = Arc::clone(&kept);
+            async move {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                kept.lock().unwrap().push((header("authorization"), header("content-type"), body));
+                if header("authorization").is_empty() { axum::http::StatusCode::UNAUTHORIZED } else { axum::http::StatusCode::OK }
+            }
+        }),
+    );
+    let (addr, _server) = serve(app).await;
+    let h = Harness::new(4).await;
+    let state = h.state.root().to_path_buf();
+    let file = h.file.to_str().unwrap().to_string();
+    let secret = "push-pass-83f1";
+    let (with_auth, refused) = tokio::task::spawn_blocking(move || {
+        let run = |url: String| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
+                .arg("--state")
+                .arg(&state)
+                .args(["run", &file, "--metrics-push", &url])
+                .output()
+                .unwrap()
+        };
+        (run(format!("http://ops:{secret}@{addr}/metrics/job/syncline")), run(format!("http://{addr}/metrics/job/syncline")))
+    })
+    .await
+    .unwrap();
+    assert_eq!(with_auth.status.code(), Some(0), "{}", String::from_utf8_lossy(&with_auth.stderr));
+    assert!(with_auth.stderr.is_empty(), "{}", String::from_utf8_lossy(&with_auth.stderr));
+    let pushed = pushed.lock().unwrap().clone();
+    assert_eq!(pushed.len(), 2);
+    let (authorization, kind, body) = &pushed[0];
+    use base64::Engine;
+    assert_eq!(authorization, &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ops:{secret}"))));
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    let metrics = scrape(body);
+    assert_eq!(value(&metrics, "syncline_jobs_total", &[("synchronization", "pets"), ("status", "COMPLETED")]), Some(1.0), "{body}");
+    assert!(!body.contains(secret));
+    // A refused push is a warning beside a run that worked, naming the URL without credentials.
+    assert_eq!(refused.status.code(), Some(0));
+    let warning = String::from_utf8_lossy(&refused.stderr);
+    assert!(warning.contains("metrics push to http://127.0.0.1:") && warning.contains("HTTP 401"), "{warning}");
+    assert!(!String::from_utf8_lossy(&with_auth.stdout).contains(secret));
 }
