@@ -296,3 +296,47 @@ async fn a_command_target_that_answers_at_once_does_not_deadlock() {
     completed(&report);
     assert_eq!(counts(&report), (3000, 3000, 0, 0, 0, 0));
 }
+
+#[tokio::test]
+async fn a_run_killed_mid_program_converges_and_the_program_does_not_linger() {
+    let ws = Workspace::new();
+    let data = ws.data();
+    // 3,000 records, slowly while `slow` exists (records travel in chunks of 1,024 lines), so the run
+    // can be killed part-way.
+    script(
+        &data,
+        "pets-stream.sh",
+        "i=1\nwhile [ $i -le 3000 ]; do\n  echo \"{\\\"id\\\":$i,\\\"name\\\":\\\"pet $i\\\"}\"\n  [ -f slow ] && [ $((i % 50)) -eq 0 ] && sleep 0.05\n  i=$((i+1))\ndone\n",
+    );
+    std::fs::write(data.join("slow"), "").unwrap();
+    ws.write("{ type: command, command: [./pets-stream.sh], workingDir: data }", "{ idPosition: id }");
+    let mut child = crate::workspace::spawn_run(ws.state.root(), &ws.file);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ws.state.register().ok().and_then(|r| r.count("r", "rows", &[]).ok()).unwrap_or(0) < 20 {
+        assert!(std::time::Instant::now() < deadline, "the run never wrote anything");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().expect("killed"); // SIGKILL: no cleanup runs
+    child.wait().unwrap();
+    let written = ws.objects().len();
+    assert!(written < 3000, "killed part-way ({written} written)");
+
+    // The program writes into a pipe nobody reads any more: it dies at its next line.
+    let script_path = data.join("pets-stream.sh").display().to_string();
+    let alive = || std::process::Command::new("pgrep").args(["-f", &script_path]).status().map(|s| s.success()).unwrap_or(false);
+    let gone_by = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive() {
+        assert!(std::time::Instant::now() < gone_by, "the program outlived the killed run");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    std::fs::remove_file(data.join("slow")).unwrap();
+    let next = ws.run().await;
+    completed(&next);
+    let objects = ws.objects();
+    assert_eq!(objects.len(), 3000, "nothing lost, no duplicate");
+    assert!((1..=3000).all(|i| objects[&i.to_string()] == json!({"id": i, "name": format!("pet {i}")})));
+    let jobs = ws.state.jobs().unwrap().list(Some("sync"), 10).unwrap();
+    assert_eq!(jobs.last().unwrap().status.as_str(), "FAILED", "the killed job is marked failed");
+    assert_eq!(counts(&ws.run().await), (3000, 0, 0, 3000, 0, 0), "then nothing changes");
+}
