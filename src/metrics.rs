@@ -10,6 +10,9 @@ use std::fmt::Write;
 use crate::store::jobs::{DURATION_BUCKETS, JobStatus, JobTotals, RECORD_OUTCOMES};
 use crate::store::{StateDir, StoreError};
 
+/// The media type of the text [`render`] writes.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// The metrics of `state` at `now`.
 pub async fn render(state: &StateDir, now: chrono::DateTime<chrono::Utc>) -> Result<String, StoreError> {
     let mut out = Text::default();

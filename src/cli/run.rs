@@ -118,7 +118,7 @@ async fn push_metrics(state: &StateDir, url: &url::Url) -> anyhow::Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .build()?
         .post(shown.clone())
-        .header(reqwest::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .header(reqwest::header::CONTENT_TYPE, syncline::metrics::CONTENT_TYPE)
         .body(text);
     if !url.username().is_empty() || url.password().is_some() {
         let user = percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy().into_owned();

@@ -207,7 +207,7 @@ async fn ready(axum::extract::State(shared): axum::extract::State<Shared>) -> (a
 async fn metrics(axum::extract::State(shared): axum::extract::State<Shared>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let text = crate::metrics::render(&shared.state, chrono::Utc::now()).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+    Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// Runs the service on `listener` until `stop` (or SIGTERM / Ctrl-C): then takes no new runs, cancels

@@ -311,13 +311,8 @@ async fn a_run_killed_mid_program_converges_and_the_program_does_not_linger() {
     std::fs::write(data.join("slow"), "").unwrap();
     ws.write("{ type: command, command: [./pets-stream.sh], workingDir: data }", "{ idPosition: id }");
     let mut child = crate::workspace::spawn_run(ws.state.root(), &ws.file);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while ws.state.register().ok().and_then(|r| r.count("r", "rows", &[]).ok()).unwrap_or(0) < 20 {
-        assert!(std::time::Instant::now() < deadline, "the run never wrote anything");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    child.kill().expect("killed"); // SIGKILL: no cleanup runs
-    child.wait().unwrap();
+    let written = || ws.state.register().ok().and_then(|r| r.count("r", "rows", &[]).ok()).unwrap_or(0) as usize;
+    crate::workspace::kill_once_written(&mut child, written, 20).await;
     let written = ws.objects().len();
     assert!(written < 3000, "killed part-way ({written} written)");
 

@@ -252,3 +252,29 @@ impl Drop for ServeProcess {
         let _ = self.process.wait();
     }
 }
+
+/// Writes `dir/pipeline.yaml` (and the pet schema beside it): the fixture's paged feed at `pets` into
+/// register `shop`, schema `pet`, as synchronization `pets`, with `extra` lines added to it.
+pub fn pet_pipeline(dir: &std::path::Path, pets: &str, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("pet.schema.json"), SCHEMA).unwrap();
+    let file = dir.join("pipeline.yaml");
+    let text = format!(
+        r#"
+sources:
+  pets: {{ type: api, location: "{pets}" }}
+mappings:
+  pet: {{ mapping: {{ title: "{{{{ name }}}}", category: "{{{{ category.name }}}}", status: "{{{{ status }}}}" }} }}
+registers:
+  shop: {{ schemas: {{ pet: {{ $ref: pet.schema.json }} }} }}
+synchronizations:
+  pets:
+    source: pets
+    sourceConfig: {{ endpoint: "/feed/page", idPosition: id, resultsPosition: data.items, pagination: {{ type: page, sizeParam: size, size: 4 }} }}
+    mapping: pet
+    target: {{ type: register, register: shop, schema: pet }}
+    {extra}
+"#
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}

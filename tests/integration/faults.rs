@@ -109,17 +109,8 @@ async fn a_killed_run_converges_on_the_next_run() {
     .await;
     h.fixture.store.faults.delay_ms.store(40, Ordering::SeqCst);
     let mut child = crate::workspace::spawn_run(h.state.root(), &h.file);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let written = h.state.register().ok().and_then(|r| r.count("shop", "pet", &[]).ok()).unwrap_or(0);
-        if written >= 20 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run never wrote anything");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.kill().expect("killed");
-    child.wait().unwrap();
+    let written = || h.state.register().ok().and_then(|r| r.count("shop", "pet", &[]).ok()).unwrap_or(0) as usize;
+    crate::workspace::kill_once_written(&mut child, written, 20).await;
     let written = h.register().len();
     assert!(written < 200, "killed part-way ({written} written)");
     assert_eq!(ContractTable::load(&h.state, "pets").await.unwrap().committed(), 0, "no contracts saved by the killed run");

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use syncline::fixture::{self, Fixture};
 
-use super::common::SCHEMA;
+use super::common::pet_pipeline;
 use super::service::Service;
 
 const SECRET: &str = "hook-secret-3f9a";
@@ -30,30 +30,7 @@ async fn push(service: &Service, body: &Value, secret: &str, event: Option<&str>
 async fn a_signed_push_synchronizes_one_object_and_a_bad_one_changes_nothing() {
     let pets = Fixture::start(fixture::pets(3)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pet.schema.json"), SCHEMA).unwrap();
-    let file = dir.path().join("pipeline.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-sources:
-  pets: {{ type: api, location: "{}" }}
-mappings:
-  pet: {{ mapping: {{ title: "{{{{ name }}}}", category: "{{{{ category.name }}}}", status: "{{{{ status }}}}" }} }}
-registers:
-  shop: {{ schemas: {{ pet: {{ $ref: pet.schema.json }} }} }}
-synchronizations:
-  pets:
-    source: pets
-    sourceConfig: {{ endpoint: "/feed/page", idPosition: id, resultsPosition: data.items, pagination: {{ type: page, sizeParam: size, size: 4 }} }}
-    mapping: pet
-    target: {{ type: register, register: shop, schema: pet }}
-    hook: {{ secret: "{SECRET}" }}
-"#,
-            pets.base_url()
-        ),
-    )
-    .unwrap();
+    let file = pet_pipeline(dir.path(), &pets.base_url(), &format!("hook: {{ secret: \"{SECRET}\" }}"));
     let state = tempfile::tempdir().unwrap();
     let service = Service::start(&state, vec![file]).await;
     let object = json!({"object": {"id": 100, "name": "Pushed", "category": {"name": "Dogs"}, "status": "available"}});

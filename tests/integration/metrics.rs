@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use reqwest::Method;
 use syncline::fixture::{self, Fixture};
 
-use super::common::{Harness, SCHEMA, ServeProcess, free_port, job_ended, keyed_json, serve};
+use super::common::{Harness, ServeProcess, free_port, job_ended, keyed_json, pet_pipeline, serve};
 
 const KEY: &str = "metrics-key-5e1a";
 
@@ -28,35 +28,13 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
 async fn metrics_count_what_the_runs_counted_in_the_text_format() {
     let pets = Fixture::start(fixture::pets(9)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pet.schema.json"), SCHEMA).unwrap();
-    let file = dir.path().join("pipeline.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-sources:
-  pets: {{ type: api, location: "{}" }}
-mappings:
-  pet: {{ mapping: {{ title: "{{{{ name }}}}", category: "{{{{ category.name }}}}", status: "{{{{ status }}}}" }} }}
-registers:
-  shop: {{ schemas: {{ pet: {{ $ref: pet.schema.json }} }} }}
-synchronizations:
-  pets-sync:
-    source: pets
-    sourceConfig: {{ endpoint: "/feed/page", idPosition: id, resultsPosition: data.items, pagination: {{ type: page, sizeParam: size, size: 4 }} }}
-    mapping: pet
-    target: {{ type: register, register: shop, schema: pet }}
-"#,
-            pets.base_url()
-        ),
-    )
-    .unwrap();
+    let file = pet_pipeline(dir.path(), &pets.base_url(), "");
     let state = dir.path().join("state");
     let serve = ServeProcess::start(&state, &file, free_port(), &[], &[("SYNCLINE_API_KEY", KEY)]).await;
     let http = reqwest::Client::new();
     let mut jobs = Vec::new();
     for _ in 0..2 {
-        let job = keyed_json(&http, Method::POST, &serve.url, "/api/synchronizations/pets-sync/run", KEY).await;
+        let job = keyed_json(&http, Method::POST, &serve.url, "/api/synchronizations/pets/run", KEY).await;
         let job = job_ended(&http, &serve.url, KEY, job["id"].as_str().unwrap_or_else(|| panic!("{job}"))).await;
         assert_eq!(job["status"], "COMPLETED", "{job}");
         jobs.push(job);
@@ -70,7 +48,7 @@ synchronizations:
     assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
     let text = answer.text().await.unwrap();
     let metrics = scrape(&text);
-    let sync = ("synchronization", "pets-sync");
+    let sync = ("synchronization", "pets");
     assert_eq!(value(&metrics, "syncline_jobs_total", &[sync, ("status", "COMPLETED")]), Some(2.0), "{text}");
     assert_eq!(value(&metrics, "syncline_jobs_running", &[sync]), Some(0.0), "{text}");
     let sum = |key: &str| jobs.iter().map(|j| j[key].as_u64().unwrap()).sum::<u64>() as f64;

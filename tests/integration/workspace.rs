@@ -103,6 +103,17 @@ pub fn completed(report: &RunReport) {
     );
 }
 
+/// Kills `child` with SIGKILL (no cleanup runs) once `written()` reaches `at_least`, within a minute.
+pub async fn kill_once_written(child: &mut std::process::Child, written: impl Fn() -> usize, at_least: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while written() < at_least {
+        assert!(std::time::Instant::now() < deadline, "the run never wrote anything");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().expect("killed");
+    child.wait().unwrap();
+}
+
 /// Starts `syncline run FILE` as a process of its own (to kill it part-way).
 pub fn spawn_run(state: &Path, file: &Path) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_syncline"))
