@@ -16,6 +16,7 @@ pub mod limits;
 pub mod load;
 pub mod mapping;
 pub mod metrics;
+pub mod objects;
 pub mod openconnector;
 pub mod path;
 pub mod pipeline;

@@ -4,6 +4,7 @@ mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -14,6 +15,21 @@ struct Args {
     /// State directory: contracts, jobs and the embedded register.
     #[arg(long, global = true, env = "SYNCLINE_STATE", default_value = ".syncline")]
     state: PathBuf,
+    /// Keep the contract tables in this object store instead of the state directory, so machines
+    /// that share it share them: `s3://bucket/prefix`, `gs://…`, `az://…`, `file:///dir`. The
+    /// store's credentials and endpoint come from its own variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_ENDPOINT`…).
+    #[arg(long, global = true, env = "SYNCLINE_CONTRACTS", value_name = "URL")]
+    contracts: Option<String>,
+    /// Take a lease on this PostgreSQL database for every run (`postgres://…[?schema=NAME]`, default
+    /// schema `syncline`), so machines that share no disk never run one synchronization at once, and
+    /// `serve` replicas fire each schedule once between them.
+    #[arg(long, global = true, env = "SYNCLINE_LEASES", value_name = "URL")]
+    leases: Option<String>,
+    /// How long a lease lasts without renewal: a machine that dies frees its synchronizations after
+    /// this long. Renewed every third of it.
+    #[arg(long, global = true, env = "SYNCLINE_LEASE_SECONDS", default_value_t = 30.0, value_name = "SECONDS")]
+    lease_seconds: f64,
     /// How log lines are written to stderr: `text`, or `json` (one object a line, for log shippers).
     /// The level comes from `SYNCLINE_LOG`, else `RUST_LOG` (default `error`).
     #[arg(long, global = true, env = "SYNCLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -117,24 +133,26 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let lease = Duration::from_secs_f64(args.lease_seconds.clamp(1.0, 3600.0));
+    let state = cli::State { dir: args.state, contracts: args.contracts, leases: args.leases.map(|url| (url, lease)) };
     let result = runtime.block_on(async {
         match args.command {
-            Command::Run(run) => cli::run::run(&args.state, run).await,
+            Command::Run(run) => cli::run::run(&state, run).await,
             Command::Validate { files } => cli::inspect::validate(&files),
             Command::Mapping(command) => cli::inspect::mapping(command),
             Command::Source(command) => cli::source::run(command).await,
-            Command::Contracts(contracts) => cli::inspect::contracts(&args.state, contracts).await,
-            Command::Jobs(jobs) => cli::inspect::jobs(&args.state, jobs),
-            Command::Logs { job } => cli::inspect::logs(&args.state, &job),
-            Command::Objects(command) => cli::inspect::objects(&args.state, command),
-            Command::Webhooks(command) => cli::webhooks::run(&args.state, command),
-            Command::Calls(calls) => cli::calls::run(&args.state, calls),
-            Command::Metrics { textfile } => cli::run::metrics(&args.state, textfile.as_deref()).await,
+            Command::Contracts(contracts) => cli::inspect::contracts(&state, contracts).await,
+            Command::Jobs(jobs) => cli::inspect::jobs(&state.dir, jobs),
+            Command::Logs { job } => cli::inspect::logs(&state.dir, &job),
+            Command::Objects(command) => cli::inspect::objects(&state.dir, command),
+            Command::Webhooks(command) => cli::webhooks::run(&state.dir, command),
+            Command::Calls(calls) => cli::calls::run(&state.dir, calls),
+            Command::Metrics { textfile } => cli::run::metrics(&state, textfile.as_deref()).await,
             Command::Import(import) => cli::openconnector::import(import),
             Command::Export(export) => cli::openconnector::export(export),
-            Command::Serve(serve) => cli::serve::serve(&args.state, serve).await,
+            Command::Serve(serve) => cli::serve::serve(&state, serve).await,
             Command::Fixture(fixture) => cli::demo::fixture(fixture).await,
-            Command::Demo(demo) => cli::demo::demo(&args.state, demo).await,
+            Command::Demo(demo) => cli::demo::demo(&state.dir, demo).await,
         }
     });
     // A blocking task still running (a mapping on the blocking pool, a stalled read) does not keep

@@ -92,8 +92,8 @@ pub enum ContractsCommand {
     Rm { sync: String, origin_id: String },
 }
 
-pub async fn contracts(state: &Path, args: ContractsArgs) -> anyhow::Result<ExitCode> {
-    let state = StateDir::open(state)?;
+pub async fn contracts(state: &super::State, args: ContractsArgs) -> anyhow::Result<ExitCode> {
+    let state = state.open().await?;
     if let Some(ContractsCommand::Rm { sync, origin_id }) = args.command {
         let mut table = ContractTable::load(&state, &sync).await?;
         let Some(row) = table.find(&origin_id) else {

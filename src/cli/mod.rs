@@ -9,10 +9,32 @@ pub mod serve;
 pub mod source;
 pub mod webhooks;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use syncline::config::Pipeline;
+use syncline::store::StateDir;
+
+/// Where the state is: `--state DIR`, and `--contracts URL` when the contract tables are elsewhere.
+pub struct State {
+    pub dir: PathBuf,
+    pub contracts: Option<String>,
+    /// `--leases URL` and the lease time.
+    pub leases: Option<(String, std::time::Duration)>,
+}
+
+impl State {
+    pub async fn open(&self) -> anyhow::Result<StateDir> {
+        let mut state = StateDir::open(&self.dir)?;
+        if let Some(location) = &self.contracts {
+            state = state.with_contracts(location).await?;
+        }
+        if let Some((location, lease)) = &self.leases {
+            state = state.with_leases(location, *lease).await?;
+        }
+        Ok(state)
+    }
+}
 
 /// Exit code of a bad pipeline file or bad usage.
 pub const USAGE: u8 = 2;

@@ -43,7 +43,7 @@ pub struct RunArgs {
     metrics_push: Option<url::Url>,
 }
 
-pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(state: &super::State, args: RunArgs) -> anyhow::Result<ExitCode> {
     let pipeline = match load(&args.file) {
         Ok(p) => p,
         Err(code) => return Ok(code),
@@ -54,7 +54,7 @@ pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: no synchronization `{unknown}` in {} (there: {known:?})", args.file.display());
         return Ok(ExitCode::from(USAGE));
     }
-    let state = StateDir::open(state)?;
+    let state = state.open().await?;
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -96,8 +96,8 @@ pub async fn run(state: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `syncline metrics`: prints the state's metrics, or writes them to `textfile`.
-pub async fn metrics(state: &Path, textfile: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let state = StateDir::open(state)?;
+pub async fn metrics(state: &super::State, textfile: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let state = state.open().await?;
     match textfile {
         Some(path) => write_metrics(&state, path).await?,
         None => print!("{}", syncline::metrics::render(&state, chrono::Utc::now()).await?),

@@ -1,14 +1,13 @@
 //! `syncline serve`: the HTTP API, until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 use syncline::config::Secret;
 use syncline::service::{self, ServeOptions};
-use syncline::store::StateDir;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]
@@ -36,8 +35,8 @@ pub struct ServeArgs {
     files: Vec<PathBuf>,
 }
 
-pub async fn serve(state: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let state = StateDir::open(state)?;
+pub async fn serve(state: &super::State, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let state = state.open().await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("syncline serving on http://{} (state {})", listener.local_addr()?, state.root().display());
     let options = ServeOptions {

@@ -15,7 +15,7 @@ use arrow::ipc::reader::FileReader;
 use hashbrown::HashTable;
 use uuid::Uuid;
 
-use crate::store::{ReadSeek, StateDir, StoreError, footer_rows};
+use crate::store::{Generation, ReadSeek, StateDir, StoreError, footer_rows};
 
 const COMMITTED: u8 = 1;
 const SEEN: u8 = 2;
@@ -75,6 +75,8 @@ pub struct ContractTable {
     remote_ids: hashbrown::HashMap<u32, Box<str>>,
     index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
+    /// The generation of the saved table this one was read from: its save must follow it.
+    loaded: Generation,
 }
 
 // Not derived: an empty table still has its first offset, 0 (Arrow's layout for strings).
@@ -92,6 +94,7 @@ impl Default for ContractTable {
             remote_ids: hashbrown::HashMap::new(),
             index: HashTable::new(),
             hasher: Default::default(),
+            loaded: Generation::default(),
         }
     }
 }
@@ -112,14 +115,16 @@ impl ContractTable {
             }
             Ok(table)
         };
-        Ok(state.read_contracts(sync, read).await?.unwrap_or_else(ContractTable::new))
+        let (table, loaded) = state.read_contracts(sync, read).await?;
+        Ok(ContractTable { loaded, ..table.unwrap_or_else(ContractTable::new) })
     }
 
     /// Replaces the contracts of `sync` atomically. Takes the table: its columns move into Arrow
     /// buffers, so saving adds only a slice's worth of memory.
     pub async fn save(self, state: &StateDir, sync: &str) -> Result<(), StoreError> {
+        let loaded = self.loaded;
         let batch = self.into_record_batch().map_err(|source| StoreError::Arrow { sync: sync.into(), source })?;
-        state.save_contracts(sync, batch).await
+        state.save_contracts(sync, batch, loaded).await
     }
 }
 
@@ -312,6 +317,7 @@ impl ContractTable {
             remote_ids: self.remote_ids.clone(),
             index: HashTable::new(),
             hasher: self.hasher.clone(),
+            loaded: self.loaded,
         }
         .into_record_batch()
     }

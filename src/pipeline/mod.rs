@@ -130,9 +130,13 @@ pub async fn run_on(
     parts: Option<Parts>,
 ) -> Result<RunReport, StoreError> {
     let jobs = state.jobs()?;
-    let lock = state.lock(sync)?;
-    let job = jobs.create(sync, JobStatus::Running, options.force_full_sync, options.dry_run)?;
-    run_job_on(pipeline, job, state, options, progress, &lock, parts).await
+    let lock = state.lock_run(sync).await?;
+    let report = match jobs.create(sync, JobStatus::Running, options.force_full_sync, options.dry_run) {
+        Ok(job) => run_job_on(pipeline, job, state, options, progress, &lock, parts).await,
+        Err(error) => Err(error),
+    };
+    lock.release().await;
+    report
 }
 
 /// Runs an already recorded job, holding its synchronization's `lock`. Jobs of the synchronization an
@@ -154,11 +158,21 @@ pub async fn run_job_on(
     pipeline: &Pipeline,
     mut job: JobRecord,
     state: &StateDir,
-    options: RunOptions,
+    mut options: RunOptions,
     progress: Arc<Progress>,
-    _lock: &RunLock,
+    lock: &RunLock,
     parts: Option<Parts>,
 ) -> Result<RunReport, StoreError> {
+    // A lost lease (`--leases`) stops the run like a cancel, and fails it: another machine may now
+    // take the synchronization over. A child token, so the caller's own token stays as it was.
+    options.cancel = options.cancel.child_token();
+    let _lease_watch = lock.lost().cloned().map(|lost| {
+        let cancel = options.cancel.clone();
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            lost.cancelled().await;
+            cancel.cancel();
+        }))
+    });
     let jobs = state.jobs()?;
     let interrupted = jobs.take_over(&job.synchronization, &job.id)?;
     let started = Instant::now();
@@ -222,6 +236,10 @@ pub async fn run_job_on(
             let first = run.differ.as_ref().and_then(|d| d.errors.first()).map(|e| scrubbed(&e.message)).unwrap_or_default();
             Err(Failure::new(ErrorCategory::Records, format!("all {} record(s) failed; the first: {first}", c.found)))
         }
+        Err(failure) if failure.category == ErrorCategory::Cancelled && lock.lost().is_some_and(|l| l.is_cancelled()) => Err(Failure::new(
+            ErrorCategory::State,
+            format!("the run lost the lease of `{}` (it could not be renewed in time) and stopped", job.synchronization),
+        )),
         other => other,
     };
     let summary = match outcome {

@@ -66,6 +66,7 @@ pub async fn receive(
         .or_else(|| parsed.as_ref().filter(|v| v.get("specversion").is_some()).and_then(|v| v.get("id")).map(crate::path::text_of))
         .filter(|e| !e.is_empty() && e.len() <= 200);
     let records = parsed.as_ref().map(pushed_records).transpose()?.flatten();
+    super::operations::refuse_if_leased(&shared, &id).await?;
     let store = shared.state.webhooks()?;
     if let Some(event) = &event_id
         && let Some(job) = store.claim_hook_event(&id, event, chrono::Utc::now().timestamp_millis())?

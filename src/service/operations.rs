@@ -65,6 +65,17 @@ fn not_found(error: StoreError) -> ApiError {
     }
 }
 
+/// 409 while another replica runs `id` (with `--leases`, its lease is held): the local runner
+/// knows only its own runs.
+pub(super) async fn refuse_if_leased(shared: &Shared, id: &str) -> Result<(), ApiError> {
+    if let Some(leases) = shared.state.leases()
+        && let Some(holder) = leases.holder(id).await?
+    {
+        return Err(ApiError::new(StatusCode::CONFLICT, StoreError::Leased { sync: id.into(), holder }.to_string()));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 pub struct RunQuery {
     #[serde(default)]
@@ -86,6 +97,7 @@ pub async fn run(
     let force = matches!(query.force_full_sync.as_deref(), Some("true" | "1" | "yes"));
     let body = RunBody::parse(&body)?;
     let pipeline = shared.catalog.pipeline_for(&id)?;
+    refuse_if_leased(&shared, &id).await?;
     let Some(body) = body else {
         let job = shared.runner.start(pipeline, &id, force)?;
         return Ok((StatusCode::CREATED, Json(job_view(&shared, &job))).into_response());
@@ -167,12 +179,18 @@ pub async fn remove_contract(State(shared): State<Shared>, Path((id, origin_id))
         return Err(ApiError::new(StatusCode::CONFLICT, format!("`{id}` is running; remove contracts between runs")));
     }
     // The run lock: no command-line run may save over this change.
-    let _lock = shared.state.lock(&id).map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
-    let mut table = ContractTable::load(&shared.state, &id).await?;
-    let row = table.find(&origin_id).ok_or_else(|| ApiError::not_found(format!("`{id}` has no contract for origin id `{origin_id}`")))?;
-    table.remove(row);
-    table.save(&shared.state, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let lock = shared.state.lock_run(&id).await.map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
+    let removed = async {
+        let mut table = ContractTable::load(&shared.state, &id).await?;
+        let row =
+            table.find(&origin_id).ok_or_else(|| ApiError::not_found(format!("`{id}` has no contract for origin id `{origin_id}`")))?;
+        table.remove(row);
+        table.save(&shared.state, &id).await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+    .await;
+    lock.release().await;
+    removed
 }
 
 #[utoipa::path(get, path = "/api/registers/{register}/schemas/{schema}/objects",

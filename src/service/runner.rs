@@ -156,7 +156,7 @@ impl Runner {
             }
         };
         // The same lock a command-line run takes: never two runs of one synchronization, whoever starts them.
-        let lock = match self.state.lock(&job.synchronization) {
+        let lock = match self.state.lock_run(&job.synchronization).await {
             Ok(lock) => lock,
             Err(error) => {
                 fail(&mut job, ErrorCategory::State, error.to_string());
@@ -170,7 +170,7 @@ impl Runner {
                 (job, Vec::new())
             }
         };
-        drop(lock);
+        lock.release().await;
         ended
     }
 

@@ -2,6 +2,10 @@
 //! so a run missed while the service was down happens once at start, not once per missed slot; a
 //! synchronization still running is never started twice (the runner refuses, and the next tick asks
 //! again).
+//!
+//! With leases (`--leases`), replicas share the schedule: due is computed from the last firing on any
+//! replica, a synchronization whose lease is held elsewhere is left alone, and a due firing is
+//! claimed first (compare-and-set on the firing count), so exactly one replica starts it.
 
 use std::time::Duration;
 
@@ -12,6 +16,7 @@ use super::Shared;
 use super::catalog::Section;
 use super::runner::StartError;
 use crate::schedule::Schedule;
+use crate::store::leases::{Fired, Leases};
 
 /// When the newest job of `sync` was created.
 pub(super) fn last_start(shared: &Shared, sync: &str) -> Option<DateTime<Utc>> {
@@ -27,11 +32,30 @@ pub(super) async fn run(shared: Shared, tick: Duration, stop: CancellationToken)
             _ = stop.cancelled() => return,
             _ = interval.tick() => {}
         }
-        start_due(&shared);
+        start_due(&shared).await;
     }
 }
 
-fn start_due(shared: &Shared) {
+/// What the replicas' shared schedule says of `sync`: `None` when this replica cannot start it now
+/// (another holds its lease, or the database did not answer); else the firings seen and the last.
+async fn shared_last(leases: &Leases, sync: &str) -> Option<(Option<Fired>, Option<DateTime<Utc>>)> {
+    let asked = async {
+        if leases.holder(sync).await?.is_some() {
+            return Ok(None);
+        }
+        let fired = leases.fired(sync).await?;
+        Ok::<_, crate::store::StoreError>(Some((fired, fired.and_then(|f| DateTime::from_timestamp_millis(f.last_fired_ms)))))
+    };
+    match asked.await {
+        Ok(seen) => seen,
+        Err(error) => {
+            tracing::warn!("scheduler: {error}");
+            None
+        }
+    }
+}
+
+async fn start_due(shared: &Shared) {
     let Ok(entries) = shared.catalog.list(Section::Synchronizations) else { return };
     let now = Utc::now();
     for entry in entries {
@@ -40,9 +64,26 @@ fn start_due(shared: &Shared) {
         if schedule == Schedule::Manual || shared.runner.is_running(&entry.id) {
             continue;
         }
-        let Some(due) = schedule.next_due(last_start(shared, &entry.id), shared.started) else { continue };
+        let (seen, last) = match shared.state.leases() {
+            Some(leases) => match shared_last(leases, &entry.id).await {
+                Some(seen) => seen,
+                None => continue,
+            },
+            None => (None, last_start(shared, &entry.id)),
+        };
+        let Some(due) = schedule.next_due(last, shared.started) else { continue };
         if due > now {
             continue;
+        }
+        if let Some(leases) = shared.state.leases() {
+            match leases.claim_firing(&entry.id, seen).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!("scheduler: {error}");
+                    continue;
+                }
+            }
         }
         let started = shared.catalog.pipeline_for(&entry.id).map_err(|e| e.to_string()).and_then(|pipeline| {
             shared.runner.start(pipeline, &entry.id, false).map_err(|e| match e {

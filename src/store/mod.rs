@@ -1,9 +1,12 @@
 //! The state directory (`--state DIR`, `SYNCLINE_STATE`, default `./.syncline`): contract tables as
-//! Arrow IPC files (through `object_store`, replaced atomically), and two SQLite databases: `jobs.db`
-//! (jobs, their logs and per-object errors) and `register.db` (the embedded register).
+//! Arrow IPC files (through `object_store`, replaced atomically; or in a shared object store, see
+//! [`contracts`]), and SQLite databases: `jobs.db` (jobs, their logs and per-object errors),
+//! `register.db` (the embedded register), `calls.db` and `webhooks.db`.
 
 pub mod calls;
+pub mod contracts;
 pub mod jobs;
+pub mod leases;
 pub mod register;
 pub mod webhooks;
 
@@ -13,10 +16,9 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 use arrow::ipc::reader::FileReader;
-use arrow::ipc::writer::FileWriter;
 use object_store::local::LocalFileSystem;
-use object_store::path::Path as StorePath;
-use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
+
+pub use contracts::{ContractStore, Generation};
 
 pub use jobs::{Counts, JobRecord, JobStatus, JobStore, SavedCursor};
 pub use register::RegisterStore;
@@ -36,13 +38,26 @@ pub enum StoreError {
     NotFound(String),
     #[error("synchronization `{0}` is already running (another run holds its lock)")]
     Busy(String),
+    #[error("synchronization `{sync}` is already running on another machine ({holder} holds its lease)")]
+    Leased { sync: String, holder: String },
+    #[error("{0}")]
+    Location(String),
+    /// Another writer saved the contracts first (a shared contract store): this run's save is refused.
+    #[error(
+        "contract table of `{sync}`: another run saved generation {generation} in {at} first; this run's save was refused (the next run adopts what both wrote)"
+    )]
+    Conflict { sync: String, generation: u64, at: String },
+    #[error("contract table of `{sync}`: {reason}")]
+    Corrupt { sync: String, reason: String },
 }
 
 /// The state directory of one installation.
 #[derive(Clone)]
 pub struct StateDir {
     root: PathBuf,
-    objects: Arc<dyn ObjectStore>,
+    contracts: ContractStore,
+    /// Leases on PostgreSQL, when machines share no disk for the run lock to reach (`--leases`).
+    leases: Option<Arc<leases::Leases>>,
     /// The jobs database, opened once: the service reads it on every request and scheduler tick.
     jobs: Arc<std::sync::Mutex<Option<Arc<JobStore>>>>,
 }
@@ -55,7 +70,30 @@ impl StateDir {
         let root = root.canonicalize().map_err(io)?;
         let objects = LocalFileSystem::new_with_prefix(&root)
             .map_err(|e| StoreError::Io { path: root.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
-        Ok(StateDir { root, objects: Arc::new(objects), jobs: Arc::default() })
+        Ok(StateDir { root, contracts: ContractStore::Local(Arc::new(objects)), leases: None, jobs: Arc::default() })
+    }
+
+    /// Keeps the contract tables in the object store at `location` (`s3://bucket/prefix`, `gs://…`,
+    /// `az://…`, `file:///dir`) instead of the state directory, so machines sharing it share them.
+    pub async fn with_contracts(mut self, location: &str) -> Result<StateDir, StoreError> {
+        self.contracts = ContractStore::shared(location, self.root.join("tmp")).await?;
+        Ok(self)
+    }
+
+    /// Takes leases on the PostgreSQL database at `location` (`postgres://…[?schema=NAME]`) besides
+    /// the run lock, so that processes on other machines never run a synchronization at once.
+    pub async fn with_leases(mut self, location: &str, ttl: std::time::Duration) -> Result<StateDir, StoreError> {
+        self.leases = Some(Arc::new(leases::Leases::connect(location, ttl).await?));
+        Ok(self)
+    }
+
+    pub fn leases(&self) -> Option<&Arc<leases::Leases>> {
+        self.leases.as_ref()
+    }
+
+    /// Where the contract tables are kept.
+    pub fn contract_store(&self) -> &ContractStore {
+        &self.contracts
     }
 
     pub fn root(&self) -> &Path {
@@ -141,7 +179,7 @@ impl StateDir {
         // process starts) holds a copy of the descriptor until it execs. A run holds it far longer.
         for _ in 0..20 {
             match file.try_lock() {
-                Ok(()) => return Ok(RunLock { _file: file }),
+                Ok(()) => return Ok(RunLock { _file: file, lease: None }),
                 Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(25)),
                 Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             }
@@ -149,70 +187,40 @@ impl StateDir {
         Err(StoreError::Busy(sync.to_string()))
     }
 
-    fn contract_path(sync: &str) -> StorePath {
-        StorePath::from(format!("contracts/{}.arrow", file_name(sync)))
+    /// The lock a run holds: the run lock, and with `--leases` the synchronization's lease too.
+    pub async fn lock_run(&self, sync: &str) -> Result<RunLock, StoreError> {
+        let mut lock = self.lock(sync)?;
+        if let Some(leases) = &self.leases {
+            match leases.acquire(sync).await? {
+                Some(lease) => lock.lease = Some(lease),
+                None => {
+                    let holder = leases.holder(sync).await?.unwrap_or_else(|| "another process".into());
+                    return Err(StoreError::Leased { sync: sync.into(), holder });
+                }
+            }
+        }
+        Ok(lock)
     }
 
-    /// How many contracts `sync` has, from the file's footer alone.
+    /// How many contracts `sync` has, from the file's footer (or the manifest) alone.
     pub async fn contract_rows(&self, sync: &str) -> Result<u64, StoreError> {
-        Ok(self.read_contracts(sync, |reader| Ok(footer_rows(&reader))).await?.unwrap_or(0))
+        self.contracts.rows(sync).await
     }
 
-    /// Opens the contract file of `sync` and hands it to `read` (on a blocking thread for a local
-    /// file); `None` when there is none yet. What a contract is, is the diff's (`ContractTable`);
-    /// the state keeps its file.
+    /// Opens the contract table of `sync` and hands it to `read`; `None` when there is none yet.
+    /// What a contract is, is the diff's (`ContractTable`); the state keeps its file.
     pub async fn read_contracts<T: Send + 'static>(
         &self,
         sync: &str,
         read: impl FnOnce(FileReader<Box<dyn ReadSeek>>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<Option<T>, StoreError> {
-        let object = |source| StoreError::Object { sync: sync.into(), source };
-        let result = match self.objects.get(&Self::contract_path(sync)).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(source) => return Err(object(source)),
-        };
-        let name = sync.to_string();
-        let open = move |reader: Box<dyn ReadSeek>| -> Result<T, StoreError> {
-            read(FileReader::try_new(reader, None).map_err(|source| StoreError::Arrow { sync: name, source })?)
-        };
-        match result.payload {
-            GetResultPayload::File(file, _) => {
-                tokio::task::spawn_blocking(move || open(Box::new(std::io::BufReader::with_capacity(1 << 20, file))))
-                    .await
-                    .map_err(|e| StoreError::Io { path: sync.into(), source: std::io::Error::other(e.to_string()) })?
-                    .map(Some)
-            }
-            payload @ GetResultPayload::Stream(_) => {
-                let result = object_store::GetResult { payload, ..result };
-                open(Box::new(std::io::Cursor::new(result.bytes().await.map_err(object)?))).map(Some)
-            }
-        }
+    ) -> Result<(Option<T>, Generation), StoreError> {
+        self.contracts.read(sync, read).await
     }
 
-    /// Replaces the contract file of `sync` with `batch`, atomically (a multipart upload, renamed
-    /// into place when complete), encoded and written in slices, so saving adds only a slice's worth
-    /// of memory.
-    pub async fn save_contracts(&self, sync: &str, batch: RecordBatch) -> Result<(), StoreError> {
-        const SLICE: usize = 65_536;
-        let arrow = |source| StoreError::Arrow { sync: sync.into(), source };
-        let object = |source| StoreError::Object { sync: sync.into(), source };
-        let mut upload = WriteMultipart::new(self.objects.put_multipart(&Self::contract_path(sync)).await.map_err(object)?);
-        let mut writer = FileWriter::try_new(Vec::new(), &batch.schema()).map_err(arrow)?;
-        writer.write_metadata("rows", batch.num_rows().to_string());
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let len = SLICE.min(batch.num_rows() - offset);
-            writer.write(&batch.slice(offset, len)).map_err(arrow)?;
-            upload.write(writer.get_mut());
-            writer.get_mut().clear();
-            upload.wait_for_capacity(2).await.map_err(object)?;
-            offset += len;
-        }
-        writer.finish().map_err(arrow)?;
-        upload.write(writer.get_mut());
-        upload.finish().await.map_err(object)?;
-        Ok(())
+    /// Replaces the contract table of `sync` with `batch`, atomically; `loaded` is the generation
+    /// the run read, which a shared store checks is still the newest.
+    pub async fn save_contracts(&self, sync: &str, batch: RecordBatch, loaded: Generation) -> Result<(), StoreError> {
+        self.contracts.save(sync, batch, loaded).await
     }
 }
 
@@ -226,6 +234,21 @@ fn file_name(sync: &str) -> String {
 /// Held while a synchronization runs.
 pub struct RunLock {
     _file: std::fs::File,
+    lease: Option<leases::Lease>,
+}
+
+impl RunLock {
+    /// Cancelled when the run's lease is lost (`--leases`): the run must stop writing.
+    pub fn lost(&self) -> Option<&tokio_util::sync::CancellationToken> {
+        self.lease.as_ref().map(|lease| lease.lost())
+    }
+
+    /// Ends the run's hold: the lease goes back at once (the file lock with the guard).
+    pub async fn release(self) {
+        if let Some(lease) = self.lease {
+            lease.release().await;
+        }
+    }
 }
 
 /// A contract file being read: a local file or the bytes of a remote one.

@@ -1,9 +1,7 @@
 //! The file source (`type: file`, and `type: excel` for spreadsheets): files at a local path or any
 //! object-store URL (`s3://`, `gs://`, `az://`, `http(s)://`), read in their format. `location` is a
 //! directory with `sourceConfig.path` a glob in it, or the file itself.
-//!
-//! Cloud credentials come from the environment the way each store documents it (`AWS_ACCESS_KEY_ID`,
-//! `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_KEY`…), never from the pipeline file.
+//! Locations are opened as [`crate::objects`] opens them (credentials from the environment).
 
 pub mod remote;
 pub mod select;
@@ -14,12 +12,13 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio_util::io::StreamReader;
 
 use crate::config::{FileFormat, SourceConfigDef, SourceDef};
+pub use crate::objects::memory_store;
+use crate::objects::{self, LocationError, redact};
 use crate::sources::feed::spawn_feed;
 use crate::sources::formats::{self, EventSender, FormatOptions, ReadError};
 use crate::sources::registry::{FILE_KEYS, SourceConnector, validate_files};
@@ -84,71 +83,20 @@ impl FileSource {
     }
 }
 
-/// A store, the directory in it, and the file when the location names one.
-type Opened = (Arc<dyn ObjectStore>, StorePath, Option<String>);
-
 /// The store and directory of `location`; `is_file`: the location names the file itself.
-fn open_store(location: &str, is_file: bool) -> Result<Opened, SourceError> {
-    let (dir, file) = match (is_file, location.rsplit_once('/')) {
-        (true, Some((dir, file))) => (dir, Some(file.to_string())),
-        _ => (location, None),
-    };
-    if !location.contains("://") || location.starts_with("file://") {
-        let path = dir.strip_prefix("file://").unwrap_or(dir);
-        let path = if path.is_empty() { "/" } else { path };
-        let store = LocalFileSystem::new_with_prefix(path)
-            .map_err(|e| SourceError::File { file: path.to_string(), reason: format!("cannot open the directory: {e}") })?;
-        return Ok((Arc::new(store), StorePath::default(), file));
-    }
-    let url = url::Url::parse(dir).map_err(|e| SourceError::Config(format!("`{}` is not a URL: {e}", redact(location))))?;
-    if url.scheme() == "memory" {
-        let root = StorePath::from_url_path(url.path()).map_err(|e| SourceError::Config(format!("`{location}`: {e}")))?;
-        return Ok((memory_store(url.host_str().unwrap_or_default()), root, file));
-    }
-    // Only the stores' own settings: any other variable is not theirs to read.
-    let mut settings: Vec<(String, String)> =
-        std::env::vars().filter(|(k, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| k.starts_with(p))).collect();
-    // A location written as plain http:// asks for plain HTTP; the store refuses it unless told.
-    if url.scheme() == "http" {
-        settings.push(("allow_http".into(), "true".into()));
-    }
-    let (store, root) =
-        object_store::parse_url_opts(&url, settings).map_err(|e| SourceError::Config(format!("cannot use `{}`: {e}", redact(location))))?;
-    Ok((Arc::from(store), root, file))
-}
-
-/// The store of `memory://NAME/…` locations: held in this process and shared by every location that
-/// names it (for embedding syncline, and for tests); nothing in it outlives the process.
-pub fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
-    let mut stores = STORES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    let store = stores.entry(name.to_string()).or_insert_with(|| Arc::new(object_store::memory::InMemory::new()));
-    Arc::clone(store)
+fn open_store(location: &str, is_file: bool) -> Result<objects::Opened, SourceError> {
+    objects::open(location, is_file).map_err(location_error)
 }
 
 /// A folder to write into (a file target): a local one is created when missing.
 pub fn open_dir(location: &str) -> Result<(Arc<dyn ObjectStore>, StorePath), SourceError> {
-    let location = location.trim_end_matches('/');
-    if !location.contains("://") || location.starts_with("file://") {
-        let path = location.strip_prefix("file://").unwrap_or(location);
-        std::fs::create_dir_all(path)
-            .map_err(|e| SourceError::File { file: path.to_string(), reason: format!("cannot create the folder: {e}") })?;
-    }
-    let (store, root, _) = open_store(location, false)?;
-    Ok((store, root))
+    objects::open_dir(location).map_err(location_error)
 }
 
-/// A URL without its password or signed query.
-fn redact(location: &str) -> String {
-    match url::Url::parse(location) {
-        Ok(mut url) if url.password().is_some() || url.query().is_some() => {
-            let _ = url.set_password(None);
-            url.set_query(None);
-            url.to_string()
-        }
-        _ => location.to_string(),
+fn location_error(error: LocationError) -> SourceError {
+    match error {
+        LocationError::Config(reason) => SourceError::Config(reason),
+        LocationError::Folder { folder, reason } => SourceError::File { file: folder, reason },
     }
 }
 

@@ -1,0 +1,177 @@
+//! Contract tables in a shared object store (`--contracts URL`): two machines (two state
+//! directories) running one synchronization into one MariaDB table, with their contracts on a real
+//! S3-compatible server (moto's, from PyPI, which `tests/run` installs), and in a `file://` folder.
+//! What is checked: a machine sees what the other saved, a lost save race fails that run cleanly
+//! and the next run converges, and a manifest from a hostile store cannot point the reader elsewhere.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use mysql_async::prelude::Queryable;
+use object_store::ObjectStore;
+use syncline::store::StateDir;
+
+use crate::common::{free_port, skipped};
+use crate::database::{mysql, mysql_url, table_name};
+use crate::machines::{Machine, counts, job, wait_for};
+
+/// moto's S3 server on a free port of loopback, stopped on drop.
+struct S3 {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3 {
+    async fn start(bucket: &str) -> Option<S3> {
+        let default = std::env::var("HOME").map(|h| format!("{h}/.cache/syncline/moto/bin/moto_server")).unwrap_or_default();
+        let program = std::env::var("SYNCLINE_MOTO_SERVER").unwrap_or(default);
+        if !Path::new(&program).is_file() {
+            skipped(&format!("no S3-compatible server: moto_server not at {program} (tests/run installs moto[server] from PyPI)"));
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let s3 = S3 { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client.put(format!("{}/{bucket}", s3.endpoint)).send().await {
+                Ok(response) if response.status().is_success() => return Some(s3),
+                Ok(response) => panic!("moto refused the bucket: {}", response.status()),
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(error) => panic!("moto_server did not answer within 30 s: {error}"),
+            }
+        }
+    }
+
+    /// What a `syncline` process needs to reach this server.
+    fn env(&self) -> [(&'static str, String); 4] {
+        [
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// The store as the test reads it, to look at what the machines left.
+    fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_region("us-east-1")
+            .build()
+            .expect("the test's S3 client")
+    }
+}
+
+#[tokio::test]
+async fn two_machines_share_contracts_in_s3_and_the_loser_of_a_save_race_fails_cleanly_then_converges() {
+    let Some(mut db) = mysql().await else { return };
+    let bucket = "syncline-contracts";
+    let Some(s3) = S3::start(bucket).await else { return };
+    let root = tempfile::tempdir().unwrap();
+    let table = table_name("shared");
+    let target = format!("{{ type: database, location: \"{}\", table: {table}, createTable: true }}", mysql_url());
+    let (a, b) = (Machine::new(root.path(), "a", &target), Machine::new(root.path(), "b", &target));
+    let contracts = format!("s3://{bucket}/contracts");
+    let spawn = |machine: &Machine| machine.spawn(&["--contracts", &contracts], &s3.env());
+    for machine in [&a, &b] {
+        machine.pets(1..=40);
+        machine.gate(true);
+    }
+
+    let first = job(spawn(&a));
+    assert_eq!((first["status"].as_str(), counts(&first)), (Some("COMPLETED"), (40, 0, 0, 0)), "{first}");
+    // The other machine has no contracts of its own: it reads machine a's and writes nothing.
+    let second = job(spawn(&b));
+    assert_eq!((second["status"].as_str(), counts(&second)), (Some("COMPLETED"), (0, 0, 40, 0)), "{second}");
+
+    // Both start a run on new data and load the same generation; b saves first.
+    for machine in [&a, &b] {
+        machine.pets(1..=41);
+        machine.gate(false);
+    }
+    let (held, racing) = (spawn(&a), spawn(&b));
+    wait_for("both runs to read their source", || a.started() && b.started()).await;
+    b.gate(true);
+    let won = job(racing);
+    assert_eq!((won["status"].as_str(), counts(&won)), (Some("COMPLETED"), (1, 0, 40, 0)), "{won}");
+    a.gate(true);
+    let lost = job(held);
+    assert_eq!(lost["status"], "FAILED", "{lost}");
+    assert_eq!(lost["error_category"], "state", "{lost}");
+    let error = lost["error"].as_str().unwrap();
+    assert!(error.contains("another run saved generation 3") && error.contains("s3://syncline-contracts/contracts"), "{error}");
+
+    // The loser's next run reads the winner's table: nothing to write, nothing lost, no duplicate.
+    let next = job(spawn(&a));
+    assert_eq!((next["status"].as_str(), counts(&next)), (Some("COMPLETED"), (0, 0, 41, 0)), "{next}");
+    let rows: Vec<(u64, u64)> = db.query(format!("SELECT COUNT(*), COUNT(DISTINCT origin_id) FROM {table}")).await.unwrap();
+    assert_eq!(rows, [(41, 41)]);
+
+    // Only the newest generation is left in the bucket: its manifest and its data.
+    let store = s3.store(bucket);
+    let mut names: Vec<String> = store.list(None).map_ok(|meta| meta.location.to_string()).try_collect().await.expect("listing the bucket");
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("contracts/sync/00000000000000000004-") && names[0].ends_with(".arrow"), "{names:?}");
+    assert_eq!(names[1], "contracts/sync/00000000000000000004.json", "{names:?}");
+    db.query_drop(format!("DROP TABLE {table}")).await.unwrap();
+}
+
+/// The same store on a local folder (`file://`): a save that follows an older generation is refused,
+/// and a manifest that names a file outside its generation is refused as corrupt.
+#[tokio::test]
+async fn a_shared_folder_refuses_a_stale_save_and_a_manifest_pointing_elsewhere() {
+    use syncline::diff::contracts::ContractTable;
+    let root = tempfile::tempdir().unwrap();
+    let shared = format!("file://{}", root.path().join("shared").display());
+    let open = |name: &str| {
+        let dir = root.path().join(name);
+        let shared = shared.clone();
+        async move { StateDir::open(&dir).unwrap().with_contracts(&shared).await.unwrap() }
+    };
+    let (one, two) = (open("one").await, open("two").await);
+    let mut table = ContractTable::load(&one, "s").await.unwrap();
+    let row = table.insert("a", [1; 16]);
+    table.commit(row, [1; 32], 1);
+    table.save(&one, "s").await.unwrap();
+    assert_eq!(two.contract_rows("s").await.unwrap(), 1, "the other machine sees the saved table");
+
+    let stale = ContractTable::load(&one, "s").await.unwrap();
+    let mut fresh = ContractTable::load(&two, "s").await.unwrap();
+    let row = fresh.insert("b", [2; 16]);
+    fresh.commit(row, [2; 32], 2);
+    fresh.save(&two, "s").await.unwrap();
+    let error = stale.save(&one, "s").await.expect_err("a save following an older generation").to_string();
+    assert!(error.contains("another run saved generation 2"), "{error}");
+    assert_eq!(ContractTable::load(&one, "s").await.unwrap().contracts().len(), 2, "the winner's table stands");
+
+    // A hostile manifest: the newest generation names a data file that is not its own.
+    let folder = root.path().join("shared/s");
+    std::fs::write(folder.join("00000000000000000009.json"), r#"{"generation":9,"data":"../../etc/passwd","rows":1,"savedAt":""}"#)
+        .unwrap();
+    let error = ContractTable::load(&one, "s").await.err().expect("a manifest naming another file is refused").to_string();
+    assert!(error.contains("manifest 9 names `../../etc/passwd`"), "{error}");
+    std::fs::write(folder.join("00000000000000000009.json"), vec![b' '; 100_000]).unwrap();
+    let error = ContractTable::load(&one, "s").await.err().expect("an oversized manifest is refused").to_string();
+    assert!(error.contains("manifest 9 is 100000 bytes"), "{error}");
+}
