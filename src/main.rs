@@ -79,6 +79,9 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         textfile: Option<PathBuf>,
     },
+    /// Move state between the state directory and shared stores (`state migrate --to s3://…`).
+    #[command(subcommand)]
+    State(cli::state::StateCommand),
     /// Webhook deliveries: list them, send a dead-lettered one again.
     #[command(subcommand)]
     Webhooks(cli::webhooks::WebhooksCommand),
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
             Command::Metrics { textfile } => cli::run::metrics(&state, textfile.as_deref()).await,
             Command::Import(import) => cli::openconnector::import(import),
             Command::Export(export) => cli::openconnector::export(export),
+            Command::State(command) => cli::state::run(&state, command).await,
             Command::Serve(serve) => cli::serve::serve(&state, serve).await,
             Command::Fixture(fixture) => cli::demo::fixture(fixture).await,
             Command::Demo(demo) => cli::demo::demo(&state.dir, demo).await,

@@ -7,6 +7,7 @@ pub mod openconnector;
 pub mod run;
 pub mod serve;
 pub mod source;
+pub mod state;
 pub mod webhooks;
 
 use std::path::{Path, PathBuf};

@@ -28,6 +28,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -194,6 +195,28 @@ async fn ready(axum::extract::State(shared): axum::extract::State<Shared>) -> (a
                 "failed"
             }
             Ok(Err(_)) => "failed",
+            Err(_) => "timed out",
+        };
+        results.insert(name.to_string(), verdict.into());
+    }
+    // The shared backends, when this process uses them: another machine's view of them is the point.
+    let state = &shared.state;
+    type SharedCheck<'a> = Option<futures::future::BoxFuture<'a, Result<(), crate::store::StoreError>>>;
+    let shared_checks: [(&str, SharedCheck<'_>); 2] = [
+        (
+            "contracts",
+            matches!(state.contract_store(), crate::store::ContractStore::Shared { .. }).then(|| state.contract_store().check().boxed()),
+        ),
+        ("leases", state.leases().map(|leases| leases.check().boxed())),
+    ];
+    for (name, check) in shared_checks {
+        let Some(check) = check else { continue };
+        let verdict = match tokio::time::timeout(Duration::from_secs(5), check).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(error)) => {
+                tracing::warn!("readiness: {name}: {error}");
+                "failed"
+            }
             Err(_) => "timed out",
         };
         results.insert(name.to_string(), verdict.into());

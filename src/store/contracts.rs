@@ -21,7 +21,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
 use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
-use super::{ReadSeek, StoreError, file_name, footer_rows};
+use super::{ReadSeek, StoreError, file_name, footer_rows, name_of_file};
 
 /// A manifest is a few hundred bytes; anything much larger is not one of ours.
 const MANIFEST_LIMIT: usize = 64 * 1024;
@@ -66,8 +66,20 @@ impl ContractStore {
         let shown = crate::objects::redact(location);
         let (store, root) = crate::objects::open_dir(location).map_err(|e| StoreError::Location(format!("contracts at `{shown}`: {e}")))?;
         // A wrong bucket or a missing credential shows at start, not at the first save.
-        store.list(Some(&root)).try_next().await.map_err(|e| StoreError::Location(format!("contracts at `{shown}`: {e}")))?;
-        Ok(ContractStore::Shared { store, root, shown, spill })
+        let shared = ContractStore::Shared { store, root, shown, spill };
+        shared.check().await?;
+        Ok(shared)
+    }
+
+    /// Whether the store answers a listing (a shared one; the state directory is checked as a disk).
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match self {
+            ContractStore::Local(_) => Ok(()),
+            ContractStore::Shared { store, root, shown, .. } => {
+                store.list(Some(root)).try_next().await.map_err(|e| StoreError::Location(format!("contracts at `{shown}`: {e}")))?;
+                Ok(())
+            }
+        }
     }
 
     /// How many contracts `sync` has: a footer or a manifest, never the table.
@@ -82,6 +94,64 @@ impl ContractStore {
                 })
             }
         }
+    }
+
+    /// The synchronizations that have a saved table here, sorted.
+    pub async fn names(&self) -> Result<Vec<String>, StoreError> {
+        let object = |source| StoreError::Object { sync: String::new(), source };
+        let mut names = Vec::new();
+        match self {
+            ContractStore::Local(store) => {
+                let listed: Vec<_> = store.list(Some(&StorePath::from("contracts"))).try_collect().await.map_err(object)?;
+                names.extend(listed.iter().filter_map(|meta| name_of_file(meta.location.filename()?.strip_suffix(".arrow")?)));
+            }
+            ContractStore::Shared { store, root, .. } => {
+                let listed = store.list_with_delimiter(Some(root)).await.map_err(object)?;
+                for folder in listed.common_prefixes {
+                    let Some(name) = folder.filename().and_then(name_of_file) else { continue };
+                    if newest(store, &folder, &name).await?.is_some() {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The generation of the saved table of `sync`; `None` when there is none.
+    pub async fn saved(&self, sync: &str) -> Result<Option<Generation>, StoreError> {
+        match self {
+            ContractStore::Local(store) => match store.head(&local_path(sync)).await {
+                Ok(_) => Ok(Some(Generation(0))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(source) => Err(StoreError::Object { sync: sync.into(), source }),
+            },
+            ContractStore::Shared { store, root, .. } => {
+                Ok(newest(store, &root.clone().join(file_name(sync)), sync).await?.map(|(generation, _)| Generation(generation)))
+            }
+        }
+    }
+
+    /// Copies the saved table of `sync` into `to` as it is (every column, every row); `None` when `to`
+    /// already has one and `replace` is off, else the rows copied. The table passes through memory
+    /// once, as in a run.
+    pub async fn copy_to(&self, to: &ContractStore, sync: &str, replace: bool) -> Result<Option<u64>, StoreError> {
+        let existing = to.saved(sync).await?;
+        if existing.is_some() && !replace {
+            return Ok(None);
+        }
+        let name = sync.to_string();
+        let read = move |reader: FileReader<Box<dyn ReadSeek>>| -> Result<RecordBatch, StoreError> {
+            let arrow = |source| StoreError::Arrow { sync: name.clone(), source };
+            let schema = reader.schema();
+            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(arrow)?;
+            arrow::compute::concat_batches(&schema, &batches).map_err(arrow)
+        };
+        let (Some(batch), _) = self.read(sync, read).await? else { return Ok(Some(0)) };
+        let rows = batch.num_rows() as u64;
+        to.save(sync, batch, existing.unwrap_or_default()).await?;
+        Ok(Some(rows))
     }
 
     /// Opens the contract table of `sync` and hands it to `read` (on a blocking thread for a file);

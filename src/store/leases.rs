@@ -147,6 +147,12 @@ impl Leases {
         result
     }
 
+    /// Whether the database answers.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await.map_err(pg(&self.shown))?;
+        Ok(())
+    }
+
     /// Takes the lease of `sync` if nobody holds it (or its holder let it expire); `None` when held.
     pub async fn acquire(self: &Arc<Self>, sync: &str) -> Result<Option<Lease>, StoreError> {
         let holder = format!("{}/{}", self.process, &uuid::Uuid::new_v4().simple().to_string()[..8]);

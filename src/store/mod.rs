@@ -231,6 +231,25 @@ fn file_name(sync: &str) -> String {
         .collect()
 }
 
+/// The synchronization a file name stands for (what [`file_name`] encoded); `None` for another file.
+fn name_of_file(file: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(file.len());
+    let mut rest = file.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            bytes.push(b);
+            rest = tail;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(bytes).ok().filter(|name| file_name(name) == file)
+}
+
 /// Held while a synchronization runs.
 pub struct RunLock {
     _file: std::fs::File,

@@ -102,6 +102,9 @@ async fn three_replicas_fire_each_schedule_once_between_them() {
         std::fs::create_dir_all(&dir).unwrap();
         replicas.push(ServeProcess::start(&dir.join("state"), &file, free_port(), &args, &[("SYNCLINE_API_KEY", "replica-key")]).await);
     }
+    let ready = reqwest::get(format!("{}/api/ready", replicas[1].url)).await.unwrap().text().await.unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["checks"]["leases"], "ok", "{ready}");
     tokio::time::sleep(Duration::from_secs(5)).await;
     replicas.remove(0).kill();
     tokio::time::sleep(Duration::from_secs(5)).await;
