@@ -1,12 +1,79 @@
 //! Machines for the tests of state shared between machines: each its own state directory and a copy
 //! of one pipeline, whose program source prints `data/pets.ndjson` once the test opens its gate, so
-//! that two machines can be held at the same point of a run.
+//! that two machines can be held at the same point of a run; and the S3-compatible server they share.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::common::{free_port, skipped};
+
+/// moto's S3 server on a free port of loopback, stopped on drop.
+pub struct S3 {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3 {
+    pub async fn start(bucket: &str) -> Option<S3> {
+        let default = std::env::var("HOME").map(|h| format!("{h}/.cache/syncline/moto/bin/moto_server")).unwrap_or_default();
+        let program = std::env::var("SYNCLINE_MOTO_SERVER").unwrap_or(default);
+        if !Path::new(&program).is_file() {
+            skipped(&format!("no S3-compatible server: moto_server not at {program} (tests/run installs moto[server] from PyPI)"));
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let s3 = S3 { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client.put(format!("{}/{bucket}", s3.endpoint)).send().await {
+                Ok(response) if response.status().is_success() => return Some(s3),
+                Ok(response) => panic!("moto refused the bucket: {}", response.status()),
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(error) => panic!("moto_server did not answer within 30 s: {error}"),
+            }
+        }
+    }
+
+    /// What a `syncline` process needs to reach this server.
+    pub fn env(&self) -> [(&'static str, String); 4] {
+        [
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// The store as the test reads it, to look at what the machines left.
+    pub fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_region("us-east-1")
+            .build()
+            .expect("the test's S3 client")
+    }
+}
 
 pub struct Machine {
     pub dir: PathBuf,

@@ -25,6 +25,7 @@ mod oc_sources;
 mod openconnector;
 mod openregister;
 mod properties;
+mod replicas;
 mod secrets;
 mod service;
 mod sftp;

@@ -5,82 +5,14 @@
 //! and the next run converges, and a manifest from a hostile store cannot point the reader elsewhere.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use mysql_async::prelude::Queryable;
 use object_store::ObjectStore;
 use syncline::store::StateDir;
 
-use crate::common::{free_port, skipped};
 use crate::database::{mysql, mysql_url, table_name};
-use crate::machines::{Machine, counts, job, wait_for};
-
-/// moto's S3 server on a free port of loopback, stopped on drop.
-struct S3 {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl S3 {
-    async fn start(bucket: &str) -> Option<S3> {
-        let default = std::env::var("HOME").map(|h| format!("{h}/.cache/syncline/moto/bin/moto_server")).unwrap_or_default();
-        let program = std::env::var("SYNCLINE_MOTO_SERVER").unwrap_or(default);
-        if !Path::new(&program).is_file() {
-            skipped(&format!("no S3-compatible server: moto_server not at {program} (tests/run installs moto[server] from PyPI)"));
-            return None;
-        }
-        let port = free_port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let s3 = S3 { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match client.put(format!("{}/{bucket}", s3.endpoint)).send().await {
-                Ok(response) if response.status().is_success() => return Some(s3),
-                Ok(response) => panic!("moto refused the bucket: {}", response.status()),
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-                Err(error) => panic!("moto_server did not answer within 30 s: {error}"),
-            }
-        }
-    }
-
-    /// What a `syncline` process needs to reach this server.
-    fn env(&self) -> [(&'static str, String); 4] {
-        [
-            ("AWS_ENDPOINT", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_REGION", "us-east-1".into()),
-        ]
-    }
-
-    /// The store as the test reads it, to look at what the machines left.
-    fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(bucket)
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-            .with_region("us-east-1")
-            .build()
-            .expect("the test's S3 client")
-    }
-}
+use crate::machines::{Machine, S3, counts, job, wait_for};
 
 #[tokio::test]
 async fn two_machines_share_contracts_in_s3_and_the_loser_of_a_save_race_fails_cleanly_then_converges() {
