@@ -4,6 +4,7 @@
 //! `/api` from the browser with the session cookie and the CSRF token. Templates and assets are
 //! compiled into the binary, so there is no separate front end to deploy.
 
+mod chart;
 mod pages;
 mod session;
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use super::chart;
 use crate::sources::registry;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -123,6 +124,10 @@ fn matches(row: &Value, q: &str) -> bool {
             .any(|v| crate::path::text_of(v).to_lowercase().contains(&q))
 }
 
+/// How many runs a chart shows, and how many synchronizations the dashboard charts.
+const CHART_RUNS: usize = 30;
+const DASHBOARD_CHARTS: usize = 12;
+
 pub async fn dashboard(State(shared): State<Shared>, signed: SignedIn) -> Result<Response, ConsoleError> {
     let Json(counts) = operations::dashboard(State(Shared::clone(&shared))).await?;
     let runs = jobs_of(&shared, None, 10).await?;
@@ -135,11 +140,29 @@ pub async fn dashboard(State(shared): State<Shared>, signed: SignedIn) -> Result
         })
         .collect();
     let jobs_total: u64 = counts["jobs"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
+    // Runs over time, one small chart per synchronization (the most recently run first).
+    let recent = jobs_of(&shared, None, 500).await?;
+    let mut order: Vec<&str> = Vec::new();
+    for job in &recent {
+        let sync = job["synchronization"].as_str().unwrap_or_default();
+        if !order.contains(&sync) && order.len() < DASHBOARD_CHARTS {
+            order.push(sync);
+        }
+    }
+    let charts: Vec<Value> = order
+        .iter()
+        .filter_map(|&sync| {
+            let jobs: Vec<Value> = recent.iter().filter(|j| j["synchronization"] == sync).take(CHART_RUNS).cloned().collect();
+            let outcomes = chart::outcomes(&jobs, 150.0, sync)?;
+            let duration = chart::per_run(&jobs, 80.0, sync, chart::Measure::Seconds);
+            Some(json!({ "synchronization": sync, "outcomes": outcomes, "duration": duration }))
+        })
+        .collect();
     page(
         "dashboard.html",
         &signed,
         "dashboard",
-        json!({ "title": "Dashboard", "counts": counts, "jobs_total": jobs_total, "runs": runs, "health": health }),
+        json!({ "title": "Dashboard", "counts": counts, "jobs_total": jobs_total, "runs": runs, "health": health, "charts": charts }),
     )
 }
 
@@ -303,7 +326,12 @@ pub async fn synchronization(State(shared): State<Shared>, signed: SignedIn, Pat
             r["schemas"].as_object().map(|s| s.keys().map(|k| format!("{register}/{k}")).collect::<Vec<_>>()).unwrap_or_default()
         })
         .collect();
-    let runs = if entry.is_some() { jobs_of(&shared, Some(id.clone()), 10).await? } else { Vec::new() };
+    let recent = if entry.is_some() { jobs_of(&shared, Some(id.clone()), CHART_RUNS).await? } else { Vec::new() };
+    let charts = json!({
+        "outcomes": chart::outcomes(&recent, 200.0, &id),
+        "rate": chart::per_run(&recent, 110.0, &id, chart::Measure::RecordsPerSecond),
+    });
+    let runs: Vec<Value> = recent.into_iter().take(10).collect();
     let active = runs.iter().find(|j| matches!(j["status"].as_str(), Some("PENDING" | "RUNNING" | "CANCELLING"))).map(|j| j["id"].clone());
     let title = entry
         .as_ref()
@@ -315,7 +343,7 @@ pub async fn synchronization(State(shared): State<Shared>, signed: SignedIn, Pat
         "synchronizations",
         json!({
             "title": title, "id": id, "entry": entry, "body": body, "sources": sources, "mappings": mappings, "targets": targets,
-            "runs": runs, "active": active,
+            "runs": runs, "active": active, "charts": charts,
             "source_key": if body.get("source").is_some() { "source" } else { "sourceId" },
             "mapping_key": if body.get("mapping").is_some() { "mapping" } else { "sourceTargetMapping" },
         }),

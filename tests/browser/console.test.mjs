@@ -247,6 +247,21 @@ await step("run again: 1 created", async () => {
   assert.match(await text("#run-status"), /^Done — 1 created, 0 updated, 0 errors/);
 });
 
+await step("the synchronization's runs as a chart: a bar per run with its numbers", async () => {
+  await page.goto(`${BASE}/synchronizations/pet-store-to-datasets`);
+  const chart = page.locator("#run-charts svg.chart").first();
+  await chart.waitFor();
+  assert.match(await chart.getAttribute("aria-label"), /records per run by outcome, last 3 run\(s\)$/);
+  const tips = await page.locator("#run-charts svg.chart").first().locator("rect.hit title").allTextContents();
+  assert.equal(tips.length, 3, tips.join(" | "));
+  assert.match(tips[0], new RegExp(`COMPLETED · ${available} created · 0 updated`));
+  assert.match(tips[2], /COMPLETED · 1 created/);
+  assert.equal(await page.locator("#run-charts svg.chart").count(), 2, "outcomes and records a second");
+  const box = await chart.boundingBox();
+  assert.ok(box.width > 300 && box.height > 80, JSON.stringify(box));
+  await page.locator("#run-charts").screenshot(SHOTS ? { path: `${SHOTS}/synchronization-charts.png` } : {});
+});
+
 await step("a daily schedule shows its next planned run", async () => {
   await page.goto(`${BASE}/synchronizations/pet-store-to-datasets`);
   await page.getByLabel("Schedule").selectOption("daily");
@@ -298,6 +313,10 @@ await step("the dashboard counts, last runs and source health", async () => {
   assert.match(tiles, /^1\s+sources/);
   assert.match(tiles, new RegExp(`${available}\\s+contracts`));
   await page.locator(".badge.completed").first().waitFor();
+  const charts = page.locator("#run-charts figure");
+  assert.equal(await charts.count(), 1, "one synchronization, one chart");
+  assert.equal(await charts.first().locator("svg.chart").count(), 2, "records by outcome and duration");
+  assert.equal(await charts.first().locator("svg.chart").first().locator("rect.hit").count(), 3);
   await shot("dashboard");
 });
 
