@@ -26,5 +26,6 @@ pub mod service;
 pub mod sinks;
 pub mod sources;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;
 pub mod write;

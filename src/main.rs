@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{Layer, Registry};
 
 /// Keeps a register in sync with an external source.
 #[derive(Parser)]
@@ -122,12 +125,28 @@ fn main() -> ExitCode {
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         // A job's own lines (target `syncline::job`) only when asked for: `run` prints its outcome.
         .unwrap_or_else(|_| "error,syncline::job=off".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(|| ScrubbedStderr);
-    match args.log_format {
-        LogFormat::Text => logs.init(),
+    let logs = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(|| ScrubbedStderr);
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match args.log_format {
+        LogFormat::Text => Box::new(logs.with_filter(filter)),
         // Fields (a job line's `job` and `synchronization`) as keys beside `message`.
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
-    }
+        LogFormat::Json => Box::new(logs.json().flatten_event(true).with_current_span(false).with_span_list(false).with_filter(filter)),
+    };
+    // Traces only when the OTEL_* variables ask for them: otherwise no layer, and spans cost nothing.
+    let (traces, telemetry) = match syncline::telemetry::Config::from_env(|name| std::env::var(name).ok()) {
+        Ok(Some(config)) => match syncline::telemetry::OtlpLayer::start(config) {
+            Ok((layer, telemetry)) => (Some(layer.with_filter(filter_fn(syncline::telemetry::OtlpLayer::wants))), Some(telemetry)),
+            Err(error) => {
+                eprintln!("warning: traces are off: cannot start their exporter: {error}");
+                (None, None)
+            }
+        },
+        Ok(None) => (None, None),
+        Err(reason) => {
+            eprintln!("warning: traces are off: {reason}");
+            (None, None)
+        }
+    };
+    tracing_subscriber::registry().with(logs).with(traces).init();
     // Records are walked recursively within their `maxDepth` (up to 1,024 levels): threads get room for it.
     let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(16 * 1024 * 1024).enable_all().build() {
         Ok(runtime) => runtime,
@@ -162,6 +181,10 @@ fn main() -> ExitCode {
     // A blocking task still running (a mapping on the blocking pool, a stalled read) does not keep
     // the process from exiting once the command is done or a signal stopped it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    // The spans still buffered go out before the process ends.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown(std::time::Duration::from_secs(5));
+    }
     match result {
         Ok(code) => code,
         Err(error) => {

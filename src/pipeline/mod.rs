@@ -188,7 +188,14 @@ pub async fn run_job_on(
         writer_stopped: false,
         calls: Arc::default(),
     };
-    let execute = std::panic::AssertUnwindSafe(run.execute(pipeline, &job, state, &options, &progress, interrupted, parts));
+    // A trace's span of the job (with traces off, a disabled callsite and nothing more).
+    use tracing::field::Empty;
+    let span = tracing::info_span!(target: "syncline::trace", "syncline.job", "syncline.job.id" = %job.id,
+        "syncline.synchronization" = %job.synchronization, "syncline.status" = Empty, "syncline.records.found" = Empty,
+        "syncline.records.created" = Empty, "syncline.records.updated" = Empty, "syncline.records.unchanged" = Empty,
+        "syncline.records.skipped" = Empty, "syncline.records.deleted" = Empty, "syncline.records.failed" = Empty, error = Empty);
+    let execute = run.execute(pipeline, &job, state, &options, &progress, interrupted, parts);
+    let execute = std::panic::AssertUnwindSafe(tracing::Instrument::instrument(execute, span.clone()));
     let outcome = match futures::FutureExt::catch_unwind(execute).await {
         Ok(outcome) => outcome,
         Err(panic) => {
@@ -266,7 +273,27 @@ pub async fn run_job_on(
         ),
     )?;
     jobs.update(&job)?;
+    record_outcome(&span, &job);
     Ok(RunReport { job, warnings })
+}
+
+/// The job's outcome on its span: status, counts, and the error as the span's status.
+fn record_outcome(span: &tracing::Span, job: &JobRecord) {
+    if span.is_disabled() {
+        return;
+    }
+    let c = job.counts;
+    span.record("syncline.status", job.status.as_str());
+    span.record("syncline.records.found", c.found);
+    span.record("syncline.records.created", c.created);
+    span.record("syncline.records.updated", c.updated);
+    span.record("syncline.records.unchanged", c.unchanged);
+    span.record("syncline.records.skipped", c.skipped);
+    span.record("syncline.records.deleted", c.deleted);
+    span.record("syncline.records.failed", c.failed);
+    if let Some(error) = &job.error {
+        span.record("error", error.as_str());
+    }
 }
 
 /// A line of the job's log, kept with the job and logged (target `syncline::job`, with the job and

@@ -18,14 +18,15 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// Runs `work` on the runtime as the stage `name`.
+    /// Runs `work` on the runtime as the stage `name`, inside the span of the run (a trace's job).
     pub fn spawn(name: &'static str, work: impl Future<Output = ()> + Send + 'static) -> Stage {
-        Stage { name, handle: Some(tokio::spawn(work)) }
+        Stage { name, handle: Some(tokio::spawn(tracing::Instrument::in_current_span(work))) }
     }
 
-    /// Runs `work` on a blocking thread as the stage `name`.
+    /// Runs `work` on a blocking thread as the stage `name`, inside the span of the run.
     pub fn blocking(name: &'static str, work: impl FnOnce() + Send + 'static) -> Stage {
-        Stage { name, handle: Some(tokio::task::spawn_blocking(work)) }
+        let span = tracing::Span::current();
+        Stage { name, handle: Some(tokio::task::spawn_blocking(move || span.in_scope(work))) }
     }
 
     /// Waits for the stage to end; a failure unless it ended cleanly.

@@ -31,6 +31,7 @@ mod service;
 mod sftp;
 mod shared_contracts;
 mod targets;
+mod traces;
 mod twig_golden;
 mod webhooks;
 mod workspace;

@@ -262,7 +262,9 @@ async fn write<C: Connection>(
             None => &Vec::new() as &Vec<String>,
         };
         let all: Vec<&Mapped> = batch.iter().collect();
-        let outcomes: Vec<Outcome> = match conn.apply(&Changes::of(&all, table, columns), dry_run).await {
+        let transaction = tracing::info_span!(target: "syncline::trace", "syncline.transaction", "syncline.writes" = all.len());
+        let applied = tracing::Instrument::instrument(conn.apply(&Changes::of(&all, table, columns), dry_run), transaction).await;
+        let outcomes: Vec<Outcome> = match applied {
             Ok(()) => batch.iter().map(Mapped::applied).collect(),
             Err(WriteError::Broken(message)) => return Err(SinkError::Stopped(message)),
             Err(WriteError::Rejected(_)) => {

@@ -128,13 +128,15 @@ impl Sink for RegisterSink {
     fn write_all(self: Box<Self>, input: mpsc::Receiver<Vec<Mapped>>, acks: AckSender) -> BoxFuture<'static, Result<(), SinkError>> {
         let sink = Arc::new(*self);
         let handoff = Arc::new(Handoff::default());
+        // The run's span, for the transactions' spans on the writing thread.
+        let span = tracing::Span::current();
         let preparing = {
             let (sink, handoff, acks) = (Arc::clone(&sink), Arc::clone(&handoff), acks.clone());
             tokio::task::spawn_blocking(move || sink.prepare_all(input, &handoff, &acks))
         };
         let writing = tokio::task::spawn_blocking(move || {
             let _stop = OnDrop(&handoff, Handoff::stop);
-            sink.write_prepared(&handoff, acks)
+            span.in_scope(|| sink.write_prepared(&handoff, acks))
         });
         async move {
             let written = writing.await.map_err(|e| SinkError::Stopped(e.to_string()))?;
@@ -275,6 +277,8 @@ impl RegisterSink {
         let mut store = self.state.register()?;
         while let Some(batches) = handoff.take() {
             let writes: Vec<&Prepared> = batches.iter().flatten().collect();
+            let _transaction =
+                tracing::info_span!(target: "syncline::trace", "syncline.transaction", "syncline.writes" = writes.len()).entered();
             let mut order: Vec<(Uuid, u32)> = writes.iter().enumerate().map(|(i, w)| (w.id, i as u32)).collect();
             order.sort_unstable();
             let mut batch = store.batch(&self.job, chrono::Utc::now().timestamp_millis())?;

@@ -264,6 +264,24 @@ impl HttpClient {
         body: Option<&serde_json::Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Response, SourceError> {
+        // A trace's span of the request (its fields are computed only when traces are on).
+        let span = tracing::info_span!(target: "syncline::trace", "syncline.request", "http.request.method" = %method,
+            "url.full" = %self.redact(url), "http.response.status_code" = tracing::field::Empty, error = tracing::field::Empty);
+        let outcome = tracing::Instrument::instrument(self.attempts(method, url, body, idempotency_key), span.clone()).await;
+        match &outcome {
+            Ok(response) => span.record("http.response.status_code", response.status),
+            Err(error) => span.record("error", error.to_string()),
+        };
+        outcome
+    }
+
+    async fn attempts(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Response, SourceError> {
         // Serialized once for every attempt, the call log and the cross-origin check.
         let body = body.map(|b| b.to_string());
         let body = body.as_deref();
