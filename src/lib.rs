@@ -25,6 +25,8 @@ pub mod secrets;
 pub mod service;
 pub mod sinks;
 pub mod sources;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

@@ -82,6 +82,9 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         textfile: Option<PathBuf>,
     },
+    /// Query the state with SQL (read-only): jobs, contracts, calls, and every register schema.
+    #[cfg(feature = "sql")]
+    Sql(cli::sql::SqlArgs),
     /// Move state between the state directory and shared stores (`state migrate --to s3://…`).
     #[command(subcommand)]
     State(cli::state::StateCommand),
@@ -172,6 +175,8 @@ fn main() -> ExitCode {
             Command::Metrics { textfile } => cli::run::metrics(&state, textfile.as_deref()).await,
             Command::Import(import) => cli::openconnector::import(import),
             Command::Export(export) => cli::openconnector::export(export),
+            #[cfg(feature = "sql")]
+            Command::Sql(sql) => cli::sql::run(&state, sql).await,
             Command::State(command) => cli::state::run(&state, command).await,
             Command::Serve(serve) => cli::serve::serve(&state, serve).await,
             Command::Fixture(fixture) => cli::demo::fixture(fixture).await,

@@ -7,6 +7,8 @@ pub mod openconnector;
 pub mod run;
 pub mod serve;
 pub mod source;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod state;
 pub mod webhooks;
 

@@ -7,6 +7,7 @@
 mod chart;
 mod pages;
 mod session;
+mod sql;
 
 use axum::Router;
 use axum::extract::Request;
@@ -80,6 +81,7 @@ fn routes() -> Router<Shared> {
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
         .route("/webhooks", get(pages::webhooks))
+        .route("/sql", get(sql::page))
         .layer(middleware::from_fn(page_headers))
         .route("/assets/{file}", get(asset))
 }

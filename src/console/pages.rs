@@ -22,7 +22,7 @@ use crate::service::deliveries::{self, DeliveryQuery};
 use crate::service::operations::{JobsQuery, Page};
 use crate::service::{Shared, definitions, operations};
 
-const TEMPLATES: [(&str, &str); 15] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -38,6 +38,7 @@ const TEMPLATES: [(&str, &str); 15] = [
     ("jobs.html", include_str!("templates/jobs.html")),
     ("job.html", include_str!("templates/job.html")),
     ("webhooks.html", include_str!("templates/webhooks.html")),
+    ("sql.html", include_str!("templates/sql.html")),
 ];
 
 /// Rows per page of contracts and objects: a page stays small however many there are.
@@ -80,7 +81,7 @@ pub fn render(name: &str, context: Value) -> Response {
 }
 
 /// A signed-in page: the CSRF token its scripts send, and which navigation entry is current.
-fn page(name: &str, signed: &SignedIn, nav: &str, mut context: Value) -> Result<Response, ConsoleError> {
+pub(super) fn page(name: &str, signed: &SignedIn, nav: &str, mut context: Value) -> Result<Response, ConsoleError> {
     context["csrf"] = Value::String(signed.csrf.clone());
     context["nav"] = Value::String(nav.to_string());
     try_render(name, context)

@@ -17,6 +17,8 @@ pub(crate) mod operations;
 mod preview;
 mod runner;
 mod scheduler;
+#[cfg(feature = "sql")]
+mod sql;
 mod vault;
 
 use std::net::SocketAddr;
@@ -129,6 +131,15 @@ pub struct ServeOptions {
 )]
 struct ApiDoc;
 
+/// The OpenAPI document, with the routes of the features this build has.
+fn openapi() -> utoipa::openapi::OpenApi {
+    #[allow(unused_mut)]
+    let mut doc = ApiDoc::openapi();
+    #[cfg(feature = "sql")]
+    doc.merge(sql::SqlDoc::openapi());
+    doc
+}
+
 struct ApiKeyScheme;
 
 impl utoipa::Modify for ApiKeyScheme {
@@ -143,15 +154,17 @@ impl utoipa::Modify for ApiKeyScheme {
 /// The service's routes, with `front`'s beside them; `shared` holds its state.
 pub fn router(shared: Shared, front: Option<Front>) -> Router {
     let api = Router::new()
-        .route("/api/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/api/openapi.json", get(|| async { Json(openapi()) }))
         .merge(definitions::routes())
         .merge(operations::routes())
         .merge(deliveries::routes())
         .merge(calls::routes())
         .merge(compat::routes())
         .route("/api/sources/{id}/preview", get(preview::preview))
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));
+        .route("/metrics", get(metrics));
+    #[cfg(feature = "sql")]
+    let api = api.route("/api/sql", axum::routing::post(sql::query));
+    let api = api.route_layer(middleware::from_fn_with_state(Arc::clone(&shared), auth::require_key));
     // Hooks check their own key or signature: their callers are other systems, not API clients.
     let app = Router::new().route("/api/health", get(health)).route("/api/ready", get(ready)).merge(hooks::routes()).merge(api);
     let app = match front {

@@ -43,7 +43,7 @@ struct Manifest {
 }
 
 /// Contract tables in the state directory or in a shared object store.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum ContractStore {
     /// `contracts/NAME.arrow` in the state directory.
     Local(Arc<dyn ObjectStore>),

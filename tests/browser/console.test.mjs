@@ -320,6 +320,22 @@ await step("the dashboard counts, last runs and source health", async () => {
   await shot("dashboard");
 });
 
+await step("the SQL page answers a query over the register and refuses a write", async () => {
+  await page.getByRole("link", { name: "SQL" }).click();
+  await page.getByLabel(/^Query/).fill("SELECT category, count(*) AS n FROM dcat.dataset GROUP BY category ORDER BY n DESC, category");
+  await page.getByRole("button", { name: "Run query" }).click();
+  await page.locator("#sql-result").waitFor();
+  const headers = await page.locator("#sql-result th").allTextContents();
+  assert.deepEqual(headers, ["category", "n"]);
+  const counts = await page.locator("#sql-result tbody tr td:nth-child(2)").allTextContents();
+  assert.equal(counts.map(Number).reduce((a, b) => a + b, 0), available, counts.join(","));
+  await shot("sql");
+  await page.getByLabel(/^Query/).fill("DELETE FROM jobs");
+  await page.getByRole("button", { name: "Run query" }).click();
+  await page.locator("#sql-error").waitFor();
+  assert.match(await text("#sql-error"), /DML not supported/);
+});
+
 await step("the phone layout does not scroll sideways", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   for (const path of ["/", "/synchronizations/pet-store-to-datasets", "/mappings/pet-to-dataset"]) {

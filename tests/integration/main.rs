@@ -30,6 +30,8 @@ mod secrets;
 mod service;
 mod sftp;
 mod shared_contracts;
+#[cfg(feature = "sql")]
+mod sql;
 mod targets;
 mod traces;
 mod twig_golden;

@@ -100,6 +100,23 @@ impl RegisterStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Up to `limit` live objects of `register/schema` after sequence number `after`, in order, each
+    /// with its sequence number: pages that cost the same however deep into the schema they are.
+    pub fn page_after(&self, register: &str, schema: &str, after: i64, limit: usize) -> Result<Vec<(i64, StoredObject)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SHOWN}, seq FROM objects_view WHERE register = ?1 AND schema = ?2 AND deleted_at IS NULL AND seq > ?3 ORDER BY seq LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(params![register, schema, after, limit as i64], |r| Ok((r.get(10)?, row_to_object(r)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every (register, schema) that has held objects.
+    pub fn schemas(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT register, schema FROM collections ORDER BY register, schema")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Number of live objects of `register/schema` matching `filters`.
     pub fn count(&self, register: &str, schema: &str, filters: &[(String, String)]) -> Result<u64, StoreError> {
         let (clause, values) = filter_clause(register, schema, filters);
