@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use syncline::pipeline::{self, Progress, RunOptions, RunReport};
+use syncline::pipeline::{self, Progress, RunOptions, RunReport, follow_ups};
 use syncline::store::{JobStatus, StateDir};
 use tokio_util::sync::CancellationToken;
 
@@ -64,23 +64,34 @@ pub async fn run(state: &super::State, args: RunArgs) -> anyhow::Result<ExitCode
         }
     });
     let mut failed = false;
-    for name in names {
-        let options = RunOptions {
-            force_full_sync: args.force_full_sync,
-            dry_run: args.dry_run,
-            allow_mass_delete: args.allow_mass_delete,
-            cancel: cancel.clone(),
-            ..RunOptions::default()
-        };
-        let report = run_one(&pipeline, &name, &state, options, !args.json).await?;
-        failed |= report.job.status != JobStatus::Completed;
-        if args.json {
-            println!("{}", serde_json::to_string(&report.job)?);
-        } else {
-            print_report(&state, &report);
-        }
-        if cancel.is_cancelled() {
-            break;
+    let jobs = state.jobs()?;
+    'runs: for name in names {
+        // Depth first, in order: a synchronization, then its follow-ups (and theirs) before the next.
+        let mut pending: Vec<(String, Vec<String>, Option<syncline::store::JobRecord>)> = vec![(name, Vec::new(), None)];
+        while let Some((name, chain, parent)) = pending.pop() {
+            let options = RunOptions {
+                force_full_sync: args.force_full_sync,
+                dry_run: args.dry_run,
+                allow_mass_delete: args.allow_mass_delete,
+                cancel: cancel.clone(),
+                ..RunOptions::default()
+            };
+            let report = run_one(&pipeline, &name, &state, options, !args.json).await?;
+            if let Some(parent) = &parent {
+                follow_ups::link(&jobs, parent, &report.job)?;
+            }
+            failed |= report.job.status != JobStatus::Completed;
+            if args.json {
+                println!("{}", serde_json::to_string(&report.job)?);
+            } else {
+                print_report(&state, &report);
+            }
+            if cancel.is_cancelled() {
+                break 'runs;
+            }
+            let next = follow_ups::due(&pipeline, &report.job, &chain, &jobs)?;
+            let chain: Vec<String> = chain.into_iter().chain([name]).collect();
+            pending.extend(next.into_iter().rev().map(|f| (f, chain.clone(), Some(report.job.clone()))));
         }
     }
     if let Some(path) = &args.metrics_textfile {

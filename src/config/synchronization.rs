@@ -188,6 +188,10 @@ pub struct SynchronizationDef {
     /// Its inbound hook (`POST /api/hooks/{synchronization}`): the secret callers sign with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<HookDef>,
+    /// Synchronizations run after a run of this one completed, in this order, each as its own job
+    /// (OpenConnector's `followUps`). A cycle is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<String>,
     /// Name, description and OpenConnector's bookkeeping fields, read apart (see `config::load`).
     #[serde(skip)]
     pub bookkeeping: Bookkeeping,

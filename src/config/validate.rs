@@ -50,6 +50,7 @@ pub(crate) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> (Pipel
         }
     }
 
+    check_follow_ups(doc, &file, &mut errors);
     let pipeline = Pipeline {
         file: doc.file.clone().into(),
         sources: file.sources,
@@ -60,6 +61,53 @@ pub(crate) fn resolve(doc: &Document, file: PipelineFile, base: &Path) -> (Pipel
         warnings: Vec::new(),
     };
     (pipeline, errors)
+}
+
+/// Every follow-up names a synchronization, and following them never comes back where it started
+/// (OpenConnector v0.2.19 ran A → B → A … until the process died).
+fn check_follow_ups(doc: &Document, file: &PipelineFile, errors: &mut Vec<ConfigError>) {
+    let syncs = &file.synchronizations;
+    for (name, def) in syncs {
+        for follow_up in &def.follow_ups {
+            if !syncs.contains_key(follow_up) {
+                errors.push(doc.error(
+                    &format!("synchronizations.{name}.followUps"),
+                    format!("no synchronization named `{follow_up}` (synchronizations: {})", names(syncs.keys())),
+                ));
+            }
+        }
+    }
+    // One depth-first walk over every synchronization, iterative, each visited once (linear however
+    // the follow-ups are wired): a follow-up already on the walk's path closes a cycle.
+    let mut done: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for start in syncs.keys() {
+        if done.contains(start.as_str()) {
+            continue;
+        }
+        let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
+        while let Some(&(at, next)) = path.last() {
+            let follow_ups = syncs.get(at).map(|d| d.follow_ups.as_slice()).unwrap_or_default();
+            let Some(follow_up) = follow_ups.get(next) else {
+                done.insert(at);
+                path.pop();
+                continue;
+            };
+            if let Some(top) = path.last_mut() {
+                top.1 += 1;
+            }
+            let follow_up = follow_up.as_str();
+            if let Some(from) = path.iter().position(|(name, _)| *name == follow_up) {
+                let mut cycle: Vec<&str> = path[from..].iter().map(|(name, _)| *name).collect();
+                cycle.push(follow_up);
+                errors.push(doc.error(
+                    &format!("synchronizations.{follow_up}.followUps"),
+                    format!("the follow-ups make a cycle: {} (each would start the next for ever)", cycle.join(" → ")),
+                ));
+            } else if syncs.contains_key(follow_up) && !done.contains(follow_up) {
+                path.push((follow_up, 0));
+            }
+        }
+    }
 }
 
 /// Every name is an identifier: names become file names and URL segments.

@@ -131,6 +131,7 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
             continue;
         }
         normalize_entity("synchronizations", &at, &mut fields, &mut notices);
+        resolve_follow_ups(&mut fields, &sync_index, &at, &mut notices);
         leave_out_unknown(&mut fields, SYNCHRONIZATION_KEYS, &at, &mut notices);
         if let Some(Value::Object(config)) = fields.get_mut("sourceConfig") {
             // The shared keys, and those a connector reads for itself (a database's `table`).
@@ -270,6 +271,30 @@ fn import_registers(registers: Vec<Entity>, schemas: Vec<Entity>, schema_index: 
 /// A per-object export refers by database id (`"sourceId": "1"`) to objects whose files carry none.
 /// Such a reference is taken to mean the file's only entity of its kind, or else the one whose name
 /// shares most words with the synchronization's; either way a notice says which, to be checked.
+/// `followUps` by id, uuid or slug, as the names of the synchronizations they stand for; one that
+/// is not in the file is left out, said by a notice. (A cycle among them is refused when the
+/// pipeline is loaded.)
+fn resolve_follow_ups(fields: &mut Map<String, Value>, syncs: &Index, at: &str, notices: &mut Vec<Notice>) {
+    let Some(given) = fields.remove("followUps") else { return };
+    let given = match given {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let mut names = Vec::new();
+    for reference in given {
+        match syncs.resolve(&reference) {
+            Some(name) => names.push(Value::String(name)),
+            None => notices.push(Notice {
+                key: format!("{at}.followUps"),
+                message: format!("follow-up {reference} left out: no synchronization of the file has that id"),
+            }),
+        }
+    }
+    if !names.is_empty() {
+        fields.insert("followUps".into(), Value::Array(names));
+    }
+}
+
 fn resolve_reference(fields: &mut Map<String, Value>, key: &str, index: &Index, what: &str, at: &str, notices: &mut Vec<Notice>) {
     let Some(reference) = fields.get(key).cloned() else { return };
     let shown = text_of(&reference).unwrap_or_default();

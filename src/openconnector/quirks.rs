@@ -182,13 +182,14 @@ fn normalize_synchronization(fields: &mut Map<String, Value>, note: &mut impl Fn
     if fields.get("conditions").is_some_and(is_empty) {
         fields.remove("conditions");
     }
-    for key in ["followUps", "actions"] {
-        if let Some(value) = fields.remove(key)
-            && !is_empty(&value)
-        {
-            let what = if key == "actions" { "rules (`actions`)" } else { "follow-up synchronizations" };
-            note(key, format!("not honoured yet: syncline does not run {what}; run them as their own synchronizations"));
-        }
+    if let Some(value) = fields.remove("actions")
+        && !is_empty(&value)
+    {
+        note("actions", "not honoured yet: syncline does not run rules (`actions`)".into());
+    }
+    // `followUps` name other synchronizations by id: the import resolves them (see `import`).
+    if fields.get("followUps").is_some_and(is_empty) {
+        fields.remove("followUps");
     }
     if let Some(value) = fields.remove("sourceHashMapping")
         && !is_empty(&value)

@@ -18,6 +18,7 @@
 //! before anything else takes over from runs a dead process left behind, adopting what they wrote.
 
 mod call_log;
+pub mod follow_ups;
 mod map_stage;
 mod parts;
 #[cfg(test)]

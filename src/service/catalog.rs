@@ -316,34 +316,55 @@ impl Catalog {
     /// The pipeline one synchronization runs: it, its source, mapping and register, validated alone, so
     /// that a broken definition elsewhere never stops it.
     pub fn pipeline_for(&self, sync: &str) -> Result<Pipeline, CatalogError> {
-        let Some(entry) = self.get(Section::Synchronizations, sync)? else {
-            return Err(CatalogError::NotFound { section: "synchronizations", id: sync.to_string() });
-        };
-        let body = &entry.body;
-        let name = |keys: &[&str]| keys.iter().find_map(|k| body.get(*k)).map(text_of);
-        let register = body
-            .pointer("/target/register")
-            .map(text_of)
-            .or_else(|| body.get("targetId").map(text_of).and_then(|t| t.split_once('/').map(|(r, _)| r.to_string())));
-        // An API target pushes through a second source of the catalog.
-        let push_source = body.pointer("/target/source").map(text_of).or_else(|| {
-            (body.get("targetType").and_then(Value::as_str) == Some("api")).then(|| body.get("targetId").map(text_of)).flatten()
-        });
+        // The synchronization, and every one its follow-ups reach: they run from the same pipeline.
+        let mut syncs: Vec<(String, Value)> = Vec::new();
+        let mut queue = vec![sync.to_string()];
+        while let Some(id) = queue.pop() {
+            if syncs.iter().any(|(known, _)| *known == id) {
+                continue;
+            }
+            let Some(entry) = self.get(Section::Synchronizations, &id)? else {
+                if id == sync {
+                    return Err(CatalogError::NotFound { section: "synchronizations", id: sync.to_string() });
+                }
+                // A follow-up that is not there: the pipeline's check names it.
+                continue;
+            };
+            queue.extend(entry.body.get("followUps").and_then(Value::as_array).into_iter().flatten().map(text_of));
+            syncs.push((id, entry.body));
+        }
+        let (mut sources, mut mappings, mut registers) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, body) in &syncs {
+            let name = |keys: &[&str]| keys.iter().find_map(|k| body.get(*k)).map(text_of);
+            registers.push(
+                body.pointer("/target/register")
+                    .map(text_of)
+                    .or_else(|| body.get("targetId").map(text_of).and_then(|t| t.split_once('/').map(|(r, _)| r.to_string()))),
+            );
+            // An API target pushes through a second source of the catalog.
+            let push_source = body.pointer("/target/source").map(text_of).or_else(|| {
+                (body.get("targetType").and_then(Value::as_str) == Some("api")).then(|| body.get("targetId").map(text_of)).flatten()
+            });
+            sources.extend([name(&["source", "sourceId"]), push_source]);
+            mappings.extend(self.mappings_called(name(&["mapping", "sourceTargetMapping"]))?.into_iter().map(Some));
+        }
         let mut root = Map::new();
         let mut add = |section: Section, ids: Vec<Option<String>>| -> Result<(), CatalogError> {
             let mut entries = Map::new();
             for id in ids.into_iter().flatten() {
-                if let Some(found) = self.get(section, &id)? {
+                if !entries.contains_key(&id)
+                    && let Some(found) = self.get(section, &id)?
+                {
                     entries.insert(id, found.body);
                 }
             }
             root.insert(section.as_str().into(), Value::Object(entries));
             Ok(())
         };
-        add(Section::Sources, vec![name(&["source", "sourceId"]), push_source])?;
-        add(Section::Mappings, self.mappings_called(name(&["mapping", "sourceTargetMapping"]))?.into_iter().map(Some).collect())?;
-        add(Section::Registers, vec![register])?;
-        add(Section::Synchronizations, vec![Some(sync.to_string())])?;
+        add(Section::Sources, sources)?;
+        add(Section::Mappings, mappings)?;
+        add(Section::Registers, registers)?;
+        root.insert(Section::Synchronizations.as_str().into(), Value::Object(syncs.into_iter().collect()));
         Pipeline::from_value("definitions", Value::Object(root), &self.base).map_err(|e| CatalogError::Invalid(e.0))
     }
 

@@ -103,7 +103,7 @@ pub async fn run(
         return Ok((StatusCode::CREATED, Json(job_view(&shared, &job))).into_response());
     };
     let (force, test) = (force || body.force.0, body.test.0);
-    let request = RunRequest { force_full_sync: force, dry_run: test, first_page_only: test };
+    let request = RunRequest { force_full_sync: force, dry_run: test, first_page_only: test, ..RunRequest::default() };
     let (_, done) = shared.runner.start_with(pipeline, &id, request)?;
     let finished = done.await.map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the run ended without reporting how"))?;
     Ok(run_answer(job_view(&shared, &finished.job), &finished, &body, force))

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Pipeline;
 use crate::errors::ErrorCategory;
-use crate::pipeline::{self, Progress, RunOptions};
+use crate::pipeline::{self, Progress, RunOptions, follow_ups};
 use crate::store::{JobRecord, JobStatus, StateDir, StoreError, now_text};
 
 struct Active {
@@ -21,12 +21,14 @@ struct Active {
 }
 
 /// How to run a job.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunRequest {
     pub force_full_sync: bool,
     pub dry_run: bool,
     /// OpenConnector's test run: the first page only, nothing written.
     pub first_page_only: bool,
+    /// The synchronizations whose completed runs led to this one, as follow-ups (empty: none).
+    pub chain: Vec<String>,
 }
 
 /// A job that ended, with its warnings and where its time went.
@@ -108,7 +110,7 @@ impl Runner {
         request: RunRequest,
         pushed: Option<Arc<Vec<crate::sources::RawRecord>>>,
     ) -> Result<(JobRecord, oneshot::Receiver<Finished>), StartError> {
-        let RunRequest { force_full_sync, dry_run, first_page_only } = request;
+        let RunRequest { force_full_sync, dry_run, first_page_only, chain } = request;
         if self.closing.is_cancelled() {
             return Err(StartError::Closing);
         }
@@ -133,9 +135,35 @@ impl Runner {
             let options = RunOptions { force_full_sync, dry_run, first_page_only, cancel, pushed, ..RunOptions::default() };
             let (job, warnings) = runner.execute(&pipeline, record, options, Arc::clone(&progress)).await;
             drop(release);
-            let _ = done_tx.send(Finished { job, warnings, progress });
+            let _ = done_tx.send(Finished { job: job.clone(), warnings, progress });
+            runner.follow_up(&pipeline, &job, chain).await;
         });
         Ok((job, done_rx))
+    }
+
+    /// Starts the follow-ups of `job` (see [`follow_ups`]), one after the other: each when the one
+    /// before it has ended.
+    async fn follow_up(self: &Arc<Self>, pipeline: &Pipeline, job: &JobRecord, chain: Vec<String>) {
+        let Ok(jobs) = self.state.jobs() else { return };
+        let due = match follow_ups::due(pipeline, job, &chain, &jobs) {
+            Ok(due) => due,
+            Err(error) => return tracing::warn!("follow-ups of job {}: {error}", job.id),
+        };
+        let chain: Vec<String> = chain.into_iter().chain([job.synchronization.clone()]).collect();
+        for follow_up in due {
+            let request = RunRequest { chain: chain.clone(), ..RunRequest::default() };
+            match self.spawn_run(pipeline.clone(), &follow_up, request, None) {
+                Ok((child, done)) => {
+                    if let Err(error) = follow_ups::link(&jobs, job, &child) {
+                        tracing::warn!("follow-up job {}: {error}", child.id);
+                    }
+                    let _ = done.await;
+                }
+                Err(error) => {
+                    let _ = jobs.log(&job.id, "warn", &format!("follow-up `{follow_up}` not started: {error}"));
+                }
+            }
+        }
     }
 
     /// Runs the job; how it ended, and its warnings.

@@ -116,6 +116,8 @@ CREATE INDEX IF NOT EXISTS job_errors_by_job ON job_errors(job_id, seq);
 CREATE TABLE IF NOT EXISTS cursors (synchronization TEXT PRIMARY KEY, value TEXT NOT NULL, fingerprint TEXT NOT NULL, saved_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recovery (synchronization TEXT PRIMARY KEY, since TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS job_events (seq INTEGER PRIMARY KEY, job_id TEXT NOT NULL, synchronization TEXT NOT NULL, status TEXT NOT NULL, at TEXT);
+CREATE TABLE IF NOT EXISTS job_links (job_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS job_links_by_parent ON job_links(parent_id);
 CREATE TRIGGER IF NOT EXISTS job_ended AFTER UPDATE OF status ON jobs
     WHEN NEW.status IN ('COMPLETED', 'FAILED') AND OLD.status NOT IN ('COMPLETED', 'FAILED')
     BEGIN INSERT INTO job_events (job_id, synchronization, status, at) VALUES (NEW.id, NEW.synchronization, NEW.status, NEW.completed_at); END;
@@ -203,6 +205,24 @@ impl JobStore {
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(f(&conn)?)
+    }
+
+    /// Records that `job` is a follow-up of `parent` (it ran because `parent` completed).
+    pub fn link(&self, job: &str, parent: &str) -> Result<(), StoreError> {
+        self.with(|c| c.execute("INSERT OR REPLACE INTO job_links (job_id, parent_id) VALUES (?1, ?2)", params![job, parent]).map(drop))
+    }
+
+    /// The job `job` follows up on, if any.
+    pub fn parent_of(&self, job: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| c.query_row("SELECT parent_id FROM job_links WHERE job_id = ?1", [job], |r| r.get(0)).optional())
+    }
+
+    /// The follow-up jobs `job` started, in the order they were recorded.
+    pub fn follow_ups_of(&self, job: &str) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT job_id FROM job_links WHERE parent_id = ?1 ORDER BY rowid")?;
+            stmt.query_map([job], |r| r.get(0))?.collect()
+        })
     }
 
     /// Jobs that ended after event `seq`, in order.

@@ -13,6 +13,7 @@ mod database;
 mod faults;
 mod federation;
 mod files;
+mod follow_ups;
 mod ftp;
 mod hooks;
 mod hostile;
