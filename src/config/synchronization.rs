@@ -188,6 +188,10 @@ pub struct SynchronizationDef {
     /// Its inbound hook (`POST /api/hooks/{synchronization}`): the secret callers sign with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<HookDef>,
+    /// A mapping whose output is hashed instead of the whole record (OpenConnector's
+    /// `sourceHashMapping`): leave out what changes on every read, and such a change alone is no update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_hash_mapping: Option<Text>,
     /// Synchronizations run after a run of this one completed, in this order, each as its own job
     /// (OpenConnector's `followUps`). A cycle is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

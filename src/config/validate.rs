@@ -257,6 +257,12 @@ fn resolve_sync(
         }
     };
 
+    if let Some(m) = &def.source_hash_mapping
+        && !file.mappings.contains_key(&m.0)
+    {
+        fail(".sourceHashMapping", format!("no mapping named `{}` (mappings: {})", m.0, names(file.mappings.keys())));
+    }
+
     let (register, schema, api_target) = resolve_target(def, file, &mut fail);
     let config = &def.source_config;
     // A source that names its records' ids itself (an Airbyte stream's primary key) needs no idPosition.

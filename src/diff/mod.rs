@@ -5,6 +5,8 @@
 pub mod contracts;
 pub mod hash;
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -98,6 +100,11 @@ impl Differ {
     pub fn set_max_depth(&mut self, max_depth: usize) {
         self.identifier.hasher = Hasher::new(max_depth);
         self.identifier.max_depth = max_depth;
+    }
+
+    /// Hashes `view` of each record instead of the whole record (`sourceHashMapping`).
+    pub fn set_hash_view(&mut self, view: HashView) {
+        self.identifier.view = Some(view);
     }
 
     /// What a delete the source reports does: the synchronization's delete policy.
@@ -259,7 +266,13 @@ pub struct Identifier {
     fingerprint: [u8; 32],
     id_path: Vec<String>,
     id_dot: DotPath,
+    /// What is hashed instead of the whole record (`sourceHashMapping`): a view without the fields
+    /// that change on every read (a fetch time), so they alone never make a record changed.
+    view: Option<HashView>,
 }
+
+/// A record's view for hashing: the record in, the part that counts out (or why it cannot be made).
+pub type HashView = Arc<dyn Fn(&Value) -> Result<Value, String> + Send + Sync>;
 
 /// A clone starts with buffers of its own.
 impl Clone for Identifier {
@@ -270,6 +283,7 @@ impl Clone for Identifier {
             fingerprint: self.fingerprint,
             id_path: self.id_path.clone(),
             id_dot: self.id_dot.clone(),
+            view: self.view.clone(),
         }
     }
 }
@@ -278,7 +292,7 @@ impl Identifier {
     pub fn new(id_position: &str, fingerprint: [u8; 32]) -> Identifier {
         let id_dot = DotPath::parse(id_position);
         let max_depth = crate::limits::DEFAULT_MAX_DEPTH;
-        Identifier { hasher: Hasher::new(max_depth), max_depth, fingerprint, id_path: id_dot.segments().to_vec(), id_dot }
+        Identifier { hasher: Hasher::new(max_depth), max_depth, fingerprint, id_path: id_dot.segments().to_vec(), id_dot, view: None }
     }
 
     pub fn identify_all(&mut self, records: &[RawRecord]) -> Vec<Identity> {
@@ -301,6 +315,13 @@ impl Identifier {
                 Err(error) => return Err(error.to_string()),
             },
         };
+        let hash = match self.view.clone() {
+            None => hash,
+            Some(view) => match self.view_hash(record, &view) {
+                Ok(hash) => hash,
+                Err(problem) => return Err(format!("sourceHashMapping: {problem}")),
+            },
+        };
         match id {
             // An empty id names no object: every record without one would be the same.
             Some(Ok(id)) if id.trim().is_empty() => Err(format!("the id at idPosition `{}` is empty", self.id_path.join("."))),
@@ -308,6 +329,24 @@ impl Identifier {
             Some(Err(problem)) => Err(problem),
             None => Err(format!("no value at idPosition `{}`", self.id_path.join("."))),
         }
+    }
+}
+
+impl Identifier {
+    /// The hash of `record`'s view. Called after the record was scanned, so it is known to be JSON
+    /// within the depth limit, and parsing it cannot go deeper than that.
+    fn view_hash(&mut self, record: &RawRecord, view: &HashView) -> Result<[u8; 32], String> {
+        let parsed;
+        let value = match record {
+            RawRecord::Json(bytes) => {
+                parsed = crate::limits::parse_checked_depth(bytes).map_err(|e| e.to_string())?;
+                &parsed
+            }
+            RawRecord::Value(value) => value,
+            RawRecord::Broken(_) | RawRecord::Gone(_) => return Ok([0; 32]),
+        };
+        let shown = view(value)?;
+        self.hasher.hash_value(&shown, &self.fingerprint).map_err(|e| e.to_string())
     }
 }
 

@@ -141,6 +141,9 @@ pub fn import(config: &Value) -> Result<Imported, ImportError> {
         }
         resolve_reference(&mut fields, "sourceId", &source_index, "source", &at, &mut notices);
         resolve_reference(&mut fields, "sourceTargetMapping", &mapping_index, "mapping", &at, &mut notices);
+        if fields.contains_key("sourceHashMapping") {
+            resolve_reference(&mut fields, "sourceHashMapping", &mapping_index, "hash mapping", &at, &mut notices);
+        }
         match fields.get("targetType").and_then(Value::as_str) {
             Some("register/schema") => {
                 let target = fields.get("targetId").and_then(text_of).unwrap_or_default();

@@ -30,6 +30,7 @@ pub(super) const SYNCHRONIZATION_KEYS: &[&str] = &[
     "deletePolicy",
     "maxDeleteShare",
     "hook",
+    "sourceHashMapping",
     "followUps",
 ];
 pub(super) const SOURCE_CONFIG_KEYS: &[&str] = &[

@@ -191,10 +191,9 @@ fn normalize_synchronization(fields: &mut Map<String, Value>, note: &mut impl Fn
     if fields.get("followUps").is_some_and(is_empty) {
         fields.remove("followUps");
     }
-    if let Some(value) = fields.remove("sourceHashMapping")
-        && !is_empty(&value)
-    {
-        note("sourceHashMapping", "not honoured yet: syncline hashes the whole source record".into());
+    // `sourceHashMapping` names a mapping by id: the import resolves it (see `import`).
+    if fields.get("sourceHashMapping").is_some_and(|v| is_empty(v) || v.is_null()) {
+        fields.remove("sourceHashMapping");
     }
 }
 

@@ -373,6 +373,27 @@ impl Run {
         if let Some(conditions) = conditions {
             fingerprint.update(conditions.to_string().as_bytes());
         }
+        // What is hashed instead of the whole record, when the synchronization says (its own mapping).
+        let hash_view = match &sync.definition.source_hash_mapping {
+            None => None,
+            Some(name) => {
+                let def = pipeline.mappings.get(&name.0).ok_or_else(|| config(format!("no mapping named `{}`", name.0)))?;
+                let view =
+                    Mapping::compile_in(&name.0, def, &pipeline.mappings).map_err(|e| config(format!("mapping `{}`: {e}", name.0)))?;
+                fingerprint.update(b"sourceHashMapping");
+                fingerprint.update(&view.fingerprint());
+                // A record the filter skips is hashed whole: it is not written, and OpenConnector checks
+                // conditions before it maps the view (a view may not even apply to such a record).
+                let skips = filter.clone();
+                let view: crate::diff::HashView = Arc::new(move |record| {
+                    if skips.as_ref().is_some_and(|filter| matches!(filter.accepts(record), Ok(false))) {
+                        return Ok(record.clone());
+                    }
+                    view.apply(record).map_err(|e| e.to_string())
+                });
+                Some(view)
+            }
+        };
         let fingerprint = *fingerprint.finalize().as_bytes();
         let cursor = self.start_cursor(state, sync, &fingerprint, options)?;
         let table = ContractTable::load(state, &sync.name).await?;
@@ -383,6 +404,9 @@ impl Run {
         };
         let mut differ = Differ::new(table, &sync.name, &id_position, fingerprint, options.force_full_sync);
         differ.set_delete_policy(sync.delete_policy);
+        if let Some(view) = hash_view {
+            differ.set_hash_view(view);
+        }
         if let Some(def) = pipeline.sources.get(&sync.source) {
             differ.set_max_depth(def.limits.max_depth);
         }

@@ -347,6 +347,7 @@ impl Catalog {
             });
             sources.extend([name(&["source", "sourceId"]), push_source]);
             mappings.extend(self.mappings_called(name(&["mapping", "sourceTargetMapping"]))?.into_iter().map(Some));
+            mappings.extend(self.mappings_called(name(&["sourceHashMapping"]))?.into_iter().map(Some));
         }
         let mut root = Map::new();
         let mut add = |section: Section, ids: Vec<Option<String>>| -> Result<(), CatalogError> {

@@ -120,17 +120,19 @@ async fn the_service_starts_follow_ups_after_a_run_and_links_them() {
 }
 
 #[test]
-fn openconnector_follow_ups_by_id_import_as_names() {
+fn openconnector_follow_ups_and_hash_mappings_by_id_import_as_names() {
     let config = json!({"components": {
         "sources": {"s": {"id": 1, "name": "S", "type": "api", "location": "http://x"}},
+        "mappings": {"stable": {"id": 5, "name": "Stable", "mapping": {"name": "{{ name }}"}}},
         "synchronizations": {
-            "first": {"id": 10, "name": "First", "sourceId": 1, "sourceConfig": {"idPosition": "id"}, "followUps": [11, "99"]},
+            "first": {"id": 10, "name": "First", "sourceId": 1, "sourceConfig": {"idPosition": "id"}, "followUps": [11, "99"], "sourceHashMapping": 5},
             "second": {"id": 11, "uuid": "b6f2", "name": "Second", "sourceId": 1, "sourceConfig": {"idPosition": "id"}, "followUps": []}
         }
     }});
     let imported = syncline::openconnector::import(&config).unwrap();
     let syncs = &imported.pipeline["synchronizations"];
     assert_eq!(syncs["first"]["followUps"], json!(["second"]));
+    assert_eq!(syncs["first"]["sourceHashMapping"], "stable", "the hash mapping by its id, as its name");
     assert!(syncs["second"].get("followUps").is_none());
     let notice = imported.notices.iter().find(|n| n.key == "synchronizations.first.followUps").expect("a notice for the unknown id");
     assert!(notice.message.contains("\"99\""), "{}", notice.message);

@@ -15,6 +15,7 @@ mod federation;
 mod files;
 mod follow_ups;
 mod ftp;
+mod hash_view;
 mod hooks;
 mod hostile;
 mod leases;
