@@ -20,6 +20,7 @@
 mod call_log;
 pub mod follow_ups;
 mod map_stage;
+mod observe;
 mod parts;
 #[cfg(test)]
 mod parts_tests;
@@ -189,12 +190,7 @@ pub async fn run_job_on(
         writer_stopped: false,
         calls: Arc::default(),
     };
-    // A trace's span of the job (with traces off, a disabled callsite and nothing more).
-    use tracing::field::Empty;
-    let span = tracing::info_span!(target: "syncline::trace", "syncline.job", "syncline.job.id" = %job.id,
-        "syncline.synchronization" = %job.synchronization, "syncline.status" = Empty, "syncline.records.found" = Empty,
-        "syncline.records.created" = Empty, "syncline.records.updated" = Empty, "syncline.records.unchanged" = Empty,
-        "syncline.records.skipped" = Empty, "syncline.records.deleted" = Empty, "syncline.records.failed" = Empty, error = Empty);
+    let span = observe::job_span(&job);
     let execute = run.execute(pipeline, &job, state, &options, &progress, interrupted, parts);
     let execute = std::panic::AssertUnwindSafe(tracing::Instrument::instrument(execute, span.clone()));
     let outcome = match futures::FutureExt::catch_unwind(execute).await {
@@ -274,27 +270,8 @@ pub async fn run_job_on(
         ),
     )?;
     jobs.update(&job)?;
-    record_outcome(&span, &job);
+    observe::record_outcome(&span, &job);
     Ok(RunReport { job, warnings })
-}
-
-/// The job's outcome on its span: status, counts, and the error as the span's status.
-fn record_outcome(span: &tracing::Span, job: &JobRecord) {
-    if span.is_disabled() {
-        return;
-    }
-    let c = job.counts;
-    span.record("syncline.status", job.status.as_str());
-    span.record("syncline.records.found", c.found);
-    span.record("syncline.records.created", c.created);
-    span.record("syncline.records.updated", c.updated);
-    span.record("syncline.records.unchanged", c.unchanged);
-    span.record("syncline.records.skipped", c.skipped);
-    span.record("syncline.records.deleted", c.deleted);
-    span.record("syncline.records.failed", c.failed);
-    if let Some(error) = &job.error {
-        span.record("error", error.as_str());
-    }
 }
 
 /// A line of the job's log, kept with the job and logged (target `syncline::job`, with the job and
@@ -376,23 +353,7 @@ impl Run {
         // What is hashed instead of the whole record, when the synchronization says (its own mapping).
         let hash_view = match &sync.definition.source_hash_mapping {
             None => None,
-            Some(name) => {
-                let def = pipeline.mappings.get(&name.0).ok_or_else(|| config(format!("no mapping named `{}`", name.0)))?;
-                let view =
-                    Mapping::compile_in(&name.0, def, &pipeline.mappings).map_err(|e| config(format!("mapping `{}`: {e}", name.0)))?;
-                fingerprint.update(b"sourceHashMapping");
-                fingerprint.update(&view.fingerprint());
-                // A record the filter skips is hashed whole: it is not written, and OpenConnector checks
-                // conditions before it maps the view (a view may not even apply to such a record).
-                let skips = filter.clone();
-                let view: crate::diff::HashView = Arc::new(move |record| {
-                    if skips.as_ref().is_some_and(|filter| matches!(filter.accepts(record), Ok(false))) {
-                        return Ok(record.clone());
-                    }
-                    view.apply(record).map_err(|e| e.to_string())
-                });
-                Some(view)
-            }
+            Some(name) => Some(observe::hash_view(pipeline, &name.0, filter.clone(), &mut fingerprint).map_err(config)?),
         };
         let fingerprint = *fingerprint.finalize().as_bytes();
         let cursor = self.start_cursor(state, sync, &fingerprint, options)?;
