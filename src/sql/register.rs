@@ -103,12 +103,6 @@ struct Objects {
     columns: SchemaRef,
 }
 
-impl std::fmt::Debug for StateDir {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StateDir({})", self.root().display())
-    }
-}
-
 impl PartitionStream for Objects {
     fn schema(&self) -> &SchemaRef {
         &self.columns

@@ -321,8 +321,21 @@ async fn remove_before(store: &Arc<dyn ObjectStore>, folder: &StorePath, generat
     Ok(())
 }
 
-/// Writes `batch` as an Arrow IPC file into `upload`, a slice at a time.
+/// Writes `batch` as an Arrow IPC file into `upload`, a slice at a time; an upload that fails
+/// part-way is aborted, so no half-written part is left with the store (S3 keeps, and bills,
+/// incomplete multipart uploads until told otherwise).
 async fn write_ipc(mut upload: WriteMultipart, sync: &str, batch: &RecordBatch) -> Result<(), StoreError> {
+    let object = |source| StoreError::Object { sync: sync.into(), source };
+    match encode_ipc(&mut upload, sync, batch).await {
+        Ok(()) => upload.finish().await.map(drop).map_err(object),
+        Err(error) => {
+            let _ = upload.abort().await;
+            Err(error)
+        }
+    }
+}
+
+async fn encode_ipc(upload: &mut WriteMultipart, sync: &str, batch: &RecordBatch) -> Result<(), StoreError> {
     const SLICE: usize = 65_536;
     let arrow = |source| StoreError::Arrow { sync: sync.into(), source };
     let object = |source| StoreError::Object { sync: sync.into(), source };
@@ -339,7 +352,6 @@ async fn write_ipc(mut upload: WriteMultipart, sync: &str, batch: &RecordBatch) 
     }
     writer.finish().map_err(arrow)?;
     upload.write(writer.get_mut());
-    upload.finish().await.map_err(object)?;
     Ok(())
 }
 

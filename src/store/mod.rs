@@ -62,6 +62,13 @@ pub struct StateDir {
     jobs: Arc<std::sync::Mutex<Option<Arc<JobStore>>>>,
 }
 
+/// A state directory shows as where it is.
+impl std::fmt::Debug for StateDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StateDir({})", self.root.display())
+    }
+}
+
 impl StateDir {
     /// Opens (creating if needed) the state directory at `root`.
     pub fn open(root: &Path) -> Result<StateDir, StoreError> {
